@@ -1,0 +1,1 @@
+"""Data generators for benchmarks and tests. Everything is generated locally."""
