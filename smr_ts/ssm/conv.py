@@ -1,0 +1,86 @@
+"""Causal depthwise convolution over observed steps only.
+
+Used by S6's short convolution and by the SMR gate. A window covers the last
+``kernel`` *observed* steps: unobserved (masked) steps and padding are skipped, and
+the value at a masked step is the value at the most recent observed step before it.
+Therefore inserting or removing unobserved steps changes nothing at observed steps,
+which keeps S5's ZOH gap-splitting identity exact with SMR, and lets forecast queries
+(masked steps) be answered independently of each other.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["observed_causal_conv", "causal_conv_reference"]
+
+
+def _causal_depthwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x (B, L, C), weight (C, K) with weight[:, -1] applied to the current step."""
+    channels, kernel = weight.shape
+    y = F.conv1d(F.pad(x.transpose(1, 2), (kernel - 1, 0)), weight.unsqueeze(1), bias, groups=channels)
+    return y.transpose(1, 2)
+
+
+def observed_causal_conv(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Depthwise causal convolution whose windows skip unobserved steps.
+
+    Parameters
+    ----------
+    x : Tensor (batch, L, C)
+    weight : Tensor (C, kernel)
+        ``weight[:, -1]`` multiplies the current step, ``weight[:, -1 - i]`` the i-th
+        observed step before it.
+    bias : Tensor (C,), optional
+    mask : bool Tensor (batch, L), optional
+        True where the step is observed. None means every step is observed.
+
+    Returns
+    -------
+    Tensor (batch, L, C)
+        At an observed step, the convolution over it and the ``kernel - 1`` observed
+        steps before it (zeros before the first). At an unobserved step, the value at the
+        latest observed step before it (the bias alone if there is none).
+    """
+    if mask is None:
+        return _causal_depthwise(x, weight, bias)
+    batch, length, channels = x.shape
+    mask = mask.to(torch.bool)
+    # Move observed steps to the front of each row, keeping their order.
+    order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
+    compact = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, channels))
+    n_observed = mask.sum(1, keepdim=True)
+    keep = torch.arange(length, device=x.device).unsqueeze(0) < n_observed
+    compact = compact * keep.unsqueeze(-1).to(compact.dtype)
+    y_compact = _causal_depthwise(compact, weight, bias)
+    # Step k reads the compact position of the latest observed step <= k.
+    rank = torch.cumsum(mask, dim=1) - 1
+    y = torch.gather(y_compact, 1, rank.clamp(min=0).unsqueeze(-1).expand(-1, -1, channels))
+    none_yet = (rank < 0).unsqueeze(-1)
+    empty = bias.to(y.dtype).expand_as(y) if bias is not None else torch.zeros_like(y)
+    return torch.where(none_yet, empty, y)
+
+
+def causal_conv_reference(x, weight, bias=None, mask=None):
+    """Loop version of :func:`observed_causal_conv`: the definition, for tests."""
+    batch, length, channels = x.shape
+    kernel = weight.shape[1]
+    mask = torch.ones(batch, length, dtype=torch.bool) if mask is None else mask.to(torch.bool).cpu()
+    out = torch.zeros_like(x)
+    for i in range(batch):
+        seen: list[int] = []
+        for k in range(length):
+            if mask[i, k]:
+                seen.append(k)
+            if not seen:
+                out[i, k] = bias if bias is not None else 0
+                continue
+            window = seen[-kernel:]
+            acc = torch.zeros(channels, dtype=x.dtype, device=x.device) if bias is None else bias.clone()
+            for j, step in enumerate(reversed(window)):
+                acc = acc + weight[:, -1 - j] * x[i, step]
+            out[i, k] = acc
+    return out

@@ -1,0 +1,98 @@
+"""State Memory Replay (Qi et al., Findings of ACL 2024).
+
+When test-time sampling differs from training, errors injected through the input
+accumulate in the state (non-stable states). SMR rescales each input by a gate that
+replays the recent inputs through a learnable causal convolution:
+
+    u~_k = sigmoid(sum_{i < tau} m_i * u_{k-i} + c) * u_k          (per channel)
+
+The SSM then consumes u~ instead of u; its A and Delta are unchanged.
+
+Design choices (the paper's own values could not be read):
+
+- ``kernel_size`` tau defaults to 4.
+- m is drawn like a depthwise ``Conv1d`` weight, U(-1/sqrt(tau), 1/sqrt(tau)); the bias c
+  starts at 0, so at initialisation the gate is exactly the paper's formula.
+- Windows run over the last tau *observed* steps: masked steps and padding are skipped
+  (see :mod:`smr_ts.ssm.conv`). Inserting an unobserved step therefore leaves the gate
+  at every observed step unchanged, and S5's gap-splitting identity survives SMR.
+- ``use_gaps=True`` is a time-aware variant: the gate logit also gets
+  ``w * log(gap since the previous observation)`` per channel, with w starting at 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from smr_ts.ssm.conv import observed_causal_conv
+
+__all__ = ["SMRGate", "observed_gaps"]
+
+_MIN_GAP = 1e-6
+
+
+def observed_gaps(dt: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Time since the previous observed step (since the sequence start for the first one).
+
+    ``dt`` (batch, L) are per-step gaps including unobserved steps; with ``mask`` None
+    every step is observed and this is ``dt`` itself.
+    """
+    if mask is None:
+        return dt
+    t = torch.cumsum(dt.to(torch.float64), dim=1)
+    steps = torch.arange(dt.shape[1], device=dt.device).expand_as(dt)
+    last_obs = torch.cummax(torch.where(mask.to(torch.bool), steps, -1), dim=1).values
+    prev_obs = torch.cat([torch.full_like(last_obs[:, :1], -1), last_obs[:, :-1]], dim=1)
+    t_prev = torch.where(prev_obs >= 0, torch.gather(t, 1, prev_obs.clamp(min=0)), torch.zeros_like(t))
+    return (t - t_prev).to(dt.dtype)
+
+
+class SMRGate(nn.Module):
+    """The SMR input gate. Maps u (batch, L, C) to sigmoid(conv(u)) * u.
+
+    Parameters
+    ----------
+    channels : int
+        Number of input channels C (the SSM input width).
+    kernel_size : int, default 4
+        tau, the number of recent observed inputs the gate looks at (including the current one).
+    use_gaps : bool, default False
+        Add ``w * log(gap since the previous observation)`` to the gate logit.
+
+    Examples
+    --------
+    >>> gate = SMRGate(channels=3, kernel_size=4)
+    >>> gate(torch.randn(2, 10, 3)).shape
+    torch.Size([2, 10, 3])
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 4, use_gaps: bool = False):
+        super().__init__()
+        if kernel_size < 1:
+            raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.use_gaps = use_gaps
+        bound = 1.0 / math.sqrt(kernel_size)
+        self.weight = nn.Parameter(torch.empty(channels, kernel_size).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.gap_weight = nn.Parameter(torch.zeros(channels)) if use_gaps else None
+
+    def gate(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None):
+        """The multiplicative factor sigmoid(conv(u)) in (0, 1), shape (batch, L, C)."""
+        logits = observed_causal_conv(u, self.weight.to(u.dtype), self.bias.to(u.dtype), mask)
+        if self.gap_weight is not None:
+            if dt is None:
+                dt = torch.ones(u.shape[:2], dtype=u.dtype, device=u.device)
+            gaps = observed_gaps(dt, mask).clamp(min=_MIN_GAP)
+            logits = logits + self.gap_weight.to(u.dtype) * torch.log(gaps).unsqueeze(-1)
+        return torch.sigmoid(logits)
+
+    def forward(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None):
+        return self.gate(u, dt, mask) * u
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, kernel_size={self.kernel_size}, use_gaps={self.use_gaps}"
