@@ -237,7 +237,7 @@ def test_to_frame_columns_dtypes_and_alignment(data_by_rate):
 
 
 def test_cli_small_round_trip(tmp_path, capsys):
-    path = tmp_path / "nested" / "pendulum.npz"
+    path = tmp_path / "nested" / "pendulum.data"  # any name; nothing is appended
     main(["--out", str(path), "--small", "--seed", "7"])
     assert "train: images (64, 50, 24, 24)" in capsys.readouterr().out
     loaded = load_pendulum(path)

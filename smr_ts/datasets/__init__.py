@@ -1,5 +1,13 @@
 """Data generators for benchmarks and tests. Everything is generated locally."""
 
-from smr_ts.datasets.pendulum import PendulumData, PendulumSplit, load_pendulum, make_pendulum
-
 __all__ = ["PendulumData", "PendulumSplit", "load_pendulum", "make_pendulum"]
+
+
+def __getattr__(name):
+    # Imported on first use (PEP 562) so that `python -m smr_ts.datasets.pendulum` does not find
+    # the module already imported by its own package, which runpy warns about.
+    if name in __all__:
+        from smr_ts.datasets import pendulum
+
+        return getattr(pendulum, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
