@@ -1,4 +1,4 @@
-"""Triton kernels for :func:`smr_ts.ssm.scan.scan` on CUDA.
+"""Triton kernels for :func:`smr_ts.ssm.linear_scan.scan` on CUDA.
 
 One program owns one sequence and a block of state channels. It walks time in tiles
 of ``BLOCK_L`` steps; inside a tile ``tl.associative_scan`` composes the affine maps

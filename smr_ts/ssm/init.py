@@ -43,7 +43,7 @@ def block_diagonal_hippo(state_size: int, blocks: int = 1, conj_sym: bool = True
     v, v_inv : complex128 tensors (P, P') and (P', P)
         Block-diagonal eigenvectors and their conjugate transpose (V is unitary).
     """
-    if blocks < 1 or state_size % blocks:
+    if state_size < 1 or blocks < 1 or state_size % blocks:
         raise ValueError(f"state_size={state_size} must be a positive multiple of blocks={blocks}")
     size = state_size // blocks
     if conj_sym and size % 2:

@@ -21,7 +21,8 @@ from torch import nn
 
 from smr_ts.ssm.discretize import bilinear, complex_exp, zoh
 from smr_ts.ssm.init import block_diagonal_hippo, lecun_normal_, log_uniform_
-from smr_ts.ssm.scan import scan, scan_reference
+from smr_ts.ssm.linear_scan import scan, scan_reference
+from smr_ts.ssm.observed import observed_gaps
 from smr_ts.ssm.smr import SMRGate
 
 __all__ = ["S5"]
@@ -115,6 +116,10 @@ class S5(nn.Module):
         """Lambda as a complex tensor (P,)."""
         return torch.complex(-torch.exp(self.log_neg_lambda_re), self.lambda_im)
 
+    def _compute_dtype(self) -> torch.dtype:
+        """float64 when the layer was converted with ``.double()``, float32 otherwise."""
+        return torch.float64 if self.log_step.dtype == torch.float64 else torch.float32
+
     def _discretize(self, dt: torch.Tensor):
         """Lambda_bar and the input scale for gaps dt (batch, L): complex (batch, L, P) each."""
         delta = torch.exp(self.log_step) * dt.unsqueeze(-1)
@@ -123,7 +128,7 @@ class S5(nn.Module):
         return torch.complex(a_re, a_im), torch.complex(s_re, s_im)
 
     def _readout(self, x: torch.Tensor, direction: int = 0) -> torch.Tensor:
-        c = torch.view_as_complex(self.c_tilde[direction])
+        c = torch.view_as_complex(self.c_tilde[direction].to(x.real.dtype).contiguous())
         y = torch.einsum("blp,hp->blh", x, c).real
         return 2 * y if self.conj_sym else y
 
@@ -156,17 +161,22 @@ class S5(nn.Module):
         state : complex Tensor (batch, P), only with ``return_state``
         """
         batch, length, _ = u.shape
+        real = self._compute_dtype()
         if dt is None:
-            dt = torch.ones(batch, length, dtype=torch.float32, device=u.device)
-        dt = dt.to(torch.float32)
+            dt = torch.ones(batch, length, dtype=real, device=u.device)
+        dt = dt.to(real)
         u_ssm = self.smr(u, dt, mask) if self.smr is not None else u
-        u32 = u_ssm.to(torch.float32)  # the SSM runs in float32 even under autocast
-        bu = torch.einsum("blh,ph->blp", u32.to(torch.complex64), torch.view_as_complex(self.b_tilde))
+        u_real = u_ssm.to(real)  # the SSM runs in float32 or higher, even under autocast
+        b_tilde = torch.view_as_complex(self.b_tilde.to(real).contiguous())
+        bu = torch.einsum("blh,ph->blp", u_real.to(b_tilde.dtype), b_tilde)
         if mask is not None:
-            bu = bu * mask.unsqueeze(-1).to(bu.real.dtype)
+            bu = bu * mask.unsqueeze(-1).to(real)
         run = scan_reference if self.use_reference_scan else scan
 
-        a, scale = self._discretize(dt)
+        a, _ = self._discretize(dt)
+        # ZOH holds an observation's input since the previous observation, so unobserved
+        # steps in between split the decay but not the input: gap-splitting stays exact.
+        _, scale = self._discretize(observed_gaps(dt, mask))
         x = run(a, scale * bu)
         y = self._readout(x, 0)
         if self.bidirectional:
@@ -175,7 +185,7 @@ class S5(nn.Module):
             a_back, scale_back = self._discretize(self._backward_gaps(dt, mask))
             x_back = run(a_back, scale_back * bu, reverse=True)
             y = y + self._readout(x_back, 1)
-        y = (y + self.d * u32).to(u.dtype)
+        y = (y + self.d.to(real) * u_real).to(u.dtype)
         return (y, x[:, -1]) if return_state else y
 
     def _backward_gaps(self, dt: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -203,7 +213,7 @@ class S5(nn.Module):
         -------
         complex Tensor (batch, Q, P)
         """
-        delta = torch.exp(self.log_step) * dt.to(torch.float32).unsqueeze(-1)
+        delta = torch.exp(self.log_step) * dt.to(self._compute_dtype()).unsqueeze(-1)
         a_re, a_im = complex_exp(-torch.exp(self.log_neg_lambda_re) * delta, self.lambda_im * delta)
         return torch.complex(a_re, a_im) * state.unsqueeze(1)
 

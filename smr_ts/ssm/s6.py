@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smr_ts.ssm.conv import observed_causal_conv
+from smr_ts.ssm.observed import observed_causal_conv, observed_gaps
 from smr_ts.ssm.discretize import exprel
 from smr_ts.ssm.init import inverse_softplus
-from smr_ts.ssm.scan import scan, scan_reference
+from smr_ts.ssm.linear_scan import scan, scan_reference
 from smr_ts.ssm.smr import SMRGate
 
 __all__ = ["S6"]
@@ -113,33 +113,36 @@ class S6(nn.Module):
     def forward(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None):
         """Run the block. ``dt`` (batch, L) gaps (ones if omitted); ``mask`` (batch, L) bool, False = unobserved."""
         batch, length, _ = u.shape
+        # The selective scan runs in float32 (float64 after .double()) whatever the autocast state.
+        real = torch.float64 if self.A_log.dtype == torch.float64 else torch.float32
         if dt is None:
-            dt = torch.ones(batch, length, dtype=torch.float32, device=u.device)
-        dt = dt.to(torch.float32)
+            dt = torch.ones(batch, length, dtype=real, device=u.device)
+        dt = dt.to(real)
         x, z = self.in_proj(u).chunk(2, dim=-1)
         x = F.silu(observed_causal_conv(x, self.conv_weight.to(x.dtype), self.conv_bias.to(x.dtype), mask))
         x_ssm = self.smr(x, dt, mask) if self.smr is not None else x
 
-        # The selective scan runs in float32 whatever the surrounding precision.
-        x32, x_ssm32 = x.float(), x_ssm.float()
+        x_real, x_ssm_real = x.to(real), x_ssm.to(real)
         sel_delta, sel_b, sel_c = torch.split(
-            F.linear(x32, self.x_proj.weight.float()), [self.dt_rank, self.state_size, self.state_size], dim=-1
+            F.linear(x_real, self.x_proj.weight.to(real)), [self.dt_rank, self.state_size, self.state_size], dim=-1
         )
-        step = F.softplus(F.linear(sel_delta, self.dt_proj.weight.float(), self.dt_proj.bias.float()))
+        step = F.softplus(F.linear(sel_delta, self.dt_proj.weight.to(real), self.dt_proj.bias.to(real)))
         delta = (step * dt.unsqueeze(-1)).unsqueeze(-1)  # (B, L, E*H, 1)
-        a_cont = -torch.exp(self.A_log.float())  # (E*H, N)
+        a_cont = -torch.exp(self.A_log.to(real))  # (E*H, N)
         a = torch.exp(delta * a_cont)
+        # The input is held since the previous observation (as in S5), not since a masked step.
+        delta_in = delta if mask is None else (step * observed_gaps(dt, mask).unsqueeze(-1)).unsqueeze(-1)
         if self.input_discretization == "zoh":
-            in_scale = delta * exprel(delta * a_cont)
+            in_scale = delta_in * exprel(delta_in * a_cont)
         else:
-            in_scale = delta
-        drive = x_ssm32
+            in_scale = delta_in
+        drive = x_ssm_real
         if mask is not None:
             drive = drive * mask.unsqueeze(-1).to(drive.dtype)
         b = in_scale * sel_b.unsqueeze(2) * drive.unsqueeze(-1)  # (B, L, E*H, N)
         run = scan_reference if self.use_reference_scan else scan
         h = run(a, b)
-        y = torch.einsum("bldn,bln->bld", h, sel_c) + self.D.float() * x_ssm32
+        y = torch.einsum("bldn,bln->bld", h, sel_c) + self.D.to(real) * x_ssm_real
         y = y.to(u.dtype) * F.silu(z)
         return self.out_proj(y)
 

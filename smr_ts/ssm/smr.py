@@ -14,7 +14,7 @@ Design choices (the paper's own values could not be read):
 - m is drawn like a depthwise ``Conv1d`` weight, U(-1/sqrt(tau), 1/sqrt(tau)); the bias c
   starts at 0, so at initialisation the gate is exactly the paper's formula.
 - Windows run over the last tau *observed* steps: masked steps and padding are skipped
-  (see :mod:`smr_ts.ssm.conv`). Inserting an unobserved step therefore leaves the gate
+  (see :mod:`smr_ts.ssm.observed`). Inserting an unobserved step therefore leaves the gate
   at every observed step unchanged, and S5's gap-splitting identity survives SMR.
 - ``use_gaps=True`` is a time-aware variant: the gate logit also gets
   ``w * log(gap since the previous observation)`` per channel, with w starting at 0.
@@ -27,27 +27,11 @@ import math
 import torch
 from torch import nn
 
-from smr_ts.ssm.conv import observed_causal_conv
+from smr_ts.ssm.observed import observed_causal_conv, observed_gaps
 
-__all__ = ["SMRGate", "observed_gaps"]
+__all__ = ["SMRGate"]
 
 _MIN_GAP = 1e-6
-
-
-def observed_gaps(dt: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Time since the previous observed step (since the sequence start for the first one).
-
-    ``dt`` (batch, L) are per-step gaps including unobserved steps; with ``mask`` None
-    every step is observed and this is ``dt`` itself.
-    """
-    if mask is None:
-        return dt
-    t = torch.cumsum(dt.to(torch.float64), dim=1)
-    steps = torch.arange(dt.shape[1], device=dt.device).expand_as(dt)
-    last_obs = torch.cummax(torch.where(mask.to(torch.bool), steps, -1), dim=1).values
-    prev_obs = torch.cat([torch.full_like(last_obs[:, :1], -1), last_obs[:, :-1]], dim=1)
-    t_prev = torch.where(prev_obs >= 0, torch.gather(t, 1, prev_obs.clamp(min=0)), torch.zeros_like(t))
-    return (t - t_prev).to(dt.dtype)
 
 
 class SMRGate(nn.Module):

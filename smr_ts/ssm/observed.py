@@ -1,6 +1,13 @@
-"""Causal depthwise convolution over observed steps only.
+"""Operations that see observed steps only, skipping unobserved (masked) steps.
 
-Used by S6's short convolution and by the SMR gate. A window covers the last
+Unobserved steps are query points: the state advances over their gaps but they carry no
+input. Everything here is built so that inserting or removing them changes nothing at
+observed steps.
+
+:func:`observed_gaps` is the time since the previous observation. ZOH holds an
+observation's input over that interval, which makes S5's gap-splitting identity exact.
+
+:func:`observed_causal_conv` is used by S6's short convolution and by the SMR gate. A window covers the last
 ``kernel`` *observed* steps: unobserved (masked) steps and padding are skipped, and
 the value at a masked step is the value at the most recent observed step before it.
 Therefore inserting or removing unobserved steps changes nothing at observed steps,
@@ -13,7 +20,23 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["observed_causal_conv", "causal_conv_reference"]
+__all__ = ["observed_causal_conv", "causal_conv_reference", "observed_gaps"]
+
+
+def observed_gaps(dt: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Time since the previous observed step (since the sequence start for the first one).
+
+    ``dt`` (batch, L) are per-step gaps including unobserved steps; with ``mask`` None
+    every step is observed and this is ``dt`` itself.
+    """
+    if mask is None:
+        return dt
+    t = torch.cumsum(dt.to(torch.float64), dim=1)
+    steps = torch.arange(dt.shape[1], device=dt.device).expand_as(dt)
+    last_obs = torch.cummax(torch.where(mask.to(torch.bool), steps, -1), dim=1).values
+    prev_obs = torch.cat([torch.full_like(last_obs[:, :1], -1), last_obs[:, :-1]], dim=1)
+    t_prev = torch.where(prev_obs >= 0, torch.gather(t, 1, prev_obs.clamp(min=0)), torch.zeros_like(t))
+    return (t - t_prev).to(dt.dtype)
 
 
 def _causal_depthwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
