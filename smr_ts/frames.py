@@ -1,0 +1,320 @@
+"""The pandas layer: long frames of timestamped observations to padded arrays, and back.
+
+A long frame has one row per observation: a series id, a time and value columns. The id and
+time may be columns or levels of a MultiIndex (sklearn transformers with
+``set_output(transform="pandas")`` keep the index). Nothing here knows about models: the torch
+layers never see a DataFrame, and the estimator glues the two.
+
+Times are kept in their raw unit until a gap is needed: int64 nanoseconds for datetimes (UTC
+for tz-aware ones), float64 for numeric times. Gaps are differences of raw times divided by the
+time unit, so datetimes far from 1970 keep nanosecond resolution.
+
+Every check raises ``ValueError`` or ``TypeError`` naming the column or argument at fault, and
+all work is vectorised: no Python loop runs over rows or series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "TimeInfo",
+    "SeriesPanel",
+    "split_frame",
+    "to_panel",
+    "parse_time_unit",
+    "median_gap",
+    "as_target_frame",
+]
+
+
+@dataclass(frozen=True)
+class TimeInfo:
+    """What kind of time axis a frame has: ``kind`` is "numeric", "datetime" or "datetime_tz"."""
+
+    kind: str
+    tz: str | None = None
+
+    def describe(self) -> str:
+        return {"numeric": "numeric", "datetime": "tz-naive datetime"}.get(self.kind, f"tz-aware datetime ({self.tz})")
+
+
+@dataclass
+class SeriesPanel:
+    """Series of one frame, padded to a common length ``L``; ``S`` series, ``F`` value columns.
+
+    Attributes
+    ----------
+    ids : ndarray (S,)
+        Series ids, sorted.
+    rows : ndarray of int64 (S, L)
+        Position of each step's row in the input frame; -1 at padding.
+    time : ndarray of float64 (S, L)
+        Raw times (nanoseconds for datetimes); padding repeats the series' last time.
+    values : ndarray of float32 (S, L, F)
+        Values with NaN (unobserved) and padding replaced by 0.
+    value_observed : ndarray of bool (S, L, F)
+        False where a value was NaN or is padding.
+    valid : ndarray of bool (S, L)
+        True where a row exists (False at padding).
+    lengths : ndarray of int64 (S,)
+        Rows per series.
+    """
+
+    ids: np.ndarray
+    rows: np.ndarray
+    time: np.ndarray
+    values: np.ndarray
+    value_observed: np.ndarray
+    valid: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def observed(self) -> np.ndarray:
+        """(S, L) True where a row exists and at least one of its values is not NaN."""
+        return self.value_observed.any(-1)
+
+    def gaps(self, unit: float, first_gap: float = 1.0) -> np.ndarray:
+        """(S, L) float64 time since the previous row in ``unit`` s; ``first_gap`` at each first row, 0 at padding."""
+        dt = np.diff(self.time, axis=1, prepend=self.time[:, :1]) / unit
+        dt[:, 0] = first_gap
+        return np.where(self.valid, dt, 0.0)
+
+    def last_time(self) -> np.ndarray:
+        """(S,) raw time of each series' last row."""
+        return self.time[np.arange(len(self.ids)), self.lengths - 1]
+
+
+def split_frame(X, id_col: str, time_col: str, *, what: str = "X"):
+    """Separate a long frame into ids, raw times, time info and the remaining value columns.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Long frame; ``id_col`` and ``time_col`` are columns or index levels.
+    id_col, time_col : str
+    what : str
+        Name of the argument, used in error messages.
+
+    Returns
+    -------
+    ids : ndarray (n,)
+    times : ndarray (n,)
+        int64 nanoseconds for datetimes, float64 otherwise.
+    info : TimeInfo
+    values : DataFrame
+        The other columns, with a RangeIndex.
+    """
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"{what} must be a pandas DataFrame, got {type(X).__name__}")
+    if len(X) == 0:
+        raise ValueError(f"{what} is empty: it needs at least one row")
+    if not X.columns.is_unique:
+        dupes = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
+        raise ValueError(f"{what} has duplicate column names: {dupes}")
+    ids = _column_or_level(X, id_col, what, "id_col")
+    raw_time = _column_or_level(X, time_col, what, "time_col")
+    values = X.drop(columns=[c for c in (id_col, time_col) if c in X.columns]).reset_index(drop=True)
+
+    if pd.isna(ids).any():
+        raise ValueError(f"{what}: id column {id_col!r} has missing values")
+    times, info = _parse_times(raw_time, time_col, what)
+    return np.asarray(ids), times, info, values
+
+
+def _column_or_level(X: pd.DataFrame, name: str, what: str, param: str) -> np.ndarray:
+    if name in X.columns:
+        return X[name].to_numpy()
+    if name in (X.index.names or []):
+        return X.index.get_level_values(name).to_numpy()
+    raise ValueError(
+        f"{what} has no column or index level {name!r} (set {param}=...); columns are {list(map(str, X.columns))[:10]}"
+    )
+
+
+def _parse_times(raw, time_col: str, what: str):
+    series = pd.Series(raw)
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        info = TimeInfo("datetime_tz", str(series.dtype.tz))
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_datetime64_dtype(series.dtype):
+        info = TimeInfo("datetime")
+    elif pd.api.types.is_bool_dtype(series.dtype):
+        raise TypeError(f"{what}: time column {time_col!r} must be datetime or numeric, got bool")
+    elif pd.api.types.is_numeric_dtype(series.dtype):
+        times = series.to_numpy(dtype=np.float64)
+        if np.isnan(times).any():
+            raise ValueError(f"{what}: time column {time_col!r} has missing values (NaN)")
+        if np.isinf(times).any():
+            raise ValueError(f"{what}: time column {time_col!r} has infinite values")
+        return times, TimeInfo("numeric")
+    else:
+        series = _datetimes_from_objects(series, time_col, what)
+        return _parse_times(series, time_col, what)
+    if series.isna().any():
+        raise ValueError(f"{what}: time column {time_col!r} has missing times (NaT)")
+    return series.to_numpy(dtype="datetime64[ns]").view(np.int64), info
+
+
+def _datetimes_from_objects(series: pd.Series, time_col: str, what: str) -> pd.Series:
+    """Object columns of Timestamps: all naive or all aware (one time zone), never a mix."""
+    values = series.to_numpy()
+    if not all(isinstance(v, (pd.Timestamp, np.datetime64)) or v is pd.NaT for v in values):
+        kinds = sorted({type(v).__name__ for v in values})
+        raise TypeError(f"{what}: time column {time_col!r} must be datetime or numeric, got values of type {kinds}")
+    aware = np.array([getattr(v, "tzinfo", None) is not None for v in values])
+    if aware.any() and not aware.all():
+        raise ValueError(f"{what}: time column {time_col!r} mixes tz-aware and tz-naive timestamps")
+    try:
+        return pd.Series(pd.to_datetime(values, utc=bool(aware.all())))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{what}: time column {time_col!r} could not be read as datetimes: {exc}") from exc
+
+
+def numeric_values(values: pd.DataFrame, what: str) -> np.ndarray:
+    """The value columns as a float32 (n, F) array; NaN kept (it means "not observed")."""
+    bad = [str(c) for c, dtype in values.dtypes.items() if not _is_numeric(dtype)]
+    if bad:
+        raise TypeError(f"{what}: columns {bad[:10]} are not numeric; every value column must be numeric")
+    array = values.to_numpy(dtype=np.float32, na_value=np.nan)
+    if array.size:
+        # Only finite arrays pass: cheap check first, the column names only when it fails.
+        finite = np.isfinite(array)
+        if not finite.all():
+            inf_cols = values.columns[np.isinf(array).any(0)]
+            if len(inf_cols):
+                raise ValueError(f"{what}: columns {list(map(str, inf_cols))[:10]} contain infinite values")
+    return array
+
+
+def _is_numeric(dtype) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype)  # bool counts: it converts to 0/1
+
+
+def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: str = "X", id_col="id", time_col="time"):
+    """Group rows by series, sort each series by time and pad: rows -> :class:`SeriesPanel`.
+
+    Parameters
+    ----------
+    ids : ndarray (n,)
+    times : ndarray (n,)
+        Raw times (see :func:`split_frame`).
+    values : ndarray (n, F)
+        float32 values; NaN means not observed.
+    what, id_col, time_col : str
+        Names used in error messages.
+
+    Raises
+    ------
+    ValueError
+        If two rows share a (series id, time) pair.
+
+    Examples
+    --------
+    >>> panel = to_panel(np.array(["b", "a", "a"]), np.array([5.0, 2.0, 1.0]),
+    ...                  np.array([[1.0], [2.0], [3.0]], dtype=np.float32))
+    >>> panel.ids.tolist(), panel.rows.tolist()
+    (['a', 'b'], [[2, 1], [0, -1]])
+    """
+    codes, uniques = pd.factorize(ids, sort=True)
+    order = np.lexsort((times, codes))
+    codes_sorted, times_sorted = codes[order], times[order]
+    same = (codes_sorted[1:] == codes_sorted[:-1]) & (times_sorted[1:] == times_sorted[:-1])
+    if same.any():
+        first = order[1:][same][0]
+        raise ValueError(
+            f"{what} has {int(same.sum())} duplicate ({id_col}, {time_col}) rows, for example "
+            f"{id_col}={_plain(ids[first])!r}, {time_col}={_plain(times[first])!r}"
+        )
+    n_series = len(uniques)
+    lengths = np.bincount(codes_sorted, minlength=n_series).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    position = np.arange(len(order)) - starts[codes_sorted]
+    length = int(lengths.max())
+
+    rows = np.full((n_series, length), -1, dtype=np.int64)
+    rows[codes_sorted, position] = order
+    valid = rows >= 0
+    # Padding repeats the last time, so gaps over padding are 0.
+    time = np.empty((n_series, length), dtype=np.float64)
+    time[codes_sorted, position] = times_sorted
+    last = time[np.arange(n_series), lengths - 1]
+    time = np.where(valid, time, last[:, None])
+    n_features = values.shape[1]
+    packed = np.zeros((n_series, length, n_features), dtype=np.float32)
+    packed[codes_sorted, position] = values[order]
+    observed = ~np.isnan(packed)
+    observed &= valid[:, :, None]
+    np.nan_to_num(packed, copy=False, nan=0.0)
+    return SeriesPanel(
+        ids=np.asarray(uniques), rows=rows, time=time, values=packed,
+        value_observed=observed, valid=valid, lengths=lengths,
+    )
+
+
+def _plain(value):
+    """numpy scalars as Python values, so messages read 'b', not np.str_('b')."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def parse_time_unit(time_unit, info: TimeInfo) -> float | None:
+    """A user's ``time_unit`` in raw units (ns for datetimes); None for "auto"."""
+    if isinstance(time_unit, str) and time_unit == "auto":
+        return None
+    if info.kind == "numeric":
+        if isinstance(time_unit, (str, pd.Timedelta)):
+            raise ValueError(f"time_unit={time_unit!r} is a duration but the time column is numeric: give a positive number")
+        unit = float(time_unit)
+    else:
+        try:
+            unit = float(pd.Timedelta(time_unit).value) if isinstance(time_unit, (str, pd.Timedelta)) else float(time_unit) * 1e9
+        except ValueError as exc:
+            raise ValueError(f"time_unit={time_unit!r} is not a duration pandas can read (e.g. '1h', '15min')") from exc
+    if not np.isfinite(unit) or unit <= 0:
+        raise ValueError(f"time_unit must be positive, got {time_unit!r}")
+    return unit
+
+
+def median_gap(panel: SeriesPanel) -> float:
+    """Median positive gap between consecutive rows of a series, in raw units (1.0 if none)."""
+    gaps = np.diff(panel.time, axis=1)[panel.valid[:, 1:]]
+    gaps = gaps[gaps > 0]
+    return float(np.median(gaps)) if gaps.size else 1.0
+
+
+def as_target_frame(y, index: pd.Index, n_rows: int) -> tuple[np.ndarray, list[str]]:
+    """Targets aligned to X's rows, as float32 (n, T), and their names.
+
+    pandas targets are aligned by index (rows may come in another order, but the labels must
+    match X's exactly); arrays by position.
+    """
+    if isinstance(y, pd.Series):
+        y = y.to_frame(name=y.name if y.name is not None else "y")
+    if isinstance(y, pd.DataFrame):
+        if len(y) != n_rows:
+            raise ValueError(f"y has {len(y)} rows but X has {n_rows}: y must have one row per row of X")
+        if not y.index.equals(index):
+            if not y.index.is_unique or not index.is_unique or not y.index.sort_values().equals(index.sort_values()):
+                raise ValueError("y's index does not match X's index: y must be aligned with X (same row labels)")
+            y = y.loc[index]
+        names = [str(c) for c in y.columns]
+        return numeric_values(y, "y"), names
+    array = np.asarray(y)
+    if array.dtype.kind not in "biuf":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"y must be numeric (Unknown label type for a regressor: dtype {array.dtype})") from exc
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(f"y must be 1-D or 2-D, got shape {array.shape}")
+    if len(array) != n_rows:
+        raise ValueError(f"y has {len(array)} rows but X has {n_rows}: y must have one row per row of X")
+    if np.isinf(array).any():
+        raise ValueError("Input y contains infinity or a value too large for dtype('float64').")
+    names = [f"y{i}" for i in range(array.shape[1])] if array.shape[1] > 1 else ["y"]
+    return array.astype(np.float32), names

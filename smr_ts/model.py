@@ -1,0 +1,153 @@
+"""The network the estimator trains: per-step encoder, sequence backbone, output heads.
+
+    values (batch, L, F) --encoder--> (batch, L, d_model) --backbone(dt, mask)--> --heads--> mean [, std]
+
+The encoder acts on each step alone, so everything that mixes time happens in the backbone,
+which sees the real gaps ``dt`` and the observation ``mask``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from smr_ts.ssm.block import BACKBONES, SSMStack
+
+__all__ = ["ENCODERS", "ImageEncoder", "SequenceModel", "backbone_names", "ssm_parameter_names"]
+
+ENCODERS = ("linear", "mlp", "cnn")
+# Parameters that get the separate, lower, weight-decay-free learning rate (S5 App. F.3:
+# Lambda, B, the step and the norms; Mamba: A_log and D carry no weight decay).
+_SSM_PARAMETERS = ("log_neg_lambda_re", "lambda_im", "b_tilde", "log_step", "A_log", "D")
+_VARIANCE_FLOOR = 1e-4
+
+
+def backbone_names() -> list[str]:
+    """Names accepted by ``SMRForecaster(backbone=...)``: the SSMs and the recurrent baselines."""
+    from smr_ts.baselines import BASELINES
+
+    return sorted(BACKBONES) + sorted(BASELINES)
+
+
+class ImageEncoder(nn.Module):
+    """The per-frame CNN of the pendulum recipe (S5 App. F.3, after Becker et al. 2019).
+
+    conv 12ch 5x5 pad 2, ReLU, maxpool 2; conv 12ch 3x3 stride 2 pad 1, ReLU, maxpool 2;
+    flatten; dense ``hidden``, ReLU; dense ``d_model``. Takes flat rows of ``height * width``
+    pixels.
+    """
+
+    def __init__(self, image_shape: tuple[int, int], d_model: int, hidden: int = 30, channels: int = 12):
+        super().__init__()
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.convs = nn.Sequential(
+            nn.Conv2d(1, channels, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_flat = self.convs(torch.zeros(1, 1, *self.image_shape)).shape[1]
+        self.dense = nn.Sequential(nn.Linear(n_flat, hidden), nn.ReLU(), nn.Linear(hidden, d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        images = x.reshape(-1, 1, *self.image_shape)
+        return self.dense(self.convs(images)).reshape(*lead, -1)
+
+
+def _make_encoder(kind: str, n_features: int, d_model: int, image_shape, hidden: int) -> nn.Module:
+    if kind == "linear":
+        return nn.Linear(n_features, d_model)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, d_model))
+    if kind == "cnn":
+        return ImageEncoder(image_shape, d_model, hidden)
+    raise ValueError(f"encoder must be one of {ENCODERS}, got {kind!r}")
+
+
+class SequenceModel(nn.Module):
+    """Encoder, backbone and heads; (batch, L, F) values with gaps and mask to per-step outputs.
+
+    Parameters
+    ----------
+    n_features, n_outputs : int
+    d_model, n_layers : int
+    backbone : str
+        "s5" or "s6" (:class:`~smr_ts.ssm.SSMStack`), or a baseline of :mod:`smr_ts.baselines`.
+    encoder : {"linear", "mlp", "cnn"}
+    image_shape : tuple of int, optional
+        (height, width) for the CNN encoder; ``height * width == n_features``.
+    encoder_hidden : int
+    gaussian : bool
+        Add a variance head; :meth:`forward` then returns (mean, std).
+    dropout : float
+    backbone_kwargs : dict
+        Passed to the backbone (state size, SMR settings, ...).
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_outputs: int,
+        d_model: int,
+        n_layers: int,
+        backbone: str = "s5",
+        encoder: str = "linear",
+        image_shape=None,
+        encoder_hidden: int = 30,
+        gaussian: bool = False,
+        dropout: float = 0.0,
+        backbone_kwargs: dict | None = None,
+    ):
+        super().__init__()
+        self.encoder = _make_encoder(encoder, n_features, d_model, image_shape, encoder_hidden)
+        kwargs = dict(backbone_kwargs or {})
+        if backbone in BACKBONES:
+            self.backbone = SSMStack(d_model, n_layers, backbone, dropout=dropout, **kwargs)
+        else:
+            from smr_ts.baselines import BASELINES
+
+            if backbone not in BASELINES:
+                raise ValueError(f"backbone must be one of {backbone_names()}, got {backbone!r}")
+            self.backbone = BASELINES[backbone](d_model, n_layers, **kwargs)
+        # Small tanh MLP heads, as in the pendulum recipe.
+        self.mean_head = nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh(), nn.Linear(d_model, n_outputs))
+        self.var_head = (
+            nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh(), nn.Linear(d_model, n_outputs)) if gaussian else None
+        )
+
+    def forward(self, values: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor):
+        h = self.encoder(values) * mask.unsqueeze(-1).to(values.dtype)
+        h = self.backbone(h, dt, mask)
+        mean = self.mean_head(h)
+        if self.var_head is None:
+            return mean, None
+        std = torch.sqrt(F.softplus(self.var_head(h)) + _VARIANCE_FLOOR)
+        return mean, std
+
+    def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(other parameters, SSM parameters and norms) for the two optimiser groups."""
+        ssm, other = [], []
+        for module_name, module in self.named_modules():
+            backbone_norm = isinstance(module, nn.LayerNorm) and module_name.startswith("backbone")
+            for name, param in module.named_parameters(recurse=False):
+                (ssm if backbone_norm or name in _SSM_PARAMETERS else other).append(param)
+        return other, ssm
+
+
+def ssm_parameter_names() -> tuple[str, ...]:
+    """Names of the parameters put in the SSM optimiser group."""
+    return _SSM_PARAMETERS
+
+
+def gaussian_nll(mean, std, target, weight):
+    """Per-element Gaussian negative log-likelihood, averaged over observed targets."""
+    nll = 0.5 * (((target - mean) / std) ** 2) + torch.log(std) + 0.5 * math.log(2 * math.pi)
+    return (nll * weight).sum() / weight.sum().clamp(min=1)
+
+
+def masked_mse(mean, target, weight):
+    return (((mean - target) ** 2) * weight).sum() / weight.sum().clamp(min=1)

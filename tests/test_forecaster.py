@@ -1,0 +1,364 @@
+"""SMRForecaster: the scikit-learn contract, both uses (regression, forecasting), persistence,
+bad inputs, and that it learns."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import smr_ts.training
+from smr_ts import SMRForecaster
+from smr_ts.datasets import make_oscillators
+from smr_ts.frames import to_panel
+
+SMALL = dict(d_model=8, state_size=8, n_layers=1, epochs=2, batch_size=8, random_state=0)
+
+# Checks that assume rows are i.i.d. samples. Rows of a plain array are one sequence here,
+# and a row's prediction depends on the rows before it (the point of a sequence model).
+EXPECTED_FAILURES = {
+    "check_methods_subset_invariance": "a row's prediction depends on the rows before it in its series",
+    "check_methods_sample_order_invariance": "row order is time order for a plain array (one series)",
+    "check_regressor_data_not_an_array": "a DataFrame must carry the id and time columns; the check's has neither",
+}
+
+
+@parametrize_with_checks(
+    [SMRForecaster(**SMALL)], expected_failed_checks=lambda est: EXPECTED_FAILURES
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+# ---------------------------------------------------------------- data
+def regression_frame(n_series=12, n_obs=25, seed=0):
+    """Per-row targets: a noisy input x observed at Poisson times; target is a smoothed x."""
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.exponential(1.0, (n_series, n_obs)), 1)
+    clean = np.sin(0.7 * t + rng.uniform(0, 6, (n_series, 1)))
+    X = pd.DataFrame({
+        "unique_id": np.repeat(np.arange(n_series), n_obs),
+        "ds": t.ravel(),
+        "x": (clean + 0.3 * rng.normal(size=clean.shape)).ravel(),
+        "z": rng.normal(size=clean.size),
+    })
+    y = pd.Series(clean.ravel(), name="target")
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted_regressor():
+    X, y = regression_frame()
+    return SMRForecaster(**SMALL).fit(X, y), X, y
+
+
+@pytest.fixture(scope="module")
+def fitted_forecaster():
+    history = make_oscillators(n_series=6, n_obs=30, random_state=0)
+    return SMRForecaster(**{**SMALL, "loss": "gaussian"}).fit(history), history
+
+
+# ---------------------------------------------------------------- sklearn contract
+def test_clone_get_set_params_round_trip():
+    est = SMRForecaster(backbone="s6", smr=True, smr_kernel=3, time_unit="1h", image_shape=(4, 4))
+    params = est.get_params()
+    copy = clone(est)
+    assert copy.get_params() == params and copy is not est
+    copy.set_params(d_model=5, loss="gaussian")
+    assert copy.d_model == 5 and copy.loss == "gaussian" and est.d_model == 32
+    assert SMRForecaster(**params).get_params() == params
+
+
+def test_pipeline_grid_search_and_cross_val_with_group_kfold():
+    X, y = regression_frame(n_series=9, n_obs=15)
+    X = X.set_index(["unique_id", "ds"])  # the id and time ride along in the index
+    y = y.set_axis(X.index)
+    groups = X.index.get_level_values("unique_id")
+    scale = ColumnTransformer([("scale", StandardScaler(), ["x", "z"])]).set_output(transform="pandas")
+    pipe = make_pipeline(scale, SMRForecaster(**SMALL))
+    search = GridSearchCV(pipe, {"smrforecaster__smr": [False, True]}, cv=GroupKFold(n_splits=3))
+    search.fit(X, y, groups=groups)
+    assert set(search.cv_results_["param_smrforecaster__smr"]) == {False, True}
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    scores = cross_val_score(pipe, X, y, groups=groups, cv=GroupKFold(n_splits=3))
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+
+
+def test_pickle_and_save_load_give_identical_predictions(fitted_regressor, fitted_forecaster, tmp_path):
+    model, X, _ = fitted_regressor
+    expected = model.predict(X)
+    pd.testing.assert_frame_equal(pickle.loads(pickle.dumps(model)).predict(X), expected)
+    model.save(tmp_path / "reg")
+    loaded = SMRForecaster.load(tmp_path / "reg")
+    pd.testing.assert_frame_equal(loaded.predict(X), expected)
+    assert loaded.get_params() == model.get_params() and loaded.history_ == model.history_
+
+    forecaster, _ = fitted_forecaster
+    forecaster.save(tmp_path / "fc")
+    pd.testing.assert_frame_equal(
+        SMRForecaster.load(tmp_path / "fc").forecast(h=4, return_std=True), forecaster.forecast(h=4, return_std=True)
+    )
+
+
+def test_saved_weights_load_without_pickle(fitted_regressor, tmp_path):
+    model, _, _ = fitted_regressor
+    model.save(tmp_path / "m")
+    tensors = torch.load(tmp_path / "m" / "weights.pt", weights_only=True)  # refuses arbitrary objects
+    assert all(isinstance(v, torch.Tensor) for v in tensors.values())
+
+
+def test_same_random_state_gives_identical_predictions():
+    X, y = regression_frame(n_series=6, n_obs=12)
+    a = SMRForecaster(**{**SMALL, "dropout": 0.2}).fit(X, y).predict(X)
+    b = SMRForecaster(**{**SMALL, "dropout": 0.2}).fit(X, y).predict(X)
+    c = SMRForecaster(**{**SMALL, "dropout": 0.2, "random_state": 1}).fit(X, y).predict(X)
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a.to_numpy(), c.to_numpy())
+
+
+def test_predictions_follow_x_index_when_rows_are_shuffled(fitted_regressor):
+    model, X, _ = fitted_regressor
+    expected = model.predict(X)
+    shuffled = X.sample(frac=1.0, random_state=3)
+    got = model.predict(shuffled)
+    assert got.index.equals(shuffled.index)
+    pd.testing.assert_frame_equal(got.loc[X.index], expected)
+
+
+def test_nan_observation_changes_nothing_downstream_with_s5_zoh():
+    X, y = regression_frame(n_series=4, n_obs=20)
+    model = SMRForecaster(**{**SMALL, "smr": True, "n_layers": 2}).fit(X, y)
+    hidden = X.copy()
+    row = X.index[(X["unique_id"] == 2).to_numpy()][7]
+    hidden.loc[row, ["x", "z"]] = np.nan  # not observed at this time
+    dropped = X.drop(index=row)
+    with_nan, without = model.predict(hidden), model.predict(dropped)
+    pd.testing.assert_frame_equal(with_nan.drop(index=row), without, atol=1e-5, rtol=1e-5)
+    assert np.isfinite(with_nan.loc[row]).all()
+    assert not np.allclose(with_nan.drop(index=row), model.predict(X).drop(index=row))
+
+
+def test_nan_targets_are_left_out_of_the_loss():
+    X, y = regression_frame(n_series=6, n_obs=12)
+    y_nan = y.copy()
+    y_nan.iloc[::3] = np.nan
+    model = SMRForecaster(**SMALL).fit(X, y_nan)
+    assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["valid_mse"]) for h in model.history_)
+    assert np.isfinite(model.predict(X).to_numpy()).all()
+    # Whatever a NaN target's slot holds, it has zero weight: the loss cannot see it.
+    data = model._panel_tensors(to_panel(X["unique_id"].to_numpy(), X["ds"].to_numpy(),
+                                         np.c_[X[["x", "z"]].to_numpy(np.float32), y_nan.to_numpy(np.float32)]))
+    batch = model._batch(data, np.arange(6), "cpu")
+    loss, weight = model._batch_loss(batch)
+    batch["target"] = torch.where(batch["weight"] > 0, batch["target"], torch.full_like(batch["target"], 1e6))
+    assert weight == int(y_nan.notna().sum())
+    assert torch.equal(model._batch_loss(batch)[0], loss)
+
+
+# ---------------------------------------------------------------- forecasting
+def test_irregular_future_times_agree_with_grid_where_times_coincide(fitted_forecaster):
+    model, history = fitted_forecaster
+    grid = model.forecast(h=5)
+    sid = grid["unique_id"].iloc[0]
+    grid_sid = grid[grid["unique_id"] == sid]
+    t = grid_sid["ds"].to_numpy()
+    irregular_times = np.array([t[1], (t[1] + t[2]) / 2, t[3], t[3] + 0.01])
+    queries = pd.DataFrame({"unique_id": sid, "ds": irregular_times})
+    got = model.forecast(times=queries)
+    # Where a query time is on the grid the forecast is the same; each query is answered
+    # independently of the others (continuous-time propagation from the last observation).
+    np.testing.assert_allclose(got["y"].to_numpy()[[0, 2]], grid_sid["y"].to_numpy()[[1, 3]], rtol=1e-5, atol=1e-6)
+    assert not np.isclose(got["y"].iloc[1], grid_sid["y"].iloc[1])
+    assert not np.isclose(got["y"].iloc[1], grid_sid["y"].iloc[2])
+    # predict() in forecast mode answers the same queries, aligned to their index.
+    pd.testing.assert_series_equal(model.predict(queries.set_axis([9, 8, 7, 6]))["y"],
+                                   got["y"].set_axis([9, 8, 7, 6]), check_names=False)
+
+
+def test_forecast_with_context_uses_new_observations_without_refitting(fitted_forecaster):
+    model, history = fitted_forecaster
+    sid = history["unique_id"].iloc[0]
+    last = history.loc[history["unique_id"] == sid, "ds"].max()
+    queries = pd.DataFrame({"unique_id": [sid], "ds": [last + 2.0]})
+    before = model.forecast(times=queries)
+    context = pd.DataFrame({"unique_id": [sid], "ds": [last + 1.0], "y": [3.0]})
+    after = model.forecast(times=queries, context=context)
+    assert not np.isclose(before["y"].iloc[0], after["y"].iloc[0])
+    # A new series can be forecast from context alone.
+    new = pd.DataFrame({"unique_id": "new", "ds": [0.0, 0.5, 1.3], "y": [0.1, 0.4, 0.2]})
+    out = model.forecast(times=pd.DataFrame({"unique_id": ["new"], "ds": [2.0]}), context=new)
+    assert np.isfinite(out["y"]).all()
+    assert len(model.history_panel_.ids) == 6  # the fitted history is unchanged
+
+
+def test_gaussian_forecasts_come_with_a_positive_std(fitted_forecaster):
+    model, _ = fitted_forecaster
+    out = model.forecast(h=3, return_std=True)
+    assert (out["y_std"] > 0).all()
+    with pytest.raises(ValueError, match="return_std"):
+        SMRForecaster(**SMALL).fit(*regression_frame(4, 8)).predict(regression_frame(4, 8)[0], return_std=True)
+
+
+def test_datetime_times_and_time_unit():
+    history = make_oscillators(n_series=4, n_obs=20, start="2024-03-01", freq_unit="1h").assign(
+        ds=lambda d: d["ds"].dt.tz_localize("UTC"))
+    model = SMRForecaster(**SMALL).fit(history)
+    assert 0.1 * 3600e9 < model.time_unit_ < 3 * 3600e9  # median gap, in nanoseconds
+    out = model.forecast(h=2)
+    assert str(out["ds"].dt.tz) == "UTC"
+    last = history.groupby("unique_id")["ds"].max()
+    assert (out.groupby("unique_id")["ds"].min() > last).all()
+    explicit = SMRForecaster(**{**SMALL, "time_unit": "30min"}).fit(history)
+    assert explicit.time_unit_ == 1800e9
+
+
+# ---------------------------------------------------------------- training experience
+def test_keyboard_interrupt_leaves_a_usable_model(monkeypatch):
+    X, y = regression_frame(n_series=6, n_obs=12)
+    real_epoch = smr_ts.training._train_epoch
+    calls = {"n": 0}
+
+    def interrupt_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(smr_ts.training, "_train_epoch", interrupt_on_third)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        model = SMRForecaster(**{**SMALL, "epochs": 10}).fit(X, y)
+    assert model.interrupted_ and len(model.history_) == 2 and model.best_epoch_ in (0, 1)
+    assert np.isfinite(model.predict(X).to_numpy()).all()
+
+
+def test_history_best_epoch_and_restored_weights():
+    X, y = regression_frame(n_series=10, n_obs=15)
+    model = SMRForecaster(**{**SMALL, "epochs": 6, "validation_fraction": 0.3}).fit(X, y)
+    assert [h["epoch"] for h in model.history_] == list(range(6))
+    best = min(range(6), key=lambda e: model.history_[e]["valid_mse"])
+    assert model.best_epoch_ == best
+    assert all(h["seconds"] > 0 and np.isfinite(h["train_loss"]) for h in model.history_)
+
+
+def test_validation_data_is_used_for_model_selection():
+    X, y = regression_frame(n_series=6, n_obs=12)
+    Xv, yv = regression_frame(n_series=3, n_obs=12, seed=5)
+    model = SMRForecaster(**{**SMALL, "validation_fraction": 0.0}).fit(X, y, validation_data=(Xv, yv))
+    assert "valid_mse" in model.history_[0]
+
+
+def test_verbose_shows_a_progress_bar_and_silence_is_default(capsys):
+    X, y = regression_frame(n_series=4, n_obs=8)
+    SMRForecaster(**SMALL).fit(X, y)
+    assert capsys.readouterr().err == ""
+    SMRForecaster(**{**SMALL, "verbose": 1}).fit(X, y)
+    assert "epoch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backbone", ["s5", "s6"])
+def test_learns_damped_oscillators_far_better_than_last_value(backbone):
+    """Known dynamics at Poisson times: forecasting from the real gaps beats carrying the last value."""
+    history, future = make_oscillators(n_series=32, n_obs=60, horizon=5, frequency=(0.25, 0.35), random_state=1)
+    last = history.groupby("unique_id")["y"].last().reindex(future["unique_id"]).to_numpy()
+    baseline = np.mean((future["y"].to_numpy() - last) ** 2)
+    model = SMRForecaster(backbone=backbone, d_model=16, state_size=16, n_layers=2, epochs=15, lr=5e-3,
+                          ssm_lr=3e-3, batch_size=16, random_state=0)
+    model.fit(history)
+    pred = model.predict(future[["unique_id", "ds"]])["y"].to_numpy()
+    mse = np.mean((future["y"].to_numpy() - pred) ** 2)
+    assert mse < 0.4 * baseline, (mse, baseline)
+
+
+# ---------------------------------------------------------------- bad input
+def _frame():
+    return regression_frame(n_series=3, n_obs=5)
+
+
+def _bad_inputs():
+    X, y = _frame()
+    cases = {}
+    cases["missing id column"] = (X.drop(columns="unique_id"), y, "unique_id")
+    cases["missing time column"] = (X.drop(columns="ds"), y, "ds")
+    cases["non-numeric values"] = (X.assign(x=X["x"].astype(str)), y, "'x'")
+    cases["inf in values"] = (X.assign(z=X["z"].replace(X["z"].iloc[2], np.inf)), y, "'z'")
+    nat = X.assign(ds=pd.to_datetime(X["ds"], unit="s"))
+    nat.loc[3, "ds"] = pd.NaT
+    cases["NaT time"] = (nat, y, "NaT")
+    cases["NaN numeric time"] = (X.assign(ds=X["ds"].where(X.index != 1)), y, "'ds'")
+    dup = X.copy()
+    dup.loc[1, "ds"] = dup.loc[0, "ds"]
+    cases["duplicate (id, time)"] = (dup, y, "duplicate")
+    cases["y too short"] = (X, y.iloc[:-1], "y has")
+    cases["y index misaligned"] = (X, y.set_axis(y.index + 1000), "index")
+    cases["empty frame"] = (X.iloc[:0], y.iloc[:0], "empty")
+    cases["inf in y"] = (X, y.replace(y.iloc[0], np.inf), "infinit")
+    cases["not a frame"] = ("not a frame", y, "convert|2D")
+    return cases
+
+
+@pytest.mark.parametrize("case", list(_bad_inputs()))
+def test_bad_fit_input_raises_naming_the_problem(case):
+    X, y, match = _bad_inputs()[case]
+    with pytest.raises((ValueError, TypeError), match=match):
+        SMRForecaster(**SMALL).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [("backbone", "lstm"), ("d_model", 0), ("dropout", 1.0), ("loss", "mae"), ("epochs", 2.5), ("lr", -1.0),
+     ("state_size", 7), ("smr_kernel", 0), ("encoder", "cnn"), ("time_unit", -3), ("device", "tpu"),
+     ("patience", 0), ("step_min", 10.0), ("target_cols", "y"), ("image_shape", (3,))],
+)
+def test_invalid_parameter_raises_naming_it(param, value):
+    X, y = _frame()
+    with pytest.raises(ValueError, match=param):
+        SMRForecaster(**{**SMALL, param: value}).fit(X, y)
+
+
+def test_bad_predict_inputs(fitted_regressor, fitted_forecaster):
+    model, X, _ = fitted_regressor
+    with pytest.raises(ValueError, match="missing \\['z'\\]"):
+        model.predict(X.drop(columns="z"))
+    with pytest.raises(ValueError, match="unexpected \\['w'\\]"):
+        model.predict(X.assign(w=1.0))
+    with pytest.raises(TypeError, match="numeric"):
+        model.predict(X.assign(ds=pd.to_datetime(X["ds"], unit="s")))
+    pd.testing.assert_frame_equal(model.predict(X[["z", "ds", "x", "unique_id"]]), model.predict(X))
+
+    fc, history = fitted_forecaster
+    last = history.groupby("unique_id")["ds"].max()
+    with pytest.raises(ValueError, match="unknown unique_id"):
+        fc.forecast(times=pd.DataFrame({"unique_id": ["nobody"], "ds": [1e3]}))
+    with pytest.raises(ValueError, match="after each series' history"):
+        fc.forecast(times=pd.DataFrame({"unique_id": [last.index[0]], "ds": [last.iloc[0]]}))
+    with pytest.raises(ValueError, match="exactly one of h and times"):
+        fc.forecast()
+    with pytest.raises(ValueError, match="duplicate"):
+        row = history.iloc[[0]]
+        fc.forecast(h=1, context=row)
+
+
+def test_tz_aware_and_naive_mix_between_fit_and_predict_is_refused():
+    history = make_oscillators(n_series=3, n_obs=10, start="2024-03-01")
+    model = SMRForecaster(**SMALL).fit(history)
+    aware = pd.DataFrame({"unique_id": ["s000"], "ds": [pd.Timestamp("2025-01-01", tz="UTC")]})
+    with pytest.raises(ValueError, match="tz-aware"):
+        model.forecast(times=aware)
+
+
+@pytest.mark.gpu
+def test_trained_on_cuda_loads_and_predicts_on_cpu(tmp_path):
+    X, y = regression_frame(n_series=6, n_obs=12)
+    model = SMRForecaster(**{**SMALL, "device": "cuda"}).fit(X, y)
+    model.save(tmp_path / "m")
+    loaded = SMRForecaster.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(loaded.predict(X), model.predict(X))
+    assert next(loaded.model_.parameters()).device.type == "cpu"
