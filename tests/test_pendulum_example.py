@@ -1,0 +1,44 @@
+"""The pendulum example and benchmark run end to end on a tiny generated set."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pendulum_example_runs_end_to_end(tmp_path, capsys):
+    example = _load(ROOT / "examples" / "pendulum_regression.py")
+    plot = tmp_path / "pred.png"
+    out = example.main(["--n-train", "8", "--n-valid", "4", "--n-test", "4", "--epochs", "1", "--verbose", "0",
+                        "--smr", "--seeds", "0", "1", "--plot", str(plot)])
+    printed = capsys.readouterr().out
+    assert out["name"] == "S5+SMR" and len(out["test_mse"]) == 2
+    assert all(0 < m < 10 for m in out["test_mse"])
+    assert "S5 paper, App. F.3, Table 9" in printed and "test MSE" in printed
+    pytest.importorskip("matplotlib")
+    assert plot.stat().st_size > 10_000
+
+
+def test_pendulum_benchmark_writes_its_report_and_resumes(tmp_path):
+    bench = _load(ROOT / "benchmarks" / "pendulum.py")
+    results, report = tmp_path / "runs.json", tmp_path / "pendulum.md"
+    argv = ["--configs", "s5+smr", "gru_dt", "--seeds", "0", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
+            "--n-test", "3", "--shift", "--results", str(results), "--out", str(report)]
+    bench.main(argv)
+    runs = json.loads(results.read_text())
+    assert [r["config"] for r in runs] == ["s5+smr", "gru_dt"]
+    assert set(runs[0]["shift"]) == {label for label, _, _ in bench.SHIFTS} and "shift" not in runs[1]
+    text = report.read_text()
+    assert "smr_ts s5+smr" in text and "Sampling shift" in text and "reduced" in text
+    bench.main(argv)  # finished runs are skipped, not repeated
+    assert len(json.loads(results.read_text())) == 2
