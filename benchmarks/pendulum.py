@@ -70,6 +70,18 @@ def parse_args(argv):
     return args
 
 
+def save_run(path: Path, record: dict) -> list[dict]:
+    """Add a finished run to the JSON file, re-reading it first: several processes (one per
+    configuration, say) may share the file."""
+    runs = json.loads(path.read_text()) if path.exists() else []
+    runs = [r for r in runs if (r["config"], r["seed"]) != (record["config"], record["seed"])] + [record]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(runs, indent=1))
+    tmp.replace(path)
+    return runs
+
+
 def settings_key(args) -> str:
     return f"e{args.epochs}_n{args.n_train}-{args.n_valid}-{args.n_test}_d{args.data_seed}"
 
@@ -113,12 +125,11 @@ def main(argv=None):
             }
             if args.shift and backbone in ("s5", "s6"):
                 record["shift"] = {label: pendulum_mse(model, *frames) for label, frames in shifted.items()}
-            runs.append(record)
-            results_path.parent.mkdir(parents=True, exist_ok=True)
-            results_path.write_text(json.dumps(runs, indent=1))
+            runs = save_run(results_path, record)
             print(f"{config} seed {seed}: test MSE {record['test_mse'] * 1e3:.2f}e-3, "
                   f"{record['seconds_per_epoch']:.1f} s/epoch", flush=True)
 
+    runs = json.loads(results_path.read_text()) if results_path.exists() else runs
     write_report(args, runs, results_path, argv)
 
 
