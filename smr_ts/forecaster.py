@@ -622,15 +622,21 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     def _run(self, panel: SeriesPanel):
         """Model outputs on every step of a panel of features: (mean, std or None), unscaled, (S, L, T)."""
         data = self._panel_tensors(panel)
-        model = self.model_.eval()
+        # The fitted model lives on the CPU (so pickles load anywhere); it visits the device
+        # for the forward passes only.
+        device = self._device()
+        model = self.model_.to(device).eval()
         means, stds = [], []
-        n = len(panel.ids)
-        device = next(model.parameters()).device
-        for start in range(0, n, max(self.batch_size, 64)):
-            sel = slice(start, min(start + max(self.batch_size, 64), n))
-            mean, std = model(data["values"][sel].to(device), data["dt"][sel].to(device), data["observed"][sel].to(device))
-            means.append(mean.cpu())
-            stds.append(std.cpu() if std is not None else None)
+        n, chunk = len(panel.ids), max(self.batch_size, 64)
+        try:
+            for start in range(0, n, chunk):
+                sel = slice(start, min(start + chunk, n))
+                mean, std = model(data["values"][sel].to(device), data["dt"][sel].to(device),
+                                  data["observed"][sel].to(device))
+                means.append(mean.cpu())
+                stds.append(std.cpu() if std is not None else None)
+        finally:
+            self.model_.to("cpu")
         mean = torch.cat(means).numpy() * self.target_scale_ + self.target_mean_
         std = torch.cat(stds).numpy() * self.target_scale_ if stds[0] is not None else None
         return mean, std
