@@ -309,11 +309,15 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         if self.smr and self.backbone not in ("s5", "s6"):
             raise ValueError(f"SMRForecaster parameter smr=True needs backbone 's5' or 's6', got {self.backbone!r}")
 
-    def _device(self) -> torch.device:
+    def _device(self, strict: bool = True) -> torch.device:
+        """The device to train (strict) or predict on. Prediction falls back to the CPU, so a
+        model trained with device="cuda" still predicts on a machine without a GPU."""
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         device = torch.device(self.device)
         if device.type == "cuda" and not torch.cuda.is_available():
+            if not strict:
+                return torch.device("cpu")
             raise ValueError(f"SMRForecaster parameter device={self.device!r}: CUDA is not available")
         return device
 
@@ -543,10 +547,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     def _panel_tensors(self, panel: SeriesPanel) -> dict:
         """Scaled, zero-filled tensors (CPU) of a panel whose values are [features, targets]."""
         n_feat = len(self.feature_mean_)
-        values = panel.values
-        feat = (values[..., :n_feat] - self.feature_mean_) / self.feature_scale_
-        feat_obs = panel.value_observed[..., :n_feat]
-        feat = np.where(feat_obs, feat, 0.0).astype(np.float32)
+        values, observed = panel.values, panel.value_observed
+        feat, feat_obs = _standardise(values[..., :n_feat], observed[..., :n_feat], self.feature_mean_, self.feature_scale_)
         out = {
             "values": torch.from_numpy(feat),
             "observed": torch.from_numpy(feat_obs.any(-1)),
@@ -554,9 +556,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             "valid": torch.from_numpy(panel.valid),
         }
         if values.shape[-1] > n_feat:
-            tgt = (values[..., n_feat:] - self.target_mean_) / self.target_scale_
-            tgt_obs = panel.value_observed[..., n_feat:]
-            out["target"] = torch.from_numpy(np.where(tgt_obs, tgt, 0.0).astype(np.float32))
+            tgt, tgt_obs = _standardise(values[..., n_feat:], observed[..., n_feat:], self.target_mean_, self.target_scale_)
+            out["target"] = torch.from_numpy(tgt)
             out["target_observed"] = torch.from_numpy(tgt_obs)
         return out
 
@@ -624,7 +625,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         data = self._panel_tensors(panel)
         # The fitted model lives on the CPU (so pickles load anywhere); it visits the device
         # for the forward passes only.
-        device = self._device()
+        device = self._device(strict=False)
         model = self.model_.to(device).eval()
         means, stds = [], []
         n, chunk = len(panel.ids), max(self.batch_size, 64)
@@ -656,8 +657,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
 
         Returns
         -------
-        y_pred : DataFrame aligned to X's index (columns ``target_names_``) for a DataFrame
-            X, else an ndarray of shape (n,) or (n, n_targets).
+        y_pred : for a DataFrame X, a Series (1-D y) or DataFrame (columns ``target_names_``)
+            aligned to X's index; for an array X, an ndarray of shape (n,) or (n, n_targets).
         y_std : same type and shape, only with ``return_std``.
         """
         check_is_fitted(self, "model_")
@@ -693,7 +694,10 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         return mean_out
 
     def _format_rows(self, array: np.ndarray, X):
+        # The output mirrors y: a Series (or 1-D array) for 1-D y, a DataFrame (2-D array) otherwise.
         if isinstance(X, pd.DataFrame):
+            if self.y_ndim_ == 1:
+                return pd.Series(array[:, 0], index=X.index, name=self.target_names_[0])
             return pd.DataFrame(array, index=X.index, columns=self.target_names_)
         return array[:, 0] if self.y_ndim_ == 1 else array
 
@@ -753,7 +757,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             q_times = (last_time.to_numpy()[:, None] + step.reindex(last_time.index).to_numpy()[:, None]
                        * np.arange(1, h + 1)).ravel()
             if self.time_info_.kind != "numeric":
-                q_times = np.round(q_times)
+                q_times = np.round(q_times).astype(np.int64)
         else:
             if not isinstance(times, pd.DataFrame):
                 raise TypeError(f"times must be a DataFrame with columns {self.id_col!r} and {self.time_col!r}")
@@ -775,7 +779,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
 
         n_hist = len(hist_ids)
         all_ids = np.concatenate([hist_ids, q_ids])
-        all_times = np.concatenate([hist_times.astype(np.float64), np.asarray(q_times, np.float64)])
+        all_times = np.concatenate([hist_times, np.asarray(q_times, hist_times.dtype)])
         nan_rows = np.full((len(q_ids), hist_values.shape[1]), np.nan, np.float32)
         panel = to_panel(all_ids, all_times, np.concatenate([hist_values, nan_rows]), what="times",
                          id_col=self.id_col, time_col=self.time_col)
@@ -807,7 +811,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         self._check_time_info(info, "context")
         c_feat = numeric_values(self._value_columns(c_values, "context"), "context")
         ids = np.concatenate([ids, c_ids])
-        times = np.concatenate([times, c_times.astype(np.float64)])
+        times = np.concatenate([times, c_times.astype(times.dtype)])
         values = np.concatenate([values, c_feat])
         # Duplicate (id, time) between history and context is an error, as within a frame.
         to_panel(ids, times, values[:, :1], what="context", id_col=self.id_col, time_col=self.time_col)
@@ -896,6 +900,14 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             arrays = {k[len("panel."):]: v.numpy() for k, v in tensors.items() if k.startswith("panel.")}
             model.history_panel_ = SeriesPanel(ids=np.asarray(state["history_ids"]), **arrays)
         return model
+
+
+def _standardise(values, observed, mean, scale):
+    """(values - mean) / scale as float32, 0 where not observed; and the observed mask."""
+    out = np.subtract(values, mean, dtype=np.float32)
+    out /= scale
+    out *= observed  # unobserved slots hold 0 already; this also clears any -mean / scale there
+    return out, np.ascontiguousarray(observed)
 
 
 def _jsonable(value):

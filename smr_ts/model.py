@@ -112,7 +112,7 @@ class SequenceModel(nn.Module):
 
             if backbone not in BASELINES:
                 raise ValueError(f"backbone must be one of {backbone_names()}, got {backbone!r}")
-            self.backbone = BASELINES[backbone](d_model, n_layers, **kwargs)
+            self.backbone = BASELINES[backbone](d_model, n_layers, dropout=dropout, **kwargs)
         # Small tanh MLP heads, as in the pendulum recipe.
         self.mean_head = nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh(), nn.Linear(d_model, n_outputs))
         self.var_head = (

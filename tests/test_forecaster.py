@@ -20,6 +20,13 @@ from smr_ts import SMRForecaster
 from smr_ts.datasets import make_oscillators
 from smr_ts.frames import to_panel
 
+def assert_same(a, b, **kwargs):
+    """Predictions are Series (1-D y) or DataFrames (2-D y): compare either."""
+    assert type(a) is type(b)
+    compare = pd.testing.assert_series_equal if isinstance(a, pd.Series) else pd.testing.assert_frame_equal
+    compare(a, b, **kwargs)
+
+
 SMALL = dict(d_model=8, state_size=8, n_layers=1, epochs=2, batch_size=8, random_state=0)
 
 # Checks that assume rows are i.i.d. samples. Rows of a plain array are one sequence here,
@@ -95,10 +102,10 @@ def test_pipeline_grid_search_and_cross_val_with_group_kfold():
 def test_pickle_and_save_load_give_identical_predictions(fitted_regressor, fitted_forecaster, tmp_path):
     model, X, _ = fitted_regressor
     expected = model.predict(X)
-    pd.testing.assert_frame_equal(pickle.loads(pickle.dumps(model)).predict(X), expected)
+    assert_same(pickle.loads(pickle.dumps(model)).predict(X), expected)
     model.save(tmp_path / "reg")
     loaded = SMRForecaster.load(tmp_path / "reg")
-    pd.testing.assert_frame_equal(loaded.predict(X), expected)
+    assert_same(loaded.predict(X), expected)
     assert loaded.get_params() == model.get_params() and loaded.history_ == model.history_
 
     forecaster, _ = fitted_forecaster
@@ -120,7 +127,7 @@ def test_same_random_state_gives_identical_predictions():
     a = SMRForecaster(**{**SMALL, "dropout": 0.2}).fit(X, y).predict(X)
     b = SMRForecaster(**{**SMALL, "dropout": 0.2}).fit(X, y).predict(X)
     c = SMRForecaster(**{**SMALL, "dropout": 0.2, "random_state": 1}).fit(X, y).predict(X)
-    pd.testing.assert_frame_equal(a, b)
+    assert_same(a, b)
     assert not np.allclose(a.to_numpy(), c.to_numpy())
 
 
@@ -130,7 +137,7 @@ def test_predictions_follow_x_index_when_rows_are_shuffled(fitted_regressor):
     shuffled = X.sample(frac=1.0, random_state=3)
     got = model.predict(shuffled)
     assert got.index.equals(shuffled.index)
-    pd.testing.assert_frame_equal(got.loc[X.index], expected)
+    assert_same(got.loc[X.index], expected)
 
 
 def test_nan_observation_changes_nothing_downstream_with_s5_zoh():
@@ -141,7 +148,7 @@ def test_nan_observation_changes_nothing_downstream_with_s5_zoh():
     hidden.loc[row, ["x", "z"]] = np.nan  # not observed at this time
     dropped = X.drop(index=row)
     with_nan, without = model.predict(hidden), model.predict(dropped)
-    pd.testing.assert_frame_equal(with_nan.drop(index=row), without, atol=1e-5, rtol=1e-5)
+    assert_same(with_nan.drop(index=row), without, atol=1e-5, rtol=1e-5)
     assert np.isfinite(with_nan.loc[row]).all()
     assert not np.allclose(with_nan.drop(index=row), model.predict(X).drop(index=row))
 
@@ -331,7 +338,7 @@ def test_bad_predict_inputs(fitted_regressor, fitted_forecaster):
         model.predict(X.assign(w=1.0))
     with pytest.raises(TypeError, match="numeric"):
         model.predict(X.assign(ds=pd.to_datetime(X["ds"], unit="s")))
-    pd.testing.assert_frame_equal(model.predict(X[["z", "ds", "x", "unique_id"]]), model.predict(X))
+    assert_same(model.predict(X[["z", "ds", "x", "unique_id"]]), model.predict(X))
 
     fc, history = fitted_forecaster
     last = history.groupby("unique_id")["ds"].max()
@@ -360,5 +367,35 @@ def test_trained_on_cuda_loads_and_predicts_on_cpu(tmp_path):
     model = SMRForecaster(**{**SMALL, "device": "cuda"}).fit(X, y)
     model.save(tmp_path / "m")
     loaded = SMRForecaster.load(tmp_path / "m")
-    pd.testing.assert_frame_equal(loaded.predict(X), model.predict(X))
+    assert_same(loaded.predict(X), model.predict(X))
     assert next(loaded.model_.parameters()).device.type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on a machine without CUDA")
+def test_model_saved_with_device_cuda_predicts_on_a_cpu_only_machine(fitted_regressor, tmp_path):
+    model, X, _ = fitted_regressor
+    expected = model.predict(X)
+    model.save(tmp_path / "m")
+    config = tmp_path / "m" / "config.json"
+    config.write_text(config.read_text().replace('"device": "auto"', '"device": "cuda"'))
+    loaded = SMRForecaster.load(tmp_path / "m")
+    assert loaded.device == "cuda"
+    assert_same(loaded.predict(X), expected)
+    with pytest.raises(ValueError, match="device"):  # training there is still refused, clearly
+        loaded.fit(X, regression_frame()[1])
+
+
+def test_datetimes_keep_nanosecond_resolution():
+    history = make_oscillators(n_series=2, n_obs=10, start="2024-03-01")
+    model = SMRForecaster(**SMALL).fit(history)
+    last = history.groupby("unique_id")["ds"].max()
+    queries = pd.DataFrame({"unique_id": [last.index[0]] * 2,
+                            "ds": [last.iloc[0] + pd.Timedelta(1, "ns"), last.iloc[0] + pd.Timedelta(2, "ns")]})
+    out = model.forecast(times=queries)
+    assert list(out["ds"]) == list(queries["ds"])
+
+
+def test_dropout_reaches_the_baselines():
+    model = SMRForecaster(**{**SMALL, "backbone": "gru_dt", "dropout": 0.3})
+    model.n_targets_ = 1
+    assert model._build_model(3).backbone.dropout.p == 0.3
