@@ -170,6 +170,7 @@ def write_report(args, runs, results_path, argv):
         table.append((mu, f"| {model} | {mu:.2f} +- {sd:.2f} | {n} | | | | {source} |"))
     lines += [row for _, row in sorted(table)]
 
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     shift_rows = [r for r in runs if "shift" in r]
     if shift_rows:
         labels = [label for label, _, _ in SHIFTS]
@@ -188,7 +189,6 @@ def write_report(args, runs, results_path, argv):
         plot = plot_shift(shift_rows, labels, args.out.with_name(args.out.stem + "_shift.png"))
         if plot is not None:
             lines += ["", f"![sampling shift]({plot.name})"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

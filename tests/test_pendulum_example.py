@@ -31,7 +31,7 @@ def test_pendulum_example_runs_end_to_end(tmp_path, capsys):
 
 def test_pendulum_benchmark_writes_its_report_and_resumes(tmp_path):
     bench = _load(ROOT / "benchmarks" / "pendulum.py")
-    results, report = tmp_path / "runs.json", tmp_path / "pendulum.md"
+    results, report = tmp_path / "runs.json", tmp_path / "new_dir" / "pendulum.md"
     argv = ["--configs", "s5+smr", "gru_dt", "--seeds", "0", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
             "--n-test", "3", "--shift", "--results", str(results), "--out", str(report)]
     bench.main(argv)
