@@ -33,12 +33,12 @@ def test_pendulum_benchmark_writes_its_report_and_resumes(tmp_path):
     bench = _load(ROOT / "benchmarks" / "pendulum.py")
     results, report = tmp_path / "runs.json", tmp_path / "new_dir" / "pendulum.md"
     argv = ["--configs", "s5+smr", "gru_dt", "--seeds", "0", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
-            "--n-test", "3", "--shift", "--results", str(results), "--out", str(report)]
+            "--n-test", "3", "--shift", "--note", "a note", "--results", str(results), "--out", str(report)]
     bench.main(argv)
     runs = json.loads(results.read_text())
     assert [r["config"] for r in runs] == ["s5+smr", "gru_dt"]
     assert set(runs[0]["shift"]) == {label for label, _, _ in bench.SHIFTS} and "shift" not in runs[1]
     text = report.read_text()
-    assert "smr_ts s5+smr" in text and "Sampling shift" in text and "reduced" in text
+    assert "smr_ts s5+smr" in text and "Sampling shift" in text and "reduced budget" in text and "- a note" in text
     bench.main(argv)  # finished runs are skipped, not repeated
     assert len(json.loads(results.read_text())) == 2
