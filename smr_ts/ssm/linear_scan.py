@@ -13,9 +13,13 @@ Two implementations with one signature, on purpose:
   fused backward. On CUDA it runs a Triton kernel (a blocked associative scan over
   time) when Triton is importable; on CPU it runs an in-place loop over time when
   each step's slice is large (memory-bound: one fused op per step touches each
-  byte once) and a chunked two-level scan when slices are small (overhead-bound:
-  about ``2 sqrt(L)`` ops instead of ``L``). Memory is O(batch * L * state): the
-  forward saves only ``a`` and its own output.
+  byte once; wide slices are cut into pieces that each run on one thread, so no
+  step waits on a thread barrier) and a chunked two-level scan when slices are
+  small (overhead-bound: about ``4 sqrt(L)`` ops instead of ``L``). Both scan a copy of their input in
+  place, so new memory is first touched by one contiguous copy rather than slice by
+  slice. Memory is O(batch * L * state): the forward saves only ``a`` and its own
+  output; the backward allocates just the two gradients. Timings against the
+  reference loop and mambapy's scan: ``benchmarks/scan.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ __all__ = ["scan", "scan_reference"]
 # Below this many elements per time step the per-op dispatch cost dominates and the
 # chunked scan wins; above it the single-pass in-place loop wins (benchmarks/scan.py).
 _SEQUENTIAL_MIN_STEP_NUMEL = 8192
+# PyTorch's at::internal::GRAIN_SIZE: CPU elementwise ops above it use the thread pool.
+_PARALLEL_GRAIN = 32768
 
 
 def _as_scan_inputs(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None):
@@ -169,11 +175,11 @@ def _forward_kernel(a, b, reverse):
         from smr_ts.ssm import _triton_scan
 
         return _triton_scan.scan_forward(a, b, reverse)
-    x = torch.empty_like(b)
-    if _sequential_is_faster(b):
-        _scan_sequential(a, b, x, reverse)
-    else:
-        _scan_chunked(a, b, x, reverse)
+    # Scan a copy of b in place. The copy is one contiguous, multithreaded pass that
+    # also first-touches the new memory; letting the loop first-touch it slice by
+    # slice costs several times more on CPU.
+    x = b.clone()
+    _scan_cpu(a, x, x, reverse)
     return x
 
 
@@ -182,117 +188,113 @@ def _backward_kernel(a, x, grad_x, reverse):
         from smr_ts.ssm import _triton_scan
 
         return _triton_scan.scan_backward(a, x, grad_x, reverse)
-    if _sequential_is_faster(x):
-        return _backward_sequential(a, x, grad_x, reverse)
-    return _backward_chunked(a, x, grad_x, reverse)
+    # g_k = grad_x_k + conj(a_next) g_next is a scan the other way round whose
+    # coefficients are conj(a) shifted by one step: scan views, in place on a copy.
+    grad_b = grad_x.clone(memory_format=torch.contiguous_format)
+    if reverse:
+        later, a_later, last = grad_b[:, 1:], a[:, :-1].conj(), grad_b[:, 0]
+    else:
+        later, a_later, last = grad_b[:, :-1], a[:, 1:].conj(), grad_b[:, -1]
+    _scan_cpu(a_later, later, later, not reverse, x_before=last)
+    # dLoss/da_k = g_k conj(x_{k-1}): one vectorised multiply; the first step saw x = 0.
+    grad_a = torch.empty_like(a)
+    first, rest, prev = (-1, slice(0, -1), slice(1, None)) if reverse else (0, slice(1, None), slice(0, -1))
+    torch.mul(grad_b[:, rest], x[:, prev].conj(), out=grad_a[:, rest])
+    grad_a[:, first] = 0
+    return grad_a, grad_b
 
 
 def _sequential_is_faster(b: torch.Tensor) -> bool:
-    return b[:, 0].numel() >= _SEQUENTIAL_MIN_STEP_NUMEL or b.shape[1] < 16
+    return b.shape[1] < 16 or b[:, 0].numel() >= _SEQUENTIAL_MIN_STEP_NUMEL
 
 
-def _scan_sequential(a, b, x, reverse, start=None, x_start=None):
-    """In place: one fused multiply-add per step over the whole (batch, *state) slice.
+def _scan_cpu(a, b, x, reverse, x_before=None):
+    """``x = scan(a, b)`` written into ``x``, which may be ``b`` itself (in place).
 
-    Steps ``start`` onwards (in scan order) are computed; ``x_start`` is the state
-    before them (zero when None).
+    ``x_before`` is the state before the first step (zero when None).
     """
-    L = b.shape[1]
-    steps = list(range(L - 1, -1, -1) if reverse else range(L))
-    if start is not None:
-        steps = steps[steps.index(start):]
-    first, rest = steps[0], steps[1:]
-    if x_start is None:
-        x[:, first] = b[:, first]
+    if _sequential_is_faster(b):
+        _scan_sequential(a, b, x, reverse, x_before)
     else:
-        torch.addcmul(b[:, first], a[:, first], x_start, out=x[:, first])
-    prev = first
-    for k in rest:
-        torch.addcmul(b[:, k], a[:, k], x[:, prev], out=x[:, k])
-        prev = k
+        _scan_chunked(a, b, x, reverse, x_before)
+
+
+def _scan_sequential(a, b, x, reverse, x_before=None):
+    """One fused multiply-add per step.
+
+    An elementwise op over more than ``_PARALLEL_GRAIN`` elements runs as a parallel
+    region, which ends in a thread barrier: one per step is slow, and very slow when
+    other processes share the cores. So wide slices are cut along the state into
+    pieces below that size, and each piece is scanned through all steps in turn.
+    """
+    batch, width = b.shape[0], math.prod(b.shape[2:])
+    piece = max(1, _PARALLEL_GRAIN // max(batch, 1))
+    if width > piece:
+        a, b, x = (t.flatten(2) for t in (a, b, x))
+        x_before = None if x_before is None else x_before.flatten(1)
+        for lo in range(0, width, piece):
+            cut = slice(lo, lo + piece)
+            _scan_steps(a[..., cut], b[..., cut], x[..., cut], reverse,
+                        None if x_before is None else x_before[:, cut])
+    else:
+        _scan_steps(a, b, x, reverse, x_before)
+
+
+def _scan_steps(a, b, x, reverse, x_before):
+    prev = x_before
+    for k in range(b.shape[1] - 1, -1, -1) if reverse else range(b.shape[1]):
+        if prev is None:
+            x[:, k].copy_(b[:, k])
+        else:
+            torch.addcmul(b[:, k], a[:, k], prev, out=x[:, k])
+        prev = x[:, k]
 
 
 def _chunk_length(L: int) -> int:
-    # ~sqrt(L) balances the T in-chunk steps against the L/T carry steps.
+    # ~sqrt(L) / 2, near the sqrt(L / 3) that minimises the 3T in-chunk ops plus L/T chunk steps.
     return int(min(32, max(8, round(math.sqrt(L) / 2))))
 
 
-def _scan_chunked(a, b, x, reverse):
-    """Two-level scan: all chunks in parallel over the T steps inside a chunk, then a
-    short sequential pass over chunk carries, then one fix-up multiply-add.
+def _scan_chunked(a, b, x, reverse, x_before=None):
+    """Two-level scan for small slices (about ``3 T + L / T`` ops instead of ``L``):
+    the steps are cut into C chunks of T, and each pass runs over all chunks at once.
+
+    1. every chunk's end state from a zero start, and the product of its ``a``;
+    2. a short sequential pass over the chunks for the true state before each;
+    3. every chunk rescanned from its true start, written into ``x``.
 
     Uses only products of the given ``a`` (never divides by them), so decays that
-    underflow to zero over a long gap stay exact.
+    underflow to zero over a long gap stay exact; needs only chunk-sized buffers.
     """
     L = b.shape[1]
     T = _chunk_length(L)
     C = L // T
     if C < 2:
-        _scan_sequential(a, b, x, reverse)
+        _scan_sequential(a, b, x, reverse, x_before)
         return
     n = C * T
     lo = L - n if reverse else 0  # chunks cover [lo, lo + n); the rest is a short tail
     av, bv, xv = (t[:, lo : lo + n].unflatten(1, (C, T)) for t in (a, b, x))
-    cum_a = torch.empty_like(av)  # product of a within the chunk up to each step
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    chunks = range(C - 1, -1, -1) if reverse else range(C)
 
-    t_order = list(range(T - 1, -1, -1) if reverse else range(T))
-    t0 = t_order[0]
-    xv[:, :, t0] = bv[:, :, t0]
-    cum_a[:, :, t0] = av[:, :, t0]
-    prev = t0
-    for t in t_order[1:]:
-        torch.addcmul(bv[:, :, t], av[:, :, t], xv[:, :, prev], out=xv[:, :, t])
-        torch.mul(cum_a[:, :, prev], av[:, :, t], out=cum_a[:, :, t])
-        prev = t
-    t_last = prev
+    end, prod = bv[:, :, steps[0]].clone(), av[:, :, steps[0]].clone()
+    for t in steps[1:]:
+        torch.addcmul(bv[:, :, t], av[:, :, t], end, out=end)
+        prod.mul_(av[:, :, t])
 
-    # carry[:, c] is the true state just before chunk c (in scan order).
-    carry = torch.zeros_like(bv[:, :, 0])
-    c_order = list(range(C - 1, -1, -1) if reverse else range(C))
-    for c_prev, c in zip(c_order[:-1], c_order[1:]):
-        torch.addcmul(xv[:, c_prev, t_last], cum_a[:, c_prev, t_last], carry[:, c_prev], out=carry[:, c])
-    later = slice(0, C - 1) if reverse else slice(1, C)
-    xv[:, later].addcmul_(cum_a[:, later], carry[:, later].unsqueeze(2))
+    start = torch.empty_like(end)  # start[:, c]: the true state before chunk c
+    start[:, chunks[0]] = 0 if x_before is None else x_before
+    for c_prev, c in zip(chunks, chunks[1:]):
+        torch.addcmul(end[:, c_prev], prod[:, c_prev], start[:, c_prev], out=start[:, c])
+
+    prev = start
+    for t in steps:
+        torch.addcmul(bv[:, :, t], av[:, :, t], prev, out=xv[:, :, t])
+        prev = xv[:, :, t]
 
     if n < L:
-        tail_start, boundary = (lo - 1, lo) if reverse else (n, n - 1)
-        _scan_sequential(a, b, x, reverse, start=tail_start, x_start=x[:, boundary])
-
-
-def _backward_sequential(a, x, grad_x, reverse):
-    """Fused reverse pass: per step one multiply-add for g and one multiply for grad_a."""
-    L = x.shape[1]
-    grad_b = torch.empty_like(grad_x)
-    grad_a = torch.empty_like(a)
-    # Backwards through time of the forward scan's order.
-    steps = list(range(L)) if reverse else list(range(L - 1, -1, -1))
-    d = 1 if reverse else -1  # steps[i + 1] == steps[i] + d
-    first = steps[0]
-    grad_b[:, first] = grad_x[:, first]
-    for k in steps[1:]:
-        later = k - d  # the step after k in forward-scan order
-        torch.addcmul(grad_x[:, k], a[:, later].conj(), grad_b[:, later], out=grad_b[:, k])
-        torch.mul(grad_b[:, later], x[:, k].conj(), out=grad_a[:, later])
-    grad_a[:, steps[-1]] = 0  # the first forward step saw a zero previous state
-    return grad_a, grad_b
-
-
-def _backward_chunked(a, x, grad_x, reverse):
-    """g is itself a scan in the opposite direction with coefficients conj(a) shifted by one."""
-    L = x.shape[1]
-    a_next = torch.zeros_like(a)
-    if reverse:
-        a_next[:, 1:] = a[:, :-1].conj()
-    else:
-        a_next[:, :-1] = a[:, 1:].conj()
-    grad_b = torch.empty_like(grad_x)
-    _scan_chunked(a_next, grad_x, grad_b, not reverse)
-    del a_next
-    grad_a = torch.empty_like(a)
-    if reverse:
-        torch.mul(grad_b[:, :-1], x[:, 1:].conj(), out=grad_a[:, :-1])
-        grad_a[:, L - 1] = 0
-    else:
-        torch.mul(grad_b[:, 1:], x[:, :-1].conj(), out=grad_a[:, 1:])
-        grad_a[:, 0] = 0
-    return grad_a, grad_b
+        if reverse:
+            _scan_sequential(a[:, :lo], b[:, :lo], x[:, :lo], reverse, x_before=x[:, lo])
+        else:
+            _scan_sequential(a[:, n:], b[:, n:], x[:, n:], reverse, x_before=x[:, n - 1])
