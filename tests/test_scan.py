@@ -182,3 +182,13 @@ def test_cuda_fast_path_matches_reference(dtype, reverse):
 def test_cuda_and_cpu_agree():
     a, b, _ = _random_problem(4, 200, (8,), torch.complex64, torch.Generator().manual_seed(4))
     assert _rel_err(scan(a.cuda(), b.cuda()).cpu(), scan(a, b)) < 1e-5
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 1, 20000), (1, 2, 1)])
+def test_tiny_lengths_with_the_size_heuristic(shape):
+    """Length 1 and 2, with slices on both sides of the sequential/chunked threshold."""
+    a = torch.rand(*shape, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    _check_against_reference(a.detach(), b.detach(), None, False, 1e-10)
+    scan(a, b).sum().backward()
+    assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
