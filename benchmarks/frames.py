@@ -24,10 +24,10 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 
-import argparse  # noqa: E402
+import argparse
+import sys  # noqa: E402
 import datetime  # noqa: E402
 import platform  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -36,20 +36,11 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from smr_ts import SMRForecaster  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
+from _machine import cpu_model  # noqa: E402
 from smr_ts.frames import numeric_values, split_frame, to_panel  # noqa: E402
 
 N_SERIES, N_ROWS, N_COLUMNS = 1000, 100, 600
-
-
-def _cpu_model() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
-    for line in lscpu.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def make_frame(seed: int = 0) -> pd.DataFrame:
@@ -137,7 +128,7 @@ def main() -> None:
         "",
         f"- command: `python benchmarks/frames.py --repeats {args.repeats}`",
         f"- date: {datetime.date.today().isoformat()}",
-        f"- machine: {_cpu_model()}, {cores} cores available, load average "
+        f"- machine: {cpu_model()}, {cores} cores available, load average "
         f"{os.getloadavg()[0]:.1f} at the end of the run (other jobs share the cores), "
         f"torch threads = {torch.get_num_threads()}",
         f"- software: Python {platform.python_version()}, torch {torch.__version__}, "

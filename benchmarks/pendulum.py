@@ -33,6 +33,8 @@ import torch
 
 from smr_ts.datasets import make_pendulum
 from smr_ts.recipes import PENDULUM_PUBLISHED, pendulum_forecaster, pendulum_mse
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
+from _machine import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -222,16 +224,8 @@ def plot_shift(rows, labels, path):
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return (f"{cpu}, {torch.get_num_threads()} torch threads{gpu}; Python {platform.python_version()}, "
+    return (f"{cpu_model()}, {torch.get_num_threads()} torch threads{gpu}; Python {platform.python_version()}, "
             f"torch {torch.__version__}")
 
 

@@ -14,9 +14,9 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
-import argparse  # noqa: E402
+import argparse
+import sys  # noqa: E402
 import platform  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -24,17 +24,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from smr_ts.datasets import make_pendulum  # noqa: E402
-
-
-def _cpu_model() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
-    for line in lscpu.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
+from _machine import cpu_model  # noqa: E402
 
 
 def _seconds(**kwargs) -> float:
@@ -69,7 +60,7 @@ def main() -> None:
         *[f"| {what} | {seconds:.2f} |" for what, seconds in rows],
         "",
         f"- command: `python benchmarks/pendulum_data.py --repeats {args.repeats}`",
-        f"- machine: {_cpu_model()}, 1 core (pinned with `sched_setaffinity`), "
+        f"- machine: {cpu_model()}, 1 core (pinned with `sched_setaffinity`), "
         f"torch threads = {torch.get_num_threads()}",
         f"- software: Python {platform.python_version()}, torch {torch.__version__}, "
         f"numpy {np.__version__}",

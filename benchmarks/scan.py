@@ -44,6 +44,8 @@ from pathlib import Path
 import torch
 
 from smr_ts.ssm.linear_scan import scan, scan_reference
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
+from _machine import cpu_model  # noqa: E402
 
 try:
     from mambapy.pscan import pscan
@@ -80,16 +82,6 @@ def _skip_reason(method, length, args):
     if method == NAIVE and length > args.naive_max_len:
         return f"skipped: O(L^2) backward, L > {args.naive_max_len}"
     return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _version(package: str) -> str:
@@ -254,7 +246,7 @@ def main() -> None:
     results = {size: measure(*size, args) for size in map(_parse_size, args.sizes or DEFAULT_SIZES)}
     load_after = os.getloadavg()[0]
 
-    machine = f"{_cpu_model()}, {os.cpu_count()} cores, torch threads = {torch.get_num_threads()}" \
+    machine = f"{cpu_model()}, {os.cpu_count()} cores, torch threads = {torch.get_num_threads()}" \
         f"{' (--threads)' if args.threads else ' (default)'}"
     if args.device == "cuda":
         machine = f"{torch.cuda.get_device_name()}; host {machine}"

@@ -2,7 +2,6 @@
 bad inputs, and that it learns."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pandas as pd

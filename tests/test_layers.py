@@ -105,7 +105,7 @@ def test_zoh_gap_splitting_unobserved_step_changes_nothing(kind, options):
         u2, dt2, mask2 = _insert_unobserved_step(u, dt, mask, position, fraction)
         y2 = layer(u2, dt2, mask2)
         kept = torch.cat([y2[:, :position], y2[:, position + 1 :]], 1)
-        assert torch.allclose(kept, y, atol=1e-10), (kernel := (kept - y).abs().max())
+        assert torch.allclose(kept, y, atol=1e-10), (kept - y).abs().max()
 
 
 def test_bilinear_does_not_split_gaps_exactly():
