@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -143,7 +144,10 @@ def summarise(runs, config):
 
 
 def write_report(args, runs, results_path, argv):
-    command = "python benchmarks/pendulum.py" + ("" if not argv and len(sys.argv) < 2 else " " + " ".join(argv or sys.argv[1:]))
+    given = list(argv if argv is not None else sys.argv[1:])
+    # The notes are the report's own text, not part of what produced the numbers.
+    kept = [a for i, a in enumerate(given) if a != "--note" and (i == 0 or given[i - 1] != "--note")]
+    command = shlex.join(["python", "benchmarks/pendulum.py", *kept])
     lines = [
         "# Pendulum regression results",
         "",
