@@ -177,7 +177,7 @@ def _datetimes_from_objects(series: pd.Series, time_col: str, what: str) -> pd.S
 
 def numeric_values(values: pd.DataFrame, what: str) -> np.ndarray:
     """The value columns as a float32 (n, F) array; NaN kept (it means "not observed")."""
-    bad = [str(c) for c, dtype in values.dtypes.items() if not _is_numeric(dtype)]
+    bad = [str(c) for c, dtype in values.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]  # bool counts: 0/1
     if bad:
         raise TypeError(f"{what}: columns {bad[:10]} are not numeric; every value column must be numeric")
     array = values.to_numpy(dtype=np.float32, na_value=np.nan)
@@ -190,10 +190,6 @@ def numeric_values(values: pd.DataFrame, what: str) -> np.ndarray:
             if len(inf_cols):
                 raise ValueError(f"{what}: columns {list(map(str, inf_cols))[:10]} contain infinite values")
     return array
-
-
-def _is_numeric(dtype) -> bool:
-    return pd.api.types.is_numeric_dtype(dtype)  # bool counts: it converts to 0/1
 
 
 _BLOCK_VALUES = 1 << 20  # values per block when to_panel scatters rows: a few MB, cache-sized

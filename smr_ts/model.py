@@ -16,7 +16,7 @@ from torch import nn
 
 from smr_ts.ssm.block import BACKBONES, SSMStack
 
-__all__ = ["ENCODERS", "ImageEncoder", "SequenceModel", "backbone_names", "ssm_parameter_names"]
+__all__ = ["ENCODERS", "ImageEncoder", "SequenceModel", "backbone_names"]
 
 ENCODERS = ("linear", "mlp", "cnn")
 # Parameters that get the separate, lower, weight-decay-free learning rate (S5 App. F.3:
@@ -136,11 +136,6 @@ class SequenceModel(nn.Module):
             for name, param in module.named_parameters(recurse=False):
                 (ssm if backbone_norm or name in _SSM_PARAMETERS else other).append(param)
         return other, ssm
-
-
-def ssm_parameter_names() -> tuple[str, ...]:
-    """Names of the parameters put in the SSM optimiser group."""
-    return _SSM_PARAMETERS
 
 
 def gaussian_nll(mean, std, target, weight):

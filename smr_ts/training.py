@@ -104,8 +104,7 @@ def train(
     optimizers = _optimizers(model, settings)
     total_steps = settings.epochs * n_batches
     warmup_steps = max(1, round(settings.warmup_epochs * n_batches)) if settings.warmup_epochs > 0 else 0
-    factor = warmup_cosine(warmup_steps, total_steps) if warmup_steps else warmup_cosine(0, total_steps)
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in optimizers]
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(warmup_steps, total_steps)) for opt in optimizers]
 
     history: list[dict] = []
     best_score, best_epoch, best_state = math.inf, None, None
