@@ -190,8 +190,8 @@ def _table(results, args):
                 rows.append(f"| {size} | {method} | {r['error']} | | | |")
                 continue
             med = statistics.median(r["times"])
-            spread = f"{med:.3f} ({min(r['times']):.3f}-{max(r['times']):.3f})" if len(r["times"]) > 1 \
-                else f"{med:.3f} (1 call)"
+            spread = f"{med:.3g} ({min(r['times']):.3g}-{max(r['times']):.3g})" if len(r["times"]) > 1 \
+                else f"{med:.3g} (1 call)"
             t_ratio = _ratio(med, statistics.median(fast["times"]) if "times" in fast else 0)
             m_ratio = _ratio(r["peak"], fast.get("peak", 0))
             rows.append(f"| {size} | {method} | {spread} | {t_ratio} | {r['peak'] / 2**20:.0f} | {m_ratio} |")
