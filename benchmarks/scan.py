@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python benchmarks/scan.py [--sizes 32x256 8x1024 32x1024 32x4096] [--repeats 3]
+    python benchmarks/scan.py [--sizes 32x256 8x1024 32x1024 32x4096] [--repeats 9]
     python benchmarks/scan.py --quick            # smoke test: tiny sizes, prints only
     python benchmarks/scan.py --device cuda      # writes docs/benchmarks/scan_cuda.md
 
@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", help=f"BATCHxL (default: {' '.join(DEFAULT_SIZES)})")
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--state", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--naive-max-len", type=int, default=256, help="time the naive loop only up to this L")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: leave torch's default)")

@@ -48,14 +48,14 @@ def test_pendulum_benchmark_parallel_jobs_merge_into_one_report(tmp_path):
     bench = _load(ROOT / "benchmarks" / "pendulum.py")
     results, report = tmp_path / "runs.json", tmp_path / "pendulum.md"
     argv = ["--configs", "s5", "gru_dt", "--seeds", "0", "1", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
-            "--n-test", "3", "--jobs", "2", "--results", str(results), "--out", str(report)]
+            "--n-test", "3", "--jobs", "2", "--grad-clip", "0.5", "--results", str(results), "--out", str(report)]
     bench.main(argv)
     runs = json.loads(results.read_text())
     assert sorted((r["config"], r["seed"]) for r in runs) == [("gru_dt", 0), ("gru_dt", 1), ("s5", 0), ("s5", 1)]
-    assert all(len(r["valid_history"]) == r["epochs_run"] == 1 for r in runs)
+    assert all(len(r["valid_history"]) == r["epochs_run"] == 1 and r["grad_clip"] == 0.5 for r in runs)
     serial = tmp_path / "serial.json"
     bench.main(["--configs", "s5", "--seeds", "1", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
-                "--n-test", "3", "--results", str(serial), "--no-report"])
+                "--n-test", "3", "--grad-clip", "0.5", "--results", str(serial), "--no-report"])
     same = [r for r in runs if (r["config"], r["seed"]) == ("s5", 1)][0]
     assert json.loads(serial.read_text())[0]["test_mse"] == pytest.approx(same["test_mse"], rel=1e-6)
-    assert "| **smr_ts s5** |" in report.read_text() and len(list((tmp_path / "parts").glob("*.log"))) == 4
+    assert "| **smr_ts s5** |" in report.read_text() and "clipped to norm 0.5" in report.read_text() and len(list((tmp_path / "parts").glob("*.log"))) == 4
