@@ -167,6 +167,16 @@ def run_in_parallel(args, pending, results_path):
               "--threads", str(args.threads or 1), "--no-report"] + (["--shift"] if args.shift else []) \
         + ([] if args.grad_clip is None else ["--grad-clip", str(args.grad_clip)])
     queue, running = list(pending), []
+    try:
+        _drive(args, queue, running, parts, results_path, shared)
+    finally:  # Ctrl-C or an error here: stop the workers too (their finished runs are kept)
+        for proc, _, log in running:
+            proc.terminate()
+            proc.wait()
+            log.close()
+
+
+def _drive(args, queue, running, parts, results_path, shared):
     while queue or running:
         while queue and len(running) < args.jobs:
             config, seed = queue.pop(0)
