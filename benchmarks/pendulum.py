@@ -19,6 +19,7 @@ models are small, so one GPU is used best by many concurrent runs.
     python benchmarks/pendulum.py                            # full recipe, 3 seeds, all configs
     python benchmarks/pendulum.py --configs s5 s5+smr --seeds 0 1 2 3 4 --shift
     python benchmarks/pendulum.py --device cuda --jobs 18 --shift   # all configs x 3 seeds on one GPU
+    python benchmarks/pendulum.py --report-only --merge other_machine.json   # add runs made elsewhere
     python benchmarks/pendulum.py --quick                    # smoke run of the whole pipeline
 """
 
@@ -72,6 +73,9 @@ def parse_args(argv):
     p.add_argument("--grad-clip", type=float, default=None,
                    help="clip gradients to this norm (the recipe has no clipping; a departure from it)")
     p.add_argument("--jobs", type=int, default=1, help="train this many (config, seed) pairs at a time, one process each")
+    p.add_argument("--merge", nargs="+", type=Path, default=[], metavar="JSON",
+                   help="first add the runs in these files (other processes' or machines' --results) to the results file")
+    p.add_argument("--report-only", action="store_true", help="train nothing: write the report from the results file")
     p.add_argument("--no-report", action="store_true", help="only train and record runs (used by --jobs' workers)")
     p.add_argument("--note", action="append", default=[], help="a line for the report's notes (repeatable)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "pendulum.md")
@@ -105,10 +109,13 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     results_path = args.results or ROOT / "runs" / f"pendulum_{settings_key(args)}.json"
+    for path in args.merge:
+        for record in json.loads(path.read_text()):
+            save_run(results_path, record)
     runs = json.loads(results_path.read_text()) if results_path.exists() else []
     done = {(r["config"], r["seed"]) for r in runs}
 
-    pending = [(c, s) for c in args.configs for s in args.seeds if (c, s) not in done]
+    pending = [] if args.report_only else [(c, s) for c in args.configs for s in args.seeds if (c, s) not in done]
     if args.jobs > 1 and len(pending) > 1:
         run_in_parallel(args, pending, results_path)
     elif pending:

@@ -58,4 +58,8 @@ def test_pendulum_benchmark_parallel_jobs_merge_into_one_report(tmp_path):
                 "--n-test", "3", "--grad-clip", "0.5", "--results", str(serial), "--no-report"])
     same = [r for r in runs if (r["config"], r["seed"]) == ("s5", 1)][0]
     assert json.loads(serial.read_text())[0]["test_mse"] == pytest.approx(same["test_mse"], rel=1e-6)
+    merged = tmp_path / "merged.json"  # runs from elsewhere are merged, and nothing is retrained
+    bench.main(["--configs", "s5", "gru_dt", "--seeds", "1", "2", "--epochs", "1", "--merge", str(serial),
+                "--results", str(merged), "--report-only", "--out", str(tmp_path / "merged.md")])
+    assert json.loads(merged.read_text()) == json.loads(serial.read_text())
     assert "| **smr_ts s5** |" in report.read_text() and "clipped to norm 0.5" in report.read_text() and len(list((tmp_path / "parts").glob("*.log"))) == 4
