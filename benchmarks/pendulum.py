@@ -72,6 +72,7 @@ def parse_args(argv):
     p.add_argument("--results", type=Path, default=None, help="JSON file of finished runs (default: runs/pendulum_<settings>.json)")
     p.add_argument("--grad-clip", type=float, default=None,
                    help="clip gradients to this norm (the recipe has no clipping; a departure from it)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar per fit (with --jobs: in each run's log)")
     p.add_argument("--jobs", type=int, default=1, help="train this many (config, seed) pairs at a time, one process each")
     p.add_argument("--merge", nargs="+", type=Path, default=[], metavar="JSON",
                    help="first add the runs in these files (other processes' or machines' --results) to the results file")
@@ -141,7 +142,7 @@ def train_runs(args, pending, results_path):
     for config, seed in pending:
         backbone, smr = CONFIGS[config]
         model = pendulum_forecaster(backbone, smr=smr, epochs=args.epochs, random_state=seed, device=args.device,
-                                    grad_clip=args.grad_clip)
+                                    grad_clip=args.grad_clip, verbose=int(args.progress))
         t0 = time.perf_counter()
         model.fit(X_train, y_train, validation_data=(X_valid, y_valid))
         fit_seconds = time.perf_counter() - t0
@@ -172,7 +173,8 @@ def run_in_parallel(args, pending, results_path):
     shared = ["--epochs", str(args.epochs), "--n-train", str(args.n_train), "--n-valid", str(args.n_valid),
               "--n-test", str(args.n_test), "--data-seed", str(args.data_seed), "--device", args.device,
               "--threads", str(args.threads or 1), "--no-report"] + (["--shift"] if args.shift else []) \
-        + ([] if args.grad_clip is None else ["--grad-clip", str(args.grad_clip)])
+        + ([] if args.grad_clip is None else ["--grad-clip", str(args.grad_clip)]) \
+        + (["--progress"] if args.progress else [])
     queue, running = list(pending), []
     try:
         _drive(args, queue, running, parts, results_path, shared)

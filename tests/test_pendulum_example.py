@@ -48,7 +48,7 @@ def test_pendulum_benchmark_parallel_jobs_merge_into_one_report(tmp_path):
     bench = _load(ROOT / "benchmarks" / "pendulum.py")
     results, report = tmp_path / "runs.json", tmp_path / "pendulum.md"
     argv = ["--configs", "s5", "gru_dt", "--seeds", "0", "1", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
-            "--n-test", "3", "--jobs", "2", "--grad-clip", "0.5", "--results", str(results), "--out", str(report)]
+            "--n-test", "3", "--jobs", "2", "--grad-clip", "0.5", "--progress", "--results", str(results), "--out", str(report)]
     bench.main(argv)
     runs = json.loads(results.read_text())
     assert sorted((r["config"], r["seed"]) for r in runs) == [("gru_dt", 0), ("gru_dt", 1), ("s5", 0), ("s5", 1)]
@@ -63,3 +63,4 @@ def test_pendulum_benchmark_parallel_jobs_merge_into_one_report(tmp_path):
                 "--results", str(merged), "--report-only", "--out", str(tmp_path / "merged.md")])
     assert json.loads(merged.read_text()) == json.loads(serial.read_text())
     assert "| **smr_ts s5** |" in report.read_text() and "clipped to norm 0.5" in report.read_text() and len(list((tmp_path / "parts").glob("*.log"))) == 4
+    assert all("epoch" in log.read_text() for log in (tmp_path / "parts").glob("*.log"))  # --progress reached them
