@@ -88,16 +88,17 @@ def parse_args(argv):
     return args
 
 
-def save_run(path: Path, record: dict) -> list[dict]:
-    """Add a finished run to the JSON file, re-reading it first: several processes (one per
-    configuration, say) may share the file."""
+def save_run(path: Path, record: dict) -> None:
+    """Add a finished run to the JSON file (replacing an earlier record of the same config and
+    seed), re-reading it first since several processes may share it; print its headline."""
     runs = json.loads(path.read_text()) if path.exists() else []
     runs = [r for r in runs if (r["config"], r["seed"]) != (record["config"], record["seed"])] + [record]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(runs, indent=1))
     tmp.replace(path)
-    return runs
+    print(f"{record['config']} seed {record['seed']}: test MSE {record['test_mse'] * 1e3:.2f}e-3, "
+          f"{record['seconds_per_epoch']:.1f} s/epoch", flush=True)
 
 
 def settings_key(args) -> str:
@@ -162,8 +163,6 @@ def train_runs(args, pending, results_path):
         if args.shift and backbone in ("s5", "s6"):
             record["shift"] = {label: pendulum_mse(model, *frames) for label, frames in shifted.items()}
         save_run(results_path, record)
-        print(f"{config} seed {seed}: test MSE {record['test_mse'] * 1e3:.2f}e-3, "
-              f"{record['seconds_per_epoch']:.1f} s/epoch", flush=True)
 
 
 def run_in_parallel(args, pending, results_path):
@@ -203,8 +202,6 @@ def _drive(args, queue, running, parts, results_path, shared):
                 continue
             for record in json.loads(part.read_text()):
                 save_run(results_path, record)
-                print(f"{record['config']} seed {record['seed']}: test MSE {record['test_mse'] * 1e3:.2f}e-3, "
-                      f"{record['seconds_per_epoch']:.1f} s/epoch", flush=True)
 
 
 def summarise(runs, config):
