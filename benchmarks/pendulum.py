@@ -88,11 +88,26 @@ def parse_args(argv):
     return args
 
 
+def run_key(record: dict) -> tuple:
+    """What identifies a run: configuration, seed and gradient clipping (None: the recipe's)."""
+    return record["config"], record["seed"], record.get("grad_clip")
+
+
+def run_group(record: dict) -> tuple:
+    """The report's rows: one per configuration and gradient clipping."""
+    return record["config"], record.get("grad_clip")
+
+
+def group_label(group: tuple) -> str:
+    config, clip = group
+    return f"smr_ts {config}" + ("" if clip is None else f" (clip {clip:g})")
+
+
 def save_run(path: Path, record: dict) -> None:
-    """Add a finished run to the JSON file (replacing an earlier record of the same config and
-    seed), re-reading it first since several processes may share it; print its headline."""
+    """Add a finished run to the JSON file (replacing an earlier record of the same config, seed
+    and clipping), re-reading it first since several processes may share it; print its headline."""
     runs = json.loads(path.read_text()) if path.exists() else []
-    runs = [r for r in runs if (r["config"], r["seed"]) != (record["config"], record["seed"])] + [record]
+    runs = [r for r in runs if run_key(r) != run_key(record)] + [record]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(runs, indent=1))
@@ -115,7 +130,7 @@ def main(argv=None):
         for record in json.loads(path.read_text()):
             save_run(results_path, record)
     runs = json.loads(results_path.read_text()) if results_path.exists() else []
-    done = {(r["config"], r["seed"]) for r in runs}
+    done = {(r["config"], r["seed"]) for r in runs if r.get("grad_clip") == args.grad_clip}
 
     pending = [] if args.report_only else [(c, s) for c in args.configs for s in args.seeds if (c, s) not in done]
     if args.jobs > 1 and len(pending) > 1:
@@ -204,8 +219,14 @@ def _drive(args, queue, running, parts, results_path, shared):
                 save_run(results_path, record)
 
 
-def summarise(runs, config):
-    rows = [r for r in runs if r["config"] == config]
+def groups(runs):
+    """The (configuration, clipping) pairs present, in the harness's configuration order."""
+    present = {run_group(r) for r in runs}
+    return sorted(present, key=lambda g: (list(CONFIGS).index(g[0]), -1 if g[1] is None else g[1]))
+
+
+def summarise(runs, group):
+    rows = [r for r in runs if run_group(r) == group]
     mse = np.array([r["test_mse"] for r in rows]) * 1e3
     return rows, mse
 
@@ -224,7 +245,8 @@ def write_report(args, runs, results_path, argv):
         f"- budget: {args.n_train}/{args.n_valid}/{args.n_test} train/valid/test sequences, "
         f"{args.epochs} epochs" + (" (the published recipe)" if (args.n_train, args.epochs) == (2000, 100)
                                    else " (**a reduced budget: the published recipe is 2000 sequences, 100 epochs**)")
-        + ("" if args.grad_clip is None else f"; **gradients clipped to norm {args.grad_clip:g}** (not in the recipe)"),
+        + "".join(f"; **rows marked (clip {c:g}): gradients clipped to norm {c:g}** (not in the recipe)"
+                  for c in sorted({r.get("grad_clip") for r in runs} - {None})),
         f"- command: `{command}`",
         *[f"- machine: {m}" for m in sorted({r.get("machine", "not recorded") for r in runs}) or [machine()]],
         f"- runs file: `{results_path.relative_to(ROOT) if results_path.is_relative_to(ROOT) else results_path}`",
@@ -237,11 +259,9 @@ def write_report(args, runs, results_path, argv):
         "|---|---|---|---|---|---|---|---|",
     ]
     table = []
-    for config in CONFIGS:
-        rows, mse = summarise(runs, config)
-        if not rows:
-            continue
-        table.append((mse.mean(), f"| **smr_ts {config}** | {mse.mean():.2f} +- {mse.std():.2f} | "
+    for group in groups(runs):
+        rows, mse = summarise(runs, group)
+        table.append((mse.mean(), f"| **{group_label(group)}** | {mse.mean():.2f} +- {mse.std():.2f} | "
                       f"{', '.join(f'{v:.2f}' for v in mse)} | {len(rows)} | "
                       f"{rows[0]['parameters']:,} | {np.mean([r['seconds_per_epoch'] for r in rows]):.1f} "
                       f"({rows[0]['device']}) | {', '.join(str(r['best_epoch']) for r in rows)} | this run |"))
@@ -259,14 +279,13 @@ def write_report(args, runs, results_path, argv):
                   "Trained at sample rate 0.5 (uniform); evaluated on the same test trajectories re-sampled. "
                   "Test MSE x 1e-3, mean +- std over seeds.", "",
                   "| model | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
-        for config in CONFIGS:
-            rows = [r for r in shift_rows if r["config"] == config]
-            if rows:
-                cells = []
-                for label in labels:
-                    v = np.array([r["shift"][label] for r in rows]) * 1e3
-                    cells.append(f"{v.mean():.2f} +- {v.std():.2f}")
-                lines.append(f"| smr_ts {config} ({len(rows)} seeds) | " + " | ".join(cells) + " |")
+        for group in groups(shift_rows):
+            rows, _ = summarise(shift_rows, group)
+            cells = []
+            for label in labels:
+                v = np.array([r["shift"][label] for r in rows]) * 1e3
+                cells.append(f"{v.mean():.2f} +- {v.std():.2f}")
+            lines.append(f"| {group_label(group)} ({len(rows)} seeds) | " + " | ".join(cells) + " |")
         plot = plot_shift(shift_rows, labels, args.out.with_name(args.out.stem + "_shift.png"))
         if plot is not None:
             lines += ["", f"![sampling shift]({plot.name})"]
@@ -283,12 +302,11 @@ def plot_shift(rows, labels, path):
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for config in CONFIGS:
-        sel = [r for r in rows if r["config"] == config]
-        if not sel:
-            continue
+    for group in groups(rows):
+        sel, _ = summarise(rows, group)
         v = np.array([[r["shift"][label] for label in labels] for r in sel]) * 1e3
-        ax.errorbar(range(len(labels)), v.mean(0), yerr=v.std(0), marker="o", capsize=3, label=config)
+        ax.errorbar(range(len(labels)), v.mean(0), yerr=v.std(0), marker="o", capsize=3,
+                    label=group_label(group).removeprefix("smr_ts "))
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("test MSE x 1e-3")
     ax.set_yscale("log")

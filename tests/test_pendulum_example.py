@@ -62,5 +62,21 @@ def test_pendulum_benchmark_parallel_jobs_merge_into_one_report(tmp_path):
     bench.main(["--configs", "s5", "gru_dt", "--seeds", "1", "2", "--epochs", "1", "--merge", str(serial),
                 "--results", str(merged), "--report-only", "--out", str(tmp_path / "merged.md")])
     assert json.loads(merged.read_text()) == json.loads(serial.read_text())
-    assert "| **smr_ts s5** |" in report.read_text() and "clipped to norm 0.5" in report.read_text() and len(list((tmp_path / "parts").glob("*.log"))) == 4
+    assert "| **smr_ts s5 (clip 0.5)** |" in report.read_text() and "clipped to norm 0.5" in report.read_text() and len(list((tmp_path / "parts").glob("*.log"))) == 4
     assert all("epoch" in log.read_text() for log in (tmp_path / "parts").glob("*.log"))  # --progress reached them
+
+
+def test_pendulum_benchmark_keeps_clipped_and_recipe_runs_apart(tmp_path):
+    bench = _load(ROOT / "benchmarks" / "pendulum.py")
+    results, report = tmp_path / "runs.json", tmp_path / "pendulum.md"
+    base = ["--configs", "gru_dt", "--seeds", "0", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
+            "--n-test", "3", "--results", str(results), "--out", str(report)]
+    bench.main(base)
+    bench.main(base + ["--grad-clip", "1.0"])  # the same config and seed, clipped: a second run, not a replacement
+    runs = json.loads(results.read_text())
+    assert [r["grad_clip"] for r in runs] == [None, 1.0]
+    text = report.read_text()
+    assert "| **smr_ts gru_dt** |" in text and "| **smr_ts gru_dt (clip 1)** |" in text
+    assert "rows marked (clip 1): gradients clipped to norm 1" in text
+    bench.main(base + ["--grad-clip", "1.0"])  # both are done: nothing is retrained
+    assert json.loads(results.read_text()) == runs
