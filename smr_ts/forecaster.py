@@ -413,7 +413,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
                 f"X has {features.shape[1]}"
             )
 
-        panel = to_panel(ids, times, np.concatenate([features, targets], 1), id_col=self.id_col, time_col=self.time_col)
+        panel = to_panel(ids, times, np.concatenate([features, targets], 1), id_col=self.id_col, time_col=self.time_col,
+                         info=info)
         unit = parse_time_unit(self.time_unit, info)
         self.time_unit_ = unit if unit is not None else median_gap(panel)
         self._fit_scalers(features, targets)
@@ -508,7 +509,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         else:
             targets = features[:, [self.value_columns_.index(c) for c in self.target_names_]]
         return to_panel(ids, times, np.concatenate([features, targets], 1), what="validation_data",
-                        id_col=self.id_col, time_col=self.time_col)
+                        id_col=self.id_col, time_col=self.time_col, info=info)
 
     def _build_model(self, n_features: int) -> SequenceModel:
         backbone_kwargs = {}
@@ -678,7 +679,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         if isinstance(X, pd.DataFrame):
             values = self._value_columns(values, "X")
         features = numeric_values(values, "X")
-        panel = to_panel(ids, times, features, id_col=self.id_col, time_col=self.time_col)
+        panel = to_panel(ids, times, features, id_col=self.id_col, time_col=self.time_col, info=info)
         mean, std = self._run(panel)
         rows = panel.rows[panel.valid]
         out_mean = np.empty((len(features), self.n_targets_), np.float64)
@@ -781,7 +782,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         all_times = np.concatenate([hist_times, np.asarray(q_times, hist_times.dtype)])
         nan_rows = np.full((len(q_ids), hist_values.shape[1]), np.nan, np.float32)
         panel = to_panel(all_ids, all_times, np.concatenate([hist_values, nan_rows]), what="times",
-                         id_col=self.id_col, time_col=self.time_col)
+                         id_col=self.id_col, time_col=self.time_col, info=self.time_info_)
         mean, std = self._run(panel)
         flat_rows = panel.rows[panel.valid]
         pos = np.empty(len(all_ids), np.int64)
@@ -813,16 +814,12 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         times = np.concatenate([times, c_times.astype(times.dtype)])
         values = np.concatenate([values, c_feat])
         # Duplicate (id, time) between history and context is an error, as within a frame.
-        to_panel(ids, times, values[:, :1], what="context", id_col=self.id_col, time_col=self.time_col)
+        to_panel(ids, times, values[:, :1], what="context", id_col=self.id_col, time_col=self.time_col,
+                 info=self.time_info_)
         return ids, times, values
 
     def _times_out(self, raw: np.ndarray):
-        if self.time_info_.kind == "numeric":
-            return raw
-        stamps = pd.to_datetime(raw.astype(np.int64))
-        if self.time_info_.kind == "datetime_tz":
-            stamps = stamps.tz_localize("UTC").tz_convert(self.time_info_.tz)
-        return stamps
+        return self.time_info_.to_times(raw)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:

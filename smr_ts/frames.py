@@ -41,6 +41,14 @@ class TimeInfo:
     def describe(self) -> str:
         return {"numeric": "numeric", "datetime": "tz-naive datetime"}.get(self.kind, f"tz-aware datetime ({self.tz})")
 
+    def to_times(self, raw: np.ndarray):
+        """Raw times (see :func:`split_frame`) back as the user's kind: the array itself for numeric
+        times, a DatetimeIndex (in the original time zone for tz-aware ones) for datetimes."""
+        if self.kind == "numeric":
+            return raw
+        stamps = pd.to_datetime(np.asarray(raw).astype(np.int64))
+        return stamps.tz_localize("UTC").tz_convert(self.tz) if self.kind == "datetime_tz" else stamps
+
 
 @dataclass
 class SeriesPanel:
@@ -195,7 +203,8 @@ def numeric_values(values: pd.DataFrame, what: str) -> np.ndarray:
 _BLOCK_VALUES = 1 << 20  # values per block when to_panel scatters rows: a few MB, cache-sized
 
 
-def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: str = "X", id_col="id", time_col="time"):
+def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: str = "X", id_col="id", time_col="time",
+             info: TimeInfo | None = None):
     """Group rows by series, sort each series by time and pad: rows -> :class:`SeriesPanel`.
 
     Parameters
@@ -207,6 +216,8 @@ def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: st
         float32 values; NaN means not observed.
     what, id_col, time_col : str
         Names used in error messages.
+    info : TimeInfo, optional
+        The kind of ``times``, so that error messages show datetimes as datetimes.
 
     Raises
     ------
@@ -226,9 +237,10 @@ def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: st
     same = (codes_sorted[1:] == codes_sorted[:-1]) & (times_sorted[1:] == times_sorted[:-1])
     if same.any():
         first = order[1:][same][0]
+        when = _plain(times[first]) if info is None else info.to_times(times[first : first + 1])[0]
         raise ValueError(
             f"{what} has {int(same.sum())} duplicate ({id_col}, {time_col}) rows, for example "
-            f"{id_col}={_plain(ids[first])!r}, {time_col}={_plain(times[first])!r}"
+            f"{id_col}={_plain(ids[first])!r}, {time_col}={str(when) if isinstance(when, pd.Timestamp) else repr(when)}"
         )
     n_series = len(uniques)
     lengths = np.bincount(codes_sorted, minlength=n_series).astype(np.int64)

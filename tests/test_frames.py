@@ -50,6 +50,16 @@ def test_duplicate_rows_are_named():
                  id_col="unique_id", time_col="ds")
 
 
+def test_duplicate_datetimes_are_named_as_datetimes():
+    stamps = pd.Series(pd.to_datetime(["2024-03-01 12:00", "2024-03-01 12:00"])).dt.tz_localize("Europe/Paris")
+    ids, times, info, _ = split_frame(pd.DataFrame({"id": ["a", "a"], "ds": stamps, "v": [1.0, 2.0]}), "id", "ds")
+    with pytest.raises(ValueError, match=r"ds=2024-03-01 12:00:00\+01:00$"):
+        to_panel(ids, times, np.zeros((2, 1), np.float32), time_col="ds", info=info)
+    naive = TimeInfo("datetime")
+    with pytest.raises(ValueError, match=r"ds=2024-03-01 11:00:00$"):
+        to_panel(ids, times, np.zeros((2, 1), np.float32), time_col="ds", info=naive)
+
+
 def test_index_levels_are_read_like_columns():
     df = pd.DataFrame({"unique_id": ["a", "a", "b"], "ds": [1.0, 2.0, 0.5], "v": [1.0, 2.0, 3.0]})
     from_cols = split_frame(df, "unique_id", "ds")
