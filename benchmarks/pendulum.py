@@ -72,6 +72,8 @@ def parse_args(argv):
     p.add_argument("--results", type=Path, default=None, help="JSON file of finished runs (default: runs/pendulum_<settings>.json)")
     p.add_argument("--grad-clip", type=float, default=None,
                    help="clip gradients to this norm (the recipe has no clipping; a departure from it)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate of the non-SSM parameters (the recipe's is 0.012; a departure from it)")
     p.add_argument("--progress", action="store_true", help="show a progress bar per fit (with --jobs: in each run's log)")
     p.add_argument("--jobs", type=int, default=1, help="train this many (config, seed) pairs at a time, one process each")
     p.add_argument("--merge", nargs="+", type=Path, default=[], metavar="JSON",
@@ -88,19 +90,23 @@ def parse_args(argv):
     return args
 
 
+DEPARTURES = ("lr", "grad_clip")  # settings a run may change from the recipe (None: the recipe's)
+
+
 def run_key(record: dict) -> tuple:
-    """What identifies a run: configuration, seed and gradient clipping (None: the recipe's)."""
-    return record["config"], record["seed"], record.get("grad_clip")
+    """What identifies a run: configuration, seed and its departures from the recipe."""
+    return (record["config"], record["seed"], *(record.get(k) for k in DEPARTURES))
 
 
 def run_group(record: dict) -> tuple:
-    """The report's rows: one per configuration and gradient clipping."""
-    return record["config"], record.get("grad_clip")
+    """The report's rows: one per configuration and departures from the recipe."""
+    return (record["config"], *(record.get(k) for k in DEPARTURES))
 
 
 def group_label(group: tuple) -> str:
-    config, clip = group
-    return f"smr_ts {config}" + ("" if clip is None else f" (clip {clip:g})")
+    config, lr, clip = group
+    changes = ([] if lr is None else [f"lr {lr:g}"]) + ([] if clip is None else [f"clip {clip:g}"])
+    return f"smr_ts {config}" + (f" ({', '.join(changes)})" if changes else "")
 
 
 def save_run(path: Path, record: dict) -> None:
@@ -118,7 +124,8 @@ def save_run(path: Path, record: dict) -> None:
 
 def settings_key(args) -> str:
     clip = "" if args.grad_clip is None else f"_clip{args.grad_clip:g}"
-    return f"e{args.epochs}_n{args.n_train}-{args.n_valid}-{args.n_test}_d{args.data_seed}{clip}"
+    lr = "" if args.lr is None else f"_lr{args.lr:g}"
+    return f"e{args.epochs}_n{args.n_train}-{args.n_valid}-{args.n_test}_d{args.data_seed}{lr}{clip}"
 
 
 def main(argv=None):
@@ -130,7 +137,7 @@ def main(argv=None):
         for record in json.loads(path.read_text()):
             save_run(results_path, record)
     runs = json.loads(results_path.read_text()) if results_path.exists() else []
-    done = {(r["config"], r["seed"]) for r in runs if r.get("grad_clip") == args.grad_clip}
+    done = {run_key(r)[:2] for r in runs if run_key(r)[2:] == (args.lr, args.grad_clip)}
 
     pending = [] if args.report_only else [(c, s) for c in args.configs for s in args.seeds if (c, s) not in done]
     if args.jobs > 1 and len(pending) > 1:
@@ -158,7 +165,8 @@ def train_runs(args, pending, results_path):
     for config, seed in pending:
         backbone, smr = CONFIGS[config]
         model = pendulum_forecaster(backbone, smr=smr, epochs=args.epochs, random_state=seed, device=args.device,
-                                    grad_clip=args.grad_clip, verbose=int(args.progress))
+                                    grad_clip=args.grad_clip, verbose=int(args.progress),
+                                    **({} if args.lr is None else {"lr": args.lr}))
         t0 = time.perf_counter()
         model.fit(X_train, y_train, validation_data=(X_valid, y_valid))
         fit_seconds = time.perf_counter() - t0
@@ -172,6 +180,7 @@ def train_runs(args, pending, results_path):
             "parameters": sum(p.numel() for p in model.model_.parameters()),
             "device": str(model._device()),
             "grad_clip": args.grad_clip,
+            "lr": args.lr,
             "machine": machine(),
             "valid_history": [h["valid_mse"] for h in model.history_],
         }
@@ -188,6 +197,7 @@ def run_in_parallel(args, pending, results_path):
               "--n-test", str(args.n_test), "--data-seed", str(args.data_seed), "--device", args.device,
               "--threads", str(args.threads or 1), "--no-report"] + (["--shift"] if args.shift else []) \
         + ([] if args.grad_clip is None else ["--grad-clip", str(args.grad_clip)]) \
+        + ([] if args.lr is None else ["--lr", str(args.lr)]) \
         + (["--progress"] if args.progress else [])
     queue, running = list(pending), []
     try:
@@ -222,7 +232,7 @@ def _drive(args, queue, running, parts, results_path, shared):
 def groups(runs):
     """The (configuration, clipping) pairs present, in the harness's configuration order."""
     present = {run_group(r) for r in runs}
-    return sorted(present, key=lambda g: (list(CONFIGS).index(g[0]), -1 if g[1] is None else g[1]))
+    return sorted(present, key=lambda g: (list(CONFIGS).index(g[0]), *(-1 if v is None else v for v in g[1:])))
 
 
 def summarise(runs, group):
@@ -246,7 +256,9 @@ def write_report(args, runs, results_path, argv):
         f"{args.epochs} epochs" + (" (the published recipe)" if (args.n_train, args.epochs) == (2000, 100)
                                    else " (**a reduced budget: the published recipe is 2000 sequences, 100 epochs**)")
         + "".join(f"; **rows marked (clip {c:g}): gradients clipped to norm {c:g}** (not in the recipe)"
-                  for c in sorted({r.get("grad_clip") for r in runs} - {None})),
+                  for c in sorted({r.get("grad_clip") for r in runs} - {None}))
+        + "".join(f"; **rows marked (lr {v:g}): learning rate {v:g}** for the non-SSM parameters (the recipe's is 0.012)"
+                  for v in sorted({r.get("lr") for r in runs} - {None})),
         f"- command: `{command}`",
         *[f"- machine: {m}" for m in sorted({r.get("machine", "not recorded") for r in runs}) or [machine()]],
         f"- runs file: `{results_path.relative_to(ROOT) if results_path.is_relative_to(ROOT) else results_path}`",

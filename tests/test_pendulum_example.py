@@ -80,3 +80,6 @@ def test_pendulum_benchmark_keeps_clipped_and_recipe_runs_apart(tmp_path):
     assert "rows marked (clip 1): gradients clipped to norm 1" in text
     bench.main(base + ["--grad-clip", "1.0"])  # both are done: nothing is retrained
     assert json.loads(results.read_text()) == runs
+    bench.main(base + ["--grad-clip", "1.0", "--lr", "0.003"])  # a third departure from the recipe: a third row
+    assert [(r["lr"], r["grad_clip"]) for r in json.loads(results.read_text())][2:] == [(0.003, 1.0)]
+    assert "| **smr_ts gru_dt (lr 0.003, clip 1)** |" in report.read_text()
