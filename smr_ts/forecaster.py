@@ -834,10 +834,12 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         params = self.get_params()
         if isinstance(params["random_state"], np.random.RandomState):
             params["random_state"] = None
-        if isinstance(params["time_unit"], pd.Timedelta):
-            params["time_unit"] = str(params["time_unit"])
+        # JSON has no tuples or Timedeltas: name the parameters that were, so load gives them back.
+        param_types = {k: type(v).__name__ for k, v in params.items() if isinstance(v, (tuple, pd.Timedelta))}
+        params = {k: str(v) if isinstance(v, pd.Timedelta) else v for k, v in params.items()}
         state = {
             "params": _jsonable(params),
+            "param_types": param_types,
             "version": __version__,
             "mode": self.mode_,
             "n_features": int(len(self.feature_mean_)),
@@ -871,8 +873,10 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             state = json.load(f)
         tensors = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
         params = state["params"]
-        if isinstance(params.get("image_shape"), list):
-            params["image_shape"] = tuple(params["image_shape"])
+        restore = {"tuple": tuple, "Timedelta": pd.Timedelta}
+        for name, kind in state.get("param_types", {"image_shape": "tuple"}).items():
+            if params.get(name) is not None:
+                params[name] = restore[kind](params[name])
         model = cls(**params)
         model.mode_ = state["mode"]
         model.value_columns_ = state["value_columns"]

@@ -114,6 +114,17 @@ def test_pickle_and_save_load_give_identical_predictions(fitted_regressor, fitte
     )
 
 
+def test_save_load_gives_back_tuple_and_timedelta_parameters(tmp_path):
+    history = make_oscillators(n_series=3, n_obs=10, random_state=0)
+    history["ds"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(history["ds"] * 60, unit="min")
+    model = SMRForecaster(**{**SMALL, "epochs": 1, "target_cols": ("y",), "time_unit": pd.Timedelta("1h")})
+    model.fit(history).save(tmp_path / "m")
+    loaded = SMRForecaster.load(tmp_path / "m")
+    assert loaded.get_params() == model.get_params()
+    assert isinstance(loaded.target_cols, tuple) and isinstance(loaded.time_unit, pd.Timedelta)
+    assert clone(loaded).get_params() == clone(model).get_params()
+
+
 def test_saved_weights_load_without_pickle(fitted_regressor, tmp_path):
     model, _, _ = fitted_regressor
     model.save(tmp_path / "m")
