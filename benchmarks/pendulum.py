@@ -183,6 +183,7 @@ def train_runs(args, pending, results_path):
             "lr": args.lr,
             "machine": machine(),
             "valid_history": [h["valid_mse"] for h in model.history_],
+            "grad_norm_history": [h["grad_norm"] for h in model.history_],
         }
         if args.shift and backbone in ("s5", "s6"):
             record["shift"] = {label: pendulum_mse(model, *frames) for label, frames in shifted.items()}

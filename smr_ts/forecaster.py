@@ -182,7 +182,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     model_ : torch.nn.Module
         The trained network (on CPU after fit).
     history_ : list of dict
-        Per epoch: ``train_loss``, validation metrics, ``seconds``.
+        Per epoch: ``train_loss``, ``grad_norm`` (the largest gradient norm of the epoch's steps,
+        before clipping), validation metrics, ``seconds``.
     best_epoch_ : int or None
         Epoch whose weights were restored.
     time_unit_ : float

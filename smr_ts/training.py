@@ -62,22 +62,25 @@ def _optimizers(model: nn.Module, settings: TrainingSettings):
     return optimizers
 
 
-def _train_epoch(model, batches, batch_loss, optimizers, schedulers, grad_clip) -> float:
+def _train_epoch(model, batches, batch_loss, optimizers, schedulers, grad_clip) -> tuple[float, float]:
+    """One pass over ``batches``: (mean training loss, largest gradient norm before clipping)."""
     model.train()
-    total, count = 0.0, 0
+    params = [p for p in model.parameters() if p.requires_grad]
+    total, count, peak = 0.0, 0, None
     for batch in batches:
         loss, weight = batch_loss(batch)
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
         loss.backward()
-        if grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        # An infinite max_norm scales by exactly 1: the norm is measured the same way with or without clipping.
+        norm = nn.utils.clip_grad_norm_(params, grad_clip or math.inf)
+        peak = norm.detach() if peak is None else torch.maximum(peak, norm.detach())  # no sync per step
         for opt, sched in zip(optimizers, schedulers):
             opt.step()
             sched.step()
         total += loss.item() * weight
         count += weight
-    return total / max(count, 1)
+    return total / max(count, 1), (math.nan if peak is None else float(peak))
 
 
 def train(
@@ -113,8 +116,10 @@ def train(
     try:
         for epoch in range(settings.epochs):
             start = time.perf_counter()
-            train_loss = _train_epoch(model, make_batches(epoch), batch_loss, optimizers, schedulers, settings.grad_clip)
-            record = {"epoch": epoch, "train_loss": train_loss}
+            train_loss, grad_norm = _train_epoch(
+                model, make_batches(epoch), batch_loss, optimizers, schedulers, settings.grad_clip
+            )
+            record = {"epoch": epoch, "train_loss": train_loss, "grad_norm": grad_norm}
             if evaluate is not None:
                 record.update(evaluate())
             record["seconds"] = time.perf_counter() - start

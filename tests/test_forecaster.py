@@ -265,6 +265,19 @@ def test_history_best_epoch_and_restored_weights():
     assert all(h["seconds"] > 0 and np.isfinite(h["train_loss"]) for h in model.history_)
 
 
+def test_history_records_the_gradient_norm_before_clipping():
+    X, y = regression_frame(n_series=6, n_obs=12)
+    free = SMRForecaster(**SMALL).fit(X, y)
+    never = SMRForecaster(**{**SMALL, "grad_clip": 1e9}).fit(X, y)  # a clip that never acts changes nothing
+    for key in ("grad_norm", "train_loss"):
+        assert [h[key] for h in never.history_] == pytest.approx([h[key] for h in free.history_], rel=1e-5)
+    assert all(np.isfinite(h["grad_norm"]) and h["grad_norm"] > 0 for h in free.history_)
+    tight = SMRForecaster(**{**SMALL, "grad_clip": 1e-4}).fit(X, y)
+    # recorded before clipping; the first step is identical, so the first epoch's peak is at least its norm
+    assert tight.history_[0]["grad_norm"] > 1e-4
+    assert [h["grad_norm"] for h in tight.history_] != [h["grad_norm"] for h in free.history_]
+
+
 def test_validation_data_is_used_for_model_selection():
     X, y = regression_frame(n_series=6, n_obs=12)
     Xv, yv = regression_frame(n_series=3, n_obs=12, seed=5)

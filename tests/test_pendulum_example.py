@@ -52,7 +52,8 @@ def test_pendulum_benchmark_parallel_jobs_merge_into_one_report(tmp_path):
     bench.main(argv)
     runs = json.loads(results.read_text())
     assert sorted((r["config"], r["seed"]) for r in runs) == [("gru_dt", 0), ("gru_dt", 1), ("s5", 0), ("s5", 1)]
-    assert all(len(r["valid_history"]) == r["epochs_run"] == 1 and r["grad_clip"] == 0.5 for r in runs)
+    assert all(len(r["valid_history"]) == len(r["grad_norm_history"]) == r["epochs_run"] == 1 and r["grad_clip"] == 0.5
+               for r in runs)
     serial = tmp_path / "serial.json"
     bench.main(["--configs", "s5", "--seeds", "1", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
                 "--n-test", "3", "--grad-clip", "0.5", "--results", str(serial), "--no-report"])
