@@ -111,7 +111,7 @@ def group_label(group: tuple) -> str:
 
 def save_run(path: Path, record: dict) -> None:
     """Add a finished run to the JSON file (replacing an earlier record of the same config, seed
-    and clipping), re-reading it first since several processes may share it; print its headline."""
+    and departures), re-reading it first since several processes may share it; print its headline."""
     runs = json.loads(path.read_text()) if path.exists() else []
     runs = [r for r in runs if run_key(r) != run_key(record)] + [record]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,7 +231,7 @@ def _drive(args, queue, running, parts, results_path, shared):
 
 
 def groups(runs):
-    """The (configuration, clipping) pairs present, in the harness's configuration order."""
+    """The (configuration, departures) groups present, in the harness's configuration order."""
     present = {run_group(r) for r in runs}
     return sorted(present, key=lambda g: (list(CONFIGS).index(g[0]), *(-1 if v is None else v for v in g[1:])))
 
