@@ -66,6 +66,8 @@ def parse_args(argv):
     p.add_argument("--epochs", type=int, default=100, help="the schedule's length (the recipe's 100)")
     p.add_argument("--n-train", type=int, default=2000)
     p.add_argument("--n-valid", type=int, default=1000)
+    p.add_argument("--n-test", type=int, default=1000,
+                   help="generated but not used: the sizes define the data set, so they match the benchmark's")
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="probes trained at a time, one process each (1 torch thread)")
     p.add_argument("--device", default="cpu")
@@ -83,7 +85,7 @@ def describe(variant: dict) -> str:
 def probe(config: str, variant: dict, seed: int, args) -> dict:
     """Train the first ``args.stop_after`` epochs; return the per-epoch history."""
     torch.set_num_threads(1)
-    data = make_pendulum(n_train=args.n_train, n_valid=args.n_valid, n_test=1, seed=args.data_seed)
+    data = make_pendulum(n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test, seed=args.data_seed)
     backbone, smr = CONFIGS[config]
     model = pendulum_forecaster(backbone, smr=smr, epochs=args.epochs, random_state=seed, device=args.device, **variant)
     # Stop the schedule early the way Ctrl-C does: training keeps what it has (history, best weights).
@@ -128,7 +130,8 @@ def write_report(args, results, argv):
         "# Pendulum training probe",
         "",
         f"The first {args.stop_after} epochs of the {args.epochs}-epoch schedule (1 epoch of warm-up, then cosine), "
-        f"{args.n_train}/{args.n_valid} train/valid sequences (data seed {args.data_seed}). "
+        f"{args.n_train}/{args.n_valid}/{args.n_test} train/valid/test sequences, as the benchmark's "
+        f"(data seed {args.data_seed}; the test set is not used). "
         f"Per epoch: validation MSE, and in brackets the largest gradient norm of the epoch's steps before "
         f"clipping. **collapsed**: validation MSE above {COLLAPSED} at the last epoch, where a model "
         "that has learnt nothing sits (about 0.4-0.5).",
