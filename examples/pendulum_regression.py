@@ -50,7 +50,7 @@ def parse_args(argv):
     parser.add_argument("--grad-clip", type=float, default=None, help="clip gradients to this norm (the recipe does not)")
     parser.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--plot", type=Path, default=Path("runs/pendulum_predictions.png"),
+    parser.add_argument("--plot", default="runs/pendulum_predictions.png",
                         help="where to save the prediction plot ('' to skip)")
     parser.add_argument("--verbose", type=int, default=1)
     return parser.parse_args(argv)
@@ -90,8 +90,8 @@ def main(argv=None) -> dict:
 
     mean, std = np.mean(results) * 1e3, np.std(results) * 1e3
     print_table(name, mean, std, len(results), epochs, sizes)
-    if args.plot and str(args.plot):
-        plot_predictions(model, data, X_test, args.plot)
+    if args.plot:  # "" skips it
+        plot_predictions(model, data, X_test, Path(args.plot))
     return {"name": name, "test_mse": results, "model": model}
 
 

@@ -16,7 +16,7 @@ def _load(path):
     return module
 
 
-def test_pendulum_example_runs_end_to_end(tmp_path, capsys):
+def test_pendulum_example_runs_end_to_end(tmp_path, capsys, monkeypatch):
     example = _load(ROOT / "examples" / "pendulum_regression.py")
     plot = tmp_path / "pred.png"
     out = example.main(["--n-train", "8", "--n-valid", "4", "--n-test", "4", "--epochs", "1", "--verbose", "0",
@@ -24,10 +24,14 @@ def test_pendulum_example_runs_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert out["name"] == "S5+SMR" and len(out["test_mse"]) == 2
     assert all(0 < m < 10 for m in out["test_mse"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
     out = example.main(["--n-train", "8", "--n-valid", "4", "--n-test", "4", "--epochs", "1", "--verbose", "0",
                         "--backbone", "gru_dt", "--lr", "0.003", "--grad-clip", "1", "--plot", ""])
     assert out["name"] == "GRU-DT" and len(out["test_mse"]) == 1
     assert (out["model"].lr, out["model"].grad_clip, out["model"].ssm_lr) == (0.003, 1.0, 0.003)
+    assert not list(empty.iterdir())  # --plot '' saved nothing
     assert "S5 paper, App. F.3, Table 9" in printed and "test MSE" in printed
     pytest.importorskip("matplotlib")
     assert plot.stat().st_size > 10_000
