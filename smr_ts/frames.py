@@ -237,10 +237,11 @@ def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: st
     same = (codes_sorted[1:] == codes_sorted[:-1]) & (times_sorted[1:] == times_sorted[:-1])
     if same.any():
         first = order[1:][same][0]
-        when = _plain(times[first]) if info is None else info.to_times(times[first : first + 1])[0]
+        when = times[first] if info is None else info.to_times(times[first : first + 1])[0]
+        shown = str(when) if isinstance(when, pd.Timestamp) else repr(_plain(when))
         raise ValueError(
             f"{what} has {int(same.sum())} duplicate ({id_col}, {time_col}) rows, for example "
-            f"{id_col}={_plain(ids[first])!r}, {time_col}={str(when) if isinstance(when, pd.Timestamp) else repr(when)}"
+            f"{id_col}={_plain(ids[first])!r}, {time_col}={shown}"
         )
     n_series = len(uniques)
     lengths = np.bincount(codes_sorted, minlength=n_series).astype(np.int64)

@@ -55,6 +55,8 @@ def test_duplicate_datetimes_are_named_as_datetimes():
     ids, times, info, _ = split_frame(pd.DataFrame({"id": ["a", "a"], "ds": stamps, "v": [1.0, 2.0]}), "id", "ds")
     with pytest.raises(ValueError, match=r"ds=2024-03-01 12:00:00\+01:00$"):
         to_panel(ids, times, np.zeros((2, 1), np.float32), time_col="ds", info=info)
+    with pytest.raises(ValueError, match=r"ds=7\.5$"):  # numeric times as plain numbers
+        to_panel(ids, np.array([7.5, 7.5]), np.zeros((2, 1), np.float32), time_col="ds", info=TimeInfo("numeric"))
     naive = TimeInfo("datetime")
     with pytest.raises(ValueError, match=r"ds=2024-03-01 11:00:00$"):
         to_panel(ids, times, np.zeros((2, 1), np.float32), time_col="ds", info=naive)
