@@ -38,7 +38,9 @@ import torch  # noqa: E402
 from smr_ts import SMRForecaster  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
 from _machine import cpu_model  # noqa: E402
-from smr_ts.frames import numeric_values, split_frame, to_panel  # noqa: E402
+from smr_ts.data.frames import numeric_values, split_frame, to_panel  # noqa: E402
+from smr_ts.data.scaling import column_moments  # noqa: E402
+from smr_ts.data.windows import Scaling, panel_tensors  # noqa: E402
 
 N_SERIES, N_ROWS, N_COLUMNS = 1000, 100, 600
 
@@ -83,7 +85,10 @@ def main() -> None:
     array = numeric_values(values, "X")
     panel = to_panel(ids, times, array)
 
-    # Scalers for _panel_tensors come from a fit: a tiny regression model on 8 of the series.
+    # The statistics the estimator would fit (per-column moments), and a time unit of an hour.
+    feature_mean, feature_scale = column_moments(array)
+    scaling = Scaling(feature_mean, feature_scale, np.zeros(0, np.float32), np.ones(0, np.float32), 3600e9)
+    # predict(X) end to end needs a fitted model: a tiny regression model on 8 of the series.
     small = frame[frame["unique_id"] < "s0008"]
     model = SMRForecaster(d_model=8, state_size=8, n_layers=1, epochs=1, random_state=0)
     model.fit(small, pd.Series(np.zeros(len(small)), index=small.index))
@@ -97,9 +102,9 @@ def main() -> None:
         ("`numeric_values`", lambda: numeric_values(values, "X")),
         ("`to_panel`", lambda: to_panel(ids, times, array)),
         ("**pandas layer: frame -> padded arrays** (the three above in one go)", frames_layer),
-        ("`SMRForecaster._panel_tensors` (scale, zero-fill, gaps -> torch tensors)",
-         lambda: model._panel_tensors(panel)),
-        ("**frame -> tensors** (pandas layer + `_panel_tensors`)", lambda: model._panel_tensors(frames_layer())),
+        ("`panel_tensors` (scale, zero-fill, gaps -> torch tensors)",
+         lambda: panel_tensors(panel, scaling)),
+        ("**frame -> tensors** (pandas layer + `panel_tensors`)", lambda: panel_tensors(frames_layer(), scaling)),
         ("`predict(X)` end to end (conversion + tiny model's forward pass + output frame)",
          lambda: model.predict(frame)),
     ]

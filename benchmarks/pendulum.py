@@ -38,20 +38,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from smr_ts.backbones import BACKBONES
 from smr_ts.datasets import make_pendulum
 from smr_ts.recipes import PENDULUM_PUBLISHED, pendulum_forecaster, pendulum_mse
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
 from _machine import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {
-    "s5": ("s5", False),
-    "s5+smr": ("s5", True),
-    "s6": ("s6", False),
-    "s6+smr": ("s6", True),
-    "gru_dt": ("gru_dt", False),
-    "ode_rnn": ("ode_rnn", False),
-}
+# Every registered backbone, and "+smr" for those that take SMR: s5, s5+smr, s6, s6+smr, gru_dt, ode_rnn.
+CONFIGS = {}
+for _name, _backbone in BACKBONES.items():
+    CONFIGS[_name] = (_name, False)
+    if _backbone.takes_smr:
+        CONFIGS[f"{_name}+smr"] = (_name, True)
 SHIFTS = [("rate 0.25", 0.25, "uniform"), ("rate 0.5 (train)", 0.5, "uniform"), ("rate 0.75", 0.75, "uniform"),
           ("rate 1.0", 1.0, "uniform"), ("bursty 0.5", 0.5, "bursty")]
 
@@ -178,14 +177,14 @@ def train_runs(args, pending, results_path):
             "epochs_run": len(model.history_),
             "seconds_per_epoch": fit_seconds / len(model.history_),
             "parameters": sum(p.numel() for p in model.model_.parameters()),
-            "device": str(model._device()),
+            "device": args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"),
             "grad_clip": args.grad_clip,
             "lr": args.lr,
             "machine": machine(),
             "valid_history": [h["valid_mse"] for h in model.history_],
             "grad_norm_history": [h["grad_norm"] for h in model.history_],
         }
-        if args.shift and backbone in ("s5", "s6"):
+        if args.shift and BACKBONES[backbone].takes_smr:
             record["shift"] = {label: pendulum_mse(model, *frames) for label, frames in shifted.items()}
         save_run(results_path, record)
 

@@ -20,14 +20,13 @@ import argparse
 import platform
 import shlex
 import sys
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-import smr_ts.training
+from smr_ts.callbacks import StopAfter
 from smr_ts.datasets import make_pendulum
 from smr_ts.recipes import pendulum_forecaster
 
@@ -86,22 +85,9 @@ def probe(config: str, variant: dict, seed: int, args) -> dict:
     data = make_pendulum(n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test, seed=args.data_seed)
     backbone, smr = CONFIGS[config]
     model = pendulum_forecaster(backbone, smr=smr, epochs=args.epochs, random_state=seed, device=args.device, **variant)
-    # Stop the schedule early the way Ctrl-C does: training keeps what it has (history, best weights).
-    epochs_done, real_epoch = [0], smr_ts.training._train_epoch
-
-    def limited_epoch(*a, **k):
-        if epochs_done[0] >= args.stop_after:
-            raise KeyboardInterrupt
-        epochs_done[0] += 1
-        return real_epoch(*a, **k)
-
-    smr_ts.training._train_epoch = limited_epoch
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # the "training interrupted" notice
-            model.fit(*data.to_frame("train"), validation_data=data.to_frame("valid"))
-    finally:
-        smr_ts.training._train_epoch = real_epoch
+    # The full schedule (learning-rate warm-up and decay over args.epochs), stopped after the first epochs.
+    model.set_params(callbacks=[StopAfter(args.stop_after)])
+    model.fit(*data.to_frame("train"), validation_data=data.to_frame("valid"))
     return {"config": config, "variant": variant, "seed": seed,
             "valid_mse": [h["valid_mse"] for h in model.history_],
             "grad_norm": [h["grad_norm"] for h in model.history_]}

@@ -26,37 +26,22 @@ the state carried to that step), so unobserved steps act as queries like in S5.
     and at each observation a GRU cell folds in the input. Unobserved steps only advance
     the ODE, so their outputs are forecasts of the state at their time.
 
-Both are registered in :data:`BASELINES` by name.
+Both are registered as backbones in :mod:`smr_ts.backbones`.
 """
 
 from __future__ import annotations
-
-import math
-import numbers
 
 import torch
 from torch import nn
 from torchdiffeq import odeint
 
-from smr_ts.ssm.observed import observed_gaps
+from smr_ts._validation import StrOptions, check_params, positive_int, positive_real, probability
+from smr_ts.ssm.observed import gaps_or_ones, observed_first, observed_gaps, read_latest_observed
 
-__all__ = ["BASELINES", "GRUDelta", "ODERNN"]
+__all__ = ["GRUDelta", "ODERNN"]
 
 GAP_TRANSFORMS = ("log1p", "identity")
 ODE_METHODS = ("euler", "midpoint", "rk4")
-
-
-# -- validation helpers ---------------------------------------------------------------------
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _probability(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}")
-    return float(value)
 
 
 def _prepare_inputs(x: torch.Tensor, dt, mask, d_model: int):
@@ -67,9 +52,7 @@ def _prepare_inputs(x: torch.Tensor, dt, mask, d_model: int):
     if not x.is_floating_point():
         raise ValueError(f"x must be a floating point tensor, got {x.dtype}")
     batch, length, _ = x.shape
-    if dt is None:
-        dt = torch.ones(batch, length, dtype=x.dtype, device=x.device)
-    elif tuple(dt.shape) != (batch, length):
+    if dt is not None and tuple(dt.shape) != (batch, length):
         raise ValueError(f"dt must have shape (batch, L) = {(batch, length)}, got {tuple(dt.shape)}")
     if mask is not None:
         if tuple(mask.shape) != (batch, length):
@@ -78,7 +61,8 @@ def _prepare_inputs(x: torch.Tensor, dt, mask, d_model: int):
         # Unobserved inputs must not matter, even when they are NaN: zero them with
         # where (a product would let a NaN through, in the backward pass if not the forward).
         x = torch.where(mask.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
-    return x, dt.to(device=x.device, dtype=x.dtype), mask
+    dt = gaps_or_ones(None if dt is None else dt.to(x.device), (batch, length), x.dtype, x.device)
+    return x, dt, mask
 
 
 class GRUDelta(nn.Module):
@@ -123,6 +107,14 @@ class GRUDelta(nn.Module):
     torch.Size([2, 7, 4])
     """
 
+    _parameter_constraints = {
+        "d_model": [positive_int()],
+        "n_layers": [positive_int()],
+        "hidden_size": [positive_int(), None],
+        "gap_transform": [StrOptions(set(GAP_TRANSFORMS))],
+        "dropout": [probability()],
+    }
+
     def __init__(
         self,
         d_model: int,
@@ -132,13 +124,12 @@ class GRUDelta(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        self.d_model = _positive_int("d_model", d_model)
-        self.n_layers = _positive_int("n_layers", n_layers)
-        self.hidden_size = self.d_model if hidden_size is None else _positive_int("hidden_size", hidden_size)
-        if gap_transform not in GAP_TRANSFORMS:
-            raise ValueError(f"gap_transform must be one of {GAP_TRANSFORMS}, got {gap_transform!r}")
+        check_params(self._parameter_constraints, dict(d_model=d_model, n_layers=n_layers, hidden_size=hidden_size,
+                                                       gap_transform=gap_transform, dropout=dropout), "GRUDelta")
+        self.d_model, self.n_layers = int(d_model), int(n_layers)
+        self.hidden_size = self.d_model if hidden_size is None else int(hidden_size)
         self.gap_transform = gap_transform
-        p = _probability("dropout", dropout)
+        p = float(dropout)
         self.gru = nn.GRU(
             self.d_model + 1,
             self.hidden_size,
@@ -175,25 +166,13 @@ class GRUDelta(nn.Module):
         if mask is None:
             hidden, _ = self.gru(inputs)
             return self.out_proj(self.dropout(hidden))
-        batch, length, width = inputs.shape
-        # Observed steps first, in order (stable sort), zeros after them.
-        order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
-        n_observed = mask.sum(1, keepdim=True)
-        steps = torch.arange(length, device=x.device).unsqueeze(0)
-        keep = (steps < n_observed).unsqueeze(-1)
-        compact = torch.gather(inputs, 1, order.unsqueeze(-1).expand(-1, -1, width))
-        compact = torch.where(keep, compact, torch.zeros((), dtype=compact.dtype, device=compact.device))
+        compact, n_observed = observed_first(inputs, mask)
         # Only the first max(n_observed) compact steps can be read back.
         used = max(int(n_observed.max()), 1)
         hidden_compact, _ = self.gru(compact[:, :used])
         y_compact = self.out_proj(self.dropout(hidden_compact))
-        # Step k reads the output after the latest observed step <= k; before the first
-        # observation, the output of the zero initial state (the projection's bias).
-        rank = torch.cumsum(mask, dim=1) - 1
-        index = rank.clamp(min=0, max=used - 1).unsqueeze(-1).expand(-1, -1, self.d_model)
-        y = torch.gather(y_compact, 1, index)
-        initial = self.out_proj.bias.to(y.dtype).expand_as(y)
-        return torch.where((rank >= 0).unsqueeze(-1), y, initial)
+        # Before the first observation: the output of the zero initial state (the projection's bias).
+        return read_latest_observed(y_compact, mask, self.out_proj.bias)
 
     def extra_repr(self) -> str:
         return f"gap_transform={self.gap_transform!r}"
@@ -281,6 +260,17 @@ class ODERNN(nn.Module):
     torch.Size([2, 7, 4])
     """
 
+    _parameter_constraints = {
+        "d_model": [positive_int()],
+        "n_layers": [positive_int()],
+        "hidden_size": [positive_int(), None],
+        "ode_units": [positive_int(), None],
+        "method": [StrOptions(set(ODE_METHODS))],
+        "n_steps": [positive_int()],
+        "max_gap": [positive_real()],
+        "dropout": [probability()],
+    }
+
     def __init__(
         self,
         d_model: int,
@@ -293,25 +283,18 @@ class ODERNN(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        self.d_model = _positive_int("d_model", d_model)
-        self.n_layers = _positive_int("n_layers", n_layers)
-        self.hidden_size = self.d_model if hidden_size is None else _positive_int("hidden_size", hidden_size)
-        units = self.hidden_size if ode_units is None else _positive_int("ode_units", ode_units)
-        if method not in ODE_METHODS:
-            raise ValueError(f"method must be one of {ODE_METHODS} (fixed-grid solvers), got {method!r}")
+        check_params(self._parameter_constraints, dict(
+            d_model=d_model, n_layers=n_layers, hidden_size=hidden_size, ode_units=ode_units, method=method,
+            n_steps=n_steps, max_gap=max_gap, dropout=dropout), "ODERNN")
+        self.d_model, self.n_layers = int(d_model), int(n_layers)
+        self.hidden_size = self.d_model if hidden_size is None else int(hidden_size)
+        units = self.hidden_size if ode_units is None else int(ode_units)
         self.method = method
-        self.n_steps = _positive_int("n_steps", n_steps)
-        if (
-            isinstance(max_gap, bool)
-            or not isinstance(max_gap, numbers.Real)
-            or not math.isfinite(max_gap)
-            or max_gap <= 0
-        ):
-            raise ValueError(f"max_gap must be a finite positive number, got {max_gap!r}")
+        self.n_steps = int(n_steps)
         self.max_gap = float(max_gap)
         self.ode_func = _ODEFunc(self.hidden_size, units, self.n_layers)
         self.cell = nn.GRUCell(self.d_model, self.hidden_size)
-        self.dropout = nn.Dropout(_probability("dropout", dropout))
+        self.dropout = nn.Dropout(float(dropout))
         self.out_proj = nn.Linear(self.hidden_size, self.d_model)
 
     def evolve(self, h: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
@@ -359,5 +342,3 @@ class ODERNN(nn.Module):
     def extra_repr(self) -> str:
         return f"method={self.method!r}, n_steps={self.n_steps}, max_gap={self.max_gap}"
 
-
-BASELINES = {"gru_dt": GRUDelta, "ode_rnn": ODERNN}

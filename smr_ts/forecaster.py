@@ -1,7 +1,8 @@
 """SMRForecaster: a scikit-learn estimator for irregularly sampled series in long frames.
 
-It glues the pandas layer (:mod:`smr_ts.frames`) to the network (:mod:`smr_ts.model`) and owns
-training (:mod:`smr_ts.training`). Two uses, one estimator:
+A thin face over the package's rooms: the data pipeline (:mod:`smr_ts.data`) turns frames into
+tensors, :mod:`smr_ts.model` is the network, :mod:`smr_ts.training` trains it with
+:mod:`smr_ts.callbacks`, and :mod:`smr_ts.persistence` saves it. Two uses, one estimator:
 
 - sequence regression: ``fit(X, y)``, ``predict(X)``: one prediction per row of X, each from the
   rows of its own series at or before its time;
@@ -14,10 +15,8 @@ over its gap without input, which for S5 with ZOH is the exact continuous-time p
 
 from __future__ import annotations
 
-import json
-import numbers
-import warnings
-from pathlib import Path
+from functools import partial
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -26,80 +25,20 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from smr_ts._version import __version__
-from smr_ts.frames import (
-    SeriesPanel,
-    TimeInfo,
-    as_target_frame,
-    median_gap,
-    numeric_values,
-    parse_time_unit,
-    split_frame,
-    to_panel,
+from smr_ts import persistence
+from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params
+from smr_ts.callbacks import EarlyStopping, ProgressBar
+from smr_ts.data.frames import (
+    SeriesPanel, TimeInfo, align_columns, as_target_frame, check_time_kind, features_and_targets, median_gap,
+    numeric_values, parse_time_unit, split_frame, to_panel,
 )
-from smr_ts.model import ENCODERS, SequenceModel, backbone_names, gaussian_nll, masked_mse
-from smr_ts.training import TrainingSettings, train
+from smr_ts.data.queries import append_queries, check_query_times, history_rows, horizon_queries
+from smr_ts.data.scaling import column_moments, identity_moments
+from smr_ts.data.windows import Scaling, WindowSampler, panel_tensors
+from smr_ts.model import SequenceModel, predict_panel
+from smr_ts.training import TrainingSettings, batch_loss, evaluate, train
 
 __all__ = ["SMRForecaster"]
-
-_FIRST_GAP = 1.0  # gap given to each series' first step, in time units (the S5 convention)
-
-
-def _is_int(x, low=None):
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and (low is None or x >= low)
-
-
-def _is_real(x, low=None, high=None, low_open=False):
-    if not isinstance(x, numbers.Real) or isinstance(x, bool) or not np.isfinite(x):
-        return False
-    if low is not None and (x <= low if low_open else x < low):
-        return False
-    return high is None or x <= high
-
-
-def _image_shape_ok(v):
-    return v is None or (isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(s, 1) for s in v))
-
-
-def _time_unit_ok(v):
-    return v == "auto" or _is_real(v, 0, low_open=True) or (isinstance(v, (str, pd.Timedelta)) and v != "auto")
-
-
-# name -> (predicate, what is expected): checked once, at the start of fit.
-_PARAMETER_RULES = {
-    "backbone": (lambda v: v in backbone_names(), f"one of {backbone_names()}"),
-    "smr": (lambda v: isinstance(v, (bool, np.bool_)), "a bool"),
-    "smr_kernel": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "d_model": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "state_size": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "n_layers": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "blocks": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "step_min": (lambda v: _is_real(v, 0, low_open=True), "a float > 0"),
-    "step_max": (lambda v: _is_real(v, 0, low_open=True), "a float > 0"),
-    "dropout": (lambda v: _is_real(v, 0, 1) and v < 1, "a float in [0, 1)"),
-    "encoder": (lambda v: v in ENCODERS, f"one of {list(ENCODERS)}"),
-    "image_shape": (_image_shape_ok, "None or a (height, width) pair of positive ints"),
-    "encoder_hidden": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "loss": (lambda v: v in ("mse", "gaussian"), "'mse' or 'gaussian'"),
-    "epochs": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "batch_size": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "lr": (lambda v: _is_real(v, 0, low_open=True), "a float > 0"),
-    "ssm_lr": (lambda v: _is_real(v, 0, low_open=True), "a float > 0"),
-    "weight_decay": (lambda v: _is_real(v, 0), "a float >= 0"),
-    "warmup_epochs": (lambda v: _is_real(v, 0), "a float >= 0"),
-    "grad_clip": (lambda v: v is None or _is_real(v, 0, low_open=True), "None or a float > 0"),
-    "validation_fraction": (lambda v: _is_real(v, 0) and v < 1, "a float in [0, 1)"),
-    "patience": (lambda v: v is None or _is_int(v, 1), "None or an int >= 1"),
-    "id_col": (lambda v: isinstance(v, str) and v, "a column name (str)"),
-    "time_col": (lambda v: isinstance(v, str) and v, "a column name (str)"),
-    "target_cols": (lambda v: v is None or (isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(c, str) for c in v)),
-                    "None or a non-empty list of column names"),
-    "time_unit": (_time_unit_ok, "'auto', a positive number, or a duration such as '1h'"),
-    "max_horizon": (lambda v: _is_int(v, 1), "an int >= 1"),
-    "device": (lambda v: isinstance(v, str) and (v in ("auto", "cpu") or v.startswith("cuda")), "'auto', 'cpu' or 'cuda[:N]'"),
-    "random_state": (lambda v: v is None or _is_int(v, 0) or isinstance(v, np.random.RandomState), "None, an int >= 0 or a RandomState"),
-    "verbose": (lambda v: _is_int(v, 0) or isinstance(v, (bool, np.bool_)), "an int >= 0"),
-}
 
 
 class SMRForecaster(RegressorMixin, BaseEstimator):
@@ -145,8 +84,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     lr : float, default 3e-3
         AdamW rate for all parameters but the SSM's own.
     ssm_lr : float, default 1e-3
-        Adam rate, without weight decay, for the SSM's own parameters (S5: Lambda, B, log_step;
-        S6: A_log, D) and the backbone's norms.
+        Rate, without weight decay, for the SSM's own parameters (S5: Lambda, B, log_step;
+        S6: A_log, D) and the backbone's norms (one AdamW, two parameter groups).
     weight_decay : float, default 0.0
         AdamW weight decay of the other parameters.
     warmup_epochs : float, default 1.0
@@ -158,7 +97,11 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         training loss). Ignored when ``fit`` gets ``validation_data``.
     patience : int or None, default None
         Stop after this many epochs without a better validation MSE. The best epoch's weights
-        are restored at the end in any case.
+        are restored at the end in any case. Shorthand for
+        ``callbacks=[EarlyStopping(patience)]``; give one or the other.
+    callbacks : list of Callback, optional
+        Objects called after every epoch (:mod:`smr_ts.callbacks`): record, log or stop
+        training. Run-time objects: ``save`` does not write them.
     id_col, time_col : str, default "unique_id", "ds"
         Names of the series id and time columns (or MultiIndex levels).
     target_cols : list of str, optional
@@ -207,6 +150,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     (['unique_id', 'ds', 'y'], 12)
     """
 
+    _parameter_constraints = PARAMETER_CONSTRAINTS
+
     def __init__(
         self,
         backbone="s5",
@@ -232,6 +177,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         grad_clip=1.0,
         validation_fraction=0.1,
         patience=None,
+        callbacks=None,
         id_col="unique_id",
         time_col="ds",
         target_cols=None,
@@ -241,37 +187,10 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         random_state=None,
         verbose=0,
     ):
-        self.backbone = backbone
-        self.smr = smr
-        self.smr_kernel = smr_kernel
-        self.d_model = d_model
-        self.state_size = state_size
-        self.n_layers = n_layers
-        self.blocks = blocks
-        self.step_min = step_min
-        self.step_max = step_max
-        self.dropout = dropout
-        self.encoder = encoder
-        self.image_shape = image_shape
-        self.encoder_hidden = encoder_hidden
-        self.loss = loss
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.ssm_lr = ssm_lr
-        self.weight_decay = weight_decay
-        self.warmup_epochs = warmup_epochs
-        self.grad_clip = grad_clip
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.id_col = id_col
-        self.time_col = time_col
-        self.target_cols = target_cols
-        self.time_unit = time_unit
-        self.max_horizon = max_horizon
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        params = dict(locals())
+        del params["self"]
+        for name, value in params.items():
+            setattr(self, name, value)
 
     # ------------------------------------------------------------------ sklearn plumbing
     def __sklearn_tags__(self):
@@ -283,31 +202,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def _validate_params(self):
-        for name, (ok, expected) in _PARAMETER_RULES.items():
-            value = getattr(self, name)
-            try:
-                good = bool(ok(value))
-            except Exception:  # noqa: BLE001 - a predicate failing on an odd type means "invalid"
-                good = False
-            if not good:
-                raise ValueError(f"SMRForecaster parameter {name}={value!r} is invalid: expected {expected}")
-        if self.step_min > self.step_max:
-            raise ValueError(
-                f"SMRForecaster parameters step_min={self.step_min} and step_max={self.step_max} are invalid: "
-                "step_min must not exceed step_max"
-            )
-        if self.encoder == "cnn" and self.image_shape is None:
-            raise ValueError("SMRForecaster parameter image_shape is required with encoder='cnn'")
-        if self.backbone == "s5":
-            per_block = self.state_size // self.blocks if self.state_size % self.blocks == 0 else None
-            if per_block is None or per_block % 2:
-                raise ValueError(
-                    f"SMRForecaster parameters state_size={self.state_size} and blocks={self.blocks} are invalid: "
-                    "for backbone='s5' state_size must split into `blocks` blocks of even size"
-                )
-        if self.smr and self.backbone not in ("s5", "s6"):
-            raise ValueError(f"SMRForecaster parameter smr=True needs backbone 's5' or 's6', got {self.backbone!r}")
+    def _check_params(self):
+        check_estimator_params(self)
 
     def _device(self, strict: bool = True) -> torch.device:
         """The device to train (strict) or predict on. Prediction falls back to the CPU, so a
@@ -323,13 +219,12 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ reading inputs
     def _read_rows(self, X, *, fitting: bool, what: str = "X"):
-        """X -> (ids, raw times, TimeInfo, value DataFrame or array, value column names)."""
+        """X -> (ids, raw times, TimeInfo, value DataFrame)."""
         if isinstance(X, pd.DataFrame):
             if fitting:
                 self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
                 self.n_features_in_ = X.shape[1]
-            ids, times, info, values = split_frame(X, self.id_col, self.time_col, what=what)
-            return ids, times, info, values
+            return split_frame(X, self.id_col, self.time_col, what=what)
         # A plain 2-D array: one series observed at unit gaps (so generic sklearn tooling works).
         array = validate_data(self, X, reset=fitting, ensure_all_finite="allow-nan", dtype=np.float32)
         if fitting and hasattr(self, "feature_names_in_"):
@@ -338,30 +233,13 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         values = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
         return np.zeros(n, dtype=np.int64), np.arange(n, dtype=np.float64), TimeInfo("numeric"), values
 
-    def _check_time_info(self, info: TimeInfo, what: str):
-        fitted = self.time_info_
-        if info.kind == fitted.kind:
-            return
-        kinds = {info.kind, fitted.kind}
-        if kinds == {"datetime", "datetime_tz"}:
-            raise ValueError(
-                f"{what}: time column {self.time_col!r} is {info.describe()} but the model was fitted on "
-                f"{fitted.describe()} times; convert one of them (tz_localize / tz_convert)"
-            )
-        raise TypeError(f"{what}: time column {self.time_col!r} is {info.describe()} but was {fitted.describe()} at fit")
-
-    def _value_columns(self, values: pd.DataFrame, what: str) -> pd.DataFrame:
-        """Reorder value columns as at fit; unknown or missing columns are an error."""
-        expected = list(self.value_columns_)
-        got = [str(c) for c in values.columns]
-        missing = [c for c in expected if c not in got]
-        extra = [c for c in got if c not in expected]
-        if missing or extra:
-            raise ValueError(
-                f"{what}: feature columns differ from fit: missing {missing[:10]}, unexpected {extra[:10]}"
-            )
-        values.columns = got
-        return values[expected]
+    def _read_known(self, X, what: str):
+        """Rows of a frame for a fitted model: (ids, raw times, float32 features in fit's column order)."""
+        ids, times, info, values = self._read_rows(X, fitting=False, what=what)
+        check_time_kind(info, self.time_info_, self.time_col, what)
+        if isinstance(X, pd.DataFrame):
+            values = align_columns(values, self.value_columns_, what)
+        return ids, times, numeric_values(values, what)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, validation_data=None):
@@ -382,117 +260,68 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        self._validate_params()
+        self._check_params()
         device = self._device()
         self.mode_ = "regression" if y is not None else "forecast"
         ids, times, info, values = self._read_rows(X, fitting=True)
         self.time_info_ = info
-        if self.mode_ == "regression":
-            self.value_columns_ = [str(c) for c in values.columns]
-            features = numeric_values(values, "X")
-            index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(features))
-            targets, self.target_names_ = as_target_frame(y, index, len(features))
-            self.y_ndim_ = 1 if isinstance(y, pd.Series) or (not isinstance(y, pd.DataFrame) and np.asarray(y).ndim == 1) else 2
-            if np.isnan(targets).all():
-                raise ValueError("Input y contains NaN only: there is no observed target to fit")
-        else:
-            self.y_ndim_ = 2
-            self.value_columns_ = [str(c) for c in values.columns]
-            if not self.value_columns_:
-                raise ValueError("X has no value columns to forecast")
-            targets_names = list(self.target_cols) if self.target_cols is not None else self.value_columns_
-            missing = [c for c in targets_names if c not in self.value_columns_]
-            if missing:
-                raise ValueError(f"target_cols {missing} are not columns of X")
-            self.target_names_ = targets_names
-            features = numeric_values(values, "X")
-            targets = features[:, [self.value_columns_.index(c) for c in targets_names]]
+        features, targets, self.value_columns_, self.target_names_, self.y_ndim_ = features_and_targets(
+            X, y, values, self.target_cols)
         self.n_targets_ = targets.shape[1]
         if self.encoder == "cnn" and features.shape[1] != int(np.prod(self.image_shape)):
-            raise ValueError(
-                f"image_shape={tuple(self.image_shape)} needs {int(np.prod(self.image_shape))} value columns, "
-                f"X has {features.shape[1]}"
-            )
-
-        panel = to_panel(ids, times, np.concatenate([features, targets], 1), id_col=self.id_col, time_col=self.time_col,
-                         info=info)
+            raise ValueError(f"image_shape={tuple(self.image_shape)} needs {int(np.prod(self.image_shape))} "
+                             f"value columns, X has {features.shape[1]}")
+        panel = to_panel(ids, times, np.concatenate([features, targets], 1), id_col=self.id_col,
+                         time_col=self.time_col, info=info)
         unit = parse_time_unit(self.time_unit, info)
         self.time_unit_ = unit if unit is not None else median_gap(panel)
-        self._fit_scalers(features, targets)
+        cnn = self.encoder == "cnn"  # images are fed as they are
+        self.feature_mean_, self.feature_scale_ = identity_moments(features.shape[1]) if cnn else column_moments(features)
+        self.target_mean_, self.target_scale_ = column_moments(targets)
+        val_panel = None if validation_data is None else self._validation_panel(validation_data)
 
-        val_panel = None
-        if validation_data is not None:
-            val_panel = self._validation_panel(validation_data)
-
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(0, 2**31 - 1))
+        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         n_series = len(panel.ids)
         order = np.random.default_rng(seed).permutation(n_series)
         n_val = 0
         if val_panel is None and self.validation_fraction > 0 and n_series >= 2:
             n_val = min(n_series - 1, max(1, int(round(self.validation_fraction * n_series))))
         train_idx, val_idx = np.sort(order[n_val:]), np.sort(order[:n_val])
-
-        tensors = self._panel_tensors(panel)
+        tensors = panel_tensors(panel, self._scaling())
         train_set = {k: v[train_idx] for k, v in tensors.items()}
-        if val_panel is not None:
-            val_set = self._panel_tensors(val_panel)
-        elif n_val:
-            val_set = {k: v[val_idx] for k, v in tensors.items()}
-        else:
-            val_set = None
-
+        val_set = panel_tensors(val_panel, self._scaling()) if val_panel is not None else (
+            {k: v[val_idx] for k, v in tensors.items()} if n_val else None)
         if self.mode_ == "forecast":
-            # The fitted history: forecasts continue every training series from its last row.
-            self.history_panel_ = panel
+            self.history_panel_ = panel  # forecasts continue every training series from its last row
 
-        settings = TrainingSettings(
-            epochs=self.epochs, lr=self.lr, ssm_lr=self.ssm_lr, weight_decay=self.weight_decay,
-            warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip, patience=self.patience,
-            verbose=int(self.verbose),
-        )
+        settings = TrainingSettings(epochs=self.epochs, lr=self.lr, ssm_lr=self.ssm_lr, weight_decay=self.weight_decay,
+                                    warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip)
+        sampling = dict(forecast=self.mode_ == "forecast", max_horizon=self.max_horizon,
+                        batch_size=self.batch_size, device=device)
+        callbacks = list(self.callbacks or ())
+        stopper = next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
+        if stopper is None:
+            stopper = EarlyStopping(patience=self.patience)
+            callbacks.insert(0, stopper)
+        if self.verbose:
+            callbacks.append(ProgressBar(leave=int(self.verbose) > 1))
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             self.model_ = self._build_model(features.shape[1]).to(device)
+            sampler = WindowSampler(train_set, **sampling)
             batch_rng = np.random.default_rng(seed + 1)
-            windows = self._windows_per_series(train_set)
-            n_examples = len(train_idx) * windows
-            n_batches = -(-n_examples // self.batch_size)
-
-            def make_batches(epoch):
-                examples = np.repeat(np.arange(len(train_idx)), windows)
-                cuts = self._forecast_cuts(train_set, examples, batch_rng) if self.mode_ == "forecast" else None
-                perm = batch_rng.permutation(n_examples)
-                for start in range(0, n_examples, self.batch_size):
-                    sel = perm[start : start + self.batch_size]
-                    yield self._batch(train_set, examples[sel], device, None if cuts is None else cuts[sel])
-
-            val_batches = None
-            if val_set is not None:
-                n_v = len(val_set["valid"])
-                examples = np.repeat(np.arange(n_v), self._windows_per_series(val_set))
-                val_cuts = (
-                    self._forecast_cuts(val_set, examples, np.random.default_rng(seed + 2))
-                    if self.mode_ == "forecast" else None
-                )
-                val_batches = [
-                    self._batch(val_set, examples[s : s + self.batch_size], device,
-                                None if val_cuts is None else val_cuts[s : s + self.batch_size])
-                    for s in range(0, len(examples), self.batch_size)
-                ]
-
-            def evaluate():
-                return self._evaluate(val_batches)
-
-            result = train(
-                self.model_, settings, make_batches, n_batches, self._batch_loss,
-                evaluate if val_batches else None,
-            )
+            val_batches = WindowSampler(val_set, **sampling).fixed(np.random.default_rng(seed + 2)) if val_set else None
+            evaluate_fn = partial(evaluate, self.model_, val_batches, self.target_scale_, self.loss == "gaussian")
+            result = train(self.model_, settings, lambda epoch: sampler.epoch(batch_rng), sampler.n_batches,
+                           partial(batch_loss, self.model_), evaluate_fn if val_batches else None, callbacks)
         self.model_.to("cpu").eval()
         self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
+        self.best_epoch_ = stopper.best_epoch
         self.interrupted_ = result.interrupted
         return self
+
+    def _scaling(self) -> Scaling:
+        return Scaling(self.feature_mean_, self.feature_scale_, self.target_mean_, self.target_scale_, self.time_unit_)
 
     def _validation_panel(self, validation_data) -> SeriesPanel:
         if self.mode_ == "regression":
@@ -501,147 +330,35 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             X_val, y_val = validation_data
         else:
             X_val, y_val = validation_data, None
-        ids, times, info, values = self._read_rows(X_val, fitting=False, what="validation_data")
-        self._check_time_info(info, "validation_data")
-        features = numeric_values(self._value_columns(values, "validation_data"), "validation_data")
+        ids, times, features = self._read_known(X_val, "validation_data")
         if self.mode_ == "regression":
             index = X_val.index if isinstance(X_val, pd.DataFrame) else pd.RangeIndex(len(features))
             targets, _ = as_target_frame(y_val, index, len(features))
         else:
             targets = features[:, [self.value_columns_.index(c) for c in self.target_names_]]
         return to_panel(ids, times, np.concatenate([features, targets], 1), what="validation_data",
-                        id_col=self.id_col, time_col=self.time_col, info=info)
+                        id_col=self.id_col, time_col=self.time_col, info=self.time_info_)
 
     def _build_model(self, n_features: int) -> SequenceModel:
-        backbone_kwargs = {}
-        if self.backbone in ("s5", "s6"):
-            backbone_kwargs = {
-                "state_size": self.state_size, "smr": bool(self.smr), "smr_kernel": self.smr_kernel,
-                "dt_min": self.step_min, "dt_max": self.step_max,
-            }
-            if self.backbone == "s5":
-                backbone_kwargs["blocks"] = self.blocks
         return SequenceModel(
             n_features=n_features, n_outputs=self.n_targets_, d_model=self.d_model, n_layers=self.n_layers,
             backbone=self.backbone, encoder=self.encoder, image_shape=self.image_shape,
             encoder_hidden=self.encoder_hidden, gaussian=self.loss == "gaussian", dropout=self.dropout,
-            backbone_kwargs=backbone_kwargs,
+            backbone_settings=self.get_params(deep=False),
         )
 
-    # ------------------------------------------------------------------ scaling
-    def _fit_scalers(self, features: np.ndarray, targets: np.ndarray):
-        def moments(a):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-                mean, std = np.nanmean(a, 0), np.nanstd(a, 0)
-            mean = np.nan_to_num(mean, nan=0.0)
-            std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
-            return mean.astype(np.float32), std.astype(np.float32)
-
-        if self.encoder == "cnn":  # images are fed as they are
-            self.feature_mean_ = np.zeros(features.shape[1], np.float32)
-            self.feature_scale_ = np.ones(features.shape[1], np.float32)
-        else:
-            self.feature_mean_, self.feature_scale_ = moments(features)
-        self.target_mean_, self.target_scale_ = moments(targets)
-
-    def _panel_tensors(self, panel: SeriesPanel) -> dict:
-        """Scaled, zero-filled tensors (CPU) of a panel whose values are [features, targets]."""
-        n_feat = len(self.feature_mean_)
-        values, observed = panel.values, panel.value_observed
-        feat, feat_obs = _standardise(values[..., :n_feat], observed[..., :n_feat], self.feature_mean_, self.feature_scale_)
-        out = {
-            "values": torch.from_numpy(feat),
-            "observed": torch.from_numpy(feat_obs.any(-1)),
-            "dt": torch.from_numpy(panel.gaps(self.time_unit_, _FIRST_GAP).astype(np.float32)),
-            "valid": torch.from_numpy(panel.valid),
-        }
-        if values.shape[-1] > n_feat:
-            tgt, tgt_obs = _standardise(values[..., n_feat:], observed[..., n_feat:], self.target_mean_, self.target_scale_)
-            out["target"] = torch.from_numpy(tgt)
-            out["target_observed"] = torch.from_numpy(tgt_obs)
-        return out
-
-    # ------------------------------------------------------------------ batches and losses
-    def _windows_per_series(self, data: dict) -> int:
-        """Forecast windows drawn per series and epoch: enough to cover a typical series once."""
-        if self.mode_ != "forecast":
-            return 1
-        return max(1, int(np.median(data["valid"].sum(1).numpy())) // self.max_horizon)
-
-    def _forecast_cuts(self, data: dict, examples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A random forecast origin per example: its number of context rows, in [1, length - 1]."""
-        lengths = data["valid"].sum(1).numpy()[examples]
-        return np.floor(rng.random(len(examples)) * np.maximum(lengths - 1, 1)).astype(np.int64) + 1
-
-    def _batch(self, data: dict, sel: np.ndarray, device, cuts=None) -> dict:
-        sel_t = torch.as_tensor(sel, dtype=torch.long)
-        length = int(data["valid"][sel_t].sum(1).max())
-        batch = {k: v[sel_t, :length].to(device) for k, v in data.items()}
-        weight = batch["target_observed"].float()
-        if cuts is not None:
-            # Rows before the cut are context; the next max_horizon rows are queries: their
-            # values are hidden from the model and are what it is scored on.
-            steps = torch.arange(length, device=device)
-            cut = torch.as_tensor(cuts, device=device).unsqueeze(1)
-            context = steps < cut
-            query = (steps >= cut) & (steps < cut + self.max_horizon)
-            batch["observed"] = batch["observed"] & context
-            weight = weight * query.unsqueeze(-1).float()
-        batch["weight"] = weight
-        return batch
-
-    def _batch_loss(self, batch):
-        mean, std = self.model_(batch["values"], batch["dt"], batch["observed"])
-        weight = batch["weight"]
-        if std is None:
-            loss = masked_mse(mean, batch["target"], weight)
-        else:
-            loss = gaussian_nll(mean, std, batch["target"], weight)
-        return loss, float(weight.sum())
-
-    @torch.no_grad()
-    def _evaluate(self, batches) -> dict:
-        self.model_.eval()
-        sq, nll, count = 0.0, 0.0, 0.0
-        for batch in batches:
-            mean, std = self.model_(batch["values"], batch["dt"], batch["observed"])
-            w = batch["weight"]
-            n = float(w.sum())
-            # MSE in the targets' own units, the number users compare.
-            scale = torch.as_tensor(self.target_scale_, device=mean.device)
-            sq += float((((mean - batch["target"]) * scale) ** 2 * w).sum())
-            if std is not None:
-                nll += float(gaussian_nll(mean, std, batch["target"], w)) * n
-            count += n
-        out = {"valid_mse": sq / max(count, 1)}
-        if self.loss == "gaussian":
-            out["valid_nll"] = nll / max(count, 1)
-        return out
-
     # ------------------------------------------------------------------ prediction
-    @torch.no_grad()
     def _run(self, panel: SeriesPanel):
         """Model outputs on every step of a panel of features: (mean, std or None), unscaled, (S, L, T)."""
-        data = self._panel_tensors(panel)
-        # The fitted model lives on the CPU (so pickles load anywhere); it visits the device
-        # for the forward passes only.
-        device = self._device(strict=False)
-        model = self.model_.to(device).eval()
-        means, stds = [], []
-        n, chunk = len(panel.ids), max(self.batch_size, 64)
-        try:
-            for start in range(0, n, chunk):
-                sel = slice(start, min(start + chunk, n))
-                mean, std = model(data["values"][sel].to(device), data["dt"][sel].to(device),
-                                  data["observed"][sel].to(device))
-                means.append(mean.cpu())
-                stds.append(std.cpu() if std is not None else None)
-        finally:
-            self.model_.to("cpu")
-        mean = torch.cat(means).numpy() * self.target_scale_ + self.target_mean_
-        std = torch.cat(stds).numpy() * self.target_scale_ if stds[0] is not None else None
-        return mean, std
+        mean, std = predict_panel(self.model_, panel_tensors(panel, self._scaling()), self._device(strict=False),
+                                  chunk=max(self.batch_size, 64))
+        mean = mean * self.target_scale_ + self.target_mean_
+        return mean, (std * self.target_scale_ if std is not None else None)
+
+    def _check_std(self, return_std: bool):
+        check_is_fitted(self, "model_")
+        if return_std and self.loss != "gaussian":
+            raise ValueError("return_std=True needs a model fitted with loss='gaussian'")
 
     def predict(self, X, return_std: bool = False):
         """Predict per row of X.
@@ -662,9 +379,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             aligned to X's index; for an array X, an ndarray of shape (n,) or (n, n_targets).
         y_std : same type and shape, only with ``return_std``.
         """
-        check_is_fitted(self, "model_")
-        if return_std and self.loss != "gaussian":
-            raise ValueError("return_std=True needs a model fitted with loss='gaussian'")
+        self._check_std(return_std)
         if self.mode_ == "forecast":
             if not isinstance(X, pd.DataFrame):
                 raise TypeError("in forecast mode, predict takes a DataFrame of (id, time) rows; see also forecast()")
@@ -675,24 +390,16 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
                 std.columns = self.target_names_
                 return mean, std
             return mean
-        ids, times, info, values = self._read_rows(X, fitting=False)
-        self._check_time_info(info, "X")
-        if isinstance(X, pd.DataFrame):
-            values = self._value_columns(values, "X")
-        features = numeric_values(values, "X")
-        panel = to_panel(ids, times, features, id_col=self.id_col, time_col=self.time_col, info=info)
+        ids, times, features = self._read_known(X, "X")
+        panel = to_panel(ids, times, features, id_col=self.id_col, time_col=self.time_col, info=self.time_info_)
         mean, std = self._run(panel)
         rows = panel.rows[panel.valid]
-        out_mean = np.empty((len(features), self.n_targets_), np.float64)
-        out_mean[rows] = mean[panel.valid]
-        out_std = None
-        if std is not None:
-            out_std = np.empty_like(out_mean)
-            out_std[rows] = std[panel.valid]
-        mean_out = self._format_rows(out_mean, X)
-        if return_std:
-            return mean_out, self._format_rows(out_std, X)
-        return mean_out
+        outputs = []
+        for values in (mean, std) if return_std else (mean,):
+            out = np.empty((len(features), self.n_targets_), np.float64)
+            out[rows] = values[panel.valid]
+            outputs.append(self._format_rows(out, X))
+        return tuple(outputs) if return_std else outputs[0]
 
     def _format_rows(self, array: np.ndarray, X):
         # The output mirrors y: a Series (or 1-D array) for 1-D y, a DataFrame (2-D array) otherwise.
@@ -734,188 +441,60 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             Columns ``id_col``, ``time_col`` and one per target (plus ``_std`` columns),
             sorted by series and time (for ``times``: in the order of ``times``'s rows).
         """
-        check_is_fitted(self, "model_")
+        self._check_std(return_std)
         if self.mode_ != "forecast":
             raise ValueError("forecast() needs a model fitted without y (forecasting mode)")
-        if return_std and self.loss != "gaussian":
-            raise ValueError("return_std=True needs a model fitted with loss='gaussian'")
         if (h is None) == (times is None):
             raise ValueError("give exactly one of h and times")
-        hist_ids, hist_times, hist_values = self._history(context)
-        order = np.lexsort((hist_times, pd.factorize(hist_ids, sort=True)[0]))
-        hist_ids, hist_times, hist_values = hist_ids[order], hist_times[order], hist_values[order]
-        known = pd.Index(pd.unique(hist_ids))
-        last_time = pd.Series(hist_times).groupby(hist_ids).max()
-
+        ids, hist_times, values = self._history(context)
+        order = np.lexsort((hist_times, pd.factorize(ids, sort=True)[0]))
+        ids, hist_times, values = ids[order], hist_times[order], values[order]
         if h is not None:
-            if not _is_int(h, 1):
+            if isinstance(h, bool) or not isinstance(h, Integral) or h < 1:
                 raise ValueError(f"h must be an int >= 1, got {h!r}")
-            gaps = pd.Series(np.diff(hist_times, prepend=np.nan)).where(
-                np.r_[False, hist_ids[1:] == hist_ids[:-1]]
-            ).groupby(hist_ids).median()
-            step = gaps.fillna(self.time_unit_).where(gaps > 0, self.time_unit_)
-            q_ids = np.repeat(last_time.index.to_numpy(), h)
-            q_times = (last_time.to_numpy()[:, None] + step.reindex(last_time.index).to_numpy()[:, None]
-                       * np.arange(1, h + 1)).ravel()
-            if self.time_info_.kind != "numeric":
-                q_times = np.round(q_times).astype(np.int64)
+            q_ids, q_times = horizon_queries(ids, hist_times, h, self.time_unit_, self.time_info_)
         else:
             if not isinstance(times, pd.DataFrame):
                 raise TypeError(f"times must be a DataFrame with columns {self.id_col!r} and {self.time_col!r}")
             q_ids, q_times, info, _ = split_frame(times, self.id_col, self.time_col, what="times")
-            self._check_time_info(info, "times")
-            unknown = ~pd.Index(q_ids).isin(known)
-            if unknown.any():
-                raise ValueError(
-                    f"times: unknown {self.id_col} values {list(pd.unique(q_ids[unknown]))[:5]}: "
-                    "no history was fitted or given as context for them"
-                )
-            not_after = q_times <= last_time.reindex(q_ids).to_numpy()
-            if not_after.any():
-                i = int(np.argmax(not_after))
-                raise ValueError(
-                    f"times: {self.time_col} values must be after each series' history; "
-                    f"{self.id_col}={q_ids[i]!r} has a query at or before its last observation"
-                )
-
-        n_hist = len(hist_ids)
-        all_ids = np.concatenate([hist_ids, q_ids])
-        all_times = np.concatenate([hist_times, np.asarray(q_times, hist_times.dtype)])
-        nan_rows = np.full((len(q_ids), hist_values.shape[1]), np.nan, np.float32)
-        panel = to_panel(all_ids, all_times, np.concatenate([hist_values, nan_rows]), what="times",
-                         id_col=self.id_col, time_col=self.time_col, info=self.time_info_)
+            check_time_kind(info, self.time_info_, self.time_col, "times")
+            check_query_times(q_ids, q_times, ids, hist_times, self.id_col, self.time_col)
+        panel, q_pos = append_queries(ids, hist_times, values, q_ids, q_times, self.time_info_,
+                                      self.id_col, self.time_col)
         mean, std = self._run(panel)
-        flat_rows = panel.rows[panel.valid]
-        pos = np.empty(len(all_ids), np.int64)
-        pos[flat_rows] = np.flatnonzero(panel.valid.ravel())
-        q_pos = pos[n_hist:]
-        out = pd.DataFrame({self.id_col: q_ids, self.time_col: self._times_out(np.asarray(q_times))})
-        flat_mean = mean.reshape(-1, self.n_targets_)[q_pos]
-        for j, name in enumerate(self.target_names_):
-            out[name] = flat_mean[:, j]
-        if return_std:
-            flat_std = std.reshape(-1, self.n_targets_)[q_pos]
+        out = pd.DataFrame({self.id_col: q_ids, self.time_col: self.time_info_.to_times(np.asarray(q_times))})
+        for suffix, values in [("", mean)] + ([("_std", std)] if return_std else []):
+            flat = values.reshape(-1, self.n_targets_)[q_pos]
             for j, name in enumerate(self.target_names_):
-                out[f"{name}_std"] = flat_std[:, j]
+                out[f"{name}{suffix}"] = flat[:, j]
         return out
 
     def _history(self, context):
-        panel = self.history_panel_
-        valid = panel.valid
-        ids = np.repeat(panel.ids, panel.lengths)
-        times = panel.time[valid]
-        n_feat = len(self.value_columns_)
-        values = np.where(panel.value_observed, panel.values, np.nan)[valid][:, :n_feat].astype(np.float32)
+        """The fitted history's rows, extended by ``context`` rows when given."""
+        ids, times, values = history_rows(self.history_panel_, len(self.value_columns_))
         if context is None:
             return ids, times, values
-        c_ids, c_times, info, c_values = split_frame(context, self.id_col, self.time_col, what="context")
-        self._check_time_info(info, "context")
-        c_feat = numeric_values(self._value_columns(c_values, "context"), "context")
+        c_ids, c_times, c_values = self._read_known(context, "context")
         ids = np.concatenate([ids, c_ids])
         times = np.concatenate([times, c_times.astype(times.dtype)])
-        values = np.concatenate([values, c_feat])
+        values = np.concatenate([values, c_values])
         # Duplicate (id, time) between history and context is an error, as within a frame.
         to_panel(ids, times, values[:, :1], what="context", id_col=self.id_col, time_col=self.time_col,
                  info=self.time_info_)
         return ids, times, values
-
-    def _times_out(self, raw: np.ndarray):
-        return self.time_info_.to_times(raw)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
         """Write the fitted model to directory ``path``: ``config.json`` and ``weights.pt``.
 
         The weights file holds tensors only and is read with ``torch.load(weights_only=True)``,
-        which cannot execute code. A model trained on GPU loads on CPU.
+        which cannot execute code. A model trained on GPU loads on CPU. ``callbacks`` are
+        run-time objects and are not written.
         """
         check_is_fitted(self, "model_")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        params = self.get_params()
-        if isinstance(params["random_state"], np.random.RandomState):
-            params["random_state"] = None
-        # JSON has no tuples or Timedeltas: name the parameters that were, so load gives them back.
-        param_types = {k: type(v).__name__ for k, v in params.items() if isinstance(v, (tuple, pd.Timedelta))}
-        params = {k: str(v) if isinstance(v, pd.Timedelta) else v for k, v in params.items()}
-        state = {
-            "params": _jsonable(params),
-            "param_types": param_types,
-            "version": __version__,
-            "mode": self.mode_,
-            "n_features": int(len(self.feature_mean_)),
-            "value_columns": self.value_columns_,
-            "target_names": self.target_names_,
-            "y_ndim": self.y_ndim_,
-            "time_info": [self.time_info_.kind, self.time_info_.tz],
-            "time_unit": self.time_unit_,
-            "history": self.history_,
-            "best_epoch": self.best_epoch_,
-            "n_features_in": int(self.n_features_in_),
-            "feature_names_in": list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None,
-        }
-        tensors = {f"model.{k}": v.detach().cpu() for k, v in self.model_.state_dict().items()}
-        for name in ("feature_mean_", "feature_scale_", "target_mean_", "target_scale_"):
-            tensors[f"scaler.{name}"] = torch.from_numpy(getattr(self, name))
-        if self.mode_ == "forecast":
-            p = self.history_panel_
-            state["history_ids"] = _jsonable(p.ids.tolist())
-            for name in ("rows", "time", "values", "value_observed", "valid", "lengths"):
-                tensors[f"panel.{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(p, name)))
-        with open(path / "config.json", "w") as f:
-            json.dump(state, f, indent=1)
-        torch.save(tensors, path / "weights.pt")
+        persistence.save(self, path)
 
     @classmethod
     def load(cls, path) -> "SMRForecaster":
         """Read a model written by :meth:`save`, on CPU, without executing any code from the files."""
-        path = Path(path)
-        with open(path / "config.json") as f:
-            state = json.load(f)
-        tensors = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
-        params = state["params"]
-        restore = {"tuple": tuple, "Timedelta": pd.Timedelta}
-        for name, kind in state.get("param_types", {"image_shape": "tuple"}).items():
-            if params.get(name) is not None:
-                params[name] = restore[kind](params[name])
-        model = cls(**params)
-        model.mode_ = state["mode"]
-        model.value_columns_ = state["value_columns"]
-        model.target_names_ = state["target_names"]
-        model.n_targets_ = len(model.target_names_)
-        model.y_ndim_ = state["y_ndim"]
-        model.time_info_ = TimeInfo(*state["time_info"])
-        model.time_unit_ = state["time_unit"]
-        model.history_ = state["history"]
-        model.best_epoch_ = state["best_epoch"]
-        model.interrupted_ = False
-        model.n_features_in_ = state["n_features_in"]
-        if state["feature_names_in"] is not None:
-            model.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
-        for name in ("feature_mean_", "feature_scale_", "target_mean_", "target_scale_"):
-            setattr(model, name, tensors[f"scaler.{name}"].numpy())
-        model.model_ = model._build_model(state["n_features"])
-        model.model_.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        model.model_.eval()
-        if model.mode_ == "forecast":
-            arrays = {k[len("panel."):]: v.numpy() for k, v in tensors.items() if k.startswith("panel.")}
-            model.history_panel_ = SeriesPanel(ids=np.asarray(state["history_ids"]), **arrays)
-        return model
-
-
-def _standardise(values, observed, mean, scale):
-    """(values - mean) / scale as float32, 0 where not observed; and the observed mask."""
-    out = np.subtract(values, mean, dtype=np.float32)
-    out /= scale
-    out *= observed  # unobserved slots hold 0 already; this also clears any -mean / scale there
-    return out, np.ascontiguousarray(observed)
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+        return persistence.load(cls, path)

@@ -14,22 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smr_ts.ssm.block import BACKBONES, SSMStack
+from smr_ts.backbones import BACKBONES
+from smr_ts.ssm.params import is_ssm_parameter
 
-__all__ = ["ENCODERS", "ImageEncoder", "SequenceModel", "backbone_names"]
+__all__ = ["ENCODERS", "ImageEncoder", "SequenceModel", "gaussian_nll", "masked_mse", "predict_panel"]
 
 ENCODERS = ("linear", "mlp", "cnn")
-# Parameters that get the separate, lower, weight-decay-free learning rate (S5 App. F.3:
-# Lambda, B, the step and the norms; Mamba: A_log and D carry no weight decay).
-_SSM_PARAMETERS = ("log_neg_lambda_re", "lambda_im", "b_tilde", "log_step", "A_log", "D")
 _VARIANCE_FLOOR = 1e-4
-
-
-def backbone_names() -> list[str]:
-    """Names accepted by ``SMRForecaster(backbone=...)``: the SSMs and the recurrent baselines."""
-    from smr_ts.baselines import BASELINES
-
-    return sorted(BACKBONES) + sorted(BASELINES)
 
 
 class ImageEncoder(nn.Module):
@@ -76,7 +67,7 @@ class SequenceModel(nn.Module):
     n_features, n_outputs : int
     d_model, n_layers : int
     backbone : str
-        "s5" or "s6" (:class:`~smr_ts.ssm.SSMStack`), or a baseline of :mod:`smr_ts.baselines`.
+        A name of :data:`smr_ts.backbones.BACKBONES`.
     encoder : {"linear", "mlp", "cnn"}
     image_shape : tuple of int, optional
         (height, width) for the CNN encoder; ``height * width == n_features``.
@@ -84,8 +75,9 @@ class SequenceModel(nn.Module):
     gaussian : bool
         Add a variance head; :meth:`forward` then returns (mean, std).
     dropout : float
-    backbone_kwargs : dict
-        Passed to the backbone (state size, SMR settings, ...).
+    backbone_settings : dict
+        Estimator parameters the backbone reads (state size, SMR settings, ...; see
+        :class:`~smr_ts.backbones.Backbone`).
     """
 
     def __init__(
@@ -100,19 +92,13 @@ class SequenceModel(nn.Module):
         encoder_hidden: int = 30,
         gaussian: bool = False,
         dropout: float = 0.0,
-        backbone_kwargs: dict | None = None,
+        backbone_settings: dict | None = None,
     ):
         super().__init__()
         self.encoder = _make_encoder(encoder, n_features, d_model, image_shape, encoder_hidden)
-        kwargs = dict(backbone_kwargs or {})
-        if backbone in BACKBONES:
-            self.backbone = SSMStack(d_model, n_layers, backbone, dropout=dropout, **kwargs)
-        else:
-            from smr_ts.baselines import BASELINES
-
-            if backbone not in BASELINES:
-                raise ValueError(f"backbone must be one of {backbone_names()}, got {backbone!r}")
-            self.backbone = BASELINES[backbone](d_model, n_layers, dropout=dropout, **kwargs)
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {list(BACKBONES)}, got {backbone!r}")
+        self.backbone = BACKBONES[backbone].build(d_model, n_layers, dropout, backbone_settings or {})
         # Small tanh MLP heads, as in the pendulum recipe.
         self.mean_head = nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh(), nn.Linear(d_model, n_outputs))
         self.var_head = (
@@ -129,12 +115,15 @@ class SequenceModel(nn.Module):
         return mean, std
 
     def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        """(other parameters, SSM parameters and norms) for the two optimiser groups."""
+        """(other parameters, SSM parameters) for the optimiser's two groups.
+
+        The SSM group holds the parameters the layers tagged (S5 App. F.3: Lambda, B, the
+        step and the backbone's norms; Mamba: A_log and D); it trains at the lower rate,
+        without weight decay.
+        """
         ssm, other = [], []
-        for module_name, module in self.named_modules():
-            backbone_norm = isinstance(module, nn.LayerNorm) and module_name.startswith("backbone")
-            for name, param in module.named_parameters(recurse=False):
-                (ssm if backbone_norm or name in _SSM_PARAMETERS else other).append(param)
+        for param in self.parameters():
+            (ssm if is_ssm_parameter(param) else other).append(param)
         return other, ssm
 
 
@@ -146,3 +135,24 @@ def gaussian_nll(mean, std, target, weight):
 
 def masked_mse(mean, target, weight):
     return (((mean - target) ** 2) * weight).sum() / weight.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def predict_panel(model: nn.Module, data: dict, device, chunk: int):
+    """Outputs at every step of a panel's tensors, ``chunk`` series at a time: (mean, std or None) as numpy.
+
+    The model visits ``device`` for the forward passes only and is back on the CPU afterwards.
+    """
+    model = model.to(device).eval()
+    means, stds = [], []
+    n = len(data["values"])
+    try:
+        for start in range(0, n, chunk):
+            sel = slice(start, min(start + chunk, n))
+            mean, std = model(data["values"][sel].to(device), data["dt"][sel].to(device),
+                              data["observed"][sel].to(device))
+            means.append(mean.cpu())
+            stds.append(std.cpu() if std is not None else None)
+    finally:
+        model.to("cpu")
+    return torch.cat(means).numpy(), (torch.cat(stds).numpy() if stds[0] is not None else None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from smr_ts.backbones import BACKBONES
 from smr_ts.forecaster import SMRForecaster
 
 __all__ = ["PENDULUM_PUBLISHED", "PENDULUM_RECIPE", "pendulum_forecaster", "pendulum_mse"]
@@ -68,7 +69,7 @@ def pendulum_forecaster(backbone: str = "s5", smr: bool = False, **overrides) ->
     (3, 30, True)
     """
     settings = {**PENDULUM_RECIPE, "backbone": backbone, "smr": smr}
-    if backbone not in ("s5", "s6"):
+    if not BACKBONES[backbone].takes_smr:
         settings["smr"] = False
     settings.update(overrides)
     return SMRForecaster(**settings)

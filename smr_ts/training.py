@@ -1,23 +1,27 @@
-"""The training loop the estimator owns: two parameter groups, warm-up + cosine, clipping,
-model selection on a validation metric with best-weights restore, history, Ctrl-C.
+"""The training loop the estimator owns: one optimiser with two parameter groups, warm-up +
+cosine, clipping, history, callbacks, Ctrl-C.
 
 The loop knows nothing about frames: the estimator hands it a function that yields training
-batches for an epoch, a function that computes a batch's loss, and one that evaluates.
+batches for an epoch, a function that computes a batch's loss, and one that evaluates. Model
+selection (best-weights restore, early stopping) is a callback
+(:class:`~smr_ts.callbacks.EarlyStopping`), like anything else that watches epochs.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-__all__ = ["TrainingSettings", "TrainingResult", "warmup_cosine", "train"]
+from smr_ts.callbacks import Callback, TrainingState
+from smr_ts.model import gaussian_nll, masked_mse
+
+__all__ = ["TrainingSettings", "TrainingResult", "batch_loss", "evaluate", "train", "warmup_cosine"]
 
 
 @dataclass(frozen=True)
@@ -28,16 +32,13 @@ class TrainingSettings:
     weight_decay: float
     warmup_epochs: float
     grad_clip: float | None
-    patience: int | None
-    verbose: int = 0
 
 
 @dataclass
 class TrainingResult:
-    """``history``: one dict per finished epoch; ``best_epoch``: index into it (None if no epoch finished)."""
+    """``history``: one dict per finished epoch; ``interrupted``: stopped by Ctrl-C."""
 
     history: list[dict]
-    best_epoch: int | None
     interrupted: bool
 
 
@@ -53,31 +54,30 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
     return factor
 
 
-def _optimizers(model: nn.Module, settings: TrainingSettings):
+def _optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Optimizer:
     other, ssm = model.parameter_groups()
-    optimizers = [torch.optim.AdamW(other, lr=settings.lr, weight_decay=settings.weight_decay)]
+    groups = [{"params": other, "lr": settings.lr, "weight_decay": settings.weight_decay}]
     if ssm:
         # The SSM's own parameters: lower rate, no weight decay (S5 App. F.3; Mamba's A_log and D).
-        optimizers.append(torch.optim.Adam(ssm, lr=settings.ssm_lr))
-    return optimizers
+        # AdamW without weight decay is Adam.
+        groups.append({"params": ssm, "lr": settings.ssm_lr, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups)
 
 
-def _train_epoch(model, batches, batch_loss, optimizers, schedulers, grad_clip) -> tuple[float, float]:
+def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip) -> tuple[float, float]:
     """One pass over ``batches``: (mean training loss, largest gradient norm before clipping)."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     total, count, peak = 0.0, 0, None
     for batch in batches:
-        loss, weight = batch_loss(batch)
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
+        loss, weight = loss_fn(batch)
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # An infinite max_norm scales by exactly 1: the norm is measured the same way with or without clipping.
         norm = nn.utils.clip_grad_norm_(params, grad_clip or math.inf)
         peak = norm.detach() if peak is None else torch.maximum(peak, norm.detach())  # no sync per step
-        for opt, sched in zip(optimizers, schedulers):
-            opt.step()
-            sched.step()
+        optimizer.step()
+        scheduler.step()
         total += loss.item() * weight
         count += weight
     return total / max(count, 1), (math.nan if peak is None else float(peak))
@@ -88,73 +88,88 @@ def train(
     settings: TrainingSettings,
     make_batches: Callable[[int], Iterable],
     n_batches: int,
-    batch_loss: Callable,
-    evaluate: Callable[[], dict] | None,
-    selection_metric: str = "valid_mse",
+    loss_fn: Callable,
+    evaluate_fn: Callable[[], dict] | None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainingResult:
-    """Train ``model`` in place and restore the weights of its best epoch.
+    """Train ``model`` in place for up to ``settings.epochs`` epochs.
 
     Parameters
     ----------
     make_batches : callable(epoch) -> iterable of batches
     n_batches : int
         Batches per epoch (for the schedule).
-    batch_loss : callable(batch) -> (loss tensor, weight)
-    evaluate : callable() -> dict, optional
-        Validation metrics after each epoch; must contain ``selection_metric``. Without it the
-        training loss selects the best epoch.
+    loss_fn : callable(batch) -> (loss tensor, weight)
+    evaluate_fn : callable() -> dict, optional
+        Validation metrics after each epoch, added to the epoch's record.
+    callbacks : sequence of Callback
+        Called in order after each epoch; any of them may stop training.
     """
-    optimizers = _optimizers(model, settings)
+    optimizer = _optimizer(model, settings)
     total_steps = settings.epochs * n_batches
     warmup_steps = max(1, round(settings.warmup_epochs * n_batches)) if settings.warmup_epochs > 0 else 0
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(warmup_steps, total_steps)) for opt in optimizers]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, total_steps))
 
-    history: list[dict] = []
-    best_score, best_epoch, best_state = math.inf, None, None
-    progress = _progress(settings)
+    state = TrainingState(model=model, epochs=settings.epochs)
     interrupted = False
+    for callback in callbacks:
+        callback.on_train_begin(state)
     try:
         for epoch in range(settings.epochs):
             start = time.perf_counter()
             train_loss, grad_norm = _train_epoch(
-                model, make_batches(epoch), batch_loss, optimizers, schedulers, settings.grad_clip
+                model, make_batches(epoch), loss_fn, optimizer, scheduler, settings.grad_clip
             )
             record = {"epoch": epoch, "train_loss": train_loss, "grad_norm": grad_norm}
-            if evaluate is not None:
-                record.update(evaluate())
+            if evaluate_fn is not None:
+                record.update(evaluate_fn())
             record["seconds"] = time.perf_counter() - start
-            history.append(record)
-            score = record.get(selection_metric, train_loss) if evaluate is not None else train_loss
-            if not math.isfinite(score):
-                warnings.warn(f"epoch {epoch}: non-finite {selection_metric}; stopping", RuntimeWarning, stacklevel=3)
-                break
-            if score < best_score:
-                best_score, best_epoch = score, epoch
-                best_state = copy.deepcopy(model.state_dict())
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds")})
-            if settings.patience is not None and epoch - best_epoch >= settings.patience:
+            state.history.append(record)
+            for callback in callbacks:
+                callback.on_epoch_end(state, record)
+            if state.stop_training:
                 break
     except KeyboardInterrupt:
         interrupted = True
         warnings.warn(
-            f"training interrupted after {len(history)} epoch(s); keeping the best weights so far",
+            f"training interrupted after {len(state.history)} epoch(s); keeping the best weights so far",
             RuntimeWarning,
             stacklevel=3,
         )
     finally:
-        if progress is not None:
-            progress.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        for callback in callbacks:
+            callback.on_train_end(state)
     model.eval()
-    return TrainingResult(history=history, best_epoch=best_epoch, interrupted=interrupted)
+    return TrainingResult(history=state.history, interrupted=interrupted)
 
 
-def _progress(settings: TrainingSettings):
-    if not settings.verbose:
-        return None
-    from tqdm.auto import tqdm
+def batch_loss(model: nn.Module, batch: dict):
+    """The training loss of a batch (MSE, or Gaussian NLL with a variance head) and its weight."""
+    mean, std = model(batch["values"], batch["dt"], batch["observed"])
+    weight = batch["weight"]
+    if std is None:
+        loss = masked_mse(mean, batch["target"], weight)
+    else:
+        loss = gaussian_nll(mean, std, batch["target"], weight)
+    return loss, float(weight.sum())
 
-    return tqdm(total=settings.epochs, desc="fit", unit="epoch", leave=settings.verbose > 1)
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches, target_scale, gaussian: bool) -> dict:
+    """Validation metrics: ``valid_mse`` in the targets' own units (and ``valid_nll``)."""
+    model.eval()
+    sq, nll, count = 0.0, 0.0, 0.0
+    for batch in batches:
+        mean, std = model(batch["values"], batch["dt"], batch["observed"])
+        w = batch["weight"]
+        n = float(w.sum())
+        # MSE in the targets' own units, the number users compare.
+        scale = torch.as_tensor(target_scale, device=mean.device)
+        sq += float((((mean - batch["target"]) * scale) ** 2 * w).sum())
+        if std is not None:
+            nll += float(gaussian_nll(mean, std, batch["target"], w)) * n
+        count += n
+    out = {"valid_mse": sq / max(count, 1)}
+    if gaussian:
+        out["valid_nll"] = nll / max(count, 1)
+    return out

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torchdiffeq import odeint
 
-from smr_ts.baselines import BASELINES, GRUDelta, ODERNN
+from smr_ts.backbones import BACKBONES
+from smr_ts.baselines import GRUDelta, ODERNN
 
 H = 5
 
@@ -49,7 +50,8 @@ ODE_KINDS = ["ode", "ode-euler"]
 
 
 def test_registry():
-    assert BASELINES == {"gru_dt": GRUDelta, "ode_rnn": ODERNN}
+    assert BACKBONES["gru_dt"].module is GRUDelta and BACKBONES["ode_rnn"].module is ODERNN
+    assert not BACKBONES["gru_dt"].stacked and not BACKBONES["gru_dt"].takes_smr
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)

@@ -14,10 +14,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import smr_ts.training
 from smr_ts import SMRForecaster
+from smr_ts.callbacks import Callback
+from smr_ts.data.frames import to_panel
+from smr_ts.data.windows import WindowSampler, panel_tensors
 from smr_ts.datasets import make_oscillators
-from smr_ts.frames import to_panel
+from smr_ts.training import batch_loss
 
 def assert_same(a, b, **kwargs):
     """Predictions are Series (1-D y) or DataFrames (2-D y): compare either."""
@@ -171,13 +173,14 @@ def test_nan_targets_are_left_out_of_the_loss():
     assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["valid_mse"]) for h in model.history_)
     assert np.isfinite(model.predict(X).to_numpy()).all()
     # Whatever a NaN target's slot holds, it has zero weight: the loss cannot see it.
-    data = model._panel_tensors(to_panel(X["unique_id"].to_numpy(), X["ds"].to_numpy(),
-                                         np.c_[X[["x", "z"]].to_numpy(np.float32), y_nan.to_numpy(np.float32)]))
-    batch = model._batch(data, np.arange(6), "cpu")
-    loss, weight = model._batch_loss(batch)
+    data = panel_tensors(to_panel(X["unique_id"].to_numpy(), X["ds"].to_numpy(),
+                                  np.c_[X[["x", "z"]].to_numpy(np.float32), y_nan.to_numpy(np.float32)]),
+                         model._scaling())
+    batch = WindowSampler(data, forecast=False, max_horizon=1, batch_size=6, device="cpu").batch(np.arange(6))
+    loss, weight = batch_loss(model.model_, batch)
     batch["target"] = torch.where(batch["weight"] > 0, batch["target"], torch.full_like(batch["target"], 1e6))
     assert weight == int(y_nan.notna().sum())
-    assert torch.equal(model._batch_loss(batch)[0], loss)
+    assert torch.equal(batch_loss(model.model_, batch)[0], loss)
 
 
 # ---------------------------------------------------------------- forecasting
@@ -238,21 +241,22 @@ def test_datetime_times_and_time_unit():
 
 
 # ---------------------------------------------------------------- training experience
-def test_keyboard_interrupt_leaves_a_usable_model(monkeypatch):
-    X, y = regression_frame(n_series=6, n_obs=12)
-    real_epoch = smr_ts.training._train_epoch
-    calls = {"n": 0}
+class _CtrlC(Callback):
+    """Presses Ctrl-C during the given epoch's bookkeeping (after it was recorded)."""
 
-    def interrupt_on_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, state, record):
+        if record["epoch"] == self.epoch:
             raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(smr_ts.training, "_train_epoch", interrupt_on_third)
+
+def test_keyboard_interrupt_leaves_a_usable_model():
+    X, y = regression_frame(n_series=6, n_obs=12)
     with pytest.warns(RuntimeWarning, match="interrupted"):
-        model = SMRForecaster(**{**SMALL, "epochs": 10}).fit(X, y)
-    assert model.interrupted_ and len(model.history_) == 2 and model.best_epoch_ in (0, 1)
+        model = SMRForecaster(**{**SMALL, "epochs": 10, "callbacks": [_CtrlC(2)]}).fit(X, y)
+    assert model.interrupted_ and len(model.history_) == 3 and model.best_epoch_ in (0, 1, 2)
     assert np.isfinite(model.predict(X).to_numpy()).all()
 
 

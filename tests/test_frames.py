@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smr_ts.frames import median_gap, parse_time_unit, split_frame, to_panel, TimeInfo
+from smr_ts.data.frames import median_gap, parse_time_unit, split_frame, to_panel, TimeInfo
 
 
 def _panel_by_loop(ids, times, values):

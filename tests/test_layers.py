@@ -19,9 +19,9 @@ def make_layer(kind, **kwargs):
     elif kind == "s6":
         layer = S6(H, state_size=4, **kwargs)
     elif kind == "stack-s5":
-        layer = SSMStack(H, 2, backbone="s5", state_size=8, **kwargs)
+        layer = SSMStack(H, 2, S5, glu=True, state_size=8, **kwargs)
     elif kind == "stack-s6":
-        layer = SSMStack(H, 2, backbone="s6", state_size=4, **kwargs)
+        layer = SSMStack(H, 2, S6, state_size=4, **kwargs)
     else:
         raise AssertionError(kind)
     return layer.double().eval()

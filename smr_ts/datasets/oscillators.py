@@ -8,10 +8,24 @@ model learns to use the gaps: a last-value forecast ignores them.
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import pandas as pd
 
+from smr_ts._validation import Interval, check_params, non_negative_int, positive_int, positive_real
+
 __all__ = ["make_oscillators"]
+
+
+_PARAMETER_CONSTRAINTS = {
+    "n_series": [positive_int()],
+    "n_obs": [positive_int()],
+    "horizon": [non_negative_int()],
+    "rate": [positive_real()],
+    "noise": [Interval(Real, 0, None, closed="left")],
+    "random_state": [None, non_negative_int(), np.random.Generator],
+}
 
 
 def make_oscillators(
@@ -60,10 +74,8 @@ def make_oscillators(
     >>> history.shape, list(history.columns)
     ((15, 3), ['unique_id', 'ds', 'y'])
     """
-    if n_series < 1 or n_obs < 1 or horizon < 0:
-        raise ValueError(f"need n_series >= 1, n_obs >= 1 and horizon >= 0, got {n_series}, {n_obs}, {horizon}")
-    if rate <= 0:
-        raise ValueError(f"rate must be positive, got {rate}")
+    check_params(_PARAMETER_CONSTRAINTS, dict(n_series=n_series, n_obs=n_obs, horizon=horizon, rate=rate,
+                                              noise=noise, random_state=random_state), "make_oscillators")
     rng = np.random.default_rng(random_state)
     total = n_obs + horizon
     t = np.cumsum(rng.exponential(1.0 / rate, size=(n_series, total)), axis=1)

@@ -20,12 +20,17 @@ import functools
 import json
 import time as _time
 from dataclasses import dataclass, fields
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torchdiffeq import odeint
+
+from smr_ts._validation import (
+    Interval, StrOptions, check_params, invalid, non_negative_int, positive_int, positive_real,
+)
 
 __all__ = ["PendulumData", "PendulumSplit", "load_pendulum", "make_pendulum", "main"]
 
@@ -334,51 +339,47 @@ def make_pendulum(
     return PendulumData(**splits, params=params)
 
 
+_NON_NEGATIVE = Interval(Real, 0, None, closed="left")
+
+# make_pendulum's parameters, checked once, up front (and the rules tying two together, in _validate).
+_PARAMETER_CONSTRAINTS = {
+    "n_train": [positive_int()],
+    **{name: [non_negative_int()] for name in ("n_valid", "n_test", "n_clean_first", "seed")},
+    **{name: [positive_int()] for name in ("n_frames", "image_size", "canvas_size")},
+    **{name: [positive_real()] for name in ("frame_dt", "rod_length_px", "line_width_px", "mass", "length", "gravity")},
+    **{name: [_NON_NEGATIVE] for name in ("friction", "process_noise_std", "render_angle_noise_std")},
+    **{name: [tuple, list] for name in ("pivot", "occlusion_init", "occlusion_step", "occlusion_t1", "occlusion_t2")},
+    "sample_rate": [Interval(Real, 0, 1, closed="right")],
+    "sampling": [StrOptions(set(SAMPLINGS))],
+}
+
+
 def _validate(p: dict) -> None:
     """Check every parameter of :func:`make_pendulum` once, up front."""
-    def integer(name, minimum):
-        value = p[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-    def positive(name, allow_zero=False):
-        value = p[name]
-        if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-            bound = ">= 0" if allow_zero else "> 0"
-            raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    check_params(_PARAMETER_CONSTRAINTS, p, "make_pendulum")
 
     def interval(name, lower, upper):
         value = p[name]
         if len(value) != 2 or not lower <= value[0] <= value[1] <= upper:
-            raise ValueError(f"{name} must be (low, high) with {lower} <= low <= high <= {upper}, "
-                             f"got {value!r}")
+            raise invalid("make_pendulum", f"The {name!r} parameter of make_pendulum must be (low, high) with "
+                                           f"{lower} <= low <= high <= {upper}. Got {value!r} instead.")
 
-    integer("n_train", 1)
-    for name in ("n_valid", "n_test", "n_clean_first", "seed"):
-        integer(name, 0)
-    for name in ("n_frames", "image_size", "canvas_size"):
-        integer(name, 1)
-    for name in ("frame_dt", "rod_length_px", "line_width_px", "mass", "length", "gravity"):
-        positive(name)
-    for name in ("friction", "process_noise_std", "render_angle_noise_std"):
-        positive(name, allow_zero=True)
     if len(p["pivot"]) != 2 or not all(np.isfinite(p["pivot"])):
-        raise ValueError(f"pivot must be a finite (x, y) pair, got {p['pivot']!r}")
+        raise invalid("make_pendulum", f"The 'pivot' parameter of make_pendulum must be a finite (x, y) pair. "
+                                       f"Got {p['pivot']!r} instead.")
     interval("occlusion_init", 0.0, 1.0)
     interval("occlusion_step", -1.0, 1.0)
     interval("occlusion_t1", 0.0, 1.0)
     interval("occlusion_t2", 0.0, 1.0)
     if p["occlusion_t1"][1] >= p["occlusion_t2"][0]:
-        raise ValueError("occlusion_t1 must lie below occlusion_t2 (t2 - t1 > 0 divides), got "
-                         f"{p['occlusion_t1']!r} and {p['occlusion_t2']!r}")
+        raise invalid("make_pendulum", "The 'occlusion_t1' parameter of make_pendulum must lie below occlusion_t2 "
+                                       f"(t2 - t1 > 0 divides). Got {p['occlusion_t1']!r} and {p['occlusion_t2']!r}.")
     if p["n_clean_first"] > p["n_frames"]:
-        raise ValueError(f"n_clean_first must be <= n_frames={p['n_frames']}, "
-                         f"got {p['n_clean_first']}")
-    if not 0 < p["sample_rate"] <= 1 or round(p["sample_rate"] * p["n_frames"]) < 1:
-        raise ValueError(f"sample_rate must be in (0, 1] and keep at least one of the "
-                         f"{p['n_frames']} frames, got {p['sample_rate']!r}")
-    if p["sampling"] not in SAMPLINGS:
-        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {p['sampling']!r}")
+        raise invalid("make_pendulum", f"The 'n_clean_first' parameter of make_pendulum must be <= "
+                                       f"n_frames={p['n_frames']}. Got {p['n_clean_first']!r} instead.")
+    if round(p["sample_rate"] * p["n_frames"]) < 1:
+        raise invalid("make_pendulum", f"The 'sample_rate' parameter of make_pendulum must keep at least one of the "
+                                       f"{p['n_frames']} frames. Got {p['sample_rate']!r} instead.")
 
 
 def _simulate(initial_angle, velocity_noise, *, frame_dt, length, gravity, friction):

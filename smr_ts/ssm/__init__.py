@@ -9,7 +9,7 @@
 - :mod:`~smr_ts.ssm.block`: residual blocks and the stack.
 """
 
-from smr_ts.ssm.block import BACKBONES, SSMBlock, SSMStack
+from smr_ts.ssm.block import SSMBlock, SSMStack
 from smr_ts.ssm.observed import observed_causal_conv, observed_gaps
 from smr_ts.ssm.s5 import S5
 from smr_ts.ssm.s6 import S6
@@ -17,7 +17,6 @@ from smr_ts.ssm.linear_scan import scan, scan_reference
 from smr_ts.ssm.smr import SMRGate
 
 __all__ = [
-    "BACKBONES",
     "S5",
     "S6",
     "SMRGate",

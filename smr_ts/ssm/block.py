@@ -6,68 +6,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smr_ts.ssm.s5 import S5
-from smr_ts.ssm.s6 import S6
+from smr_ts.ssm.params import tag_ssm_parameters
 
-__all__ = ["BACKBONES", "SSMBlock", "SSMStack"]
-
-BACKBONES = {"s5": S5, "s6": S6}
-ACTIVATIONS = ("half_glu", "gelu", "identity")
+__all__ = ["SSMBlock", "SSMStack"]
 
 
 class SSMBlock(nn.Module):
-    """Norm, state-space layer, activation, dropout and a residual connection.
+    """State-space layer, activation, dropout, residual connection and LayerNorm (post-norm).
 
-    ``out = norm(u + dropout(act(ssm(u))))`` (post-norm, as in S5's pendulum recipe) or
-    ``out = u + dropout(act(ssm(norm(u))))`` (pre-norm). Everything but the SSM acts on
-    each step alone (LayerNorm, not BatchNorm), so a sequence's outputs never depend on
-    the other sequences in its batch.
+    ``out = norm(u + dropout(act(ssm(u))))``, as in S5's pendulum recipe. ``act`` is S5's
+    half-GLU, ``g = GELU(y); g * sigmoid(W g)``, when ``glu`` is set, and the identity
+    otherwise (Mamba gates inside the layer). Everything but the SSM acts on each step alone
+    (LayerNorm, not BatchNorm), so a sequence's outputs never depend on the other sequences
+    in its batch.
 
     Parameters
     ----------
     d_model : int
-    backbone : {"s5", "s6"}, default "s5"
+    layer : type
+        The state-space layer class (:class:`~smr_ts.ssm.S5`, :class:`~smr_ts.ssm.S6`), called
+        as ``layer(d_model, **layer_kwargs)``.
+    glu : bool, default False
     dropout : float, default 0.0
-    prenorm : bool, default False
-    activation : {"half_glu", "gelu", "identity"} or None
-        "half_glu" is S5's GLU-style activation: g = GELU(y); g * sigmoid(W g).
-        None picks "half_glu" for S5 and "identity" for S6 (Mamba gates internally).
     **layer_kwargs
-        Passed to :class:`~smr_ts.ssm.s5.S5` or :class:`~smr_ts.ssm.s6.S6`.
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        backbone: str = "s5",
-        dropout: float = 0.0,
-        prenorm: bool = False,
-        activation: str | None = None,
-        **layer_kwargs,
-    ):
+    def __init__(self, d_model: int, layer: type, glu: bool = False, dropout: float = 0.0, **layer_kwargs):
         super().__init__()
-        if backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
-        if activation is None:
-            activation = "half_glu" if backbone == "s5" else "identity"
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        self.prenorm = prenorm
-        self.activation = activation
-        self.ssm = BACKBONES[backbone](d_model, **layer_kwargs)
+        self.ssm = layer(d_model, **layer_kwargs)
         self.norm = nn.LayerNorm(d_model)
-        self.glu = nn.Linear(d_model, d_model) if activation == "half_glu" else None
+        # The backbone's norms train with the SSM's parameters (S5 App. F.3).
+        tag_ssm_parameters(self.norm.weight, self.norm.bias)
+        self.glu = nn.Linear(d_model, d_model) if glu else None
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        y = self.ssm(self.norm(u) if self.prenorm else u, dt, mask)
-        if self.activation == "half_glu":
+        y = self.ssm(u, dt, mask)
+        if self.glu is not None:
             y = F.gelu(y)
             y = y * torch.sigmoid(self.glu(y))
-        elif self.activation == "gelu":
-            y = F.gelu(y)
-        out = u + self.dropout(y)
-        return out if self.prenorm else self.norm(out)
+        return self.norm(u + self.dropout(y))
 
 
 class SSMStack(nn.Module):
@@ -75,16 +53,15 @@ class SSMStack(nn.Module):
 
     Examples
     --------
-    >>> stack = SSMStack(d_model=8, n_layers=2, backbone="s5", state_size=8, smr=True)
+    >>> from smr_ts.ssm import S5
+    >>> stack = SSMStack(d_model=8, n_layers=2, layer=S5, glu=True, state_size=8, smr=True)
     >>> stack(torch.randn(3, 5, 8), dt=torch.rand(3, 5)).shape
     torch.Size([3, 5, 8])
     """
 
-    def __init__(self, d_model: int, n_layers: int, backbone: str = "s5", **block_kwargs):
+    def __init__(self, d_model: int, n_layers: int, layer: type, **block_kwargs):
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        self.blocks = nn.ModuleList(SSMBlock(d_model, backbone, **block_kwargs) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(SSMBlock(d_model, layer, **block_kwargs) for _ in range(n_layers))
 
     def forward(self, x: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None):
         for block in self.blocks:

@@ -20,7 +20,38 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["observed_causal_conv", "causal_conv_reference", "observed_gaps"]
+__all__ = ["causal_conv_reference", "gaps_or_ones", "observed_causal_conv", "observed_first", "observed_gaps",
+           "read_latest_observed"]
+
+
+def gaps_or_ones(dt: torch.Tensor | None, shape, dtype: torch.dtype, device) -> torch.Tensor:
+    """``dt`` in ``dtype``, or unit gaps of ``shape`` (batch, L) when it is None."""
+    if dt is None:
+        return torch.ones(*shape, dtype=dtype, device=device)
+    return dt.to(dtype)
+
+
+def observed_first(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each row's observed steps to the front, in order, with zeros after them.
+
+    Returns the compacted ``x`` (batch, L, C) and the number of observed steps per row (batch, 1).
+    """
+    order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
+    compact = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    n_observed = mask.sum(1, keepdim=True)
+    keep = torch.arange(x.shape[1], device=x.device).unsqueeze(0) < n_observed
+    return torch.where(keep.unsqueeze(-1), compact, torch.zeros((), dtype=compact.dtype, device=compact.device)), n_observed
+
+
+def read_latest_observed(y_compact: torch.Tensor, mask: torch.Tensor, before_first: torch.Tensor) -> torch.Tensor:
+    """Undo :func:`observed_first`: step k reads the compact output of the latest observed step <= k.
+
+    Steps before a row's first observation read ``before_first`` (broadcast to the output).
+    """
+    rank = torch.cumsum(mask, dim=1) - 1
+    index = rank.clamp(min=0, max=y_compact.shape[1] - 1).unsqueeze(-1).expand(-1, -1, y_compact.shape[-1])
+    y = torch.gather(y_compact, 1, index)
+    return torch.where((rank >= 0).unsqueeze(-1), y, before_first.to(y.dtype).expand_as(y))
 
 
 def observed_gaps(dt: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -70,21 +101,10 @@ def observed_causal_conv(
     """
     if mask is None:
         return _causal_depthwise(x, weight, bias)
-    batch, length, channels = x.shape
     mask = mask.to(torch.bool)
-    # Move observed steps to the front of each row, keeping their order.
-    order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
-    compact = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, channels))
-    n_observed = mask.sum(1, keepdim=True)
-    keep = torch.arange(length, device=x.device).unsqueeze(0) < n_observed
-    compact = compact * keep.unsqueeze(-1).to(compact.dtype)
-    y_compact = _causal_depthwise(compact, weight, bias)
-    # Step k reads the compact position of the latest observed step <= k.
-    rank = torch.cumsum(mask, dim=1) - 1
-    y = torch.gather(y_compact, 1, rank.clamp(min=0).unsqueeze(-1).expand(-1, -1, channels))
-    none_yet = (rank < 0).unsqueeze(-1)
-    empty = bias.to(y.dtype).expand_as(y) if bias is not None else torch.zeros_like(y)
-    return torch.where(none_yet, empty, y)
+    y_compact = _causal_depthwise(observed_first(x, mask)[0], weight, bias)
+    empty = bias if bias is not None else torch.zeros((), dtype=x.dtype, device=x.device)
+    return read_latest_observed(y_compact, mask, empty)
 
 
 def causal_conv_reference(x, weight, bias=None, mask=None):

@@ -22,7 +22,8 @@ from torch import nn
 from smr_ts.ssm.discretize import bilinear, complex_exp, zoh
 from smr_ts.ssm.init import block_diagonal_hippo, lecun_normal_, log_uniform_
 from smr_ts.ssm.linear_scan import scan, scan_reference
-from smr_ts.ssm.observed import observed_gaps
+from smr_ts.ssm.observed import gaps_or_ones, observed_gaps
+from smr_ts.ssm.params import tag_ssm_parameters
 from smr_ts.ssm.smr import SMRGate
 
 __all__ = ["S5"]
@@ -110,6 +111,8 @@ class S5(nn.Module):
         self.d = nn.Parameter(torch.randn(d_model))
         self.log_step = nn.Parameter(log_uniform_(torch.empty(self.n_states), dt_min, dt_max))
         self.smr = SMRGate(d_model, smr_kernel, smr_use_gaps) if smr else None
+        # S5 App. F.3: Lambda, B and the step train at the SSM rate without weight decay (C and D do not).
+        tag_ssm_parameters(self.log_neg_lambda_re, self.lambda_im, self.b_tilde, self.log_step)
 
     # -- parameters in the form the math uses ---------------------------------------------
     def eigenvalues(self) -> torch.Tensor:
@@ -162,9 +165,7 @@ class S5(nn.Module):
         """
         batch, length, _ = u.shape
         real = self._compute_dtype()
-        if dt is None:
-            dt = torch.ones(batch, length, dtype=real, device=u.device)
-        dt = dt.to(real)
+        dt = gaps_or_ones(dt, (batch, length), real, u.device)
         u_ssm = self.smr(u, dt, mask) if self.smr is not None else u
         u_real = u_ssm.to(real)  # the SSM runs in float32 or higher, even under autocast
         b_tilde = torch.view_as_complex(self.b_tilde.to(real).contiguous())

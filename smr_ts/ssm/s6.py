@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smr_ts.ssm.observed import observed_causal_conv, observed_gaps
+from smr_ts.ssm.observed import gaps_or_ones, observed_causal_conv, observed_gaps
 from smr_ts.ssm.discretize import exprel
 from smr_ts.ssm.init import inverse_softplus
 from smr_ts.ssm.linear_scan import scan, scan_reference
+from smr_ts.ssm.params import tag_ssm_parameters
 from smr_ts.ssm.smr import SMRGate
 
 __all__ = ["S6"]
@@ -107,6 +108,7 @@ class S6(nn.Module):
         a = torch.arange(1, state_size + 1, dtype=torch.float32).repeat(self.d_inner, 1)
         self.A_log = nn.Parameter(torch.log(a))
         self.D = nn.Parameter(torch.ones(self.d_inner))
+        tag_ssm_parameters(self.A_log, self.D)  # Mamba: no weight decay on A_log and D
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
         self.smr = SMRGate(self.d_inner, smr_kernel, smr_use_gaps) if smr else None
 
@@ -115,9 +117,7 @@ class S6(nn.Module):
         batch, length, _ = u.shape
         # The selective scan runs in float32 (float64 after .double()) whatever the autocast state.
         real = torch.float64 if self.A_log.dtype == torch.float64 else torch.float32
-        if dt is None:
-            dt = torch.ones(batch, length, dtype=real, device=u.device)
-        dt = dt.to(real)
+        dt = gaps_or_ones(dt, (batch, length), real, u.device)
         x, z = self.in_proj(u).chunk(2, dim=-1)
         x = F.silu(observed_causal_conv(x, self.conv_weight.to(x.dtype), self.conv_bias.to(x.dtype), mask))
         x_ssm = self.smr(x, dt, mask) if self.smr is not None else x

@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from smr_ts.ssm.observed import observed_causal_conv, observed_gaps
+from smr_ts.ssm.observed import gaps_or_ones, observed_causal_conv, observed_gaps
 
 __all__ = ["SMRGate"]
 
@@ -69,9 +69,7 @@ class SMRGate(nn.Module):
         """The multiplicative factor sigmoid(conv(u)) in (0, 1), shape (batch, L, C)."""
         logits = observed_causal_conv(u, self.weight.to(u.dtype), self.bias.to(u.dtype), mask)
         if self.gap_weight is not None:
-            if dt is None:
-                dt = torch.ones(u.shape[:2], dtype=u.dtype, device=u.device)
-            gaps = observed_gaps(dt, mask).clamp(min=_MIN_GAP)
+            gaps = observed_gaps(gaps_or_ones(dt, u.shape[:2], u.dtype, u.device), mask).clamp(min=_MIN_GAP)
             logits = logits + self.gap_weight.to(u.dtype) * torch.log(gaps).unsqueeze(-1)
         return torch.sigmoid(logits)
 

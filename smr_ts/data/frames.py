@@ -28,6 +28,10 @@ __all__ = [
     "parse_time_unit",
     "median_gap",
     "as_target_frame",
+    "align_columns",
+    "check_time_kind",
+    "features_and_targets",
+    "numeric_values",
 ]
 
 
@@ -81,20 +85,11 @@ class SeriesPanel:
     valid: np.ndarray
     lengths: np.ndarray
 
-    @property
-    def observed(self) -> np.ndarray:
-        """(S, L) True where a row exists and at least one of its values is not NaN."""
-        return self.value_observed.any(-1)
-
     def gaps(self, unit: float, first_gap: float = 1.0) -> np.ndarray:
         """(S, L) float64 time since the previous row in ``unit`` s; ``first_gap`` at each first row, 0 at padding."""
         dt = np.diff(self.time, axis=1, prepend=self.time[:, :1]).astype(np.float64) / unit
         dt[:, 0] = first_gap
         return np.where(self.valid, dt, 0.0)
-
-    def last_time(self) -> np.ndarray:
-        """(S,) raw time of each series' last row."""
-        return self.time[np.arange(len(self.ids)), self.lengths - 1]
 
 
 def split_frame(X, id_col: str, time_col: str, *, what: str = "X"):
@@ -346,3 +341,59 @@ def as_target_frame(y, index: pd.Index, n_rows: int) -> tuple[np.ndarray, list[s
         raise ValueError("Input y contains infinity or a value too large for dtype('float64').")
     names = [f"y{i}" for i in range(array.shape[1])] if array.shape[1] > 1 else ["y"]
     return array.astype(np.float32), names
+
+
+def check_time_kind(info: TimeInfo, fitted: TimeInfo, time_col: str, what: str) -> None:
+    """A frame's time axis must be of the kind the model was fitted on."""
+    if info.kind == fitted.kind:
+        return
+    if {info.kind, fitted.kind} == {"datetime", "datetime_tz"}:
+        raise ValueError(
+            f"{what}: time column {time_col!r} is {info.describe()} but the model was fitted on "
+            f"{fitted.describe()} times; convert one of them (tz_localize / tz_convert)"
+        )
+    raise TypeError(f"{what}: time column {time_col!r} is {info.describe()} but was {fitted.describe()} at fit")
+
+
+def align_columns(values: pd.DataFrame, expected: list[str], what: str) -> pd.DataFrame:
+    """The value columns in the order of ``expected``; missing or unknown columns are an error."""
+    got = [str(c) for c in values.columns]
+    missing = [c for c in expected if c not in got]
+    extra = [c for c in got if c not in expected]
+    if missing or extra:
+        raise ValueError(f"{what}: feature columns differ from fit: missing {missing[:10]}, unexpected {extra[:10]}")
+    values.columns = got
+    return values[list(expected)]
+
+
+def features_and_targets(X, y, values: pd.DataFrame, target_cols):
+    """The training frame's features and targets.
+
+    Regression (``y`` given): targets are ``y`` aligned to X. Forecasting (``y`` None): targets
+    are ``target_cols`` of the value columns (all of them when None).
+
+    Returns
+    -------
+    features : float32 (n, F)
+    targets : float32 (n, T)
+    value_columns, target_names : list of str
+    y_ndim : int
+        1 when y is 1-D (predictions come back as a Series), else 2.
+    """
+    value_columns = [str(c) for c in values.columns]
+    features = numeric_values(values, "X")
+    if y is not None:
+        index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(features))
+        targets, target_names = as_target_frame(y, index, len(features))
+        one_d = isinstance(y, pd.Series) or (not isinstance(y, pd.DataFrame) and np.asarray(y).ndim == 1)
+        if np.isnan(targets).all():
+            raise ValueError("Input y contains NaN only: there is no observed target to fit")
+        return features, targets, value_columns, target_names, 1 if one_d else 2
+    if not value_columns:
+        raise ValueError("X has no value columns to forecast")
+    names = list(target_cols) if target_cols is not None else value_columns
+    missing = [c for c in names if c not in value_columns]
+    if missing:
+        raise ValueError(f"target_cols {missing} are not columns of X")
+    targets = features[:, [value_columns.index(c) for c in names]]
+    return features, targets, value_columns, names, 2

@@ -1,0 +1,93 @@
+"""SMRForecaster's parameter checks: its constraint table, and the rules that tie parameters together.
+
+Checked once, at the start of ``fit``; every failure is an ``InvalidParameterError`` (a
+``ValueError``) naming the parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from numbers import Integral, Real
+
+import pandas as pd
+
+from smr_ts._validation import (
+    Interval, StrOptions, check_params, invalid, positive_int, positive_real, probability,
+)
+from smr_ts.backbones import BACKBONES, smr_backbones
+from smr_ts.callbacks import EarlyStopping
+from smr_ts.model import ENCODERS
+
+__all__ = ["PARAMETER_CONSTRAINTS", "check_estimator_params"]
+
+_NON_NEGATIVE = Interval(Real, 0, None, closed="left")
+
+PARAMETER_CONSTRAINTS = {
+    "backbone": [StrOptions(set(BACKBONES))],
+    "smr": ["boolean"],
+    "smr_kernel": [positive_int()],
+    "d_model": [positive_int()],
+    "state_size": [positive_int()],
+    "n_layers": [positive_int()],
+    "blocks": [positive_int()],
+    "step_min": [positive_real()],
+    "step_max": [positive_real()],
+    "dropout": [probability()],
+    "encoder": [StrOptions(set(ENCODERS))],
+    "image_shape": [tuple, list, None],
+    "encoder_hidden": [positive_int()],
+    "loss": [StrOptions({"mse", "gaussian"})],
+    "epochs": [positive_int()],
+    "batch_size": [positive_int()],
+    "lr": [positive_real()],
+    "ssm_lr": [positive_real()],
+    "weight_decay": [_NON_NEGATIVE],
+    "warmup_epochs": [_NON_NEGATIVE],
+    "grad_clip": [positive_real(), None],
+    "validation_fraction": [probability()],
+    "patience": [positive_int(), None],
+    "callbacks": [list, tuple, None],
+    "id_col": [str],
+    "time_col": [str],
+    "target_cols": [list, tuple, None],
+    "time_unit": [positive_real(), str, pd.Timedelta],
+    "max_horizon": [positive_int()],
+    "device": [str],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
+
+
+def check_estimator_params(est) -> None:
+    """The constraint table, then the rules that tie two parameters together."""
+    name = type(est).__name__
+    check_params(est._parameter_constraints, est.get_params(deep=False), name)
+    if est.image_shape is not None and not (
+        len(est.image_shape) == 2 and all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1
+                                           for s in est.image_shape)):
+        raise invalid(name, f"The 'image_shape' parameter of {name} must be a (height, width) pair of "
+                            f"positive ints. Got {est.image_shape!r} instead.")
+    if est.encoder == "cnn" and est.image_shape is None:
+        raise invalid(name, f"The 'image_shape' parameter of {name} is required with encoder='cnn'.")
+    if est.step_min > est.step_max:
+        raise invalid(name, f"The 'step_min' parameter of {name} must not exceed step_max={est.step_max}. "
+                            f"Got {est.step_min!r} instead.")
+    if est.backbone == "s5" and (est.state_size % est.blocks or (est.state_size // est.blocks) % 2):
+        raise invalid(name, f"The 'state_size' parameter of {name} must split into blocks={est.blocks} "
+                            f"blocks of even size for backbone='s5'. Got {est.state_size!r} instead.")
+    if est.smr and not BACKBONES[est.backbone].takes_smr:
+        raise invalid(name, f"The 'smr' parameter of {name} needs a backbone that takes SMR "
+                            f"({smr_backbones()}); got backbone={est.backbone!r}.")
+    if est.target_cols is not None and not (est.target_cols and all(isinstance(c, str) for c in est.target_cols)):
+        raise invalid(name, f"The 'target_cols' parameter of {name} must be None or a non-empty list of "
+                            f"column names. Got {est.target_cols!r} instead.")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", est.device):
+        raise invalid(name, f"The 'device' parameter of {name} must be 'auto', 'cpu' or 'cuda[:N]'. "
+                            f"Got {est.device!r} instead.")
+    for cb in est.callbacks or ():
+        if not all(hasattr(cb, hook) for hook in ("on_train_begin", "on_epoch_end", "on_train_end")):
+            raise invalid(name, f"The 'callbacks' parameter of {name} must hold smr_ts.callbacks.Callback "
+                                f"objects. Got {cb!r}.")
+    if est.patience is not None and any(isinstance(cb, EarlyStopping) for cb in est.callbacks or ()):
+        raise invalid(name, f"The 'patience' parameter of {name} is shorthand for an EarlyStopping callback; "
+                            "callbacks already holds one, so leave patience=None.")

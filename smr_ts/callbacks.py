@@ -1,0 +1,193 @@
+"""Callbacks: objects that watch training epoch by epoch and may record, log or stop it.
+
+A callback overrides any of three hooks, each given the :class:`TrainingState`:
+
+- ``on_train_begin(state)``: before the first epoch (reset per-fit state here);
+- ``on_epoch_end(state, record)``: after each epoch, with that epoch's record (also the last
+  entry of ``state.history``); set ``state.stop_training = True`` to stop after it;
+- ``on_train_end(state)``: after the last epoch, also when training was stopped or interrupted.
+
+Pass them as ``SMRForecaster(callbacks=[...])``. They are run-time objects: ``save`` does not
+write them, ``clone`` copies them, and the same objects are used (not copies) during ``fit``,
+so their state can be read afterwards.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> from smr_ts import SMRForecaster
+>>> from smr_ts.callbacks import Callback, StopAfter
+>>> class Losses(Callback):
+...     def on_train_begin(self, state):
+...         self.losses = []
+...     def on_epoch_end(self, state, record):
+...         self.losses.append(record["train_loss"])
+>>> rng = np.random.default_rng(0)
+>>> df = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 20), "ds": np.tile(np.arange(20.0), 2),
+...                    "y": rng.normal(size=40)})
+>>> losses = Losses()
+>>> model = SMRForecaster(d_model=8, state_size=8, epochs=10, random_state=0,
+...                       callbacks=[losses, StopAfter(3)]).fit(df)
+>>> len(losses.losses), len(model.history_)
+(3, 3)
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from smr_ts._validation import check_params, positive_int
+
+__all__ = ["Callback", "EarlyStopping", "HistoryLogger", "ProgressBar", "StopAfter", "TrainingState"]
+
+
+@dataclass
+class TrainingState:
+    """What callbacks see: the model being trained, the epochs so far and the stop flag."""
+
+    model: nn.Module
+    epochs: int
+    history: list = field(default_factory=list)
+    stop_training: bool = False
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        pass
+
+    def on_epoch_end(self, state: TrainingState, record: dict) -> None:
+        pass
+
+    def on_train_end(self, state: TrainingState) -> None:
+        pass
+
+
+class EarlyStopping(Callback):
+    """Model selection: keep the best epoch's weights, restore them at the end, stop on a plateau.
+
+    Parameters
+    ----------
+    patience : int or None, default None
+        Stop after this many epochs without a better score; None never stops early (the best
+        weights are still restored).
+    monitor : str, default "auto"
+        The record key to minimise; "auto" is ``valid_mse`` when there is validation data,
+        else ``train_loss``.
+    restore_best : bool, default True
+        Load the best epoch's weights into the model when training ends.
+
+    Attributes
+    ----------
+    best_epoch : int or None
+    best_score : float
+
+    A non-finite score stops training with a ``RuntimeWarning``.
+    """
+
+    def __init__(self, patience: int | None = None, monitor: str = "auto", restore_best: bool = True):
+        check_params({"patience": [positive_int(), None], "monitor": [str], "restore_best": ["boolean"]},
+                     dict(patience=patience, monitor=monitor, restore_best=restore_best), "EarlyStopping")
+        self.patience = patience
+        self.monitor = monitor
+        self.restore_best = restore_best
+
+    def on_train_begin(self, state):
+        self.best_score, self.best_epoch, self._best_weights = math.inf, None, None
+
+    def _metric(self, record: dict) -> str:
+        if self.monitor != "auto":
+            return self.monitor
+        return "valid_mse" if "valid_mse" in record else "train_loss"
+
+    def on_epoch_end(self, state, record):
+        name = self._metric(record)
+        if name not in record:
+            raise KeyError(f"EarlyStopping: monitor={name!r} is not in the epoch's record {sorted(record)}")
+        score, epoch = record[name], record["epoch"]
+        if not math.isfinite(score):
+            warnings.warn(f"epoch {epoch}: non-finite {name}; stopping", RuntimeWarning, stacklevel=2)
+            state.stop_training = True
+            return
+        if score < self.best_score:
+            self.best_score, self.best_epoch = score, epoch
+            self._best_weights = copy.deepcopy(state.model.state_dict())
+        if self.patience is not None and epoch - self.best_epoch >= self.patience:
+            state.stop_training = True
+
+    def on_train_end(self, state):
+        if self.restore_best and self._best_weights is not None:
+            state.model.load_state_dict(self._best_weights)
+        self._best_weights = None  # the weights live in the model now; don't keep a second copy
+
+
+class StopAfter(Callback):
+    """Stop after ``epochs`` epochs, keeping the learning-rate schedule of the full run.
+
+    Useful to look at the first epochs of a long schedule (``benchmarks/pendulum_probe.py``).
+    """
+
+    def __init__(self, epochs: int):
+        check_params({"epochs": [positive_int()]}, {"epochs": epochs}, "StopAfter")
+        self.epochs = epochs
+
+    def on_epoch_end(self, state, record):
+        if len(state.history) >= self.epochs:
+            state.stop_training = True
+
+
+class HistoryLogger(Callback):
+    """Write the training history to ``path`` after every epoch: CSV or JSON, by the suffix.
+
+    The file is rewritten (JSON) or appended to (CSV, a header first) each epoch, so it is
+    complete up to the last finished epoch even if training is interrupted.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if self.path.suffix not in (".csv", ".json"):
+            raise ValueError(f"The 'path' parameter of HistoryLogger must end in .csv or .json. Got {str(path)!r} instead.")
+
+    def on_train_begin(self, state):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._columns = None
+
+    def on_epoch_end(self, state, record):
+        if self.path.suffix == ".json":
+            self.path.write_text(json.dumps(state.history, indent=1))
+            return
+        first = self._columns is None
+        if first:
+            self._columns = list(record)
+        with open(self.path, "w" if first else "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self._columns, extrasaction="ignore")
+            if first:
+                writer.writeheader()
+            writer.writerow(record)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over epochs showing the record's losses; ``leave`` keeps it after training."""
+
+    def __init__(self, leave: bool = False):
+        self.leave = leave
+
+    def on_train_begin(self, state):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=state.epochs, desc="fit", unit="epoch", leave=self.leave)
+
+    def on_epoch_end(self, state, record):
+        self._bar.update(1)
+        self._bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds")})
+
+    def on_train_end(self, state):
+        self._bar.close()
