@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from smr_ts.backbones import BACKBONES
 from smr_ts.datasets import make_pendulum
 from smr_ts.recipes import PENDULUM_PUBLISHED, pendulum_forecaster, pendulum_mse
 
@@ -37,7 +38,7 @@ FULL = dict(n_train=2000, n_valid=1000, n_test=1000, epochs=100)
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="the full benchmark (2000/1000/1000 sequences, 100 epochs)")
-    parser.add_argument("--backbone", default="s5", choices=["s5", "s6", "gru_dt", "ode_rnn"])
+    parser.add_argument("--backbone", default="s5", choices=list(BACKBONES))
     parser.add_argument("--smr", action="store_true", help="add State Memory Replay (S5 and S6)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (one model each)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the generated data set")

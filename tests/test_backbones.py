@@ -1,0 +1,87 @@
+"""The backbone registry: every backbone trains through the estimator, knows its SSM group,
+and backbone names live in the registry alone."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.utils._param_validation import InvalidParameterError
+
+import smr_ts
+from smr_ts import SMRForecaster
+from smr_ts.backbones import BACKBONES, smr_backbones
+from smr_ts.baselines import GRUDelta, ODERNN
+from smr_ts.datasets import make_oscillators, make_pendulum
+from smr_ts.ssm.params import is_ssm_parameter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_every_backbone_fits_and_forecasts(name):
+    history = make_oscillators(n_series=4, n_obs=12, random_state=0)
+    smr = BACKBONES[name].takes_smr
+    model = SMRForecaster(backbone=name, smr=smr, d_model=8, state_size=8, n_layers=1, epochs=1,
+                          random_state=0).fit(history)
+    assert np.isfinite(model.forecast(h=2)["y"]).all()
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("s5", {"log_neg_lambda_re", "lambda_im", "b_tilde", "log_step", "norm.weight", "norm.bias"}),
+    ("s6", {"A_log", "D", "norm.weight", "norm.bias"}),
+    ("gru_dt", set()),
+    ("ode_rnn", set()),
+])
+def test_the_ssm_group_holds_the_tagged_parameters(name, expected):
+    model = SMRForecaster(backbone=name, d_model=8, state_size=8, n_layers=2)
+    model.n_targets_ = 1
+    network = model._build_model(3)
+    tagged = {n.split(".")[-1] if ".ssm." in n else ".".join(n.split(".")[-2:])
+              for n, p in network.named_parameters() if is_ssm_parameter(p)}
+    assert tagged == expected
+    other, ssm = network.parameter_groups()
+    assert len(other) + len(ssm) == len(list(network.parameters()))
+    assert all(n.startswith("backbone.") for n, p in network.named_parameters() if is_ssm_parameter(p))
+
+
+def test_registry_entries():
+    assert list(BACKBONES) == ["s5", "s6", "gru_dt", "ode_rnn"]
+    assert smr_backbones() == ["s5", "s6"]
+    assert BACKBONES["ode_rnn"].module is ODERNN and BACKBONES["gru_dt"].module is GRUDelta
+
+
+def test_smr_needs_a_backbone_that_takes_it():
+    with pytest.raises(InvalidParameterError, match="smr"):
+        SMRForecaster(backbone="gru_dt", smr=True, epochs=1).fit(make_oscillators(n_series=2, n_obs=5))
+
+
+def test_backbone_names_appear_nowhere_but_the_registry():
+    literal = re.compile(r"""[(\[]\s*["']s5["']\s*,\s*["']s6["']""")  # a tuple or list of names in code
+    offenders = []
+    for folder in ("smr_ts", "benchmarks", "examples"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name != "backbones.py" and literal.search(path.read_text()):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: SMRForecaster(d_model=0).fit(make_oscillators(n_series=2, n_obs=5)), "d_model"),
+    (lambda: SMRForecaster(n_layers=True).fit(make_oscillators(n_series=2, n_obs=5)), "n_layers"),
+    (lambda: GRUDelta(4, n_layers=0), "n_layers"),
+    (lambda: ODERNN(4, max_gap=float("inf")), "max_gap"),
+    (lambda: make_pendulum(n_train=0), "n_train"),
+    (lambda: make_pendulum(sampling="random"), "sampling"),
+    (lambda: make_oscillators(rate=0.0), "rate"),
+])
+def test_one_style_of_parameter_errors(call, match):
+    """The estimator, the baselines and the generators raise the same error type, naming the parameter."""
+    with pytest.raises(InvalidParameterError, match=match):
+        call()
+
+
+def test_public_version():
+    from importlib.metadata import version
+
+    assert smr_ts.__version__ == version("smr_ts")
