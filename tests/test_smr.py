@@ -124,3 +124,20 @@ def test_s5_with_smr_is_s5_on_the_gated_input():
 def test_bad_kernel_size_raises():
     with pytest.raises(ValueError, match="kernel_size"):
         SMRGate(3, kernel_size=0)
+
+
+def test_s6_query_steps_read_the_history():
+    """A forecast (masked) step of S6 depends on the observed history: its gate comes from the latest
+    observed step, not from the step's own zeroed input (which made every query output 0)."""
+    torch.manual_seed(0)
+    layer = S6(4, state_size=4).double()
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0]]).bool()
+    u = torch.randn(1, 6, 4).double()
+    u[:, 3:] = 0
+    u2 = u.clone()
+    u2[:, :3] = torch.randn(1, 3, 4).double()
+    y, y2 = layer(u, None, mask), layer(u2, None, mask)
+    assert (y - y2)[:, 3:].abs().max() > 1e-3
+    assert y[:, 3:].abs().min() > 0
+    # observed steps are unchanged by the fix: the same as running the observed prefix alone
+    torch.testing.assert_close(y[:, :3], layer(u[:, :3], None, mask[:, :3]))

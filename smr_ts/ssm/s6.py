@@ -12,8 +12,8 @@ Mamba's own input term is Euler's Delta_k B_k x_k, which grows without bound wit
 gap; it is available as ``input_discretization="euler"``.
 
 Unobserved (masked) steps do not enter the state, the convolution skips them, and their
-selective parameters come from the latest observed step, so a masked step reads out the
-state propagated over its gap with the most recent selection.
+selective parameters and their gate ``z`` come from the latest observed step, so a masked step
+reads out the state propagated over its gap with the most recent selection.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smr_ts.ssm.observed import gaps_or_ones, observed_causal_conv, observed_gaps
+from smr_ts.ssm.observed import gaps_or_ones, observed_causal_conv, observed_gaps, read_latest_observed
 from smr_ts.ssm.discretize import exprel
 from smr_ts.ssm.init import inverse_softplus
 from smr_ts.ssm.linear_scan import scan, scan_reference
@@ -119,6 +119,10 @@ class S6(nn.Module):
         real = torch.float64 if self.A_log.dtype == torch.float64 else torch.float32
         dt = gaps_or_ones(dt, (batch, length), real, u.device)
         x, z = self.in_proj(u).chunk(2, dim=-1)
+        if mask is not None:
+            # The gate, like x, Delta, B and C, comes from the latest observed step: an unobserved
+            # step's own input is zero, and SiLU(in_proj(0)) = 0 would silence every forecast.
+            z = read_latest_observed(z, mask.to(torch.bool), torch.zeros((), dtype=z.dtype, device=z.device))
         x = F.silu(observed_causal_conv(x, self.conv_weight.to(x.dtype), self.conv_bias.to(x.dtype), mask))
         x_ssm = self.smr(x, dt, mask) if self.smr is not None else x
 
