@@ -36,7 +36,7 @@ PARAMETER_CONSTRAINTS = {
     "encoder": [StrOptions(set(ENCODERS))],
     "image_shape": [tuple, list, None],
     "encoder_hidden": [positive_int()],
-    "loss": [StrOptions({"mse", "gaussian"})],
+    "loss": [StrOptions({"auto", "mse", "mae", "gaussian"})],
     "epochs": [positive_int()],
     "batch_size": [positive_int()],
     "lr": [positive_real()],
@@ -51,9 +51,10 @@ PARAMETER_CONSTRAINTS = {
     "time_col": [str],
     "target_cols": [list, tuple, None],
     "time_unit": [positive_real(), str, pd.Timedelta],
-    "max_horizon": [positive_int()],
+    "horizon": [positive_real(), str, pd.Timedelta],
     "device": [str],
     "random_state": ["random_state"],
+    "n_threads": [positive_int(), StrOptions({"auto"})],
     "verbose": ["verbose"],
 }
 

@@ -45,7 +45,8 @@ from torch import nn
 
 from smr_ts._validation import check_params, positive_int
 
-__all__ = ["Callback", "EarlyStopping", "HistoryLogger", "ProgressBar", "StopAfter", "TrainingState"]
+__all__ = ["Callback", "EarlyStopping", "HistoryLogger", "ProgressBar", "RequireGain", "StopAfter", "TrainingState",
+           "training_callbacks"]
 
 
 @dataclass
@@ -56,6 +57,7 @@ class TrainingState:
     epochs: int
     history: list = field(default_factory=list)
     stop_training: bool = False
+    initial: dict | None = None  # validation metrics of the initial weights, when they are a candidate
 
 
 class Callback:
@@ -80,14 +82,16 @@ class EarlyStopping(Callback):
         Stop after this many epochs without a better score; None never stops early (the best
         weights are still restored).
     monitor : str, default "auto"
-        The record key to minimise; "auto" is ``valid_mse`` when there is validation data,
-        else ``train_loss``.
+        The record key to minimise; "auto" is the first of ``valid_scaled_mae`` (forecasting),
+        ``valid_mse`` and ``train_loss`` that the record has.
     restore_best : bool, default True
         Load the best epoch's weights into the model when training ends.
 
     Attributes
     ----------
     best_epoch : int or None
+        None before any epoch; -1 when the initial weights were a candidate (``state.initial``;
+        in forecasting, the last-value forecast) and no epoch beat them.
     best_score : float
 
     A non-finite score stops training with a ``RuntimeWarning``.
@@ -102,11 +106,16 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, state):
         self.best_score, self.best_epoch, self._best_weights = math.inf, None, None
+        if state.initial:
+            score = state.initial.get(self._metric(state.initial), math.inf)
+            if math.isfinite(score):
+                self.best_score, self.best_epoch = score, -1
+                self._best_weights = copy.deepcopy(state.model.state_dict())
 
     def _metric(self, record: dict) -> str:
         if self.monitor != "auto":
             return self.monitor
-        return "valid_mse" if "valid_mse" in record else "train_loss"
+        return next(k for k in ("valid_scaled_mae", "valid_mse", "train_loss") if k in record)
 
     def on_epoch_end(self, state, record):
         name = self._metric(record)
@@ -127,6 +136,33 @@ class EarlyStopping(Callback):
         if self.restore_best and self._best_weights is not None:
             state.model.load_state_dict(self._best_weights)
         self._best_weights = None  # the weights live in the model now; don't keep a second copy
+
+
+class RequireGain(Callback):
+    """Keep the initial weights unless the selected epoch beats them clearly on validation.
+
+    In forecasting the initial network forecasts the last observed value. After model selection
+    (``stopper``, an :class:`EarlyStopping` placed before this callback), the selected epoch's
+    ``valid_gain_z`` (its mean gain over the last-value forecast on the validation pairs, in
+    standard errors) must reach ``min_z``; otherwise the initial weights are restored and
+    ``stopper.best_epoch`` becomes -1. On data with little to learn (a few noisy observations per
+    series) this keeps the forecast at last value instead of fitting noise.
+    """
+
+    def __init__(self, stopper: EarlyStopping, min_z: float = 2.0, key: str = "valid_gain_z"):
+        self.stopper, self.min_z, self.key = stopper, min_z, key
+
+    def on_train_begin(self, state):
+        self._initial = copy.deepcopy(state.model.state_dict())
+
+    def on_train_end(self, state):
+        best = self.stopper.best_epoch
+        if best is not None and best >= 0 and best < len(state.history):
+            z = state.history[best].get(self.key)
+            if z is not None and not z >= self.min_z:
+                state.model.load_state_dict(self._initial)
+                self.stopper.best_epoch = -1
+        self._initial = None
 
 
 class StopAfter(Callback):
@@ -191,3 +227,19 @@ class ProgressBar(Callback):
 
     def on_train_end(self, state):
         self._bar.close()
+
+
+def training_callbacks(callbacks, patience, verbose: int, require_gain: bool):
+    """The callbacks a fit runs: the user's, an :class:`EarlyStopping` first unless they hold one
+    (``patience`` is its shorthand), :class:`RequireGain` after it when asked, and a
+    :class:`ProgressBar` when ``verbose``. Returns (callbacks, the EarlyStopping)."""
+    callbacks = list(callbacks or ())
+    stopper = next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
+    if stopper is None:
+        stopper = EarlyStopping(patience=patience)
+        callbacks.insert(0, stopper)
+    if require_gain:
+        callbacks.insert(callbacks.index(stopper) + 1, RequireGain(stopper))
+    if verbose:
+        callbacks.append(ProgressBar(leave=verbose > 1))
+    return callbacks, stopper

@@ -27,16 +27,18 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from smr_ts import persistence
 from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params
-from smr_ts.callbacks import EarlyStopping, ProgressBar
+from smr_ts._runtime import resolve_device, uses_threads
+from smr_ts.callbacks import training_callbacks
 from smr_ts.data.frames import (
     SeriesPanel, TimeInfo, align_columns, as_target_frame, check_time_kind, features_and_targets, median_gap,
     numeric_values, parse_time_unit, split_frame, to_panel,
 )
-from smr_ts.data.queries import append_queries, check_query_times, history_rows, horizon_queries
+from smr_ts.data.queries import check_anchored, check_query_times, history_rows, horizon_queries, warn_past_horizon
+from smr_ts.data.forecast import auto_horizon, fit_layout, forecast_tensors, training_pairs, training_window
 from smr_ts.data.scaling import column_moments, identity_moments
-from smr_ts.data.windows import Scaling, WindowSampler, panel_tensors
-from smr_ts.model import SequenceModel, predict_panel
-from smr_ts.training import TrainingSettings, batch_loss, evaluate, train
+from smr_ts.data.windows import FIRST_GAP, Scaling, WindowSampler, panel_tensors
+from smr_ts.model import ForecastNetwork, SequenceModel, predict_panel, predict_queries
+from smr_ts.training import TrainingSettings, batch_loss, evaluate, forecast_evaluate, forecast_loss, train
 
 __all__ = ["SMRForecaster"]
 
@@ -76,12 +78,13 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         (height, width) of image-valued rows; needed by ``encoder="cnn"``.
     encoder_hidden : int, default 30
         Hidden width of the "mlp" and "cnn" encoders.
-    loss : {"mse", "gaussian"}, default "mse"
-        "gaussian" trains a variance head by negative log-likelihood; predictions then come
-        with a standard deviation (``return_std=True``).
+    loss : {"auto", "mse", "mae", "gaussian"}, default "auto"
+        "auto" is "mae" when forecasting (the error forecasts are judged by) and "mse" in
+        regression. "gaussian" trains a variance head by negative log-likelihood; predictions
+        then come with a standard deviation (``return_std=True``).
     epochs, batch_size : int, default 30, 32
         ``batch_size`` counts series (regression) or forecast windows (forecasting).
-    lr : float, default 3e-3
+    lr : float, default 1e-2
         AdamW rate for all parameters but the SSM's own.
     ssm_lr : float, default 1e-3
         Rate, without weight decay, for the SSM's own parameters (S5: Lambda, B, log_step;
@@ -110,13 +113,21 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         Unit of the gaps the model sees. "auto" uses the median gap of the training data
         (``time_unit_``). A number is in the time column's unit (seconds for datetimes);
         a string such as "15min" is a duration.
-    max_horizon : int, default 8
-        Forecasting: the number of future observations each training window is scored on.
+    horizon : "auto", float or str, default "auto"
+        Forecasting: the longest time ahead to train for, after a series' last row. Training
+        draws how far ahead each scored row is uniformly in time up to it, and ``forecast``
+        warns past it. A number is in the time column's unit (seconds for datetimes); a string
+        such as "7D" is a duration. "auto": a quarter of the median series' time span, at least
+        8 median gaps (``horizon_``). Tell it the longest horizon you will ask for.
     device : str, default "auto"
         "auto" trains on CUDA when available, else on CPU.
     random_state : int, RandomState or None, default None
         Seeds initialisation, batching and dropout: the same seed, data and device give
         identical predictions.
+    n_threads : "auto" or int, default "auto"
+        CPU threads torch may use during ``fit``, ``predict`` and ``forecast``; the previous
+        setting is restored afterwards. "auto" is 1: these models are small, and on a CPU one
+        thread is faster than several that wait on each other.
     verbose : int, default 0
         1 shows a progress bar per fit.
 
@@ -153,38 +164,11 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     _parameter_constraints = PARAMETER_CONSTRAINTS
 
     def __init__(
-        self,
-        backbone="s5",
-        smr=False,
-        smr_kernel=4,
-        d_model=32,
-        state_size=16,
-        n_layers=2,
-        blocks=1,
-        step_min=0.01,
-        step_max=1.0,
-        dropout=0.0,
-        encoder="linear",
-        image_shape=None,
-        encoder_hidden=30,
-        loss="mse",
-        epochs=30,
-        batch_size=32,
-        lr=3e-3,
-        ssm_lr=1e-3,
-        weight_decay=0.0,
-        warmup_epochs=1.0,
-        grad_clip=1.0,
-        validation_fraction=0.1,
-        patience=None,
-        callbacks=None,
-        id_col="unique_id",
-        time_col="ds",
-        target_cols=None,
-        time_unit="auto",
-        max_horizon=8,
-        device="auto",
-        random_state=None,
+        self, backbone="s5", smr=False, smr_kernel=4, d_model=32, state_size=16, n_layers=2, blocks=1,
+        step_min=0.01, step_max=1.0, dropout=0.0, encoder="linear", image_shape=None, encoder_hidden=30,
+        loss="auto", epochs=30, batch_size=32, lr=1e-2, ssm_lr=1e-3, weight_decay=0.0, warmup_epochs=1.0,
+        grad_clip=1.0, validation_fraction=0.1, patience=None, callbacks=None, id_col="unique_id", time_col="ds",
+        target_cols=None, time_unit="auto", horizon="auto", device="auto", random_state=None, n_threads="auto",
         verbose=0,
     ):
         params = dict(locals())
@@ -202,21 +186,6 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def _check_params(self):
-        check_estimator_params(self)
-
-    def _device(self, strict: bool = True) -> torch.device:
-        """The device to train (strict) or predict on. Prediction falls back to the CPU, so a
-        model trained with device="cuda" still predicts on a machine without a GPU."""
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            if not strict:
-                return torch.device("cpu")
-            raise ValueError(f"SMRForecaster parameter device={self.device!r}: CUDA is not available")
-        return device
-
     # ------------------------------------------------------------------ reading inputs
     def _read_rows(self, X, *, fitting: bool, what: str = "X"):
         """X -> (ids, raw times, TimeInfo, value DataFrame)."""
@@ -233,15 +202,16 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         values = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
         return np.zeros(n, dtype=np.int64), np.arange(n, dtype=np.float64), TimeInfo("numeric"), values
 
-    def _read_known(self, X, what: str):
-        """Rows of a frame for a fitted model: (ids, raw times, float32 features in fit's column order)."""
+    def _read_known(self, X, what: str, dtype=np.float32):
+        """Rows of a frame for a fitted model: (ids, raw times, features in fit's column order)."""
         ids, times, info, values = self._read_rows(X, fitting=False, what=what)
         check_time_kind(info, self.time_info_, self.time_col, what)
         if isinstance(X, pd.DataFrame):
             values = align_columns(values, self.value_columns_, what)
-        return ids, times, numeric_values(values, what)
+        return ids, times, numeric_values(values, what, dtype)
 
     # ------------------------------------------------------------------ fit
+    @uses_threads
     def fit(self, X, y=None, *, validation_data=None):
         """Fit on a long frame.
 
@@ -260,86 +230,109 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        self._check_params()
-        device = self._device()
+        check_estimator_params(self)
+        device = resolve_device(self.device)
         self.mode_ = "regression" if y is not None else "forecast"
+        forecasting = self.mode_ == "forecast"
         ids, times, info, values = self._read_rows(X, fitting=True)
         self.time_info_ = info
         features, targets, self.value_columns_, self.target_names_, self.y_ndim_ = features_and_targets(
-            X, y, values, self.target_cols)
+            X, y, values, self.target_cols, np.float64 if forecasting else np.float32)
         self.n_targets_ = targets.shape[1]
         if self.encoder == "cnn" and features.shape[1] != int(np.prod(self.image_shape)):
             raise ValueError(f"image_shape={tuple(self.image_shape)} needs {int(np.prod(self.image_shape))} "
                              f"value columns, X has {features.shape[1]}")
-        panel = to_panel(ids, times, np.concatenate([features, targets], 1), id_col=self.id_col,
-                         time_col=self.time_col, info=info)
+        panel = to_panel(ids, times, features if forecasting else np.concatenate([features, targets], 1),
+                         id_col=self.id_col, time_col=self.time_col, info=info)
         unit = parse_time_unit(self.time_unit, info)
         self.time_unit_ = unit if unit is not None else median_gap(panel)
-        cnn = self.encoder == "cnn"  # images are fed as they are
-        self.feature_mean_, self.feature_scale_ = identity_moments(features.shape[1]) if cnn else column_moments(features)
-        self.target_mean_, self.target_scale_ = column_moments(targets)
-        val_panel = None if validation_data is None else self._validation_panel(validation_data)
-
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-        n_series = len(panel.ids)
-        order = np.random.default_rng(seed).permutation(n_series)
-        n_val = 0
-        if val_panel is None and self.validation_fraction > 0 and n_series >= 2:
-            n_val = min(n_series - 1, max(1, int(round(self.validation_fraction * n_series))))
-        train_idx, val_idx = np.sort(order[n_val:]), np.sort(order[:n_val])
-        tensors = panel_tensors(panel, self._scaling())
-        train_set = {k: v[train_idx] for k, v in tensors.items()}
-        val_set = panel_tensors(val_panel, self._scaling()) if val_panel is not None else (
-            {k: v[val_idx] for k, v in tensors.items()} if n_val else None)
-        if self.mode_ == "forecast":
-            self.history_panel_ = panel  # forecasts continue every training series from its last row
+        prepare = self._forecast_data if forecasting else self._regression_data
+        sampler, val_batches, loss_fn, evaluate_fn = prepare(panel, features, targets, validation_data, seed, device)
 
         settings = TrainingSettings(epochs=self.epochs, lr=self.lr, ssm_lr=self.ssm_lr, weight_decay=self.weight_decay,
                                     warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip)
-        sampling = dict(forecast=self.mode_ == "forecast", max_horizon=self.max_horizon,
-                        batch_size=self.batch_size, device=device)
-        callbacks = list(self.callbacks or ())
-        stopper = next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
-        if stopper is None:
-            stopper = EarlyStopping(patience=self.patience)
-            callbacks.insert(0, stopper)
-        if self.verbose:
-            callbacks.append(ProgressBar(leave=int(self.verbose) > 1))
+        # Model selection (with patience), last value as the floor when forecasting, the progress bar.
+        callbacks, stopper = training_callbacks(self.callbacks, self.patience, int(self.verbose),
+                                                require_gain=forecasting and bool(val_batches))
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            self.model_ = self._build_model(features.shape[1]).to(device)
-            sampler = WindowSampler(train_set, **sampling)
+            self.model_ = self._build_model().to(device)
             batch_rng = np.random.default_rng(seed + 1)
-            val_batches = WindowSampler(val_set, **sampling).fixed(np.random.default_rng(seed + 2)) if val_set else None
-            evaluate_fn = partial(evaluate, self.model_, val_batches, self.target_scale_, self.loss == "gaussian")
             result = train(self.model_, settings, lambda epoch: sampler.epoch(batch_rng), sampler.n_batches,
-                           partial(batch_loss, self.model_), evaluate_fn if val_batches else None, callbacks)
+                           partial(loss_fn, self.model_),
+                           partial(evaluate_fn, self.model_, val_batches) if val_batches else None, callbacks,
+                           initial_candidate=forecasting)
         self.model_.to("cpu").eval()
         self.history_ = result.history
         self.best_epoch_ = stopper.best_epoch
         self.interrupted_ = result.interrupted
         return self
 
+    def _split(self, n_series: int, seed: int, given: bool):
+        """Training and validation series (validation_fraction of them, when there are >= 2)."""
+        order = np.random.default_rng(seed).permutation(n_series)
+        n_val = 0
+        if not given and self.validation_fraction > 0 and n_series >= 2:
+            n_val = min(n_series - 1, max(1, int(round(self.validation_fraction * n_series))))
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+    def _regression_data(self, panel, features, targets, validation_data, seed, device):
+        cnn = self.encoder == "cnn"  # images are fed as they are
+        self.feature_mean_, self.feature_scale_ = identity_moments(features.shape[1]) if cnn else column_moments(features)
+        self.target_mean_, self.target_scale_ = column_moments(targets)
+        val_panel = None if validation_data is None else self._validation_panel(validation_data)
+        train_idx, val_idx = self._split(len(panel.ids), seed, val_panel is not None)
+        tensors = panel_tensors(panel, self._scaling())
+        train_set = {k: v[train_idx] for k, v in tensors.items()}
+        val_set = panel_tensors(val_panel, self._scaling()) if val_panel is not None else (
+            {k: v[val_idx] for k, v in tensors.items()} if len(val_idx) else None)
+        sampling = dict(batch_size=self.batch_size, device=device)
+        val_batches = WindowSampler(val_set, **sampling).fixed() if val_set else None
+        loss = partial(batch_loss, kind="mse" if self.loss == "auto" else self.loss)
+        return (WindowSampler(train_set, **sampling), val_batches, loss,
+                partial(evaluate, target_scale=self.target_scale_, gaussian=self.loss == "gaussian"))
+
+    def _forecast_data(self, panel, features, targets, validation_data, seed, device):
+        self.history_panel_ = panel  # forecasts continue every training series from its last row
+        gap = median_gap(panel)
+        horizon = parse_time_unit(self.horizon, self.time_info_, "horizon")
+        self.horizon_ = auto_horizon(panel, gap) if horizon is None else horizon
+        self.layout_ = fit_layout(panel, [self.value_columns_.index(c) for c in self.target_names_],
+                                  self.time_unit_, self.horizon_, self.time_info_.kind, gap)
+        data = forecast_tensors(panel, self.layout_, FIRST_GAP)
+        val_data = None
+        if validation_data is not None:
+            ids, times, values = self._read_known(validation_data, "validation_data", np.float64)
+            val_data = forecast_tensors(to_panel(ids, times, values, what="validation_data", id_col=self.id_col,
+                                                 time_col=self.time_col, info=self.time_info_), self.layout_, FIRST_GAP)
+        train_idx, val_idx = self._split(len(panel.ids), seed, val_data is not None)
+        sampler, val_batches = training_pairs(
+            data, self.layout_, train_idx, val_idx, val_data, validation_fraction=self.validation_fraction,
+            window=training_window(self.layout_, gap), batch_size=self.batch_size, device=device,
+            rng=np.random.default_rng(seed + 2))
+        loss = partial(forecast_loss, kind="mae" if self.loss == "auto" else self.loss)
+        return sampler, val_batches, loss, forecast_evaluate
+
     def _scaling(self) -> Scaling:
         return Scaling(self.feature_mean_, self.feature_scale_, self.target_mean_, self.target_scale_, self.time_unit_)
 
     def _validation_panel(self, validation_data) -> SeriesPanel:
-        if self.mode_ == "regression":
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise ValueError("validation_data must be a pair (X_val, y_val) when fit gets y")
-            X_val, y_val = validation_data
-        else:
-            X_val, y_val = validation_data, None
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError("validation_data must be a pair (X_val, y_val) when fit gets y")
+        X_val, y_val = validation_data
         ids, times, features = self._read_known(X_val, "validation_data")
-        if self.mode_ == "regression":
-            index = X_val.index if isinstance(X_val, pd.DataFrame) else pd.RangeIndex(len(features))
-            targets, _ = as_target_frame(y_val, index, len(features))
-        else:
-            targets = features[:, [self.value_columns_.index(c) for c in self.target_names_]]
+        index = X_val.index if isinstance(X_val, pd.DataFrame) else pd.RangeIndex(len(features))
+        targets, _ = as_target_frame(y_val, index, len(features))
         return to_panel(ids, times, np.concatenate([features, targets], 1), what="validation_data",
                         id_col=self.id_col, time_col=self.time_col, info=self.time_info_)
 
-    def _build_model(self, n_features: int) -> SequenceModel:
+    def _build_model(self):
+        n_features = len(self.value_columns_)
+        if self.mode_ == "forecast":
+            return ForecastNetwork(self.layout_.n_inputs(n_features), self.layout_.n_query_features, self.n_targets_,
+                                   self.d_model, self.n_layers, self.backbone, self.get_params(deep=False),
+                                   gaussian=self.loss == "gaussian", dropout=self.dropout)
         return SequenceModel(
             n_features=n_features, n_outputs=self.n_targets_, d_model=self.d_model, n_layers=self.n_layers,
             backbone=self.backbone, encoder=self.encoder, image_shape=self.image_shape,
@@ -350,7 +343,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _run(self, panel: SeriesPanel):
         """Model outputs on every step of a panel of features: (mean, std or None), unscaled, (S, L, T)."""
-        mean, std = predict_panel(self.model_, panel_tensors(panel, self._scaling()), self._device(strict=False),
+        mean, std = predict_panel(self.model_, panel_tensors(panel, self._scaling()), resolve_device(self.device, strict=False),
                                   chunk=max(self.batch_size, 64))
         mean = mean * self.target_scale_ + self.target_mean_
         return mean, (std * self.target_scale_ if std is not None else None)
@@ -360,6 +353,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         if return_std and self.loss != "gaussian":
             raise ValueError("return_std=True needs a model fitted with loss='gaussian'")
 
+    @uses_threads
     def predict(self, X, return_std: bool = False):
         """Predict per row of X.
 
@@ -419,6 +413,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         return r2_score(y_arr, pred_arr, sample_weight=sample_weight)
 
     # ------------------------------------------------------------------ forecasting
+    @uses_threads
     def forecast(self, h: int | None = None, times=None, context=None, return_std: bool = False) -> pd.DataFrame:
         """Forecast fitted (or context) series at future times.
 
@@ -447,26 +442,31 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         if (h is None) == (times is None):
             raise ValueError("give exactly one of h and times")
         ids, hist_times, values = self._history(context)
-        order = np.lexsort((hist_times, pd.factorize(ids, sort=True)[0]))
-        ids, hist_times, values = ids[order], hist_times[order], values[order]
         if h is not None:
             if isinstance(h, bool) or not isinstance(h, Integral) or h < 1:
                 raise ValueError(f"h must be an int >= 1, got {h!r}")
-            q_ids, q_times = horizon_queries(ids, hist_times, h, self.time_unit_, self.time_info_)
+            order = np.lexsort((hist_times, pd.factorize(ids, sort=True)[0]))
+            q_ids, q_times = horizon_queries(ids[order], hist_times[order], h, self.time_unit_, self.time_info_)
         else:
             if not isinstance(times, pd.DataFrame):
                 raise TypeError(f"times must be a DataFrame with columns {self.id_col!r} and {self.time_col!r}")
             q_ids, q_times, info, _ = split_frame(times, self.id_col, self.time_col, what="times")
             check_time_kind(info, self.time_info_, self.time_col, "times")
             check_query_times(q_ids, q_times, ids, hist_times, self.id_col, self.time_col)
-        panel, q_pos = append_queries(ids, hist_times, values, q_ids, q_times, self.time_info_,
-                                      self.id_col, self.time_col)
-        mean, std = self._run(panel)
+        panel = to_panel(ids, hist_times, values, what="context", id_col=self.id_col, time_col=self.time_col,
+                         info=self.time_info_)
+        data = forecast_tensors(panel, self.layout_, FIRST_GAP)
+        series = pd.Index(panel.ids).get_indexer(q_ids)
+        check_anchored(data, series, q_ids, self.id_col, self.target_names_)
+        warn_past_horizon(np.asarray(q_times, np.float64) - panel.time[series, panel.lengths[series] - 1],
+                          self.horizon_, self.horizon, self.time_info_)
+        mean, std = predict_queries(self.model_, data, self.layout_, series,
+                                    np.asarray(q_times, np.float64) - data.origin, resolve_device(self.device, strict=False),
+                                    chunk=max(self.batch_size, 64))
         out = pd.DataFrame({self.id_col: q_ids, self.time_col: self.time_info_.to_times(np.asarray(q_times))})
         for suffix, values in [("", mean)] + ([("_std", std)] if return_std else []):
-            flat = values.reshape(-1, self.n_targets_)[q_pos]
             for j, name in enumerate(self.target_names_):
-                out[f"{name}{suffix}"] = flat[:, j]
+                out[f"{name}{suffix}"] = values[:, j]
         return out
 
     def _history(self, context):
@@ -474,7 +474,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         ids, times, values = history_rows(self.history_panel_, len(self.value_columns_))
         if context is None:
             return ids, times, values
-        c_ids, c_times, c_values = self._read_known(context, "context")
+        c_ids, c_times, c_values = self._read_known(context, "context", values.dtype)
         ids = np.concatenate([ids, c_ids])
         times = np.concatenate([times, c_times.astype(times.dtype)])
         values = np.concatenate([values, c_values])

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from smr_ts.backbones import BACKBONES
+from smr_ts.data.forecast import query_features
 from smr_ts.ssm.params import is_ssm_parameter
 
-__all__ = ["ENCODERS", "ImageEncoder", "SequenceModel", "gaussian_nll", "masked_mse", "predict_panel"]
+__all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "gaussian_nll", "masked_mae", "masked_mse", "predict_panel",
+           "predict_queries"]
 
 ENCODERS = ("linear", "mlp", "cnn")
 _VARIANCE_FLOOR = 1e-4
@@ -137,6 +140,10 @@ def masked_mse(mean, target, weight):
     return (((mean - target) ** 2) * weight).sum() / weight.sum().clamp(min=1)
 
 
+def masked_mae(mean, target, weight):
+    return ((mean - target).abs() * weight).sum() / weight.sum().clamp(min=1)
+
+
 @torch.no_grad()
 def predict_panel(model: nn.Module, data: dict, device, chunk: int):
     """Outputs at every step of a panel's tensors, ``chunk`` series at a time: (mean, std or None) as numpy.
@@ -156,3 +163,94 @@ def predict_panel(model: nn.Module, data: dict, device, chunk: int):
     finally:
         model.to("cpu")
     return torch.cat(means).numpy(), (torch.cat(stds).numpy() if stds[0] is not None else None)
+
+
+class ForecastNetwork(nn.Module):
+    """Backbone over the history, and a head from the output at a cut to a forecast at a later time.
+
+    ``encode(inputs, dt, mask)`` runs the backbone over every row (each row's output depends on
+    the rows at or before it). ``decode(h, query)`` maps the output ``h`` at a cut and the query's
+    features to the forecast's correction of the anchor, in the series' scale (and its standard
+    deviation with a Gaussian head). The head's last layer starts at zero: the untrained network
+    forecasts the anchor, the last observed value.
+
+    Parameters
+    ----------
+    n_inputs, n_query_features, n_outputs : int
+    d_model, n_layers : int
+    backbone : str
+        A name of :data:`smr_ts.backbones.BACKBONES`.
+    backbone_settings : dict
+    gaussian : bool
+    dropout : float
+    """
+
+    def __init__(self, n_inputs: int, n_query_features: int, n_outputs: int, d_model: int, n_layers: int,
+                 backbone: str = "s5", backbone_settings: dict | None = None, gaussian: bool = False,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.encoder = nn.Linear(n_inputs, d_model)
+        self.backbone = BACKBONES[backbone].build(d_model, n_layers, dropout, backbone_settings or {})
+
+        def head():
+            last = nn.Linear(d_model, n_outputs)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            return nn.Sequential(nn.Linear(d_model + n_query_features, d_model), nn.GELU(),
+                                 nn.Linear(d_model, d_model), nn.GELU(), last)
+
+        self.mean_head = head()
+        self.var_head = head() if gaussian else None
+
+    def encode(self, inputs: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(inputs) * mask.unsqueeze(-1).to(inputs.dtype)
+        return self.backbone(h, dt, mask)
+
+    def decode(self, h: torch.Tensor, query: torch.Tensor):
+        z = torch.cat([h, query], -1)
+        mean = self.mean_head(z)
+        if self.var_head is None:
+            return mean, None
+        return mean, torch.sqrt(F.softplus(self.var_head(z) + 0.5413) + _VARIANCE_FLOOR)  # std 1 at the start
+
+    def forward(self, batch: dict):
+        """(mean, std or None) at each pair of a batch from :class:`~smr_ts.data.forecast.PairSampler`."""
+        h = self.encode(batch["inputs"], batch["dt"], batch["mask"])
+        h_cut = torch.gather(h, 1, batch["k"].unsqueeze(-1).expand(-1, -1, h.shape[-1]))
+        return self.decode(h_cut, batch["query"])
+
+    def parameter_groups(self):
+        ssm, other = [], []
+        for param in self.parameters():
+            (ssm if is_ssm_parameter(param) else other).append(param)
+        return other, ssm
+
+
+@torch.no_grad()
+def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, t_query: np.ndarray, device,
+                    chunk: int):
+    """Forecasts (mean, std or None) in the targets' units, (n_queries, T), float64.
+
+    Each query of ``series`` (index into ``data``) at relative time ``t_query`` continues from its
+    series' last row: the backbone runs over each history once (``chunk`` series at a time) and the
+    head answers every query from the output there.
+    """
+    model = model.to(device).eval()
+    last = data.lengths - 1
+    h_last = []
+    try:
+        for start in range(0, len(data.lengths), chunk):
+            sel = slice(start, start + chunk)
+            length = int(data.lengths[sel].max())
+            h = model.encode(*(torch.from_numpy(a[sel, :length]).to(device)
+                               for a in (data.inputs, data.dt, data.mask)))
+            h_last.append(h[torch.arange(h.shape[0]), torch.from_numpy(last[sel]).to(device)].cpu())
+        h_last = torch.cat(h_last)
+        k = last[series]
+        query = torch.from_numpy(query_features(data, layout, series, k, t_query))
+        mean, std = model.decode(h_last[torch.from_numpy(series)].to(device), query.to(device))
+    finally:
+        model.to("cpu")
+    scale = data.scale[series, k]
+    mean = data.anchor[series, k] + scale * mean.cpu().double().numpy()
+    return mean, (scale * std.cpu().double().numpy() if std is not None else None)

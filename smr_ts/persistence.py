@@ -11,6 +11,7 @@ it is written. Adding a fitted attribute is one line there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,15 +20,16 @@ import pandas as pd
 import torch
 
 from smr_ts._version import __version__
+from smr_ts.data.forecast import ForecastLayout
 from smr_ts.data.frames import SeriesPanel, TimeInfo
 
 __all__ = ["FITTED_ATTRIBUTES", "RUNTIME_PARAMETERS", "load", "save"]
 
 # Fitted attribute -> how it is stored. "json": as it is in config.json; "names": an array of
-# column names; "time_info": a TimeInfo; "array": a numpy array in weights.pt; "panel": a
-# SeriesPanel in weights.pt; "module": the network's state dict in weights.pt. An attribute a
-# model does not have (``feature_names_in_`` after an array X, ``history_panel_`` in regression
-# mode) is skipped.
+# column names; "time_info": a TimeInfo; "layout": a ForecastLayout; "array": a numpy array in
+# weights.pt; "panel": a SeriesPanel in weights.pt; "module": the network's state dict in
+# weights.pt. An attribute a model does not have (``feature_names_in_`` after an array X, the
+# scalers in forecasting, ``history_panel_`` in regression) is skipped.
 FITTED_ATTRIBUTES = {
     "mode_": "json",
     "value_columns_": "json",
@@ -46,6 +48,8 @@ FITTED_ATTRIBUTES = {
     "target_mean_": "array",
     "target_scale_": "array",
     "history_panel_": "panel",
+    "horizon_": "json",
+    "layout_": "layout",
     "model_": "module",
 }
 
@@ -76,6 +80,8 @@ def save(estimator, path) -> None:
             fitted[name] = [str(v) for v in value]
         elif kind == "time_info":
             fitted[name] = [value.kind, value.tz]
+        elif kind == "layout":
+            fitted[name] = _jsonable(dataclasses.asdict(value))
         elif kind == "array":
             tensors[name] = torch.from_numpy(np.ascontiguousarray(value))
         elif kind == "panel":
@@ -113,6 +119,8 @@ def load(cls, path):
             setattr(estimator, name, np.asarray(fitted[name], dtype=object))
         elif kind == "time_info" and name in fitted:
             setattr(estimator, name, TimeInfo(*fitted[name]))
+        elif kind == "layout" and name in fitted:
+            setattr(estimator, name, ForecastLayout(**fitted[name]))
         elif kind == "array" and name in tensors:
             setattr(estimator, name, tensors[name].numpy())
         elif kind == "panel" and name in fitted:
@@ -121,7 +129,7 @@ def load(cls, path):
     for name, kind in FITTED_ATTRIBUTES.items():  # the network last: its shape needs the rest
         if kind == "module":
             prefix = f"{name}."
-            module = estimator._build_model(len(estimator.feature_mean_))
+            module = estimator._build_model()
             module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
             setattr(estimator, name, module.eval())
     return estimator

@@ -19,9 +19,10 @@ import torch
 from torch import nn
 
 from smr_ts.callbacks import Callback, TrainingState
-from smr_ts.model import gaussian_nll, masked_mse
+from smr_ts.model import gaussian_nll, masked_mae, masked_mse
 
-__all__ = ["TrainingSettings", "TrainingResult", "batch_loss", "evaluate", "train", "warmup_cosine"]
+__all__ = ["TrainingSettings", "TrainingResult", "batch_loss", "evaluate", "forecast_evaluate", "forecast_loss", "train",
+           "warmup_cosine"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def train(
     loss_fn: Callable,
     evaluate_fn: Callable[[], dict] | None,
     callbacks: Sequence[Callback] = (),
+    initial_candidate: bool = False,
 ) -> TrainingResult:
     """Train ``model`` in place for up to ``settings.epochs`` epochs.
 
@@ -104,6 +106,8 @@ def train(
         Validation metrics after each epoch, added to the epoch's record.
     callbacks : sequence of Callback
         Called in order after each epoch; any of them may stop training.
+    initial_candidate : bool
+        Evaluate the initial weights too (``state.initial``), so model selection can keep them.
     """
     optimizer = _optimizer(model, settings)
     total_steps = settings.epochs * n_batches
@@ -111,6 +115,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, total_steps))
 
     state = TrainingState(model=model, epochs=settings.epochs)
+    if initial_candidate and evaluate_fn is not None:
+        state.initial = evaluate_fn()
     interrupted = False
     for callback in callbacks:
         callback.on_train_begin(state)
@@ -143,15 +149,16 @@ def train(
     return TrainingResult(history=state.history, interrupted=interrupted)
 
 
-def batch_loss(model: nn.Module, batch: dict):
-    """The training loss of a batch (MSE, or Gaussian NLL with a variance head) and its weight."""
+def _loss(mean, std, target, weight, kind: str):
+    if std is not None:
+        return gaussian_nll(mean, std, target, weight)
+    return masked_mae(mean, target, weight) if kind == "mae" else masked_mse(mean, target, weight)
+
+
+def batch_loss(model: nn.Module, batch: dict, kind: str = "mse"):
+    """The training loss of a batch (MSE, MAE, or Gaussian NLL with a variance head) and its weight."""
     mean, std = model(batch["values"], batch["dt"], batch["observed"])
-    weight = batch["weight"]
-    if std is None:
-        loss = masked_mse(mean, batch["target"], weight)
-    else:
-        loss = gaussian_nll(mean, std, batch["target"], weight)
-    return loss, float(weight.sum())
+    return _loss(mean, std, batch["target"], batch["weight"], kind), float(batch["weight"].sum())
 
 
 @torch.no_grad()
@@ -173,3 +180,38 @@ def evaluate(model: nn.Module, batches, target_scale, gaussian: bool) -> dict:
     if gaussian:
         out["valid_nll"] = nll / max(count, 1)
     return out
+
+
+def forecast_loss(model: nn.Module, batch: dict, kind: str = "mse"):
+    """Forecasting loss of a batch of (cut, query) pairs, in each series' scale, and its weight."""
+    mean, std = model(batch)
+    return _loss(mean, std, batch["target"], batch["weight"], kind), float(batch["weight"].sum())
+
+
+@torch.no_grad()
+def forecast_evaluate(model: nn.Module, batches) -> dict:
+    """Validation forecasts against the last-value forecast on the same (cut, query) pairs.
+
+    ``valid_scaled_mae``: mean absolute error divided by each series' scale (every series counts
+    the same, whatever its level; model selection minimises it). ``valid_mse``: in the targets'
+    own units. ``valid_last_value_scaled_mae``: the same for carrying the last value forward.
+    ``valid_gain_z``: the mean gain over last value per scored value, in standard errors.
+    """
+    model.eval()
+    sq, gains, count = 0.0, [], 0.0
+    absolute = anchor_absolute = 0.0
+    for batch in batches:
+        mean, _ = model(batch)
+        w = batch["weight"]
+        target = batch["target"]
+        error = (mean - target).abs()
+        sq += float((((mean - target) * batch["scale"]) ** 2 * w).sum())
+        absolute += float((error * w).sum())
+        anchor_absolute += float((target.abs() * w).sum())  # last value: a correction of 0
+        gains.append((target.abs() - error)[w > 0].double())
+        count += float(w.sum())
+    gain = torch.cat(gains) if gains else torch.zeros(0, dtype=torch.float64)
+    spread = float(gain.std()) if len(gain) > 1 else math.inf
+    z = float(gain.mean()) / (spread / math.sqrt(len(gain))) if len(gain) > 1 and spread > 0 else 0.0
+    return {"valid_mse": sq / max(count, 1), "valid_scaled_mae": absolute / max(count, 1),
+            "valid_last_value_scaled_mae": anchor_absolute / max(count, 1), "valid_gain_z": z}

@@ -178,12 +178,16 @@ def _datetimes_from_objects(series: pd.Series, time_col: str, what: str) -> pd.S
         raise ValueError(f"{what}: time column {time_col!r} could not be read as datetimes: {exc}") from exc
 
 
-def numeric_values(values: pd.DataFrame, what: str) -> np.ndarray:
-    """The value columns as a float32 (n, F) array; NaN kept (it means "not observed")."""
+def numeric_values(values: pd.DataFrame, what: str, dtype=np.float32) -> np.ndarray:
+    """The value columns as a float (n, F) array of ``dtype``; NaN kept (it means "not observed").
+
+    Forecasting reads float64, so that per-series statistics are taken and subtracted before
+    anything is rounded to float32 (a unit signal on a 1e7 offset keeps its resolution).
+    """
     bad = [str(c) for c, dtype in values.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]  # bool counts: 0/1
     if bad:
         raise TypeError(f"{what}: columns {bad[:10]} are not numeric; every value column must be numeric")
-    array = values.to_numpy(dtype=np.float32, na_value=np.nan)
+    array = values.to_numpy(dtype=dtype, na_value=np.nan)
     # NaN is allowed, inf is not. fmin/fmax skip NaN and reduce without a temporary the size of
     # the array (isfinite/isinf took 3x longer at 10^5 x 600); column names only on failure.
     if array.size:
@@ -208,7 +212,7 @@ def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: st
     times : ndarray (n,)
         Raw times (see :func:`split_frame`).
     values : ndarray (n, F)
-        float32 values; NaN means not observed.
+        float32 or float64 values (the panel keeps the dtype); NaN means not observed.
     what, id_col, time_col : str
         Names used in error messages.
     info : TimeInfo, optional
@@ -260,7 +264,7 @@ def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: st
     n_features = values.shape[1]
     destination = np.empty(len(order), dtype=np.int64)
     destination[order] = codes_sorted * length + position
-    packed = np.empty((n_series, length, n_features), dtype=np.float32)
+    packed = np.empty((n_series, length, n_features), dtype=values.dtype)
     flat = packed.reshape(n_series * length, n_features)
     block = max(1024, _BLOCK_VALUES // max(n_features, 1))
     for start in range(0, len(order), block):
@@ -270,7 +274,7 @@ def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: st
     observed &= valid[:, :, None]
     # Zero NaN and padding by multiplying the float bits by 0 or 1: exact, and 3-10x faster
     # than np.putmask / np.nan_to_num on 10^5 rows x 600 columns.
-    bits = packed.view(np.uint32)
+    bits = packed.view(np.uint64 if packed.dtype == np.float64 else np.uint32)
     np.multiply(bits, observed, out=bits)
     return SeriesPanel(
         ids=np.asarray(uniques), rows=rows, time=time, values=packed,
@@ -283,21 +287,25 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def parse_time_unit(time_unit, info: TimeInfo) -> float | None:
-    """A user's ``time_unit`` in raw units (ns for datetimes); None for "auto"."""
+def parse_time_unit(time_unit, info: TimeInfo, name: str = "time_unit") -> float | None:
+    """A user's duration (``time_unit``, ``horizon``) in raw units (ns for datetimes); None for "auto".
+
+    A number is in the time column's unit (seconds for datetimes); a string or Timedelta is a
+    duration (datetimes only).
+    """
     if isinstance(time_unit, str) and time_unit == "auto":
         return None
     if info.kind == "numeric":
         if isinstance(time_unit, (str, pd.Timedelta)):
-            raise ValueError(f"time_unit={time_unit!r} is a duration but the time column is numeric: give a positive number")
+            raise ValueError(f"{name}={time_unit!r} is a duration but the time column is numeric: give a positive number")
         unit = float(time_unit)
     else:
         try:
             unit = float(pd.Timedelta(time_unit).value) if isinstance(time_unit, (str, pd.Timedelta)) else float(time_unit) * 1e9
         except ValueError as exc:
-            raise ValueError(f"time_unit={time_unit!r} is not a duration pandas can read (e.g. '1h', '15min')") from exc
+            raise ValueError(f"{name}={time_unit!r} is not a duration pandas can read (e.g. '1h', '15min')") from exc
     if not np.isfinite(unit) or unit <= 0:
-        raise ValueError(f"time_unit must be positive, got {time_unit!r}")
+        raise ValueError(f"{name} must be positive, got {time_unit!r}")
     return unit
 
 
@@ -366,7 +374,7 @@ def align_columns(values: pd.DataFrame, expected: list[str], what: str) -> pd.Da
     return values[list(expected)]
 
 
-def features_and_targets(X, y, values: pd.DataFrame, target_cols):
+def features_and_targets(X, y, values: pd.DataFrame, target_cols, dtype=np.float32):
     """The training frame's features and targets.
 
     Regression (``y`` given): targets are ``y`` aligned to X. Forecasting (``y`` None): targets
@@ -381,7 +389,7 @@ def features_and_targets(X, y, values: pd.DataFrame, target_cols):
         1 when y is 1-D (predictions come back as a Series), else 2.
     """
     value_columns = [str(c) for c in values.columns]
-    features = numeric_values(values, "X")
+    features = numeric_values(values, "X", dtype)
     if y is not None:
         index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(features))
         targets, target_names = as_target_frame(y, index, len(features))

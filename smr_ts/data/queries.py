@@ -1,25 +1,27 @@
-"""Forecast queries: future (id, time) rows appended to each series' history.
+"""Forecast queries: the future (id, time) rows a forecast is asked for, checked against the history.
 
-A query row carries no observed value. The network advances its state over the query's gap
-without input and reads out the forecast there, so a forecast is a forward pass over the
-history followed by the query rows.
+A forecast runs the network over each series' history once and answers every query of that
+series from its last row (:func:`smr_ts.model.predict_queries`), so queries never change each
+other's answers.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
-from smr_ts.data.frames import SeriesPanel, TimeInfo, to_panel
+from smr_ts.data.frames import SeriesPanel, TimeInfo
 
-__all__ = ["append_queries", "check_query_times", "history_rows", "horizon_queries"]
+__all__ = ["check_anchored", "check_query_times", "history_rows", "horizon_queries", "warn_past_horizon"]
 
 
 def history_rows(panel: SeriesPanel, n_features: int):
-    """A panel back to rows (ids, raw times, float32 values with NaN where unobserved)."""
+    """A panel back to rows (ids, raw times, values in the panel's dtype with NaN where unobserved)."""
     valid = panel.valid
     ids = np.repeat(panel.ids, panel.lengths)
-    values = np.where(panel.value_observed, panel.values, np.nan)[valid][:, :n_features].astype(np.float32)
+    values = np.where(panel.value_observed, panel.values, np.nan)[valid][:, :n_features]
     return ids, panel.time[valid], values
 
 
@@ -58,14 +60,21 @@ def check_query_times(q_ids, q_times, ids, times, id_col: str, time_col: str) ->
         )
 
 
-def append_queries(ids, times, values, q_ids, q_times, info: TimeInfo, id_col: str, time_col: str):
-    """History rows plus query rows (values NaN) as one panel; and each query's flat slot in it."""
-    n_hist = len(ids)
-    all_ids = np.concatenate([ids, q_ids])
-    all_times = np.concatenate([times, np.asarray(q_times, times.dtype)])
-    nan_rows = np.full((len(q_ids), values.shape[1]), np.nan, np.float32)
-    panel = to_panel(all_ids, all_times, np.concatenate([values, nan_rows]), what="times",
-                     id_col=id_col, time_col=time_col, info=info)
-    pos = np.empty(len(all_ids), np.int64)
-    pos[panel.rows[panel.valid]] = np.flatnonzero(panel.valid.ravel())
-    return panel, pos[n_hist:]
+def check_anchored(data, series: np.ndarray, q_ids, id_col: str, target_names: list) -> None:
+    """Every queried series needs an observed value of each target to continue from."""
+    unanchored = ~np.isfinite(data.anchor[series, data.lengths[series] - 1]).all(-1)
+    if unanchored.any():
+        raise ValueError(f"times: {id_col}={q_ids[np.argmax(unanchored)]!r} has no observed value of every "
+                         f"target {target_names} in its history, so there is nothing to forecast from")
+
+
+def warn_past_horizon(ahead: np.ndarray, horizon: float, parameter, info: TimeInfo) -> None:
+    """Warn, naming ``horizon``, when a query lies further after its series' last row than training covered."""
+    furthest = float(np.max(ahead)) if len(ahead) else 0.0
+    if furthest <= horizon * (1 + 1e-9):
+        return
+    show = (lambda v: str(pd.Timedelta(round(v), unit="ns"))) if info.kind != "numeric" else (lambda v: f"{v:.6g}")
+    warnings.warn(
+        f"forecasting up to {show(furthest)} after a series' last row, but training covered {show(horizon)} "
+        f"(horizon={parameter!r}): forecasts past it are extrapolation. Fit with horizon= the longest time "
+        "ahead you will ask for.", UserWarning, stacklevel=4)

@@ -1,11 +1,8 @@
-"""Panels to tensors, and tensors to training windows and batches.
+"""Sequence regression: panels to tensors, and tensors to batches of whole series.
 
-Sequence regression trains on whole series, scored at every row with a target. Forecasting
-trains on windows: a random cut splits a series into context rows (inputs visible) and the
-next ``max_horizon`` rows (inputs hidden, targets scored), which is how a forecast query
-looks to the model.
-
-Everything here is torch tensors and numpy random generators; no DataFrame comes in.
+Sequence regression trains on whole series, scored at every row with a target (forecasting has
+its own examples, :mod:`smr_ts.data.forecast`). Everything here is torch tensors and numpy
+random generators; no DataFrame comes in.
 """
 
 from __future__ import annotations
@@ -60,74 +57,43 @@ def panel_tensors(panel: SeriesPanel, scaling: Scaling) -> dict[str, torch.Tenso
 
 
 class WindowSampler:
-    """Batches of training examples drawn from a dict of panel tensors.
+    """Batches of whole series for sequence regression, scored at every observed target.
 
     Parameters
     ----------
     data : dict of Tensor
         From :func:`panel_tensors`, with targets.
-    forecast : bool
-        Forecasting windows (a random cut per example) instead of whole series.
-    max_horizon : int
-        Forecasting: rows after the cut that are scored.
     batch_size : int
-        Examples per batch.
+        Series per batch.
     device : torch.device
         Where batches are put.
     """
 
-    def __init__(self, data: dict, *, forecast: bool, max_horizon: int, batch_size: int, device):
+    def __init__(self, data: dict, *, batch_size: int, device):
         self.data = data
-        self.forecast = forecast
-        self.max_horizon = max_horizon
         self.batch_size = batch_size
         self.device = device
-        self.lengths = data["valid"].sum(1).numpy()
-        # Forecasting draws enough windows per series and epoch to cover a typical series once.
-        self.windows = max(1, int(np.median(self.lengths)) // max_horizon) if forecast else 1
-        self.n_examples = len(self.lengths) * self.windows
+        self.n_examples = len(data["valid"])
 
     @property
     def n_batches(self) -> int:
         return -(-self.n_examples // self.batch_size)
 
     def epoch(self, rng: np.random.Generator):
-        """One epoch of batches in random order (cuts drawn anew)."""
-        examples = np.repeat(np.arange(len(self.lengths)), self.windows)
-        cuts = self._cuts(examples, rng) if self.forecast else None
+        """One epoch of batches in random order."""
         perm = rng.permutation(self.n_examples)
         for start in range(0, self.n_examples, self.batch_size):
-            sel = perm[start : start + self.batch_size]
-            yield self.batch(examples[sel], None if cuts is None else cuts[sel])
+            yield self.batch(perm[start : start + self.batch_size])
 
-    def fixed(self, rng: np.random.Generator) -> list[dict]:
-        """Every example once, in order, with cuts drawn once: a validation set."""
-        examples = np.repeat(np.arange(len(self.lengths)), self.windows)
-        cuts = self._cuts(examples, rng) if self.forecast else None
-        return [
-            self.batch(examples[s : s + self.batch_size], None if cuts is None else cuts[s : s + self.batch_size])
-            for s in range(0, len(examples), self.batch_size)
-        ]
+    def fixed(self) -> list[dict]:
+        """Every series once, in order: a validation set."""
+        examples = np.arange(self.n_examples)
+        return [self.batch(examples[s : s + self.batch_size]) for s in range(0, self.n_examples, self.batch_size)]
 
-    def _cuts(self, examples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A random forecast origin per example: its number of context rows, in [1, length - 1]."""
-        lengths = self.lengths[examples]
-        return np.floor(rng.random(len(examples)) * np.maximum(lengths - 1, 1)).astype(np.int64) + 1
-
-    def batch(self, sel: np.ndarray, cuts: np.ndarray | None = None) -> dict:
+    def batch(self, sel: np.ndarray) -> dict:
         """Series ``sel`` cropped to their longest length, with the loss weight of each target."""
         sel_t = torch.as_tensor(sel, dtype=torch.long)
         length = int(self.data["valid"][sel_t].sum(1).max())
         batch = {k: v[sel_t, :length].to(self.device) for k, v in self.data.items()}
-        weight = batch["target_observed"].float()
-        if cuts is not None:
-            # Rows before the cut are context; the next max_horizon rows are queries: their
-            # values are hidden from the model and are what it is scored on.
-            steps = torch.arange(length, device=self.device)
-            cut = torch.as_tensor(cuts, device=self.device).unsqueeze(1)
-            context = steps < cut
-            query = (steps >= cut) & (steps < cut + self.max_horizon)
-            batch["observed"] = batch["observed"] & context
-            weight = weight * query.unsqueeze(-1).float()
-        batch["weight"] = weight
+        batch["weight"] = batch["target_observed"].float()
         return batch

@@ -1,0 +1,439 @@
+"""Forecasting examples: per-series scaling, row inputs, anchors, and (cut, query) pairs in time.
+
+A forecast continues a series from its last row (the cut) to a later time. The network reads the
+history up to the cut with the backbone, once, and a head maps the backbone's output at the cut,
+with what is known about the query (how far ahead it is, its calendar position), to a
+correction of the **anchor**: the last observed value of each target. In the scaled units of the
+series::
+
+    forecast(t_q) = anchor_k + scale * head(h_k, features(t_q, t_k))
+
+So carrying the last value forward is where the model starts (the head's last layer starts at
+zero), and training teaches it what to add.
+
+Everything is per series and causal, so series of very different levels train together and a
+training cut sees no more than a forecast would (:func:`expanding_statistics`):
+
+- **scale** at a row: the mean absolute change between consecutive observations of the series up
+  to that row (what the scaled MAE divides by), in float64, with the training series' median
+  scale as a prior and a relative floor;
+- **inputs** at an observed row: the value's level ``(x - mean) / scale`` and its change since the
+  previous observation ``(x - x_prev) / scale`` per value column, an observed flag, the log gap,
+  and calendar features of the row's time.
+
+Training is linear in series length: the backbone runs once over a window of rows and every row of
+the window can serve as a cut, so one pass scores many (cut, query) pairs. A pair's query is a
+row with an observed target; its distance ahead is drawn uniformly in time up to ``horizon``, and
+the cut is the last row at least that far before it (:func:`draw_ahead`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from smr_ts.data.frames import SeriesPanel
+
+__all__ = [
+    "ForecastLayout", "ForecastTensors", "PairSampler", "auto_horizon", "calendar_periods", "fit_layout",
+    "forecast_tensors", "origin_pairs", "query_features", "series_scale", "training_pairs", "training_window",
+    "validation_origin",
+]
+
+_AHEAD_PERIODS = (2.0, 4.0, 8.0, 16.0)  # in time units: a multi-scale basis for how far ahead a query is
+_EPS_REL = 1e-10  # a scale below this fraction of the level is rounding noise, not variation
+_MAX_PAIRS = 512  # scored pairs per window and pass
+_NS_PER_DAY = 86_400e9
+_CANDIDATE_PERIODS = {"day": _NS_PER_DAY, "week": 7 * _NS_PER_DAY, "year": 365.2425 * _NS_PER_DAY}
+
+
+def calendar_periods(kind: str, median_gap: float, median_span: float) -> list[float]:
+    """Calendar periods (raw ns) whose phase becomes an input: datetimes only, and a period only
+    when the data resolve it (median gap at most a quarter of it) and the median series spans
+    at least two of it."""
+    if kind == "numeric":
+        return []
+    return [p for p in _CANDIDATE_PERIODS.values() if median_gap <= p / 4 and median_span >= 2 * p]
+
+
+def _phase_features(time: np.ndarray, periods: list[float]) -> np.ndarray:
+    """(..., 2 * len(periods)) sin and cos of each period's phase."""
+    if not periods:
+        return np.zeros(time.shape + (0,), np.float32)
+    angles = [2 * np.pi * np.mod(time, p) / p for p in periods]
+    return np.stack([f(a) for a in angles for f in (np.sin, np.cos)], -1).astype(np.float32)
+
+
+def _last_observed_index(observed: np.ndarray) -> np.ndarray:
+    """(S, L, F) index of the latest observed row at or before each row (-1 if none)."""
+    steps = np.arange(observed.shape[1])[None, :, None]
+    return np.maximum.accumulate(np.where(observed, steps, -1), axis=1)
+
+
+def series_scale(values: np.ndarray, observed: np.ndarray, fallback: np.ndarray | None = None):
+    """Per series and column: (mean, scale) in float64, and which scales were usable.
+
+    ``scale`` is the mean absolute change between consecutive observations; where that is
+    unusable (fewer than two observations, or no change above ``1e-10 * |mean|``) it is
+    ``fallback`` (per column), or 1 without one. Values may be 1e-12 small or sit on a 1e7 offset:
+    everything is float64 and the threshold is relative.
+    """
+    x = values.astype(np.float64)
+    count = observed.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, np.where(observed, x, 0.0).sum(1) / np.maximum(count, 1), 0.0)
+        last = _last_observed_index(observed)
+        prev = np.concatenate([np.full_like(last[:, :1], -1), last[:, :-1]], axis=1)
+        has_prev = observed & (prev >= 0)
+        x_prev = np.take_along_axis(x, np.maximum(prev, 0), axis=1)
+        change = np.where(has_prev, np.abs(x - x_prev), 0.0).sum(1)
+        n_change = has_prev.sum(1)
+        scale = change / np.maximum(n_change, 1)
+    usable = (n_change > 0) & (scale > _EPS_REL * np.abs(mean)) & np.isfinite(scale)
+    if fallback is None:
+        fallback = np.ones(x.shape[-1])
+    scale = np.where(usable, scale, np.broadcast_to(fallback, scale.shape))
+    return mean, scale, usable
+
+
+def fallback_scale(scale: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Per column: the median usable per-series scale (1 where none is usable)."""
+    out = np.ones(scale.shape[-1])
+    for j in range(scale.shape[-1]):
+        good = scale[usable[:, j], j]
+        if good.size:
+            out[j] = np.median(good)
+    return out
+
+
+@dataclass(frozen=True)
+class ForecastLayout:
+    """What the fitted model fixed about its inputs (JSON-able: saved with the model)."""
+
+    target_index: list  # positions of the targets among the value columns
+    time_unit: float  # raw units per gap unit
+    horizon: float  # raw units: the longest time ahead trained
+    periods: list  # calendar periods (raw ns), see calendar_periods
+    fallback: list  # per value column, the scale of a series without a usable one
+    gap: float  # raw units: the median gap of the training series
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.target_index)
+
+    def n_inputs(self, n_values: int) -> int:
+        return 3 * n_values + 2 * len(self.periods) + 1
+
+    @property
+    def n_query_features(self) -> int:
+        return 2 * len(self.periods) + 2 + 2 * len(_AHEAD_PERIODS) + 2 * self.n_targets
+
+
+@dataclass
+class ForecastTensors:
+    """A panel prepared for forecasting: row inputs for the backbone and what pairs need."""
+
+    inputs: np.ndarray  # (S, L, n_in) float32
+    dt: np.ndarray  # (S, L) float32 gaps in time units
+    mask: np.ndarray  # (S, L) a value was observed in the row
+    valid: np.ndarray  # (S, L) the row exists
+    lengths: np.ndarray  # (S,)
+    time: np.ndarray  # (S, L) float64 raw times, relative to ``origin``
+    origin: float  # raw time subtracted from ``time`` (keeps float64 resolution)
+    target: np.ndarray  # (S, L, T) float64, NaN where not observed
+    anchor: np.ndarray  # (S, L, T) float64 last observed target at or before the row, NaN if none
+    anchor_time: np.ndarray  # (S, L, T) float64 its time, NaN if none
+    mean: np.ndarray  # (S, L, T) float64 target mean of the observations up to each row
+    scale: np.ndarray  # (S, L, T) float64 target scale of the observations up to each row
+
+
+def expanding_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray):
+    """Per row, the statistics of each column over the series' observations up to that row.
+
+    Causal, so a training cut never sees the values after it, and at a series' last row they are
+    the statistics of its whole history. ``mean`` is the running mean (0 before the first
+    observation); ``scale`` the running mean absolute change between consecutive observations,
+    with the fallback scale counted as one prior change (so a series with one or two observations
+    leans on the training series' typical scale) and floored at ``1e-3 * fallback``.
+    All float64, ``(S, L, F)``.
+    """
+    count = np.cumsum(observed, axis=1)
+    total = np.cumsum(np.where(observed, x, 0.0), axis=1)
+    mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    last = _last_observed_index(observed)
+    prev = np.concatenate([np.full_like(last[:, :1], -1), last[:, :-1]], axis=1)
+    has_prev = observed & (prev >= 0)
+    x_prev = np.take_along_axis(x, np.maximum(prev, 0), axis=1)
+    change = np.cumsum(np.where(has_prev, np.abs(x - x_prev), 0.0), axis=1)
+    n_change = np.cumsum(has_prev, axis=1)
+    scale = (change + fallback) / (n_change + 1)
+    scale = np.maximum(scale, np.maximum(1e-3 * fallback, _EPS_REL * np.abs(mean)))
+    return mean, scale, np.where(has_prev, x - x_prev, 0.0)
+
+
+def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: float) -> ForecastTensors:
+    """Prepare a panel whose values are the value columns (float64 preferred), targets among them."""
+    x = panel.values.astype(np.float64)
+    obs = panel.value_observed
+    fallback = np.asarray(layout.fallback, np.float64)
+    mean, scale, change = expanding_statistics(x, obs, fallback)
+    level = np.where(obs, (x - mean) / scale, 0.0)
+    change = change / scale
+    dt = panel.gaps(layout.time_unit, first_gap)
+    origin = float(panel.time[panel.valid].min()) if panel.valid.any() else 0.0
+    time = (panel.time - panel.time.dtype.type(origin)).astype(np.float64)
+    calendar = _phase_features(panel.time.astype(np.float64), layout.periods)
+    inputs = np.concatenate([level, change, obs, calendar, np.log1p(dt)[..., None]], -1).astype(np.float32)
+    inputs *= panel.valid[..., None]
+
+    ti = list(layout.target_index)
+    t_obs, t_last = obs[..., ti], _last_observed_index(obs)[..., ti]
+    target = np.where(t_obs, x[..., ti], np.nan)
+    has_anchor = t_last >= 0
+    anchor = np.where(has_anchor, np.take_along_axis(x[..., ti], np.maximum(t_last, 0), axis=1), np.nan)
+    anchor_time = np.where(has_anchor, np.take_along_axis(np.broadcast_to(time[..., None], t_last.shape),
+                                                           np.maximum(t_last, 0), axis=1), np.nan)
+    return ForecastTensors(
+        inputs=inputs, dt=dt.astype(np.float32), mask=obs.any(-1), valid=panel.valid, lengths=panel.lengths,
+        time=time, origin=origin, target=target, anchor=anchor, anchor_time=anchor_time,
+        mean=mean[..., ti], scale=scale[..., ti],
+    )
+
+
+def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.ndarray, k: np.ndarray,
+                   t_query: np.ndarray) -> np.ndarray:
+    """(P, n_qf) features of queries at relative times ``t_query`` continued from rows ``k`` of ``series``."""
+    ahead = t_query - data.time[series, k]
+    since_anchor = t_query[:, None] - data.anchor_time[series, k]
+    gap_to_mean = (data.mean[series, k] - data.anchor[series, k]) / data.scale[series, k]
+    parts = [
+        _phase_features(t_query + data.origin, layout.periods),
+        np.log1p(np.maximum(ahead, 0) / layout.time_unit)[:, None],
+        (ahead / layout.horizon)[:, None],
+        _phase_features(ahead / layout.time_unit, list(_AHEAD_PERIODS)),
+        np.log1p(np.nan_to_num(np.maximum(since_anchor, 0), nan=0.0) / layout.time_unit),
+        np.nan_to_num(gap_to_mean, nan=0.0),
+    ]
+    return np.concatenate(parts, -1).astype(np.float32)
+
+
+def draw_ahead(layout: ForecastLayout, rng: np.random.Generator, n: int) -> np.ndarray:
+    """How far ahead each training query is: half uniform in time on (0, horizon] (as queries spread
+    over a horizon are), half log-uniform from half a median gap to the horizon (as the next few
+    observations are, whatever the horizon)."""
+    uniform = layout.horizon * (1.0 - rng.random(n))
+    low = min(0.5 * layout.gap, layout.horizon)
+    log_uniform = np.exp(rng.uniform(np.log(low), np.log(layout.horizon), n))
+    return np.where(rng.random(n) < 0.5, uniform, log_uniform)
+
+
+def _pair_targets(data: ForecastTensors, series, k, q):
+    """Scaled targets ``(y_q - anchor_k) / scale`` and their weights (observed, anchored, finite)."""
+    y, anchor, scale = data.target[series, q], data.anchor[series, k], data.scale[series, k]
+    r = (y - anchor) / scale
+    weight = np.isfinite(r)
+    return np.where(weight, r, 0.0).astype(np.float32), weight.astype(np.float32), scale.astype(np.float32)
+
+
+def _collate(data: ForecastTensors, layout: ForecastLayout, segments, pairs, device) -> dict:
+    """Windows (series, start, stop) and their pairs (series-local k, q rows) as one batch."""
+    length = max(stop - start for _, start, stop in segments)
+    n_pairs = max(1, max(len(k) for k, _ in pairs))
+    b = len(segments)
+    n_in, n_qf, n_t = data.inputs.shape[-1], layout.n_query_features, layout.n_targets
+    inputs = np.zeros((b, length, n_in), np.float32)
+    dt = np.zeros((b, length), np.float32)
+    mask = np.zeros((b, length), bool)
+    k_pos = np.zeros((b, n_pairs), np.int64)
+    qf = np.zeros((b, n_pairs, n_qf), np.float32)
+    target = np.zeros((b, n_pairs, n_t), np.float32)
+    weight = np.zeros((b, n_pairs, n_t), np.float32)
+    scale = np.ones((b, n_pairs, n_t), np.float32)
+    for i, ((s, start, stop), (k, q)) in enumerate(zip(segments, pairs)):
+        n = stop - start
+        inputs[i, :n], dt[i, :n], mask[i, :n] = data.inputs[s, start:stop], data.dt[s, start:stop], data.mask[s, start:stop]
+        if len(k):
+            series = np.full(len(k), s)
+            k_pos[i, : len(k)] = k - start
+            qf[i, : len(k)] = query_features(data, layout, series, k, data.time[s, q])
+            target[i, : len(k)], weight[i, : len(k)], scale[i, : len(k)] = _pair_targets(data, series, k, q)
+    as_t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    return {"inputs": as_t(inputs), "dt": as_t(dt), "mask": as_t(mask), "k": as_t(k_pos), "query": as_t(qf),
+            "target": as_t(target), "weight": as_t(weight), "scale": as_t(scale)}
+
+
+class PairSampler:
+    """Training batches of windows, each scored on (cut, query) pairs drawn in time.
+
+    Parameters
+    ----------
+    data : ForecastTensors
+    layout : ForecastLayout
+    window : int
+        Rows per window; longer series are cut into windows at random starts each epoch.
+    batch_size : int
+        Windows per batch. Batches group windows of similar length.
+    device : torch.device
+    query_until : ndarray (S,), optional
+        Relative time after which rows are not scored (the validation part of a single series).
+    min_windows : int
+        Windows per epoch at least (drawn again from long series), so that a few long series
+        still give several optimisation steps per epoch.
+    max_windows : int
+        Windows per epoch at most (a random subset beyond it).
+    """
+
+    def __init__(self, data: ForecastTensors, layout: ForecastLayout, *, window: int, batch_size: int, device,
+                 query_until: np.ndarray | None = None, min_windows: int = 0, max_windows: int = 1024):
+        self.data, self.layout, self.window = data, layout, window
+        self.batch_size, self.device = batch_size, device
+        self.min_windows, self.max_windows = min_windows, max_windows
+        scored = np.isfinite(data.target).any(-1) & data.valid
+        if query_until is not None:
+            scored &= data.time <= query_until[:, None]
+        self.scored = scored
+        self.series = np.flatnonzero(scored.sum(1) > 0)
+        lengths = data.lengths[self.series]
+        self.per_series = np.maximum(1, np.ceil(2 * np.maximum(lengths - window, 0) / window).astype(int) + 1)
+        self.per_series[lengths <= window] = 1
+        total = int(self.per_series.sum())
+        if 0 < total < min_windows:  # draw every series again (other windows, other pairs)
+            self.per_series *= int(np.ceil(min_windows / total))
+        self.n_windows = min(int(self.per_series.sum()), max_windows)
+
+    @property
+    def n_batches(self) -> int:
+        return max(1, -(-self.n_windows // self.batch_size))
+
+    def _windows(self, rng: np.random.Generator):
+        series = np.repeat(self.series, self.per_series)
+        if len(series) > self.max_windows:
+            series = rng.choice(series, self.max_windows, replace=False)
+        lengths = self.data.lengths[series]
+        starts = np.floor(rng.random(len(series)) * np.maximum(lengths - self.window + 1, 1)).astype(np.int64)
+        stops = np.minimum(starts + self.window, lengths)
+        return list(zip(series.tolist(), starts.tolist(), stops.tolist()))
+
+    def _pairs(self, segment, rng: np.random.Generator):
+        s, start, stop = segment
+        rows = np.arange(start + 1, stop)
+        rows = rows[self.scored[s, start + 1 : stop]]
+        if not len(rows):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        q = rng.choice(rows, min(len(rows), _MAX_PAIRS), replace=False)
+        times = self.data.time[s, start:stop]
+        ahead = draw_ahead(self.layout, rng, len(q))
+        # A query closer to the window's start than its draw is forecast from a cut drawn in what
+        # history it has: short series and a long horizon still give every query a cut.
+        room = self.data.time[s, q] - times[0]
+        ahead = np.where(ahead > room, room * (1.0 - rng.random(len(q))), ahead)
+        k = np.searchsorted(times, self.data.time[s, q] - ahead, side="right") - 1 + start
+        keep = (k >= start) & (k < q) & np.isfinite(self.data.anchor[s, np.maximum(k, 0)]).any(-1)
+        return k[keep], q[keep]
+
+    def _batches(self, segments, rng):
+        pairs = [self._pairs(seg, rng) for seg in segments]
+        kept = [i for i, (k, _) in enumerate(pairs) if len(k)]
+        order = sorted(kept, key=lambda i: segments[i][2] - segments[i][1])  # similar lengths together
+        chunks = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return [_collate(self.data, self.layout, [segments[i] for i in c], [pairs[i] for i in c], self.device)
+                for c in chunks]
+
+    def epoch(self, rng: np.random.Generator):
+        """One epoch's batches, in random order."""
+        batches = self._batches(self._windows(rng), rng)
+        for i in rng.permutation(len(batches)):
+            yield batches[i]
+
+    def fixed(self, rng: np.random.Generator) -> list[dict]:
+        """Windows and pairs drawn once: a validation set."""
+        return self._batches(self._windows(rng), rng)
+
+
+def origin_pairs(data: ForecastTensors, layout: ForecastLayout, origin_time: np.ndarray, *, window: int,
+                 batch_size: int, device) -> list[dict]:
+    """Validation batches that forecast each series from its last row at or before ``origin_time``
+    (relative, per series) to its observed rows up to ``horizon`` later: the last part of a series."""
+    segments, pairs = [], []
+    for s in range(len(data.lengths)):
+        times = data.time[s, : data.lengths[s]]
+        k = int(np.searchsorted(times, origin_time[s], side="right")) - 1
+        if k < 0 or not np.isfinite(data.anchor[s, k]).any():
+            continue
+        q = np.flatnonzero((times > times[k]) & (times <= times[k] + layout.horizon)
+                           & np.isfinite(data.target[s, : data.lengths[s]]).any(-1))
+        if not len(q):
+            continue
+        segments.append((s, max(0, k + 1 - window), k + 1))  # the history up to the origin
+        pairs.append((np.full(len(q), k), q))
+    return [_collate(data, layout, segments[i : i + batch_size], pairs[i : i + batch_size], device)
+            for i in range(0, len(segments), batch_size)]
+
+
+def _take(self: ForecastTensors, idx: np.ndarray) -> ForecastTensors:
+    """The series ``idx`` of a prepared panel."""
+    return ForecastTensors(**{
+        name: (value if name == "origin" else value[idx]) for name, value in vars(self).items()
+    })
+
+
+ForecastTensors.take = _take
+
+
+def _median_span(panel: SeriesPanel) -> float:
+    first, last = panel.time[:, 0], panel.time[np.arange(len(panel.ids)), panel.lengths - 1]
+    return float(np.median((last - first).astype(np.float64)))
+
+
+def auto_horizon(panel: SeriesPanel, median_gap: float) -> float:
+    """The default longest time ahead trained (raw units): a quarter of the median series span,
+    at least 8 median gaps."""
+    return max(0.25 * _median_span(panel), 8.0 * median_gap)
+
+
+def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon: float, kind: str,
+               median_gap: float) -> ForecastLayout:
+    """The layout of a forecasting model fitted on ``panel``: its calendar periods, fallback scales."""
+    _, scale, usable = series_scale(panel.values, panel.value_observed)
+    return ForecastLayout(target_index=list(target_index), time_unit=float(time_unit), horizon=float(horizon),
+                          periods=calendar_periods(kind, median_gap, _median_span(panel)),
+                          fallback=fallback_scale(scale, usable).tolist(), gap=float(median_gap))
+
+
+def training_window(layout: ForecastLayout, median_gap: float) -> int:
+    """Rows per training window: three horizons' worth of rows plus some context, in [64, 1024]."""
+    rows = layout.horizon / max(median_gap, 1e-300)
+    return int(np.clip(3 * rows + 32, 64, 1024))
+
+
+def validation_origin(data: ForecastTensors, layout: ForecastLayout, fraction: float) -> np.ndarray:
+    """Per series, the relative time from which its last part validates: one horizon before its end
+    (at most half of its span, at least ``fraction`` of it)."""
+    end = data.time[np.arange(len(data.lengths)), data.lengths - 1]
+    span = end - data.time[:, 0]
+    back = np.clip(layout.horizon, fraction * span, 0.5 * span)
+    return end - back
+
+
+def training_pairs(data: ForecastTensors, layout: ForecastLayout, train_idx, val_idx, val_data=None, *,
+                   validation_fraction: float, window: int, batch_size: int, device, rng: np.random.Generator):
+    """The training sampler and the validation batches of a forecasting fit.
+
+    Validation comes from ``val_data`` when given; else from the series ``val_idx`` (random
+    pairs, drawn once); else, for a single series, from its last part in time (forecast from one
+    origin, :func:`validation_origin`), which training then does not score; else there is none.
+    """
+    sampling = dict(window=window, batch_size=batch_size, device=device)
+    train_kwargs = dict(min_windows=2 * batch_size, **sampling)
+    if val_data is not None:
+        return PairSampler(data, layout, **train_kwargs), PairSampler(val_data, layout, **sampling).fixed(rng)
+    if len(val_idx):
+        return (PairSampler(data.take(train_idx), layout, **train_kwargs),
+                PairSampler(data.take(val_idx), layout, **sampling).fixed(rng))
+    if validation_fraction > 0:
+        split = validation_origin(data, layout, validation_fraction)
+        return (PairSampler(data, layout, query_until=split, **train_kwargs),
+                origin_pairs(data, layout, split, **sampling))
+    return PairSampler(data, layout, **train_kwargs), None
