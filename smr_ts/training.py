@@ -65,8 +65,8 @@ def _optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Opti
     return torch.optim.AdamW(groups)
 
 
-def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip) -> tuple[float, float]:
-    """One pass over ``batches``: (mean training loss, largest gradient norm before clipping)."""
+def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip) -> tuple[float, float, float]:
+    """One pass over ``batches``: (mean training loss, largest gradient norm before clipping, scored targets)."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     total, count, peak = 0.0, 0, None
@@ -81,7 +81,7 @@ def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip) -> tu
         scheduler.step()
         total += loss.item() * weight
         count += weight
-    return total / max(count, 1), (math.nan if peak is None else float(peak))
+    return total / max(count, 1), (math.nan if peak is None else float(peak)), float(count)
 
 
 def train(
@@ -123,10 +123,10 @@ def train(
     try:
         for epoch in range(settings.epochs):
             start = time.perf_counter()
-            train_loss, grad_norm = _train_epoch(
+            train_loss, grad_norm, scored = _train_epoch(
                 model, make_batches(epoch), loss_fn, optimizer, scheduler, settings.grad_clip
             )
-            record = {"epoch": epoch, "train_loss": train_loss, "grad_norm": grad_norm}
+            record = {"epoch": epoch, "train_loss": train_loss, "grad_norm": grad_norm, "scored": scored}
             if evaluate_fn is not None:
                 record.update(evaluate_fn())
             record["seconds"] = time.perf_counter() - start

@@ -44,7 +44,10 @@ __all__ = [
 
 _AHEAD_PERIODS = (2.0, 4.0, 8.0, 16.0)  # in time units: a multi-scale basis for how far ahead a query is
 _EPS_REL = 1e-10  # a scale below this fraction of the level is rounding noise, not variation
-_MAX_PAIRS = 512  # scored pairs per window and pass
+_MAX_PAIRS = 1024  # scored queries per window and pass (the longest window: every observed row)
+_MIN_STEPS = 2  # optimisation steps per epoch at least: windows are drawn again from long series
+_COVERAGE = 8  # windows drawn from a long series per epoch, in multiples of its length
+_CUTS_PER_QUERY = 1  # cuts drawn for each scored query (each a pair); 4 did not help on the real suite
 _NS_PER_DAY = 86_400e9
 _CANDIDATE_PERIODS = {"day": _NS_PER_DAY, "week": 7 * _NS_PER_DAY, "year": 365.2425 * _NS_PER_DAY}
 
@@ -296,7 +299,7 @@ class PairSampler:
         self.scored = scored
         self.series = np.flatnonzero(scored.sum(1) > 0)
         lengths = data.lengths[self.series]
-        self.per_series = np.maximum(1, np.ceil(2 * np.maximum(lengths - window, 0) / window).astype(int) + 1)
+        self.per_series = np.maximum(1, np.ceil(_COVERAGE * np.maximum(lengths - window, 0) / window).astype(int) + 1)
         self.per_series[lengths <= window] = 1
         total = int(self.per_series.sum())
         if 0 < total < min_windows:  # draw every series again (other windows, other pairs)
@@ -322,7 +325,7 @@ class PairSampler:
         rows = rows[self.scored[s, start + 1 : stop]]
         if not len(rows):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        q = rng.choice(rows, min(len(rows), _MAX_PAIRS), replace=False)
+        q = np.repeat(rng.choice(rows, min(len(rows), _MAX_PAIRS), replace=False), _CUTS_PER_QUERY)
         times = self.data.time[s, start:stop]
         ahead = draw_ahead(self.layout, rng, len(q))
         # A query closer to the window's start than its draw is forecast from a cut drawn in what
@@ -426,7 +429,7 @@ def training_pairs(data: ForecastTensors, layout: ForecastLayout, train_idx, val
     origin, :func:`validation_origin`), which training then does not score; else there is none.
     """
     sampling = dict(window=window, batch_size=batch_size, device=device)
-    train_kwargs = dict(min_windows=2 * batch_size, **sampling)
+    train_kwargs = dict(min_windows=_MIN_STEPS * batch_size, **sampling)
     if val_data is not None:
         return PairSampler(data, layout, **train_kwargs), PairSampler(val_data, layout, **sampling).fixed(rng)
     if len(val_idx):
