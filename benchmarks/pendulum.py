@@ -165,6 +165,7 @@ def train_runs(args, pending, results_path):
         backbone, smr = CONFIGS[config]
         model = pendulum_forecaster(backbone, smr=smr, epochs=args.epochs, random_state=seed, device=args.device,
                                     grad_clip=args.grad_clip, verbose=int(args.progress),
+                                    n_threads=args.threads or "auto",
                                     **({} if args.lr is None else {"lr": args.lr}))
         t0 = time.perf_counter()
         model.fit(X_train, y_train, validation_data=(X_valid, y_valid))

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from smr_ts.backbones import BACKBONES
 from smr_ts.datasets import make_pendulum
@@ -50,7 +49,8 @@ def parse_args(argv):
                         help="learning rate of the non-SSM parameters (the recipe's is 0.012)")
     parser.add_argument("--grad-clip", type=float, default=None, help="clip gradients to this norm (the recipe does not)")
     parser.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for training (default: the estimator's n_threads='auto', one)")
     parser.add_argument("--plot", default="runs/pendulum_predictions.png",
                         help="where to save the prediction plot ('' to skip)")
     parser.add_argument("--verbose", type=int, default=1)
@@ -59,8 +59,6 @@ def parse_args(argv):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     sizes = dict(FULL if args.full else QUICK)
     for name in ("epochs", "n_train", "n_valid", "n_test"):
         if getattr(args, name) is not None:
@@ -79,6 +77,8 @@ def main(argv=None) -> dict:
     results, model = [], None
     for seed in args.seeds:
         departures = {k: v for k, v in (("lr", args.lr), ("grad_clip", args.grad_clip)) if v is not None}
+        if args.threads:
+            departures["n_threads"] = args.threads
         model = pendulum_forecaster(args.backbone, smr=args.smr, epochs=epochs, random_state=seed,
                                     device=args.device, verbose=args.verbose, **departures)
         t0 = time.perf_counter()

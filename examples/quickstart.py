@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from smr_ts import SMRForecaster
 from smr_ts.datasets import make_oscillators
@@ -34,8 +33,6 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args(argv)
-    # A model this small runs fastest on one thread; more threads only wait on each other.
-    torch.set_num_threads(1)
 
     # 32 series, 60 observations each at ~2 per hour (exponential gaps), and the next 5 of each.
     history, future = make_oscillators(
