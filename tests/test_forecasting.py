@@ -44,7 +44,7 @@ def last_values(history, future):
 def test_a_random_walk_is_forecast_near_its_last_value_not_the_global_mean():
     walk = poisson_frame(lambda t, rng, i: 20.0 * rng.normal() + np.cumsum(rng.normal(size=len(t))))
     history, future = split_last(walk, 3)
-    model = SMRForecaster(**FAST).fit(history)
+    model = SMRForecaster(**FAST, horizon=20.0).fit(history)
     pred = model.forecast(times=future[["unique_id", "ds"]])["y"].to_numpy()
     last = last_values(history, future)
     truth = future["y"].to_numpy()
