@@ -5,7 +5,6 @@ commit message: restructuring code must not move a single bit.
 """
 
 import numpy as np
-import pytest
 
 from golden import GOLDEN, golden_predictions
 
