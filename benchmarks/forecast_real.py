@@ -42,6 +42,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
 from _machine import cpu_model  # noqa: E402
+from _records import upsert_record  # noqa: E402
 import real_data  # noqa: E402
 import real_models  # noqa: E402
 
@@ -200,13 +201,8 @@ def record_key(r: dict) -> tuple:
 
 
 def save_record(path: Path, record: dict) -> None:
-    """Add a record to the JSON file, replacing one with the same key; re-read first."""
-    records = json.loads(path.read_text()) if path.exists() else []
-    records = [r for r in records if record_key(r) != record_key(record)] + [record]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(records, indent=1))
-    tmp.replace(path)
+    """Add a record to the JSON file, replacing one with the same key."""
+    upsert_record(path, record, record_key)
 
 
 def budget_for(name: str, dataset: str, args) -> dict:

@@ -43,6 +43,7 @@ from smr_ts.datasets import make_pendulum
 from smr_ts.recipes import PENDULUM_PUBLISHED, pendulum_forecaster, pendulum_mse
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
 from _machine import cpu_model  # noqa: E402
+from _records import upsert_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every registered backbone, and "+smr" for those that take SMR: s5, s5+smr, s6, s6+smr, gru_dt, ode_rnn.
@@ -111,12 +112,7 @@ def group_label(group: tuple) -> str:
 def save_run(path: Path, record: dict) -> None:
     """Add a finished run to the JSON file (replacing an earlier record of the same config, seed
     and departures), re-reading it first since several processes may share it; print its headline."""
-    runs = json.loads(path.read_text()) if path.exists() else []
-    runs = [r for r in runs if run_key(r) != run_key(record)] + [record]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(runs, indent=1))
-    tmp.replace(path)
+    upsert_record(path, record, run_key)
     print(f"{record['config']} seed {record['seed']}: test MSE {record['test_mse'] * 1e3:.2f}e-3, "
           f"{record['seconds_per_epoch']:.1f} s/epoch", flush=True)
 

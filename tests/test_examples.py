@@ -1,18 +1,15 @@
 """The examples run end to end (with few epochs) and print what they promise."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
+from _scripts import load_script
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLES / f"{name}.py", f"example_{name}")
 
 
 def test_quickstart(capsys):

