@@ -17,7 +17,6 @@ from torch import nn
 
 from smr_ts.backbones import BACKBONES
 from smr_ts.data.forecast import query_features
-from smr_ts.ssm.params import is_ssm_parameter
 
 __all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "gaussian_nll", "masked_mae", "masked_mse", "predict_panel",
            "predict_queries"]
@@ -117,18 +116,6 @@ class SequenceModel(nn.Module):
         std = torch.sqrt(F.softplus(self.var_head(h)) + _VARIANCE_FLOOR)
         return mean, std
 
-    def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        """(other parameters, SSM parameters) for the optimiser's two groups.
-
-        The SSM group holds the parameters the layers tagged (S5 App. F.3: Lambda, B, the
-        step and the backbone's norms; Mamba: A_log and D); it trains at the lower rate,
-        without weight decay.
-        """
-        ssm, other = [], []
-        for param in self.parameters():
-            (ssm if is_ssm_parameter(param) else other).append(param)
-        return other, ssm
-
 
 def gaussian_nll(mean, std, target, weight):
     """Per-element Gaussian negative log-likelihood, averaged over observed targets."""
@@ -218,12 +205,6 @@ class ForecastNetwork(nn.Module):
         h = self.encode(batch["inputs"], batch["dt"], batch["mask"])
         h_cut = torch.gather(h, 1, batch["k"].unsqueeze(-1).expand(-1, -1, h.shape[-1]))
         return self.decode(h_cut, batch["query"])
-
-    def parameter_groups(self):
-        ssm, other = [], []
-        for param in self.parameters():
-            (ssm if is_ssm_parameter(param) else other).append(param)
-        return other, ssm
 
 
 @torch.no_grad()

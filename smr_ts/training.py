@@ -20,6 +20,7 @@ from torch import nn
 
 from smr_ts.callbacks import Callback, TrainingState
 from smr_ts.model import gaussian_nll, masked_mae, masked_mse
+from smr_ts.ssm.params import parameter_groups
 
 __all__ = ["TrainingSettings", "TrainingResult", "batch_loss", "evaluate", "forecast_evaluate", "forecast_loss", "train",
            "warmup_cosine"]
@@ -56,7 +57,7 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
 
 
 def _optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Optimizer:
-    other, ssm = model.parameter_groups()
+    other, ssm = parameter_groups(model)
     groups = [{"params": other, "lr": settings.lr, "weight_decay": settings.weight_decay}]
     if ssm:
         # The SSM's own parameters: lower rate, no weight decay (S5 App. F.3; Mamba's A_log and D).

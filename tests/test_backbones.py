@@ -13,7 +13,7 @@ from smr_ts import SMRForecaster
 from smr_ts.backbones import BACKBONES, smr_backbones
 from smr_ts.baselines import GRUDelta, ODERNN
 from smr_ts.datasets import make_oscillators, make_pendulum
-from smr_ts.ssm.params import is_ssm_parameter
+from smr_ts.ssm.params import is_ssm_parameter, parameter_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def test_the_ssm_group_holds_the_tagged_parameters(name, expected):
     tagged = {n.split(".")[-1] if ".ssm." in n else ".".join(n.split(".")[-2:])
               for n, p in network.named_parameters() if is_ssm_parameter(p)}
     assert tagged == expected
-    other, ssm = network.parameter_groups()
+    other, ssm = parameter_groups(network)
     assert len(other) + len(ssm) == len(list(network.parameters()))
     assert all(n.startswith("backbone.") for n, p in network.named_parameters() if is_ssm_parameter(p))
 

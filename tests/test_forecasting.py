@@ -6,6 +6,7 @@ forecast sees, queries do not change each other, and a horizon past training war
 """
 
 import copy
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -131,7 +132,8 @@ def test_forecasting_past_the_trained_horizon_warns_naming_it():
     assert model.horizon_ == 3.0
     last = frame.groupby("unique_id")["ds"].max()
     near = pd.DataFrame({"unique_id": last.index, "ds": last.to_numpy() + 2.0})
-    with warnings_as_errors():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         model.forecast(times=near)  # within the horizon: silent
     far = near.assign(ds=last.to_numpy() + 10.0)
     with pytest.warns(UserWarning, match="horizon=3.0"):
@@ -143,18 +145,6 @@ def test_the_auto_horizon_is_a_quarter_of_the_median_span():
     model = SMRForecaster(**{**FAST, "epochs": 1}).fit(frame)
     spans = frame.groupby("unique_id")["ds"].agg(lambda t: t.max() - t.min())
     assert model.horizon_ == pytest.approx(max(0.25 * spans.median(), 8 * model.layout_.gap))
-
-
-class warnings_as_errors:
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("error")
-
-    def __exit__(self, *exc):
-        self._ctx.__exit__(*exc)
 
 
 def test_require_gain_keeps_the_initial_weights_unless_the_gain_is_clear():

@@ -38,7 +38,7 @@ from smr_ts.data.frames import SeriesPanel
 
 __all__ = [
     "ForecastLayout", "ForecastTensors", "PairSampler", "auto_horizon", "calendar_periods", "fit_layout",
-    "forecast_tensors", "origin_pairs", "query_features", "series_scale", "training_pairs", "training_window",
+    "forecast_tensors", "origin_pairs", "query_features", "training_pairs", "training_window",
     "validation_origin",
 ]
 
@@ -47,7 +47,6 @@ _EPS_REL = 1e-10  # a scale below this fraction of the level is rounding noise, 
 _MAX_PAIRS = 1024  # scored queries per window and pass (the longest window: every observed row)
 _MIN_STEPS = 2  # optimisation steps per epoch at least: windows are drawn again from long series
 _COVERAGE = 8  # windows drawn from a long series per epoch, in multiples of its length
-_CUTS_PER_QUERY = 1  # cuts drawn for each scored query (each a pair); 4 did not help on the real suite
 _NS_PER_DAY = 86_400e9
 _CANDIDATE_PERIODS = {"day": _NS_PER_DAY, "week": 7 * _NS_PER_DAY, "year": 365.2425 * _NS_PER_DAY}
 
@@ -75,39 +74,34 @@ def _last_observed_index(observed: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(observed, steps, -1), axis=1)
 
 
-def series_scale(values: np.ndarray, observed: np.ndarray, fallback: np.ndarray | None = None):
-    """Per series and column: (mean, scale) in float64, and which scales were usable.
+def _changes(x: np.ndarray, observed: np.ndarray):
+    """(S, L, F): the latest observed row at or before each row (-1 if none), whether the row is
+    an observation with an earlier one, and its change since that earlier one (0 otherwise)."""
+    last = _last_observed_index(observed)
+    prev = np.concatenate([np.full_like(last[:, :1], -1), last[:, :-1]], axis=1)
+    has_prev = observed & (prev >= 0)
+    x_prev = np.take_along_axis(x, np.maximum(prev, 0), axis=1)
+    return last, has_prev, np.where(has_prev, x - x_prev, 0.0)
 
-    ``scale`` is the mean absolute change between consecutive observations; where that is
-    unusable (fewer than two observations, or no change above ``1e-10 * |mean|``) it is
-    ``fallback`` (per column), or 1 without one. Values may be 1e-12 small or sit on a 1e7 offset:
-    everything is float64 and the threshold is relative.
+
+def fallback_scales(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Per column: the median over series of their scale (1 where no series has a usable one).
+
+    A series' scale is the mean absolute change between its consecutive observations, usable
+    with at least one change above ``1e-10 * |mean|``: float64 and a relative threshold, so data
+    1e-12 small or on a 1e7 offset are measured alike.
     """
     x = values.astype(np.float64)
     count = observed.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, np.where(observed, x, 0.0).sum(1) / np.maximum(count, 1), 0.0)
-        last = _last_observed_index(observed)
-        prev = np.concatenate([np.full_like(last[:, :1], -1), last[:, :-1]], axis=1)
-        has_prev = observed & (prev >= 0)
-        x_prev = np.take_along_axis(x, np.maximum(prev, 0), axis=1)
-        change = np.where(has_prev, np.abs(x - x_prev), 0.0).sum(1)
-        n_change = has_prev.sum(1)
-        scale = change / np.maximum(n_change, 1)
+    mean = np.where(observed, x, 0.0).sum(1) / np.maximum(count, 1)
+    _, has_prev, change = _changes(x, observed)
+    n_change = has_prev.sum(1)
+    scale = np.abs(change).sum(1) / np.maximum(n_change, 1)
     usable = (n_change > 0) & (scale > _EPS_REL * np.abs(mean)) & np.isfinite(scale)
-    if fallback is None:
-        fallback = np.ones(x.shape[-1])
-    scale = np.where(usable, scale, np.broadcast_to(fallback, scale.shape))
-    return mean, scale, usable
-
-
-def fallback_scale(scale: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    """Per column: the median usable per-series scale (1 where none is usable)."""
-    out = np.ones(scale.shape[-1])
-    for j in range(scale.shape[-1]):
-        good = scale[usable[:, j], j]
-        if good.size:
-            out[j] = np.median(good)
+    out = np.ones(x.shape[-1])
+    for j in range(x.shape[-1]):
+        if usable[:, j].any():
+            out[j] = np.median(scale[usable[:, j], j])
     return out
 
 
@@ -151,6 +145,10 @@ class ForecastTensors:
     mean: np.ndarray  # (S, L, T) float64 target mean of the observations up to each row
     scale: np.ndarray  # (S, L, T) float64 target scale of the observations up to each row
 
+    def take(self, idx: np.ndarray) -> "ForecastTensors":
+        """The series ``idx``."""
+        return ForecastTensors(**{name: value if name == "origin" else value[idx] for name, value in vars(self).items()})
+
 
 def expanding_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray):
     """Per row, the statistics of each column over the series' observations up to that row.
@@ -159,21 +157,17 @@ def expanding_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarr
     the statistics of its whole history. ``mean`` is the running mean (0 before the first
     observation); ``scale`` the running mean absolute change between consecutive observations,
     with the fallback scale counted as one prior change (so a series with one or two observations
-    leans on the training series' typical scale) and floored at ``1e-3 * fallback``.
-    All float64, ``(S, L, F)``.
+    leans on the training series' typical scale) and floored at ``1e-3 * fallback``. Also returns
+    each observation's change since the previous one and the latest observed row (see
+    :func:`_changes`). All float64, ``(S, L, F)``.
     """
     count = np.cumsum(observed, axis=1)
     total = np.cumsum(np.where(observed, x, 0.0), axis=1)
     mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    last = _last_observed_index(observed)
-    prev = np.concatenate([np.full_like(last[:, :1], -1), last[:, :-1]], axis=1)
-    has_prev = observed & (prev >= 0)
-    x_prev = np.take_along_axis(x, np.maximum(prev, 0), axis=1)
-    change = np.cumsum(np.where(has_prev, np.abs(x - x_prev), 0.0), axis=1)
-    n_change = np.cumsum(has_prev, axis=1)
-    scale = (change + fallback) / (n_change + 1)
+    last, has_prev, change = _changes(x, observed)
+    scale = (np.cumsum(np.abs(change), axis=1) + fallback) / (np.cumsum(has_prev, axis=1) + 1)
     scale = np.maximum(scale, np.maximum(1e-3 * fallback, _EPS_REL * np.abs(mean)))
-    return mean, scale, np.where(has_prev, x - x_prev, 0.0)
+    return mean, scale, change, last
 
 
 def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: float) -> ForecastTensors:
@@ -181,7 +175,7 @@ def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: floa
     x = panel.values.astype(np.float64)
     obs = panel.value_observed
     fallback = np.asarray(layout.fallback, np.float64)
-    mean, scale, change = expanding_statistics(x, obs, fallback)
+    mean, scale, change, last = expanding_statistics(x, obs, fallback)
     level = np.where(obs, (x - mean) / scale, 0.0)
     change = change / scale
     dt = panel.gaps(layout.time_unit, first_gap)
@@ -192,7 +186,7 @@ def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: floa
     inputs *= panel.valid[..., None]
 
     ti = list(layout.target_index)
-    t_obs, t_last = obs[..., ti], _last_observed_index(obs)[..., ti]
+    t_obs, t_last = obs[..., ti], last[..., ti]
     target = np.where(t_obs, x[..., ti], np.nan)
     has_anchor = t_last >= 0
     anchor = np.where(has_anchor, np.take_along_axis(x[..., ti], np.maximum(t_last, 0), axis=1), np.nan)
@@ -299,8 +293,7 @@ class PairSampler:
         self.scored = scored
         self.series = np.flatnonzero(scored.sum(1) > 0)
         lengths = data.lengths[self.series]
-        self.per_series = np.maximum(1, np.ceil(_COVERAGE * np.maximum(lengths - window, 0) / window).astype(int) + 1)
-        self.per_series[lengths <= window] = 1
+        self.per_series = np.ceil(_COVERAGE * np.maximum(lengths - window, 0) / window).astype(int) + 1
         total = int(self.per_series.sum())
         if 0 < total < min_windows:  # draw every series again (other windows, other pairs)
             self.per_series *= int(np.ceil(min_windows / total))
@@ -325,7 +318,7 @@ class PairSampler:
         rows = rows[self.scored[s, start + 1 : stop]]
         if not len(rows):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        q = np.repeat(rng.choice(rows, min(len(rows), _MAX_PAIRS), replace=False), _CUTS_PER_QUERY)
+        q = rng.choice(rows, min(len(rows), _MAX_PAIRS), replace=False)
         times = self.data.time[s, start:stop]
         ahead = draw_ahead(self.layout, rng, len(q))
         # A query closer to the window's start than its draw is forecast from a cut drawn in what
@@ -375,16 +368,6 @@ def origin_pairs(data: ForecastTensors, layout: ForecastLayout, origin_time: np.
             for i in range(0, len(segments), batch_size)]
 
 
-def _take(self: ForecastTensors, idx: np.ndarray) -> ForecastTensors:
-    """The series ``idx`` of a prepared panel."""
-    return ForecastTensors(**{
-        name: (value if name == "origin" else value[idx]) for name, value in vars(self).items()
-    })
-
-
-ForecastTensors.take = _take
-
-
 def _median_span(panel: SeriesPanel) -> float:
     first, last = panel.time[:, 0], panel.time[np.arange(len(panel.ids)), panel.lengths - 1]
     return float(np.median((last - first).astype(np.float64)))
@@ -399,10 +382,9 @@ def auto_horizon(panel: SeriesPanel, median_gap: float) -> float:
 def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon: float, kind: str,
                median_gap: float) -> ForecastLayout:
     """The layout of a forecasting model fitted on ``panel``: its calendar periods, fallback scales."""
-    _, scale, usable = series_scale(panel.values, panel.value_observed)
     return ForecastLayout(target_index=list(target_index), time_unit=float(time_unit), horizon=float(horizon),
                           periods=calendar_periods(kind, median_gap, _median_span(panel)),
-                          fallback=fallback_scale(scale, usable).tolist(), gap=float(median_gap))
+                          fallback=fallback_scales(panel.values, panel.value_observed).tolist(), gap=float(median_gap))
 
 
 def training_window(layout: ForecastLayout, median_gap: float) -> int:

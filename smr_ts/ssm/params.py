@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["is_ssm_parameter", "tag_ssm_parameters"]
+__all__ = ["is_ssm_parameter", "parameter_groups", "tag_ssm_parameters"]
 
 _TAG = "_ssm_group"
 
@@ -21,3 +21,15 @@ def tag_ssm_parameters(*params: nn.Parameter) -> None:
 
 def is_ssm_parameter(p: nn.Parameter) -> bool:
     return getattr(p, _TAG, False)
+
+
+def parameter_groups(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(other parameters, SSM parameters) of a network, for the optimiser's two groups.
+
+    The SSM group holds the parameters the layers tagged (S5 App. F.3: Lambda, B, the step and
+    the backbone's norms; Mamba: A_log and D); it trains at the lower rate, without weight decay.
+    """
+    ssm, other = [], []
+    for param in module.parameters():
+        (ssm if is_ssm_parameter(param) else other).append(param)
+    return other, ssm
