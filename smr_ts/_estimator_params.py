@@ -18,7 +18,7 @@ from smr_ts.backbones import BACKBONES, smr_backbones
 from smr_ts.callbacks import EarlyStopping
 from smr_ts.model import ENCODERS
 
-__all__ = ["PARAMETER_CONSTRAINTS", "check_estimator_params"]
+__all__ = ["PARAMETER_CONSTRAINTS", "check_estimator_params", "resolved_loss"]
 
 _NON_NEGATIVE = Interval(Real, 0, None, closed="left")
 
@@ -92,3 +92,9 @@ def check_estimator_params(est) -> None:
     if est.patience is not None and any(isinstance(cb, EarlyStopping) for cb in est.callbacks or ()):
         raise invalid(name, f"The 'patience' parameter of {name} is shorthand for an EarlyStopping callback; "
                             "callbacks already holds one, so leave patience=None.")
+
+
+def resolved_loss(loss: str, mode: str) -> str:
+    """The loss a fit trains with: "auto" is "mae" when forecasting (the error forecasts are judged by)
+    and "mse" in regression. Kept as ``loss_``: prediction follows it, whatever ``set_params`` did since."""
+    return ("mae" if mode == "forecast" else "mse") if loss == "auto" else loss

@@ -16,7 +16,6 @@ over its gap without input, which for S5 with ZOH is the exact continuous-time p
 from __future__ import annotations
 
 from functools import partial
-from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -26,14 +25,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from smr_ts import persistence
-from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params
+from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss
 from smr_ts._runtime import resolve_device, uses_threads
+from smr_ts._validation import check_params, positive_int
 from smr_ts.callbacks import training_callbacks
 from smr_ts.data.frames import (
     SeriesPanel, TimeInfo, align_columns, as_target_frame, check_time_kind, features_and_targets, median_gap,
-    numeric_values, parse_time_unit, split_frame, to_panel,
+    numeric_values, parse_time_unit, refuse_array, split_frame, to_panel,
 )
-from smr_ts.data.queries import check_anchored, check_query_times, history_rows, horizon_queries, warn_past_horizon
+from smr_ts.data.queries import check_anchored, history_rows, horizon_queries, read_queries, warn_past_horizon
 from smr_ts.data.forecast import auto_horizon, fit_layout, forecast_tensors, training_pairs, training_window
 from smr_ts.data.scaling import column_moments, identity_moments
 from smr_ts.data.windows import FIRST_GAP, Scaling, WindowSampler, panel_tensors
@@ -143,6 +143,10 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     time_unit_ : float
         The time unit in raw units of the time column (nanoseconds for datetimes).
     mode_ : {"regression", "forecast"}
+    loss_ : {"mse", "mae", "gaussian"}
+        The loss trained with (``loss`` with "auto" resolved); prediction follows it.
+    fitted_params_ : dict
+        ``get_params()`` at fit (less ``callbacks``): what the network was built with.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Columns of X at fit (only for DataFrames).
@@ -171,10 +175,9 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         target_cols=None, time_unit="auto", horizon="auto", device="auto", random_state=None, n_threads="auto",
         verbose=0,
     ):
-        params = dict(locals())
-        del params["self"]
-        for name, value in params.items():
-            setattr(self, name, value)
+        for name, value in dict(locals()).items():  # sklearn: __init__ only stores
+            if name != "self":
+                setattr(self, name, value)
 
     # ------------------------------------------------------------------ sklearn plumbing
     def __sklearn_tags__(self):
@@ -195,6 +198,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
                 self.n_features_in_ = X.shape[1]
             return split_frame(X, self.id_col, self.time_col, what=what)
         # A plain 2-D array: one series observed at unit gaps (so generic sklearn tooling works).
+        if not fitting and hasattr(self, "feature_names_in_"):
+            refuse_array(X, self.feature_names_in_, what)
         array = validate_data(self, X, reset=fitting, ensure_all_finite="allow-nan", dtype=np.float32)
         if fitting and hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
@@ -234,6 +239,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         device = resolve_device(self.device)
         self.mode_ = "regression" if y is not None else "forecast"
         forecasting = self.mode_ == "forecast"
+        self.loss_, self.fitted_params_ = resolved_loss(self.loss, self.mode_), persistence.fitted_params(self)
         ids, times, info, values = self._read_rows(X, fitting=True)
         self.time_info_ = info
         features, targets, self.value_columns_, self.target_names_, self.y_ndim_ = features_and_targets(
@@ -289,9 +295,9 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             {k: v[val_idx] for k, v in tensors.items()} if len(val_idx) else None)
         sampling = dict(batch_size=self.batch_size, device=device)
         val_batches = WindowSampler(val_set, **sampling).fixed() if val_set else None
-        loss = partial(batch_loss, kind="mse" if self.loss == "auto" else self.loss)
+        loss = partial(batch_loss, kind=self.loss_)
         return (WindowSampler(train_set, **sampling), val_batches, loss,
-                partial(evaluate, target_scale=self.target_scale_, gaussian=self.loss == "gaussian"))
+                partial(evaluate, target_scale=self.target_scale_, gaussian=self.loss_ == "gaussian"))
 
     def _forecast_data(self, panel, features, targets, validation_data, seed, device):
         self.history_panel_ = panel  # forecasts continue every training series from its last row
@@ -311,7 +317,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             data, self.layout_, train_idx, val_idx, val_data, validation_fraction=self.validation_fraction,
             window=training_window(self.layout_, gap), batch_size=self.batch_size, device=device,
             rng=np.random.default_rng(seed + 2))
-        loss = partial(forecast_loss, kind="mae" if self.loss == "auto" else self.loss)
+        loss = partial(forecast_loss, kind=self.loss_)
         return sampler, val_batches, loss, forecast_evaluate
 
     def _scaling(self) -> Scaling:
@@ -332,11 +338,11 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         if self.mode_ == "forecast":
             return ForecastNetwork(self.layout_.n_inputs(n_features), self.layout_.n_query_features, self.n_targets_,
                                    self.d_model, self.n_layers, self.backbone, self.get_params(deep=False),
-                                   gaussian=self.loss == "gaussian", dropout=self.dropout)
+                                   gaussian=self.loss_ == "gaussian", dropout=self.dropout)
         return SequenceModel(
             n_features=n_features, n_outputs=self.n_targets_, d_model=self.d_model, n_layers=self.n_layers,
             backbone=self.backbone, encoder=self.encoder, image_shape=self.image_shape,
-            encoder_hidden=self.encoder_hidden, gaussian=self.loss == "gaussian", dropout=self.dropout,
+            encoder_hidden=self.encoder_hidden, gaussian=self.loss_ == "gaussian", dropout=self.dropout,
             backbone_settings=self.get_params(deep=False),
         )
 
@@ -350,8 +356,9 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
 
     def _check_std(self, return_std: bool):
         check_is_fitted(self, "model_")
-        if return_std and self.loss != "gaussian":
-            raise ValueError("return_std=True needs a model fitted with loss='gaussian'")
+        if return_std and self.loss_ != "gaussian":
+            raise ValueError(f"return_std=True needs a model fitted with loss='gaussian'; this one was fitted with "
+                             f"loss={self.loss_!r}: refit with loss='gaussian'")
 
     @uses_threads
     def predict(self, X, return_std: bool = False):
@@ -377,12 +384,11 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         if self.mode_ == "forecast":
             if not isinstance(X, pd.DataFrame):
                 raise TypeError("in forecast mode, predict takes a DataFrame of (id, time) rows; see also forecast()")
-            result = self.forecast(times=X, return_std=return_std)
+            result = self._forecast(None, X, None, return_std, what="X")
             mean = result[self.target_names_].set_axis(X.index)
             if return_std:
-                std = result[[f"{c}_std" for c in self.target_names_]].set_axis(X.index)
-                std.columns = self.target_names_
-                return mean, std
+                return mean, result[[f"{c}_std" for c in self.target_names_]].set_axis(X.index).set_axis(
+                    self.target_names_, axis=1)
             return mean
         ids, times, features = self._read_known(X, "X")
         panel = to_panel(ids, times, features, id_col=self.id_col, time_col=self.time_col, info=self.time_info_)
@@ -436,6 +442,9 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             Columns ``id_col``, ``time_col`` and one per target (plus ``_std`` columns),
             sorted by series and time (for ``times``: in the order of ``times``'s rows).
         """
+        return self._forecast(h, times, context, return_std, what="times")
+
+    def _forecast(self, h, times, context, return_std: bool, what: str) -> pd.DataFrame:
         self._check_std(return_std)
         if self.mode_ != "forecast":
             raise ValueError("forecast() needs a model fitted without y (forecasting mode)")
@@ -443,21 +452,16 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             raise ValueError("give exactly one of h and times")
         ids, hist_times, values = self._history(context)
         if h is not None:
-            if isinstance(h, bool) or not isinstance(h, Integral) or h < 1:
-                raise ValueError(f"h must be an int >= 1, got {h!r}")
+            check_params({"h": [positive_int()]}, {"h": h}, "forecast")
             order = np.lexsort((hist_times, pd.factorize(ids, sort=True)[0]))
             q_ids, q_times = horizon_queries(ids[order], hist_times[order], h, self.time_unit_, self.time_info_)
         else:
-            if not isinstance(times, pd.DataFrame):
-                raise TypeError(f"times must be a DataFrame with columns {self.id_col!r} and {self.time_col!r}")
-            q_ids, q_times, info, _ = split_frame(times, self.id_col, self.time_col, what="times")
-            check_time_kind(info, self.time_info_, self.time_col, "times")
-            check_query_times(q_ids, q_times, ids, hist_times, self.id_col, self.time_col)
+            q_ids, q_times = read_queries(times, self.time_info_, ids, hist_times, self.id_col, self.time_col, what)
         panel = to_panel(ids, hist_times, values, what="context", id_col=self.id_col, time_col=self.time_col,
                          info=self.time_info_)
         data = forecast_tensors(panel, self.layout_, FIRST_GAP)
         series = pd.Index(panel.ids).get_indexer(q_ids)
-        check_anchored(data, series, q_ids, self.id_col, self.target_names_)
+        check_anchored(data, series, q_ids, self.id_col, self.target_names_, what)
         warn_past_horizon(np.asarray(q_times, np.float64) - panel.time[series, panel.lengths[series] - 1],
                           self.horizon_, self.horizon, self.time_info_)
         mean, std = predict_queries(self.model_, data, self.layout_, series,
@@ -475,13 +479,9 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         if context is None:
             return ids, times, values
         c_ids, c_times, c_values = self._read_known(context, "context", values.dtype)
-        ids = np.concatenate([ids, c_ids])
-        times = np.concatenate([times, c_times.astype(times.dtype)])
-        values = np.concatenate([values, c_values])
-        # Duplicate (id, time) between history and context is an error, as within a frame.
-        to_panel(ids, times, values[:, :1], what="context", id_col=self.id_col, time_col=self.time_col,
-                 info=self.time_info_)
-        return ids, times, values
+        # A duplicate (id, time) between history and context is an error (to_panel, in _forecast).
+        return (np.concatenate([ids, c_ids]), np.concatenate([times, c_times.astype(times.dtype)]),
+                np.concatenate([values, c_values]))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:

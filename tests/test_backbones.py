@@ -35,7 +35,7 @@ def test_every_backbone_fits_and_forecasts(name):
 ])
 def test_the_ssm_group_holds_the_tagged_parameters(name, expected):
     model = SMRForecaster(backbone=name, d_model=8, state_size=8, n_layers=2)
-    model.n_targets_, model.mode_, model.value_columns_ = 1, "regression", ["a", "b", "c"]
+    model.n_targets_, model.mode_, model.value_columns_, model.loss_ = 1, "regression", ["a", "b", "c"], "mse"
     network = model._build_model()
     tagged = {n.split(".")[-1] if ".ssm." in n else ".".join(n.split(".")[-2:])
               for n, p in network.named_parameters() if is_ssm_parameter(p)}

@@ -425,5 +425,5 @@ def test_datetimes_keep_nanosecond_resolution():
 
 def test_dropout_reaches_the_baselines():
     model = SMRForecaster(**{**SMALL, "backbone": "gru_dt", "dropout": 0.3})
-    model.n_targets_, model.mode_, model.value_columns_ = 1, "regression", ["a", "b", "c"]
+    model.n_targets_, model.mode_, model.value_columns_, model.loss_ = 1, "regression", ["a", "b", "c"], "mse"
     assert model._build_model().backbone.dropout.p == 0.3

@@ -32,6 +32,7 @@ __all__ = [
     "check_time_kind",
     "features_and_targets",
     "numeric_values",
+    "refuse_array",
 ]
 
 
@@ -129,6 +130,15 @@ def split_frame(X, id_col: str, time_col: str, *, what: str = "X"):
     return np.asarray(ids), times, info, values
 
 
+def refuse_array(X, feature_names, what: str = "X") -> None:
+    """A model fitted on a frame reads frames only: an array has no id or time, and its columns would be
+    read as values at unit gaps, a confident answer to a different question."""
+    shape = getattr(X, "shape", None)
+    raise TypeError(f"{what} is a {type(X).__name__}{'' if shape is None else f' of shape {shape}'}, but the model was "
+                    f"fitted on a DataFrame with columns {[str(c) for c in feature_names][:10]}: pass a DataFrame "
+                    "with those columns (or index levels), e.g. pd.DataFrame(array, columns=...)")
+
+
 def _column_or_level(X: pd.DataFrame, name: str, what: str, param: str) -> np.ndarray:
     if name in X.columns:
         return X[name].to_numpy()
@@ -160,7 +170,25 @@ def _parse_times(raw, time_col: str, what: str):
         return _parse_times(series, time_col, what)
     if series.isna().any():
         raise ValueError(f"{what}: time column {time_col!r} has missing times (NaT)")
-    return series.to_numpy(dtype="datetime64[ns]").view(np.int64), info
+    return _nanoseconds(series.to_numpy(), time_col, what), info
+
+
+# The nanosecond range every datetime is computed in (int64 ns since 1970: 1677-09-21 to 2262-04-11).
+_NS_RANGE = (pd.Timestamp.min, pd.Timestamp.max)
+
+
+def _nanoseconds(stamps: np.ndarray, time_col: str, what: str) -> np.ndarray:
+    """datetime64 of any resolution -> int64 nanoseconds; times that do not fit are an error, not a wrap."""
+    as_ns = stamps.astype("datetime64[ns]")
+    outside = as_ns.astype(stamps.dtype) != stamps  # a wrapped int64 does not convert back
+    if outside.any():
+        first = stamps[np.argmax(outside)]
+        raise ValueError(
+            f"{what}: time column {time_col!r} has times outside {_NS_RANGE[0]:%Y-%m-%d} .. {_NS_RANGE[1]:%Y-%m-%d} "
+            f"(for example {first}), the range of the nanosecond datetimes smr_ts computes gaps in; give the "
+            f"times as numbers instead, e.g. days since a start: (X[{time_col!r}] - start) / np.timedelta64(1, 'D')"
+        )
+    return as_ns.view(np.int64)
 
 
 def _datetimes_from_objects(series: pd.Series, time_col: str, what: str) -> pd.Series:
@@ -168,7 +196,9 @@ def _datetimes_from_objects(series: pd.Series, time_col: str, what: str) -> pd.S
     values = series.to_numpy()
     if not all(isinstance(v, (pd.Timestamp, np.datetime64)) or v is pd.NaT for v in values):
         kinds = sorted({type(v).__name__ for v in values})
-        raise TypeError(f"{what}: time column {time_col!r} must be datetime or numeric, got values of type {kinds}")
+        hint = (f"; convert text to datetimes first: X[{time_col!r}] = pd.to_datetime(X[{time_col!r}])"
+                if any(isinstance(v, str) for v in values) else "")
+        raise TypeError(f"{what}: time column {time_col!r} must be datetime or numeric, got values of type {kinds}{hint}")
     aware = np.array([getattr(v, "tzinfo", None) is not None for v in values])
     if aware.any() and not aware.all():
         raise ValueError(f"{what}: time column {time_col!r} mixes tz-aware and tz-naive timestamps")
@@ -396,6 +426,7 @@ def features_and_targets(X, y, values: pd.DataFrame, target_cols, dtype=np.float
         one_d = isinstance(y, pd.Series) or (not isinstance(y, pd.DataFrame) and np.asarray(y).ndim == 1)
         if np.isnan(targets).all():
             raise ValueError("Input y contains NaN only: there is no observed target to fit")
+        _check_observed(targets, target_names, "y", "drop it from y")
         return features, targets, value_columns, target_names, 1 if one_d else 2
     if not value_columns:
         raise ValueError("X has no value columns to forecast")
@@ -404,4 +435,14 @@ def features_and_targets(X, y, values: pd.DataFrame, target_cols, dtype=np.float
     if missing:
         raise ValueError(f"target_cols {missing} are not columns of X")
     targets = features[:, [value_columns.index(c) for c in names]]
+    _check_observed(targets, names, "X", "drop it or leave it out of target_cols")
     return features, targets, value_columns, names, 2
+
+
+def _check_observed(targets: np.ndarray, names: list, what: str, fix: str) -> None:
+    """Every target column needs an observed value: an all-NaN one would train on nothing and look perfect."""
+    empty = np.isnan(targets).all(0) if len(targets) else np.ones(targets.shape[1], bool)
+    if empty.any():
+        column = names[int(np.argmax(empty))]
+        raise ValueError(f"{what}: target column {column!r} has no observed value (every row is NaN), so there "
+                         f"is nothing to learn it from; {fix}, or give rows where it is observed")

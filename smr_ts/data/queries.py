@@ -12,9 +12,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from smr_ts.data.frames import SeriesPanel, TimeInfo
+from smr_ts.data.frames import SeriesPanel, TimeInfo, _plain, check_time_kind, split_frame
 
-__all__ = ["check_anchored", "check_query_times", "history_rows", "horizon_queries", "warn_past_horizon"]
+__all__ = ["check_anchored", "check_query_times", "history_rows", "horizon_queries", "read_queries",
+           "warn_past_horizon"]
 
 
 def history_rows(panel: SeriesPanel, n_features: int):
@@ -37,34 +38,56 @@ def horizon_queries(ids: np.ndarray, times: np.ndarray, h: int, time_unit: float
     q_times = (last_time.to_numpy()[:, None] + step.reindex(last_time.index).to_numpy()[:, None]
                * np.arange(1, h + 1)).ravel()
     if info.kind != "numeric":
+        if len(q_times) and q_times.max() > pd.Timestamp.max.value:  # int64 nanoseconds would wrap to 1677
+            raise ValueError(f"forecast(h={h}) would reach past {pd.Timestamp.max:%Y-%m-%d}, the last nanosecond "
+                             "datetime; ask for fewer steps, or fit on numeric times")
         q_times = np.round(q_times).astype(np.int64)
     return q_ids, q_times
 
 
-def check_query_times(q_ids, q_times, ids, times, id_col: str, time_col: str) -> None:
-    """Every query must belong to a known series and come after its last history row."""
+def read_queries(times, fitted: TimeInfo, ids, hist_times, id_col: str, time_col: str, what: str = "times"):
+    """The (id, time) rows of a query frame, checked against the fitted time kind and the history.
+
+    Returns ``(q_ids, q_times)`` with raw times (see :func:`smr_ts.data.frames.split_frame`).
+    """
+    if not isinstance(times, pd.DataFrame):
+        raise TypeError(f"{what} must be a DataFrame with columns {id_col!r} and {time_col!r}, got {type(times).__name__}")
+    q_ids, q_times, info, _ = split_frame(times, id_col, time_col, what=what)
+    check_time_kind(info, fitted, time_col, what)
+    check_query_times(q_ids, q_times, ids, hist_times, id_col, time_col, what)
+    return q_ids, q_times
+
+
+def check_query_times(q_ids, q_times, ids, times, id_col: str, time_col: str, what: str = "times") -> None:
+    """Every query must belong to a known series and come after its last history row.
+
+    ``what`` names the argument the queries came in: ``times`` of ``forecast``, or ``X`` of
+    ``predict`` in forecasting mode.
+    """
     known = pd.Index(pd.unique(ids))
     unknown = ~pd.Index(q_ids).isin(known)
     if unknown.any():
         raise ValueError(
-            f"times: unknown {id_col} values {list(pd.unique(q_ids[unknown]))[:5]}: "
+            f"{what}: unknown {id_col} values {list(pd.unique(q_ids[unknown]))[:5]}: "
             "no history was fitted or given as context for them"
         )
     last_time = pd.Series(times).groupby(ids).max()
     not_after = q_times <= last_time.reindex(q_ids).to_numpy()
     if not_after.any():
         i = int(np.argmax(not_after))
+        hint = ("; in forecasting mode predict(X) forecasts at X's (id, time) rows, so X holds future times, "
+                "not the history" if what == "X" else "")
         raise ValueError(
-            f"times: {time_col} values must be after each series' history; "
-            f"{id_col}={q_ids[i]!r} has a query at or before its last observation"
+            f"{what}: {time_col} values must be after each series' history; "
+            f"{id_col}={_plain(q_ids[i])!r} has a query at or before its last observation{hint}"
         )
 
 
-def check_anchored(data, series: np.ndarray, q_ids, id_col: str, target_names: list) -> None:
+def check_anchored(data, series: np.ndarray, q_ids, id_col: str, target_names: list, what: str = "times") -> None:
     """Every queried series needs an observed value of each target to continue from."""
     unanchored = ~np.isfinite(data.anchor[series, data.lengths[series] - 1]).all(-1)
     if unanchored.any():
-        raise ValueError(f"times: {id_col}={q_ids[np.argmax(unanchored)]!r} has no observed value of every "
+        raise ValueError(f"{what}: {id_col}={_plain(q_ids[np.argmax(unanchored)])!r} has no observed value of every "
                          f"target {target_names} in its history, so there is nothing to forecast from")
 
 
