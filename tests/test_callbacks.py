@@ -71,6 +71,9 @@ def test_patience_stops_after_that_many_epochs_without_improvement(how):
     else:
         scores = [h["train_loss"] for h in model.history_]
         assert model.best_epoch_ == int(np.argmin(scores))
+        # the weights are that epoch's: the same schedule stopped right after it ends with them
+        at_best = SMRForecaster(**{**settings, "callbacks": [StopAfter(model.best_epoch_ + 1)]}).fit(frame())
+        assert same_weights(model.model_.state_dict(), at_best.model_.state_dict())
         best, expected = 0, 8  # replay the rule on the recorded scores
         for epoch, score in enumerate(scores):
             best = epoch if score < scores[best] else best
