@@ -94,6 +94,8 @@ def main(argv=None) -> dict:
     return {
         "mse": table.iloc[0, 0], "last_value_mse": table.iloc[1, 0],
         "context_mse": table.iloc[0, 1], "coverage": float(inside.mean()), "reload_identical": identical,
+        "history": history, "future": future, "forecast": forecast, "with_context": with_context,
+        "steps": steps, "model": model,
     }
 
 

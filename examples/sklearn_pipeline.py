@@ -94,7 +94,8 @@ def main(argv=None) -> dict:
     # Predictions come back as a frame aligned to X's index (here the MultiIndex).
     pred = search.predict(X)
     print("predict(X), aligned to X's index (rows 10-13 of the first machine):")
-    print(pd.concat([X["reading"], y, pred.add_suffix("_pred")], axis=1).iloc[10:14]
+    # pred is a Series named like y: rename it (add_suffix on a Series would rename its rows).
+    print(pd.concat([X["reading"], y, pred.rename(f"{y.name}_pred")], axis=1).iloc[10:14]
           .to_string(float_format="{:.2f}".format), end="\n\n")
 
     # Reference: a per-row model sees each row alone (it handles NaN itself), not the history.
@@ -111,7 +112,8 @@ def main(argv=None) -> dict:
         print(f"  {name:38s} {s.mean():.3f} +- {s.std():.3f}")
     print(f"  {'raw reading (rows where observed)':38s} {raw:.3f}")
     return {"best_params": search.best_params_, "best_score": float(search.best_score_),
-            "cv_scores": {k: v.tolist() for k, v in scores.items()}}
+            "cv_results": results, "predictions": pred, "cv_scores": {k: v.tolist() for k, v in scores.items()},
+            "raw_reading_r2": float(raw)}
 
 
 if __name__ == "__main__":

@@ -1,8 +1,14 @@
-"""The examples run end to end (with few epochs) and print what they promise."""
+"""The examples run end to end (with few epochs) and print what they compute.
 
+Each test reads the numbers the example printed and holds them against values recomputed here
+from the example's own outputs: a test that only looks for a heading cannot see a column of NaN.
+"""
+
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from _scripts import load_script
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -12,24 +18,91 @@ def _load(name: str):
     return load_script(EXAMPLES / f"{name}.py", f"example_{name}")
 
 
+def _block(out: str, heading: str) -> list[str]:
+    """The printed lines after the line starting with ``heading``, up to the next blank line."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading)) + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[start:end]
+
+
+def _numbers(line: str) -> list[float]:
+    return [float(v) for v in re.findall(r"-?\d+\.\d+|NaN|nan", line)]
+
+
 def test_quickstart(capsys):
     result = _load("quickstart").main(["--epochs", "2", "--seed", "1"])
     out = capsys.readouterr().out
-    for expected in ("Mean squared error", "SMRForecaster", "last value", "y_std", "forecast(h=3",
-                     "['config.json', 'weights.pt']", "identical forecasts: True"):
-        assert expected in out, expected
-    assert np.isfinite([result["mse"], result["last_value_mse"], result["context_mse"]]).all()
-    assert 0 <= result["coverage"] <= 1 and result["reload_identical"]
+    assert "NaN" not in out and "nan" not in out
+    history, future, forecast = result["history"], result["future"], result["forecast"]
+
+    # The error table holds the numbers recomputed here from the forecasts and the held-out rows.
+    mse = float(np.mean((future["y"].to_numpy() - forecast["y"].to_numpy()) ** 2))
+    last = history.groupby("unique_id")["y"].last().reindex(future["unique_id"]).to_numpy()
+    last_mse = float(np.mean((future["y"].to_numpy() - last) ** 2))
+    table = _block(out, "Mean squared error at the held-out timestamps")
+    assert table[1].startswith("SMRForecaster") and table[2].startswith("last value")
+    assert _numbers(table[1])[0] == round(mse, 4) and _numbers(table[2])[0] == round(last_mse, 4)
+    assert result["mse"] == mse and result["last_value_mse"] == last_mse
+    later = result["with_context"].merge(future, on=["unique_id", "ds"], suffixes=("_pred", ""))
+    assert len(later) == 3 * future["unique_id"].nunique()  # 2 of 5 given as context, 3 forecast
+    context_mse = float(np.mean((later["y"] - later["y_pred"]) ** 2))
+    assert _numbers(table[1])[1] == round(context_mse, 4)
+
+    # Coverage: the share of held-out values within 2 predicted std, computed from the frames.
+    aligned = forecast.merge(future, on=["unique_id", "ds"], suffixes=("_pred", ""))
+    inside = np.abs(aligned["y"] - aligned["y_pred"]) <= 2 * aligned["y_std"]
+    assert result["coverage"] == inside.mean()
+    assert f"{inside.mean():.0%} of the held-out values lie within 2 predicted std" in out
+    assert (forecast["y_std"] > 0).all() and forecast["ds"].equals(future["ds"].reset_index(drop=True))
+
+    # forecast(h=3): the printed rows are the returned ones, 3 per series, after each history.
+    steps = result["steps"]
+    printed = _block(out, "forecast(h=3, return_std=True)")[1:]
+    assert [_numbers(line)[-2:] for line in printed] == [
+        [float(f"{y:.6f}"), float(f"{s:.6f}")] for y, s in zip(steps["y"].head(6), steps["y_std"].head(6))]
+    assert (steps.groupby("unique_id").size() == 3).all()
+    assert (steps.groupby("unique_id")["ds"].min() > history.groupby("unique_id")["ds"].max()).all()
+    assert "wrote ['config.json', 'weights.pt']; reloaded model gives identical forecasts: True" in out
+    assert result["reload_identical"]
 
 
 def test_sklearn_pipeline(capsys):
     result = _load("sklearn_pipeline").main(["--epochs", "2"])
     out = capsys.readouterr().out
-    for expected in ("GridSearchCV", "best params", "aligned to X's index", "cross_val_score", "HistGradientBoosting"):
-        assert expected in out, expected
-    assert result["best_params"]["smrforecaster__smr"] in (False, True)
-    assert np.isfinite(result["best_score"])
-    assert all(len(s) == 4 and np.isfinite(s).all() for s in result["cv_scores"].values())
+    X, y = _load("sklearn_pipeline").make_machines(random_state=0)
+
+    # The grid: the best parameter is the row with the highest mean score, as printed.
+    grid = result["cv_results"]
+    best_row = grid.loc[grid["mean_test_score"].idxmax()]
+    assert result["best_params"] == {"smrforecaster__smr": best_row["param_smrforecaster__smr"]}
+    assert result["best_score"] == best_row["mean_test_score"]
+    assert f"best params: {result['best_params']}, best R^2 {result['best_score']:.3f}" in out
+    printed_grid = _block(out, "GridSearchCV with GroupKFold(3)")[1 : 1 + len(grid)]
+    assert [_numbers(line) for line in printed_grid] == [
+        [round(m, 3), round(s, 3)] for m, s in zip(grid["mean_test_score"], grid["std_test_score"])]
+
+    # predict(X): the printed rows 10-13 are X's reading, y and the prediction for those rows
+    # (an all-NaN prediction column once printed here: add_suffix renamed a Series' rows).
+    pred = result["predictions"]
+    assert isinstance(pred, pd.Series) and pred.index.equals(X.index) and np.isfinite(pred).all()
+    rows = _block(out, "predict(X), aligned to X's index")
+    assert rows[0].split() == ["reading", "temperature", "temperature_pred"]
+    for line, i in zip(rows[2:], range(10, 14)):
+        expected = [X["reading"].iloc[i], y.iloc[i], pred.iloc[i]]
+        got = _numbers(line)[-3:]
+        for g, e in zip(got, expected):
+            assert (np.isnan(g) and np.isnan(e)) or g == round(e, 2), (line, expected)
+    assert not np.isnan(_numbers(line)[-1])
+
+    # cross_val_score: the printed means and spreads are the returned scores'.
+    for name, scores in result["cv_scores"].items():
+        assert len(scores) == 4 and np.isfinite(scores).all()
+        assert f"{name:38s} {np.mean(scores):.3f} +- {np.std(scores):.3f}" in out
+    assert f"{'raw reading (rows where observed)':38s} {result['raw_reading_r2']:.3f}" in out
+    # the per-row model sees each row alone: it beats the raw reading but cannot reach the truth
+    hgb = np.mean(result["cv_scores"]["per-row HistGradientBoosting"])
+    assert result["raw_reading_r2"] < hgb < 0.9
 
 
 def test_machines_data_is_a_multiindexed_frame_with_aligned_targets():
