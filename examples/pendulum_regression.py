@@ -70,8 +70,9 @@ def main(argv=None) -> dict:
     X_train, y_train = data.to_frame("train")
     X_valid, y_valid = data.to_frame("valid")
     X_test, y_test = data.to_frame("test")
-    print(f"data: {sizes} sequences of {data.train.time.shape[1]} frames, "
-          f"generated in {time.perf_counter() - start:.1f} s")
+    n_frames = data.params["n_frames"]
+    print(f"data: {sizes} sequences, each {data.train.time.shape[1]} frames observed at irregular times among "
+          f"frames 0-{n_frames - 1}, generated in {time.perf_counter() - start:.1f} s")
 
     name = args.backbone.upper().replace("_", "-") + ("+SMR" if args.smr else "")
     results, model = [], None
@@ -92,44 +93,65 @@ def main(argv=None) -> dict:
     mean, std = np.mean(results) * 1e3, np.std(results) * 1e3
     print_table(name, mean, std, len(results), epochs, sizes)
     if args.plot:  # "" skips it
-        plot_predictions(model, data, X_test, Path(args.plot))
+        title = (f"{name}, seed {args.seeds[-1]}: test MSE {results[-1] * 1e3:.2f}e-3 "
+                 f"({sizes['n_train']} training sequences, {epochs} epochs)")
+        plot_predictions(model, data, X_test, Path(args.plot), title)
     return {"name": name, "test_mse": results, "model": model}
+
+
+def mse_cell(mean: float, std: float, n_seeds: int) -> str:
+    """Mean +- std over seeds; one seed has no spread to show."""
+    return f"{mean:6.2f} (1 seed)" if n_seeds == 1 else f"{mean:6.2f} +- {std:4.2f}"
 
 
 def print_table(name, mean, std, n_seeds, epochs, sizes):
     rows = [(f"{name} (smr_ts, this run: {sizes['n_train']} train seqs, {epochs} epochs)", mean, std, n_seeds, "")]
     rows += [(m, mu, sd, n, src) for m, mu, sd, n, src in PENDULUM_PUBLISHED]
     width = max(len(r[0]) for r in rows)
-    print(f"\n{'model':<{width}}  test MSE x 1e-3   seeds  source")
+    print(f"\n{'model':<{width}}  test MSE x 1e-3  seeds  source")
     for model, mu, sd, n, source in sorted(rows, key=lambda r: r[1]):
-        print(f"{model:<{width}}  {mu:6.2f} +- {sd:4.2f}   {n:5d}  {source}")
+        print(f"{model:<{width}}  {mse_cell(mu, sd, n):<15}  {n:5d}  {source}")
 
 
-def plot_predictions(model, data, X_test, path: Path, n_sequences: int = 3):
+def plot_predictions(model, data, X_test, path: Path, title: str, n_sequences: int = 3):
+    """Predicted and true (sin, cos) of the first test sequences against time in frames.
+
+    Each observed frame is a band of grey as dark as its pixels are noisy: ``1 - f``, with ``f``
+    the occlusion factor (1 clean, 0 pure noise); frames that were not observed are white.
+    """
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
     except ImportError:
         print("matplotlib is not installed: skipping the plot", file=sys.stderr)
         return
     pred = model.predict(X_test).to_numpy().reshape(len(data.test), -1, 2)
-    fig, axes = plt.subplots(n_sequences, 2, figsize=(10, 2.4 * n_sequences), sharex=True, squeeze=False)
+    n_frames = data.params["n_frames"]
+    fig, axes = plt.subplots(n_sequences, 2, figsize=(10, 2.4 * n_sequences + 0.9), sharex=True, squeeze=False)
     for row in range(n_sequences):
         t, occ = data.test.time[row], data.test.occlusion[row]
         for col, label in enumerate(("sin", "cos")):
             ax = axes[row, col]
-            for ti, f in zip(t, occ):  # the noisier the frame, the darker its band
-                ax.axvspan(ti - 0.5, ti + 0.5, color="0.5", alpha=0.5 * (1 - f), lw=0)
-            ax.plot(t, data.test.targets[row, :, col], "k.-", lw=1, label="true")
-            ax.plot(t, pred[row, :, col], "C1.-", lw=1, label="predicted")
+            for ti, f in zip(t, occ):
+                ax.axvspan(ti - 0.5, ti + 0.5, color="0.3", alpha=0.6 * (1 - f), lw=0)
+            ax.plot(t, data.test.targets[row, :, col], "k.-", lw=1)
+            ax.plot(t, pred[row, :, col], "C1.-", lw=1)
+            ax.set_xlim(-0.5, n_frames - 0.5)
             ax.set_ylim(-1.3, 1.3)
             ax.set_ylabel(f"seq {row}: {label}")
-    axes[0, 0].legend(loc="upper right", fontsize=8)
+    handles = [plt.Line2D([], [], color="k", marker=".", lw=1, label="true angle"),
+               plt.Line2D([], [], color="C1", marker=".", lw=1, label="predicted"),
+               Patch(color="0.3", alpha=0.6, label="observed frame of pure noise (f = 0)"),
+               Patch(color="0.3", alpha=0.3, label="observed frame, half noise (f = 0.5)"),
+               Patch(facecolor="white", edgecolor="0.7", label="clean frame (f = 1) or not observed")]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
     for ax in axes[-1]:
-        ax.set_xlabel("frame index (grey: occluded frames)")
-    fig.tight_layout()
+        ax.set_xlabel(f"time in frames (each sequence observes {data.test.time.shape[1]} of frames 0-{n_frames - 1})")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,36 +1,72 @@
 """The pendulum example and benchmark run end to end on a tiny generated set."""
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from _scripts import load_script
+from smr_ts.datasets import make_pendulum
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
 
 
 def test_pendulum_example_runs_end_to_end(tmp_path, capsys, monkeypatch):
     example = load_script(ROOT / "examples" / "pendulum_regression.py")
     plot = tmp_path / "pred.png"
-    out = example.main(["--n-train", "8", "--n-valid", "4", "--n-test", "4", "--epochs", "1", "--verbose", "0",
-                        "--smr", "--seeds", "0", "1", "--plot", str(plot)])
+    sizes = ["--n-train", "8", "--n-valid", "4", "--n-test", "4", "--epochs", "1", "--verbose", "0"]
+    out = example.main(sizes + ["--smr", "--seeds", "0", "1", "--plot", str(plot)])
     printed = capsys.readouterr().out
     assert out["name"] == "S5+SMR" and len(out["test_mse"]) == 2
-    assert all(0 < m < 10 for m in out["test_mse"])
+    # The metric, recomputed here: MSE of (sin, cos) over every test frame, of the returned (last) model.
+    data = make_pendulum(n_train=8, n_valid=4, n_test=4, seed=0)
+    X_test, y_test = data.to_frame("test")
+    _, y_train = data.to_frame("train")
+    mse = float(np.mean((out["model"].predict(X_test).to_numpy() - y_test.to_numpy()) ** 2))
+    assert out["test_mse"][-1] == pytest.approx(mse, rel=1e-12)
+    # one epoch on 8 sequences learns little, but is not far off predicting the training mean
+    assert mse < 2 * float(np.mean((y_test.to_numpy() - y_train.to_numpy().mean(0)) ** 2))
+    for seed, value in zip((0, 1), out["test_mse"]):
+        assert f"S5+SMR seed {seed}: test MSE {value * 1e3:.2f}e-3" in printed
+    mean, std = np.mean(out["test_mse"]) * 1e3, np.std(out["test_mse"]) * 1e3
+    assert re.search(rf"S5\+SMR \(smr_ts, this run: 8 train seqs, 1 epochs\)\s+{mean:.2f} \+- {std:.2f}\s+2", printed)
+    assert "S5 paper, App. F.3, Table 9" in printed and "3.41 +- 0.27" in printed
+    assert "each 50 frames observed at irregular times among frames 0-99" in printed
+
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.chdir(empty)
-    out = example.main(["--n-train", "8", "--n-valid", "4", "--n-test", "4", "--epochs", "1", "--verbose", "0",
-                        "--backbone", "gru_dt", "--lr", "0.003", "--grad-clip", "1", "--plot", ""])
+    out = example.main(sizes + ["--backbone", "gru_dt", "--lr", "0.003", "--grad-clip", "1", "--plot", ""])
+    printed = capsys.readouterr().out
     assert out["name"] == "GRU-DT" and len(out["test_mse"]) == 1
     assert (out["model"].lr, out["model"].grad_clip, out["model"].ssm_lr) == (0.003, 1.0, 0.003)
     assert not list(empty.iterdir())  # --plot '' saved nothing
-    assert "S5 paper, App. F.3, Table 9" in printed and "test MSE" in printed
+    # one seed has no spread: no "+- 0.00"
+    row = next(line for line in printed.splitlines() if line.startswith("GRU-DT (smr_ts"))
+    assert f"{out['test_mse'][0] * 1e3:.2f} (1 seed)" in row and "+-" not in row
     pytest.importorskip("matplotlib")
     assert plot.stat().st_size > 10_000
+
+
+def test_pendulum_plot_has_a_title_with_the_mse_a_legend_for_the_shades_and_frames_on_x(tmp_path, monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    example = load_script(ROOT / "examples" / "pendulum_regression.py")
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to look at it
+    out = example.main(["--n-train", "8", "--n-valid", "4", "--n-test", "4", "--epochs", "1", "--verbose", "0",
+                        "--plot", str(tmp_path / "p.png")])
+    (fig,) = figures
+    assert fig._suptitle.get_text() == f"S5, seed 0: test MSE {out['test_mse'][0] * 1e3:.2f}e-3 (8 training sequences, 1 epochs)"
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "observed frame of pure noise (f = 0)" in labels and "predicted" in labels
+    bottom = fig.axes[-1]
+    assert "time in frames" in bottom.get_xlabel() and "50 of frames 0-99" in bottom.get_xlabel()
+    assert bottom.get_xlim() == (-0.5, 99.5)
 
 
 def test_pendulum_benchmark_writes_its_report_and_resumes(tmp_path):
