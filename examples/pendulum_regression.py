@@ -6,13 +6,14 @@ warm-up + cosine, model selection on validation MSE), and prints the test MSE x 
 the published table. Also saves a plot of predicted vs true (sin, cos) for a few test
 sequences, with noisy frames shaded.
 
-    python examples/pendulum_regression.py              # quick: a few minutes on a 2-core CPU
+    python examples/pendulum_regression.py              # quick: under 2 minutes on a 2-core CPU
     python examples/pendulum_regression.py --full       # the benchmark: 2000/1000/1000, 100 epochs
     python examples/pendulum_regression.py --full --backbone s5 --smr --seeds 0 1 2
     python examples/pendulum_regression.py --full --backbone ode_rnn --lr 0.003 --grad-clip 1
 
-The quick default trains on a quarter of the data for 15 epochs (about 2 minutes on 2 cores): its numbers show the
-pipeline works, not what the model reaches (see docs/results/pendulum.md for full runs).
+The quick default trains on a quarter of the data for 15 epochs (78 s measured on 2 cores that another job kept
+busy; no thread setting needed, the estimator's n_threads takes care of it): its numbers show the pipeline works,
+not what the model reaches (see docs/results/pendulum.md for full runs).
 ODE-RNN does not train with the S5 recipe's learning rate; it needs the ``--lr``/``--grad-clip``
 departures shown above (see the results page).
 """
