@@ -38,7 +38,7 @@ PARAMETER_CONSTRAINTS = {
     "encoder_hidden": [positive_int()],
     "loss": [StrOptions({"auto", "mse", "mae", "gaussian"})],
     "epochs": [positive_int()],
-    "batch_size": [positive_int()],
+    "batch_size": [StrOptions({"auto"}), positive_int()],
     "lr": [positive_real()],
     "ssm_lr": [positive_real()],
     "weight_decay": [_NON_NEGATIVE],

@@ -42,6 +42,7 @@ from smr_ts.training import TrainingSettings, batch_loss, evaluate, forecast_eva
 
 __all__ = ["SMRForecaster"]
 
+_CHUNK = 64  # series per forward pass when predicting
 
 class SMRForecaster(RegressorMixin, BaseEstimator):
     """Variable-step state-space model (S5 or S6, optionally with SMR) for irregular time series.
@@ -82,8 +83,9 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         "auto" is "mae" when forecasting (the error forecasts are judged by) and "mse" in
         regression. "gaussian" trains a variance head by negative log-likelihood; predictions
         then come with a standard deviation (``return_std=True``).
-    epochs, batch_size : int, default 30, 32
-        ``batch_size`` counts series (regression) or forecast windows (forecasting).
+    epochs, batch_size : int, default 30, "auto"
+        ``batch_size`` counts series (regression; "auto": 32) or forecast windows (forecasting;
+        "auto": about 8,192 rows, 8 to 32 windows, so that long windows give more steps).
     lr : float, default 1e-2
         AdamW rate for all parameters but the SSM's own.
     ssm_lr : float, default 1e-3
@@ -170,7 +172,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     def __init__(
         self, backbone="s5", smr=False, smr_kernel=4, d_model=32, state_size=16, n_layers=2, blocks=1,
         step_min=0.01, step_max=1.0, dropout=0.0, encoder="linear", image_shape=None, encoder_hidden=30,
-        loss="auto", epochs=30, batch_size=32, lr=1e-2, ssm_lr=1e-3, weight_decay=0.0, warmup_epochs=1.0,
+        loss="auto", epochs=30, batch_size="auto", lr=1e-2, ssm_lr=1e-3, weight_decay=0.0, warmup_epochs=1.0,
         grad_clip=1.0, validation_fraction=0.1, patience=None, callbacks=None, id_col="unique_id", time_col="ds",
         target_cols=None, time_unit="auto", horizon="auto", device="auto", random_state=None, n_threads="auto",
         verbose=0,
@@ -278,9 +280,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     def _split(self, n_series: int, seed: int, given: bool):
         """Training and validation series (validation_fraction of them, when there are >= 2)."""
         order = np.random.default_rng(seed).permutation(n_series)
-        n_val = 0
-        if not given and self.validation_fraction > 0 and n_series >= 2:
-            n_val = min(n_series - 1, max(1, int(round(self.validation_fraction * n_series))))
+        split = not given and self.validation_fraction > 0 and n_series >= 2
+        n_val = min(n_series - 1, max(1, int(round(self.validation_fraction * n_series)))) if split else 0
         return np.sort(order[n_val:]), np.sort(order[:n_val])
 
     def _regression_data(self, panel, features, targets, validation_data, seed, device):
@@ -293,7 +294,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         train_set = {k: v[train_idx] for k, v in tensors.items()}
         val_set = panel_tensors(val_panel, self._scaling()) if val_panel is not None else (
             {k: v[val_idx] for k, v in tensors.items()} if len(val_idx) else None)
-        sampling = dict(batch_size=self.batch_size, device=device)
+        sampling = dict(batch_size=32 if self.batch_size == "auto" else self.batch_size, device=device)
         val_batches = WindowSampler(val_set, **sampling).fixed() if val_set else None
         loss = partial(batch_loss, kind=self.loss_)
         return (WindowSampler(train_set, **sampling), val_batches, loss,
@@ -349,8 +350,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _run(self, panel: SeriesPanel):
         """Model outputs on every step of a panel of features: (mean, std or None), unscaled, (S, L, T)."""
-        mean, std = predict_panel(self.model_, panel_tensors(panel, self._scaling()), resolve_device(self.device, strict=False),
-                                  chunk=max(self.batch_size, 64))
+        device = resolve_device(self.device, strict=False)
+        mean, std = predict_panel(self.model_, panel_tensors(panel, self._scaling()), device, chunk=_CHUNK)
         mean = mean * self.target_scale_ + self.target_mean_
         return mean, (std * self.target_scale_ if std is not None else None)
 
@@ -462,11 +463,10 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         data = forecast_tensors(panel, self.layout_, FIRST_GAP)
         series = pd.Index(panel.ids).get_indexer(q_ids)
         check_anchored(data, series, q_ids, self.id_col, self.target_names_, what)
-        warn_past_horizon(np.asarray(q_times, np.float64) - panel.time[series, panel.lengths[series] - 1],
-                          self.horizon_, self.horizon, self.time_info_)
-        mean, std = predict_queries(self.model_, data, self.layout_, series,
-                                    np.asarray(q_times, np.float64) - data.origin, resolve_device(self.device, strict=False),
-                                    chunk=max(self.batch_size, 64))
+        t = np.asarray(q_times, np.float64)
+        warn_past_horizon(t - panel.time[series, panel.lengths[series] - 1], self.horizon_, self.horizon, self.time_info_)
+        mean, std = predict_queries(self.model_, data, self.layout_, series, t - data.origin,
+                                    resolve_device(self.device, strict=False), chunk=_CHUNK)
         out = pd.DataFrame({self.id_col: q_ids, self.time_col: self.time_info_.to_times(np.asarray(q_times))})
         for suffix, values in [("", mean)] + ([("_std", std)] if return_std else []):
             for j, name in enumerate(self.target_names_):

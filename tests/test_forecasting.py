@@ -174,3 +174,12 @@ def test_a_single_series_validates_on_its_last_part():
     frame = poisson_frame(lambda t, rng, i: np.sin(t) + 0.1 * rng.normal(size=len(t)), n_series=1, n_obs=300)
     model = SMRForecaster(**{**FAST, "epochs": 2}).fit(frame)
     assert all("valid_scaled_mae" in h and "valid_gain_z" in h for h in model.history_)
+
+
+def test_auto_batch_size_holds_about_a_fixed_number_of_rows():
+    from smr_ts.data.forecast import _BATCH_ROWS, auto_batch_size
+
+    sizes = [auto_batch_size(w) for w in (64, 128, 256, 512, 1024)]
+    assert sizes == sorted(sizes, reverse=True) and all(8 <= b <= 32 for b in sizes)
+    for w, b in zip((256, 512, 1024), sizes[2:]):  # inside the clip: rows per batch are the budget
+        assert b * w == _BATCH_ROWS

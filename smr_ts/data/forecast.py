@@ -37,7 +37,7 @@ import torch
 from smr_ts.data.frames import SeriesPanel
 
 __all__ = [
-    "ForecastLayout", "ForecastTensors", "PairSampler", "auto_horizon", "calendar_periods", "fit_layout",
+    "ForecastLayout", "ForecastTensors", "PairSampler", "auto_batch_size", "auto_horizon", "calendar_periods", "fit_layout",
     "forecast_tensors", "origin_pairs", "query_features", "training_pairs", "training_window",
     "validation_origin",
 ]
@@ -46,6 +46,7 @@ _AHEAD_PERIODS = (2.0, 4.0, 8.0, 16.0)  # in time units: a multi-scale basis for
 _EPS_REL = 1e-10  # a scale below this fraction of the level is rounding noise, not variation
 _MAX_PAIRS = 1024  # scored queries per window and pass (the longest window: every observed row)
 _MIN_STEPS = 2  # optimisation steps per epoch at least: windows are drawn again from long series
+_BATCH_ROWS = 8192  # rows per training batch by default (see auto_batch_size)
 _COVERAGE = 8  # windows drawn from a long series per epoch, in multiples of its length
 _NS_PER_DAY = 86_400e9
 _CANDIDATE_PERIODS = {"day": _NS_PER_DAY, "week": 7 * _NS_PER_DAY, "year": 365.2425 * _NS_PER_DAY}
@@ -393,6 +394,12 @@ def training_window(layout: ForecastLayout, median_gap: float) -> int:
     return int(np.clip(3 * rows + 32, 64, 1024))
 
 
+def auto_batch_size(window: int) -> int:
+    """Windows per batch by default: about ``_BATCH_ROWS`` rows, between 8 and 32 windows. Long
+    windows (a few long series) then take more, smaller optimisation steps per epoch."""
+    return int(np.clip(_BATCH_ROWS // window, 8, 32))
+
+
 def validation_origin(data: ForecastTensors, layout: ForecastLayout, fraction: float) -> np.ndarray:
     """Per series, the relative time from which its last part validates: one horizon before its end
     (at most half of its span, at least ``fraction`` of it)."""
@@ -404,12 +411,15 @@ def validation_origin(data: ForecastTensors, layout: ForecastLayout, fraction: f
 
 def training_pairs(data: ForecastTensors, layout: ForecastLayout, train_idx, val_idx, val_data=None, *,
                    validation_fraction: float, window: int, batch_size: int, device, rng: np.random.Generator):
-    """The training sampler and the validation batches of a forecasting fit.
+    """The training sampler and the validation batches of a forecasting fit (``batch_size`` may be
+    "auto": :func:`auto_batch_size`).
 
     Validation comes from ``val_data`` when given; else from the series ``val_idx`` (random
     pairs, drawn once); else, for a single series, from its last part in time (forecast from one
     origin, :func:`validation_origin`), which training then does not score; else there is none.
     """
+    if batch_size == "auto":
+        batch_size = auto_batch_size(window)
     sampling = dict(window=window, batch_size=batch_size, device=device)
     train_kwargs = dict(min_windows=_MIN_STEPS * batch_size, **sampling)
     if val_data is not None:
