@@ -183,3 +183,44 @@ def test_auto_batch_size_holds_about_a_fixed_number_of_rows():
     assert sizes == sorted(sizes, reverse=True) and all(8 <= b <= 32 for b in sizes)
     for w, b in zip((256, 512, 1024), sizes[2:]):  # inside the clip: rows per batch are the budget
         assert b * w == _BATCH_ROWS
+
+
+def _daily_panel(values, hours):
+    """One series observed at ``hours`` (float hours after an origin), as raw datetime ns."""
+    times = (np.asarray(hours) * 3600e9).astype(np.int64)
+    return to_panel(np.zeros(len(times), int), times, np.asarray(values, np.float64)[:, None])
+
+
+def _lag_columns(data, layout, k, t_query):
+    from smr_ts.data.forecast import query_features
+
+    features = query_features(data, layout, np.zeros(len(t_query), int), np.full(len(t_query), k), t_query)
+    return features[:, -2 * len(layout.periods):]  # one target: (season mean, share found) per period
+
+
+def test_seasonal_lags_read_the_seasons_before_the_query_and_nothing_after_the_cut():
+    from smr_ts.data.forecast import ForecastLayout
+
+    day = 24 * 3600e9
+    hours = np.arange(10 * 24, dtype=float)  # hourly for ten days
+    y = 5 + np.sin(2 * np.pi * hours / 24) + 0.1 * (hours % 7)  # a daily profile plus a weekly wobble
+    layout = ForecastLayout(target_index=[0], time_unit=3600e9, horizon=2 * day, periods=[day], fallback=[1.0], gap=3600e9)
+    data = forecast_tensors(_daily_panel(y, hours), layout, FIRST_GAP)
+    k = 8 * 24 - 1  # the cut: the last hour of day 8
+    t_query = data.time[0, k] + np.array([1.0, 5.0, 23.0, 30.0]) * 3600e9
+    lags = _lag_columns(data, layout, k, t_query)
+    # The mean over the three seasons before each query that end at or before the cut.
+    q_hours = hours[k] + np.array([1.0, 5.0, 23.0, 30.0])
+    n = np.ceil((q_hours - hours[k]) / 24)
+    expect = np.mean([np.interp(q_hours - (n + m) * 24, hours, y) for m in range(3)], 0)
+    anchor, scale = y[k], data.scale[0, k, 0]
+    np.testing.assert_allclose(lags[:, 0], (expect - anchor) / scale, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(lags[:, 1], 1.0)
+    # Causal: what happens after the cut does not move them.
+    y2 = y.copy()
+    y2[k + 1:] += 100.0
+    data2 = forecast_tensors(_daily_panel(y2, hours), layout, FIRST_GAP)
+    np.testing.assert_array_equal(_lag_columns(data2, layout, k, t_query), lags)
+    # Seasons before the first observation are counted as missing.
+    early = _lag_columns(data, layout, 30, data.time[0, 30] + np.array([2.0]) * 3600e9)
+    assert early[0, 1] == pytest.approx(1 / 3)  # hour 8 only: hours -16 and -40 are before the data

@@ -47,6 +47,7 @@ _EPS_REL = 1e-10  # a scale below this fraction of the level is rounding noise, 
 _MAX_PAIRS = 1024  # scored queries per window and pass (the longest window: every observed row)
 _MIN_STEPS = 2  # optimisation steps per epoch at least: windows are drawn again from long series
 _BATCH_ROWS = 8192  # rows per training batch by default (see auto_batch_size)
+_SEASONS = 3  # seasons averaged in the seasonal-lag features
 _COVERAGE = 8  # windows drawn from a long series per epoch, in multiples of its length
 _NS_PER_DAY = 86_400e9
 _CANDIDATE_PERIODS = {"day": _NS_PER_DAY, "week": 7 * _NS_PER_DAY, "year": 365.2425 * _NS_PER_DAY}
@@ -126,7 +127,7 @@ class ForecastLayout:
 
     @property
     def n_query_features(self) -> int:
-        return 2 * len(self.periods) + 2 + 2 * len(_AHEAD_PERIODS) + 2 * self.n_targets
+        return 2 * len(self.periods) + 2 + 2 * len(_AHEAD_PERIODS) + (2 + 2 * len(self.periods)) * self.n_targets
 
 
 @dataclass
@@ -200,9 +201,39 @@ def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: floa
     )
 
 
+def _latest_at(data: ForecastTensors, series, t) -> np.ndarray:
+    """(P, T) the latest observed targets at or before relative times ``t`` of ``series``, NaN where
+    there is none (a row's anchor is the latest observation at or before it)."""
+    row = np.empty(len(series), np.int64)
+    for s in np.unique(series):
+        at = series == s
+        row[at] = np.searchsorted(data.time[s, : data.lengths[s]], t[at], side="right") - 1
+    return np.where((row >= 0)[:, None], data.anchor[series, np.maximum(row, 0)], np.nan)
+
+
+def _seasonal_lags(data: ForecastTensors, layout: ForecastLayout, series, k, t_query) -> list:
+    """Per calendar period p, what the series did in the seasons before each query: the mean of
+    the latest observed targets at or before ``t_query - n * p`` for the ``_SEASONS`` smallest
+    n >= 1 that keep them at or before the cut, as a change from the anchor in the cut's scale,
+    and the share of those seasons that had an observation. (A mean over seasons, not the
+    seasonal-naive value alone: on noisy counts one season ago overfits.)"""
+    t_cut = data.time[series, k]
+    anchor, scale = data.anchor[series, k], data.scale[series, k]
+    parts = []
+    for p in layout.periods:
+        n = np.maximum(1.0, np.ceil((t_query - t_cut) / p))
+        values = np.stack([_latest_at(data, series, t_query - (n + m) * p) for m in range(_SEASONS)])
+        found = np.isfinite(values)
+        mean = np.where(found, values, 0.0).sum(0) / np.maximum(found.sum(0), 1)
+        parts += [np.nan_to_num(np.where(found.any(0), (mean - anchor) / scale, 0.0)), found.mean(0)]
+    return parts
+
+
 def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.ndarray, k: np.ndarray,
                    t_query: np.ndarray) -> np.ndarray:
-    """(P, n_qf) features of queries at relative times ``t_query`` continued from rows ``k`` of ``series``."""
+    """(P, n_qf) features of queries at relative times ``t_query`` continued from rows ``k`` of ``series``:
+    the query's calendar phases, how far ahead it is, how long since each anchor, the gap from the
+    anchor to the series' mean, and the season-ago values (:func:`_seasonal_lags`)."""
     ahead = t_query - data.time[series, k]
     since_anchor = t_query[:, None] - data.anchor_time[series, k]
     gap_to_mean = (data.mean[series, k] - data.anchor[series, k]) / data.scale[series, k]
@@ -213,6 +244,7 @@ def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.nda
         _phase_features(ahead / layout.time_unit, list(_AHEAD_PERIODS)),
         np.log1p(np.nan_to_num(np.maximum(since_anchor, 0), nan=0.0) / layout.time_unit),
         np.nan_to_num(gap_to_mean, nan=0.0),
+        *_seasonal_lags(data, layout, series, k, t_query),
     ]
     return np.concatenate(parts, -1).astype(np.float32)
 
