@@ -56,6 +56,12 @@ SHIFTS = [("rate 0.25", 0.25, "uniform"), ("rate 0.5 (train)", 0.5, "uniform"), 
           ("rate 1.0", 1.0, "uniform"), ("bursty 0.5", 0.5, "bursty")]
 
 
+def mean_std(values) -> str:
+    """"mean +- std" over seeds; one seed has no spread to show: "value (1 seed)"."""
+    values = np.asarray(values, float)
+    return f"{values[0]:.2f} (1 seed)" if len(values) == 1 else f"{values.mean():.2f} +- {values.std():.2f}"
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
@@ -270,7 +276,7 @@ def write_report(args, runs, results_path, argv):
     table = []
     for group in groups(runs):
         rows, mse = summarise(runs, group)
-        table.append((mse.mean(), f"| **{group_label(group)}** | {mse.mean():.2f} +- {mse.std():.2f} | "
+        table.append((mse.mean(), f"| **{group_label(group)}** | {mean_std(mse)} | "
                       f"{', '.join(f'{v:.2f}' for v in mse)} | {len(rows)} | "
                       f"{rows[0]['parameters']:,} | {np.mean([r['seconds_per_epoch'] for r in rows]):.1f} "
                       f"({rows[0]['device']}) | {', '.join(str(r['best_epoch']) for r in rows)} | this run |"))
@@ -293,7 +299,7 @@ def write_report(args, runs, results_path, argv):
             cells = []
             for label in labels:
                 v = np.array([r["shift"][label] for r in rows]) * 1e3
-                cells.append(f"{v.mean():.2f} +- {v.std():.2f}")
+                cells.append(mean_std(v))
             lines.append(f"| {group_label(group)} ({len(rows)} seeds) | " + " | ".join(cells) + " |")
         plot = plot_shift(shift_rows, labels, args.out.with_name(args.out.stem + "_shift.png"))
         if plot is not None:

@@ -80,6 +80,8 @@ def test_pendulum_benchmark_writes_its_report_and_resumes(tmp_path):
     assert set(runs[0]["shift"]) == {label for label, _, _ in bench.SHIFTS} and "shift" not in runs[1]
     text = report.read_text()
     assert "smr_ts s5+smr" in text and "Sampling shift" in text and "reduced budget" in text and "- a note" in text
+    mse = runs[0]["test_mse"] * 1e3  # one seed: its value, and no made-up spread
+    assert f"| **smr_ts s5+smr** | {mse:.2f} (1 seed) |" in text and "+- 0.00" not in text
     bench.main(argv)  # finished runs are skipped, not repeated
     assert len(json.loads(results.read_text())) == 2
 
