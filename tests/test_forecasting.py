@@ -224,3 +224,23 @@ def test_seasonal_lags_read_the_seasons_before_the_query_and_nothing_after_the_c
     # Seasons before the first observation are counted as missing.
     early = _lag_columns(data, layout, 30, data.time[0, 30] + np.array([2.0]) * 3600e9)
     assert early[0, 1] == pytest.approx(1 / 3)  # hour 8 only: hours -16 and -40 are before the data
+
+
+def test_the_vectorised_row_search_matches_searchsorted_per_series():
+    from smr_ts.data.forecast import _rows_at_or_before
+
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(5), [1, 3, 8, 2, 6])
+    times = np.concatenate([np.sort(rng.choice(20, n, replace=False)).astype(float) for n in [1, 3, 8, 2, 6]])
+    panel = to_panel(ids, times, rng.normal(size=(len(ids), 1)))
+    data = forecast_tensors(panel, _layout_without_periods(), FIRST_GAP)
+    series = rng.integers(0, 5, 200)
+    t = rng.uniform(-2, 22, 200).round()  # ties with observation times included
+    expect = [np.searchsorted(data.time[s, : data.lengths[s]], ti, side="right") - 1 for s, ti in zip(series, t)]
+    np.testing.assert_array_equal(_rows_at_or_before(data, series, t), expect)
+
+
+def _layout_without_periods():
+    from smr_ts.data.forecast import ForecastLayout
+
+    return ForecastLayout(target_index=[0], time_unit=1.0, horizon=5.0, periods=[], fallback=[1.0], gap=1.0)

@@ -201,13 +201,23 @@ def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: floa
     )
 
 
+def _rows_at_or_before(data: ForecastTensors, series: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per query, the last row of its series at or before relative time ``t`` (-1 if none): a
+    binary search run for all queries at once, O(P log L) whatever the number of series."""
+    lo, hi = np.zeros(len(series), np.int64), data.lengths[series].astype(np.int64)
+    while (lo < hi).any():
+        mid = (lo + hi) // 2
+        active = lo < hi
+        right = active & (data.time[series, np.minimum(mid, data.time.shape[1] - 1)] <= t)
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
+    return lo - 1
+
+
 def _latest_at(data: ForecastTensors, series, t) -> np.ndarray:
     """(P, T) the latest observed targets at or before relative times ``t`` of ``series``, NaN where
     there is none (a row's anchor is the latest observation at or before it)."""
-    row = np.empty(len(series), np.int64)
-    for s in np.unique(series):
-        at = series == s
-        row[at] = np.searchsorted(data.time[s, : data.lengths[s]], t[at], side="right") - 1
+    row = _rows_at_or_before(data, series, t)
     return np.where((row >= 0)[:, None], data.anchor[series, np.maximum(row, 0)], np.nan)
 
 
