@@ -18,7 +18,7 @@ from smr_ts.backbones import BACKBONES, smr_backbones
 from smr_ts.callbacks import EarlyStopping
 from smr_ts.model import ENCODERS
 
-__all__ = ["PARAMETER_CONSTRAINTS", "check_estimator_params", "resolved_loss"]
+__all__ = ["PARAMETER_CONSTRAINTS", "check_estimator_params", "resolved_loss", "resolved_quantiles"]
 
 _NON_NEGATIVE = Interval(Real, 0, None, closed="left")
 
@@ -36,7 +36,8 @@ PARAMETER_CONSTRAINTS = {
     "encoder": [StrOptions(set(ENCODERS))],
     "image_shape": [tuple, list, None],
     "encoder_hidden": [positive_int()],
-    "loss": [StrOptions({"auto", "mse", "mae", "gaussian"})],
+    "loss": [StrOptions({"auto", "mse", "mae", "gaussian", "quantile"})],
+    "quantiles": [list, tuple, None],
     "epochs": [positive_int()],
     "batch_size": [StrOptions({"auto"}), positive_int()],
     "lr": [positive_real()],
@@ -47,7 +48,7 @@ PARAMETER_CONSTRAINTS = {
     "validation_fraction": [probability()],
     "patience": [positive_int(), None],
     "callbacks": [list, tuple, None],
-    "id_col": [str],
+    "id_col": [str, None],
     "time_col": [str],
     "target_cols": [list, tuple, None],
     "time_unit": [positive_real(), str, pd.Timedelta],
@@ -82,6 +83,13 @@ def check_estimator_params(est) -> None:
     if est.target_cols is not None and not (est.target_cols and all(isinstance(c, str) for c in est.target_cols)):
         raise invalid(name, f"The 'target_cols' parameter of {name} must be None or a non-empty list of "
                             f"column names. Got {est.target_cols!r} instead.")
+    if est.quantiles is not None and not (len(est.quantiles) and all(
+            isinstance(q, Real) and not isinstance(q, bool) and 0 < q < 1 for q in est.quantiles)
+            and len(set(est.quantiles)) == len(est.quantiles)):
+        raise invalid(name, f"The 'quantiles' parameter of {name} must be None or distinct levels strictly "
+                            f"between 0 and 1, e.g. (0.1, 0.5, 0.9). Got {est.quantiles!r} instead.")
+    if est.id_col is not None and est.id_col == est.time_col:
+        raise invalid(name, f"The 'id_col' parameter of {name} must differ from time_col={est.time_col!r}.")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", est.device):
         raise invalid(name, f"The 'device' parameter of {name} must be 'auto', 'cpu' or 'cuda[:N]'. "
                             f"Got {est.device!r} instead.")
@@ -97,4 +105,18 @@ def check_estimator_params(est) -> None:
 def resolved_loss(loss: str, mode: str) -> str:
     """The loss a fit trains with: "auto" is "mae" when forecasting (the error forecasts are judged by)
     and "mse" in regression. Kept as ``loss_``: prediction follows it, whatever ``set_params`` did since."""
+    if loss == "quantile" and mode != "forecast":
+        raise invalid("SMRForecaster", "The 'loss' parameter of SMRForecaster: 'quantile' is for forecasting "
+                                       "(fit(df) without y); with y, use 'mse', 'mae' or 'gaussian'.")
     return ("mae" if mode == "forecast" else "mse") if loss == "auto" else loss
+
+
+DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
+
+
+def resolved_quantiles(est) -> tuple | None:
+    """The quantile levels a fit trains (``quantiles_``): with ``loss="quantile"``, ``quantiles`` (default
+    (0.1, 0.5, 0.9)) sorted, with 0.5 added when missing (it is the point forecast); otherwise None."""
+    if est.loss != "quantile":
+        return None
+    return tuple(sorted({float(q) for q in (est.quantiles or DEFAULT_QUANTILES)} | {0.5}))

@@ -25,20 +25,22 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from smr_ts import persistence
-from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss
+from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss, resolved_quantiles
 from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts._validation import check_params, positive_int
 from smr_ts.callbacks import training_callbacks
 from smr_ts.data.frames import (
-    SeriesPanel, TimeInfo, align_columns, as_target_frame, check_time_kind, features_and_targets, median_gap,
+    SeriesPanel, TimeInfo, align_columns, check_time_kind, features_and_targets, median_gap,
     numeric_values, parse_time_unit, refuse_array, split_frame, to_panel,
 )
 from smr_ts.data.queries import check_anchored, history_rows, horizon_queries, read_queries, warn_past_horizon
 from smr_ts.data.forecast import auto_horizon, fit_layout, forecast_tensors, training_pairs, training_window
-from smr_ts.data.scaling import column_moments, identity_moments
-from smr_ts.data.windows import FIRST_GAP, Scaling, WindowSampler, panel_tensors
+from smr_ts.data.windows import FIRST_GAP, Scaling, panel_tensors
+from smr_ts.intervals import calibration_residuals, calibration_source, check_levels, uncertainty_columns
 from smr_ts.model import ForecastNetwork, SequenceModel, predict_panel, predict_queries
-from smr_ts.training import TrainingSettings, batch_loss, evaluate, forecast_evaluate, forecast_loss, train
+from smr_ts.model_selection import forecast_score
+from smr_ts.regression_data import regression_data, regression_score
+from smr_ts.training import TrainingSettings, forecast_evaluate, forecast_loss, train
 
 __all__ = ["SMRForecaster"]
 
@@ -79,10 +81,13 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         (height, width) of image-valued rows; needed by ``encoder="cnn"``.
     encoder_hidden : int, default 30
         Hidden width of the "mlp" and "cnn" encoders.
-    loss : {"auto", "mse", "mae", "gaussian"}, default "auto"
+    loss : {"auto", "mse", "mae", "gaussian", "quantile"}, default "auto"
         "auto" is "mae" when forecasting (the error forecasts are judged by) and "mse" in
         regression. "gaussian" trains a variance head by negative log-likelihood; predictions
-        then come with a standard deviation (``return_std=True``).
+        then come with a standard deviation (``return_std=True``). "quantile" (forecasting): the
+        pinball loss at ``quantiles``; forecasts add ``<target>_ql<q>`` columns, the point is the 0.5.
+    quantiles : list of float, optional
+        Levels in (0, 1) for ``loss="quantile"`` (default (0.1, 0.5, 0.9); 0.5 is always added).
     epochs, batch_size : int, default 30, "auto"
         ``batch_size`` counts series (regression; "auto": 32) or forecast windows (forecasting;
         "auto": about 8,192 rows, 8 to 32 windows, so that long windows give more steps).
@@ -108,7 +113,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         Objects called after every epoch (:mod:`smr_ts.callbacks`): record, log or stop
         training. Run-time objects: ``save`` does not write them.
     id_col, time_col : str, default "unique_id", "ds"
-        Names of the series id and time columns (or MultiIndex levels).
+        Names of the series id and time columns (or MultiIndex levels); ``id_col=None``: the
+        frame is one series, and outputs have no id column.
     target_cols : list of str, optional
         Forecasting: the columns to forecast (default: every value column).
     time_unit : "auto", float or str, default "auto"
@@ -153,6 +159,9 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     feature_names_in_ : ndarray of str
         Columns of X at fit (only for DataFrames).
     target_names_ : list of str
+    quantiles_ : tuple of float or None
+    calibration_ahead_, calibration_scores_ : ndarray
+        Forecasting: what calibrates ``forecast(level=...)`` (:mod:`smr_ts.intervals`).
 
     Examples
     --------
@@ -172,10 +181,10 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     def __init__(
         self, backbone="s5", smr=False, smr_kernel=4, d_model=32, state_size=16, n_layers=2, blocks=1,
         step_min=0.01, step_max=1.0, dropout=0.0, encoder="linear", image_shape=None, encoder_hidden=30,
-        loss="auto", epochs=30, batch_size="auto", lr=1e-2, ssm_lr=1e-3, weight_decay=0.0, warmup_epochs=1.0,
-        grad_clip=1.0, validation_fraction=0.1, patience=None, callbacks=None, id_col="unique_id", time_col="ds",
-        target_cols=None, time_unit="auto", horizon="auto", device="auto", random_state=None, n_threads="auto",
-        verbose=0,
+        loss="auto", quantiles=None, epochs=30, batch_size="auto", lr=1e-2, ssm_lr=1e-3, weight_decay=0.0,
+        warmup_epochs=1.0, grad_clip=1.0, validation_fraction=0.1, patience=None, callbacks=None, id_col="unique_id",
+        time_col="ds", target_cols=None, time_unit="auto", horizon="auto", device="auto", random_state=None,
+        n_threads="auto", verbose=0,
     ):
         for name, value in dict(locals()).items():  # sklearn: __init__ only stores
             if name != "self":
@@ -242,6 +251,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         self.mode_ = "regression" if y is not None else "forecast"
         forecasting = self.mode_ == "forecast"
         self.loss_, self.fitted_params_ = resolved_loss(self.loss, self.mode_), persistence.fitted_params(self)
+        self.quantiles_ = resolved_quantiles(self)
         ids, times, info, values = self._read_rows(X, fitting=True)
         self.time_info_ = info
         features, targets, self.value_columns_, self.target_names_, self.y_ndim_ = features_and_targets(
@@ -255,7 +265,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         unit = parse_time_unit(self.time_unit, info)
         self.time_unit_ = unit if unit is not None else median_gap(panel)
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-        prepare = self._forecast_data if forecasting else self._regression_data
+        prepare = self._forecast_data if forecasting else partial(regression_data, self)
         sampler, val_batches, loss_fn, evaluate_fn = prepare(panel, features, targets, validation_data, seed, device)
 
         settings = TrainingSettings(epochs=self.epochs, lr=self.lr, ssm_lr=self.ssm_lr, weight_decay=self.weight_decay,
@@ -272,6 +282,9 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
                            partial(evaluate_fn, self.model_, val_batches) if val_batches else None, callbacks,
                            initial_candidate=forecasting)
         self.model_.to("cpu").eval()
+        if forecasting:  # what calibrates forecast(level=...): the held-out part, forecast by the final network
+            self.calibration_ahead_, self.calibration_scores_ = calibration_residuals(
+                self.model_, self.layout_, vars(self).pop("_calibration_source"), np.random.default_rng(seed + 3), device)
         self.history_ = result.history
         self.best_epoch_ = stopper.best_epoch
         self.interrupted_ = result.interrupted
@@ -283,22 +296,6 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         split = not given and self.validation_fraction > 0 and n_series >= 2
         n_val = min(n_series - 1, max(1, int(round(self.validation_fraction * n_series)))) if split else 0
         return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-    def _regression_data(self, panel, features, targets, validation_data, seed, device):
-        cnn = self.encoder == "cnn"  # images are fed as they are
-        self.feature_mean_, self.feature_scale_ = identity_moments(features.shape[1]) if cnn else column_moments(features)
-        self.target_mean_, self.target_scale_ = column_moments(targets)
-        val_panel = None if validation_data is None else self._validation_panel(validation_data)
-        train_idx, val_idx = self._split(len(panel.ids), seed, val_panel is not None)
-        tensors = panel_tensors(panel, self._scaling())
-        train_set = {k: v[train_idx] for k, v in tensors.items()}
-        val_set = panel_tensors(val_panel, self._scaling()) if val_panel is not None else (
-            {k: v[val_idx] for k, v in tensors.items()} if len(val_idx) else None)
-        sampling = dict(batch_size=32 if self.batch_size == "auto" else self.batch_size, device=device)
-        val_batches = WindowSampler(val_set, **sampling).fixed() if val_set else None
-        loss = partial(batch_loss, kind=self.loss_)
-        return (WindowSampler(train_set, **sampling), val_batches, loss,
-                partial(evaluate, target_scale=self.target_scale_, gaussian=self.loss_ == "gaussian"))
 
     def _forecast_data(self, panel, features, targets, validation_data, seed, device):
         self.history_panel_ = panel  # forecasts continue every training series from its last row
@@ -318,28 +315,20 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             data, self.layout_, train_idx, val_idx, val_data, validation_fraction=self.validation_fraction,
             window=training_window(self.layout_, gap), batch_size=self.batch_size, device=device,
             rng=np.random.default_rng(seed + 2))
+        self._calibration_source = calibration_source(data, self.layout_, val_idx, val_data, self.validation_fraction)
         loss = partial(forecast_loss, kind=self.loss_)
         return sampler, val_batches, loss, forecast_evaluate
 
     def _scaling(self) -> Scaling:
         return Scaling(self.feature_mean_, self.feature_scale_, self.target_mean_, self.target_scale_, self.time_unit_)
 
-    def _validation_panel(self, validation_data) -> SeriesPanel:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError("validation_data must be a pair (X_val, y_val) when fit gets y")
-        X_val, y_val = validation_data
-        ids, times, features = self._read_known(X_val, "validation_data")
-        index = X_val.index if isinstance(X_val, pd.DataFrame) else pd.RangeIndex(len(features))
-        targets, _ = as_target_frame(y_val, index, len(features))
-        return to_panel(ids, times, np.concatenate([features, targets], 1), what="validation_data",
-                        id_col=self.id_col, time_col=self.time_col, info=self.time_info_)
-
     def _build_model(self):
         n_features = len(self.value_columns_)
         if self.mode_ == "forecast":
             return ForecastNetwork(self.layout_.n_inputs(n_features), self.layout_.n_query_features, self.n_targets_,
                                    self.d_model, self.n_layers, self.backbone, self.get_params(deep=False),
-                                   gaussian=self.loss_ == "gaussian", dropout=self.dropout)
+                                   gaussian=self.loss_ == "gaussian", dropout=self.dropout,
+                                   quantiles=getattr(self, "quantiles_", None))
         return SequenceModel(
             n_features=n_features, n_outputs=self.n_targets_, d_model=self.d_model, n_layers=self.n_layers,
             backbone=self.backbone, encoder=self.encoder, image_shape=self.image_shape,
@@ -410,18 +399,17 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             return pd.DataFrame(array, index=X.index, columns=self.target_names_)
         return array[:, 0] if self.y_ndim_ == 1 else array
 
-    def score(self, X, y, sample_weight=None):
-        """R^2 of ``predict(X)`` against y, as for every scikit-learn regressor."""
-        from sklearn.metrics import r2_score
-
-        pred = self.predict(X)
-        y_arr, _ = as_target_frame(y, X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(y)), len(y))
-        pred_arr = np.asarray(pred, dtype=np.float64).reshape(len(y_arr), -1)
-        return r2_score(y_arr, pred_arr, sample_weight=sample_weight)
+    def score(self, X, y=None, sample_weight=None):
+        """Greater is better. Regression: R^2 of ``predict(X)`` against y, as for every scikit-learn
+        regressor. Forecast mode (no y): minus the mean scaled MAE of forecasts at X's rows against X's
+        target columns (:func:`smr_ts.model_selection.forecast_score`)."""
+        check_is_fitted(self, "model_")
+        return (forecast_score if self.mode_ == "forecast" else regression_score)(self, X, y, sample_weight)
 
     # ------------------------------------------------------------------ forecasting
     @uses_threads
-    def forecast(self, h: int | None = None, times=None, context=None, return_std: bool = False) -> pd.DataFrame:
+    def forecast(self, h: int | None = None, times=None, context=None, return_std: bool = False,
+                 level=None) -> pd.DataFrame:
         """Forecast fitted (or context) series at future times.
 
         Parameters
@@ -436,17 +424,23 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             fitted history of known series, or start new series.
         return_std : bool, default False
             Add ``<target>_std`` columns (``loss="gaussian"`` only).
+        level : float or list of float, optional
+            Conformal intervals at these coverages in percent (e.g. ``[80, 95]``): ``<target>-lo-80``,
+            ``<target>-hi-80``, calibrated at fit on held-out forecasts as far ahead
+            (:mod:`smr_ts.intervals`; needs ``validation_fraction > 0`` or ``validation_data``).
 
         Returns
         -------
         DataFrame
-            Columns ``id_col``, ``time_col`` and one per target (plus ``_std`` columns),
-            sorted by series and time (for ``times``: in the order of ``times``'s rows).
+            Columns ``id_col`` (unless None), ``time_col`` and one per target (plus ``_std``,
+            ``_ql<q>`` and interval columns), sorted by series and time (for ``times``: in the
+            order of ``times``'s rows).
         """
-        return self._forecast(h, times, context, return_std, what="times")
+        return self._forecast(h, times, context, return_std, what="times", level=level)
 
-    def _forecast(self, h, times, context, return_std: bool, what: str) -> pd.DataFrame:
+    def _forecast(self, h, times, context, return_std: bool, what: str, level=None) -> pd.DataFrame:
         self._check_std(return_std)
+        levels = None if level is None else check_levels(level)
         if self.mode_ != "forecast":
             raise ValueError("forecast() needs a model fitted without y (forecasting mode)")
         if (h is None) == (times is None):
@@ -464,14 +458,18 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         series = pd.Index(panel.ids).get_indexer(q_ids)
         check_anchored(data, series, q_ids, self.id_col, self.target_names_, what)
         t = np.asarray(q_times, np.float64)
-        warn_past_horizon(t - panel.time[series, panel.lengths[series] - 1], self.horizon_, self.horizon, self.time_info_)
-        mean, std = predict_queries(self.model_, data, self.layout_, series, t - data.origin,
-                                    resolve_device(self.device, strict=False), chunk=_CHUNK)
-        out = pd.DataFrame({self.id_col: q_ids, self.time_col: self.time_info_.to_times(np.asarray(q_times))})
-        for suffix, values in [("", mean)] + ([("_std", std)] if return_std else []):
+        ahead = t - panel.time[series, panel.lengths[series] - 1]
+        warn_past_horizon(ahead, self.horizon_, self.horizon, self.time_info_)
+        mean, extra = predict_queries(self.model_, data, self.layout_, series, t - data.origin,
+                                      resolve_device(self.device, strict=False), chunk=_CHUNK)
+        out = pd.DataFrame({self.time_col: self.time_info_.to_times(np.asarray(q_times))})
+        if self.id_col is not None:
+            out.insert(0, self.id_col, q_ids)
+        for suffix, values in [("", mean)] + ([("_std", extra)] if return_std else []):
             for j, name in enumerate(self.target_names_):
                 out[f"{name}{suffix}"] = values[:, j]
-        return out
+        return out.assign(**uncertainty_columns(self, mean, extra, data.scale[series, data.lengths[series] - 1],
+                                                ahead, levels))
 
     def _history(self, context):
         """The fitted history's rows, extended by ``context`` rows when given."""

@@ -18,8 +18,8 @@ from torch import nn
 from smr_ts.backbones import BACKBONES
 from smr_ts.data.forecast import query_features
 
-__all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "gaussian_nll", "masked_mae", "masked_mse", "predict_panel",
-           "predict_queries"]
+__all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "gaussian_nll", "masked_mae", "masked_mse",
+           "pinball", "pinball_loss", "predict_panel", "predict_queries"]
 
 ENCODERS = ("linear", "mlp", "cnn")
 _VARIANCE_FLOOR = 1e-4
@@ -131,6 +131,20 @@ def masked_mae(mean, target, weight):
     return ((mean - target).abs() * weight).sum() / weight.sum().clamp(min=1)
 
 
+def pinball(levels, target, quantiles):
+    """Pinball (quantile) loss of predicted ``levels`` (..., T, Q) at ``quantiles`` (Q,) against ``target``
+    (..., T), averaged over the quantiles: (..., T). At the 0.5 quantile alone it is half the absolute
+    error (Koenker and Bassett 1978)."""
+    q = torch.as_tensor(quantiles, dtype=levels.dtype, device=levels.device)
+    diff = target.unsqueeze(-1) - levels
+    return torch.maximum(q * diff, (q - 1) * diff).mean(-1)
+
+
+def pinball_loss(levels, target, weight, quantiles):
+    """:func:`pinball` averaged over the observed targets (``weight``)."""
+    return (pinball(levels, target, quantiles) * weight).sum() / weight.sum().clamp(min=1)
+
+
 @torch.no_grad()
 def predict_panel(model: nn.Module, data: dict, device, chunk: int):
     """Outputs at every step of a panel's tensors, ``chunk`` series at a time: (mean, std or None) as numpy.
@@ -158,8 +172,9 @@ class ForecastNetwork(nn.Module):
     ``encode(inputs, dt, mask)`` runs the backbone over every row (each row's output depends on
     the rows at or before it). ``decode(h, query)`` maps the output ``h`` at a cut and the query's
     features to the forecast's correction of the anchor, in the series' scale (and its standard
-    deviation with a Gaussian head). The head's last layer starts at zero: the untrained network
-    forecasts the anchor, the last observed value.
+    deviation with a Gaussian head; with ``quantiles``, the median and every quantile level,
+    ``(..., T, Q)``). The head's last layer starts at zero: the untrained network forecasts the
+    anchor, the last observed value.
 
     Parameters
     ----------
@@ -170,23 +185,28 @@ class ForecastNetwork(nn.Module):
     backbone_settings : dict
     gaussian : bool
     dropout : float
+    quantiles : tuple of float, optional
+        Sorted quantile levels, 0.5 among them: the mean head then gives one output per target and
+        level (the pinball loss trains them), and the 0.5 level is the point forecast.
     """
 
     def __init__(self, n_inputs: int, n_query_features: int, n_outputs: int, d_model: int, n_layers: int,
                  backbone: str = "s5", backbone_settings: dict | None = None, gaussian: bool = False,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, quantiles: tuple | None = None):
         super().__init__()
+        self.quantiles = tuple(quantiles) if quantiles else None
+        n_levels = len(self.quantiles) if self.quantiles else 1
         self.encoder = nn.Linear(n_inputs, d_model)
         self.backbone = BACKBONES[backbone].build(d_model, n_layers, dropout, backbone_settings or {})
 
-        def head():
-            last = nn.Linear(d_model, n_outputs)
+        def head(n_out=n_outputs):
+            last = nn.Linear(d_model, n_out)
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
             return nn.Sequential(nn.Linear(d_model + n_query_features, d_model), nn.GELU(),
                                  nn.Linear(d_model, d_model), nn.GELU(), last)
 
-        self.mean_head = head()
+        self.mean_head = head(n_outputs * n_levels)
         self.var_head = head() if gaussian else None
 
     def encode(self, inputs: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -196,6 +216,9 @@ class ForecastNetwork(nn.Module):
     def decode(self, h: torch.Tensor, query: torch.Tensor):
         z = torch.cat([h, query], -1)
         mean = self.mean_head(z)
+        if self.quantiles is not None:
+            levels = mean.unflatten(-1, (-1, len(self.quantiles)))
+            return levels[..., self.quantiles.index(0.5)], levels
         if self.var_head is None:
             return mean, None
         return mean, torch.sqrt(F.softplus(self.var_head(z) + 0.5413) + _VARIANCE_FLOOR)  # std 1 at the start
@@ -210,7 +233,9 @@ class ForecastNetwork(nn.Module):
 @torch.no_grad()
 def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, t_query: np.ndarray, device,
                     chunk: int):
-    """Forecasts (mean, std or None) in the targets' units, (n_queries, T), float64.
+    """Forecasts (mean, std or None) in the targets' units, (n_queries, T), float64. A network with
+    quantiles gives (its 0.5 level, every level (n_queries, T, Q)) instead, the levels sorted so that
+    they never cross (monotone rearrangement, Chernozhukov et al. 2010).
 
     Each query of ``series`` (index into ``data``) at relative time ``t_query`` continues from its
     series' last row: the backbone runs over each history once (``chunk`` series at a time) and the
@@ -233,5 +258,8 @@ def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, 
     finally:
         model.to("cpu")
     scale = data.scale[series, k]
+    if getattr(model, "quantiles", None) is not None:
+        levels = data.anchor[series, k][..., None] + scale[..., None] * np.sort(std.cpu().double().numpy(), -1)
+        return levels[..., model.quantiles.index(0.5)], levels
     mean = data.anchor[series, k] + scale * mean.cpu().double().numpy()
     return mean, (scale * std.cpu().double().numpy() if std is not None else None)

@@ -59,6 +59,9 @@ FITTED_ATTRIBUTES = {
     "history_panel_": "panel",
     "horizon_": "json",
     "layout_": "layout",
+    "quantiles_": "json",
+    "calibration_ahead_": "array",
+    "calibration_scores_": "array",
     "model_": "module",
 }
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from smr_ts.callbacks import Callback, TrainingState
-from smr_ts.model import gaussian_nll, masked_mae, masked_mse
+from smr_ts.model import gaussian_nll, masked_mae, masked_mse, pinball, pinball_loss
 from smr_ts.ssm.params import parameter_groups
 
 __all__ = ["TrainingSettings", "TrainingResult", "batch_loss", "evaluate", "forecast_evaluate", "forecast_loss", "train",
@@ -184,9 +184,12 @@ def evaluate(model: nn.Module, batches, target_scale, gaussian: bool) -> dict:
 
 
 def forecast_loss(model: nn.Module, batch: dict, kind: str = "mse"):
-    """Forecasting loss of a batch of (cut, query) pairs, in each series' scale, and its weight."""
-    mean, std = model(batch)
-    return _loss(mean, std, batch["target"], batch["weight"], kind), float(batch["weight"].sum())
+    """Forecasting loss of a batch of (cut, query) pairs, in each series' scale, and its weight;
+    ``kind="quantile"``: the pinball loss at the network's quantile levels."""
+    mean, extra = model(batch)
+    if kind == "quantile":
+        return pinball_loss(extra, batch["target"], batch["weight"], model.quantiles), float(batch["weight"].sum())
+    return _loss(mean, extra, batch["target"], batch["weight"], kind), float(batch["weight"].sum())
 
 
 @torch.no_grad()
@@ -196,23 +199,34 @@ def forecast_evaluate(model: nn.Module, batches) -> dict:
     ``valid_scaled_mae``: mean absolute error divided by each series' scale (every series counts
     the same, whatever its level; model selection minimises it). ``valid_mse``: in the targets'
     own units. ``valid_last_value_scaled_mae``: the same for carrying the last value forward.
-    ``valid_gain_z``: the mean gain over last value per scored value, in standard errors.
+    ``valid_gain_z``: the mean gain over last value per scored value, in standard errors. A network
+    with quantile levels is judged as a whole: its gain is in the pinball loss (``valid_pinball``,
+    scaled) over last value at every level, a forecast without spread.
     """
     model.eval()
+    quantiles = getattr(model, "quantiles", None)
     sq, gains, count = 0.0, [], 0.0
-    absolute = anchor_absolute = 0.0
+    absolute = anchor_absolute = pinball_total = 0.0
     for batch in batches:
-        mean, _ = model(batch)
+        mean, extra = model(batch)
         w = batch["weight"]
         target = batch["target"]
         error = (mean - target).abs()
         sq += float((((mean - target) * batch["scale"]) ** 2 * w).sum())
         absolute += float((error * w).sum())
         anchor_absolute += float((target.abs() * w).sum())  # last value: a correction of 0
-        gains.append((target.abs() - error)[w > 0].double())
+        if quantiles is not None:
+            loss = pinball(extra, target, quantiles)
+            pinball_total += float((loss * w).sum())
+            gains.append((pinball(torch.zeros_like(extra), target, quantiles) - loss)[w > 0].double())
+        else:
+            gains.append((target.abs() - error)[w > 0].double())
         count += float(w.sum())
     gain = torch.cat(gains) if gains else torch.zeros(0, dtype=torch.float64)
     spread = float(gain.std()) if len(gain) > 1 else math.inf
     z = float(gain.mean()) / (spread / math.sqrt(len(gain))) if len(gain) > 1 and spread > 0 else 0.0
-    return {"valid_mse": sq / max(count, 1), "valid_scaled_mae": absolute / max(count, 1),
-            "valid_last_value_scaled_mae": anchor_absolute / max(count, 1), "valid_gain_z": z}
+    out = {"valid_mse": sq / max(count, 1), "valid_scaled_mae": absolute / max(count, 1),
+           "valid_last_value_scaled_mae": anchor_absolute / max(count, 1), "valid_gain_z": z}
+    if quantiles is not None:
+        out["valid_pinball"] = pinball_total / max(count, 1)
+    return out

@@ -101,6 +101,7 @@ def split_frame(X, id_col: str, time_col: str, *, what: str = "X"):
     X : DataFrame
         Long frame; ``id_col`` and ``time_col`` are columns or index levels.
     id_col, time_col : str
+        ``id_col=None``: the frame is a single series, whose id is 0.
     what : str
         Name of the argument, used in error messages.
 
@@ -120,9 +121,10 @@ def split_frame(X, id_col: str, time_col: str, *, what: str = "X"):
     if not X.columns.is_unique:
         dupes = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
         raise ValueError(f"{what} has duplicate column names: {dupes}")
-    ids = _column_or_level(X, id_col, what, "id_col")
+    # id_col=None: the frame is one series (id 0), with no id column to carry.
+    ids = np.zeros(len(X), np.int64) if id_col is None else _column_or_level(X, id_col, what, "id_col")
     raw_time = _column_or_level(X, time_col, what, "time_col")
-    values = X.drop(columns=[c for c in (id_col, time_col) if c in X.columns]).reset_index(drop=True)
+    values = X.drop(columns=[c for c in (id_col, time_col) if c is not None and c in X.columns]).reset_index(drop=True)
 
     if pd.isna(ids).any():
         raise ValueError(f"{what}: id column {id_col!r} has missing values")
@@ -144,8 +146,11 @@ def _column_or_level(X: pd.DataFrame, name: str, what: str, param: str) -> np.nd
         return X[name].to_numpy()
     if name in (X.index.names or []):
         return X.index.get_level_values(name).to_numpy()
+    single = ", or id_col=None for a single series" if param == "id_col" else ""
     raise ValueError(
-        f"{what} has no column or index level {name!r} (set {param}=...); columns are {list(map(str, X.columns))[:10]}"
+        f"{what} has no column or index level {name!r} (set {param}=...{single}); columns are "
+        f"{list(map(str, X.columns))[:10]}, index levels {list(X.index.names)}. In a Pipeline, put the id and time in "
+        f"the index (df.set_index([...])): transformers with set_output(transform='pandas') keep it"
     )
 
 

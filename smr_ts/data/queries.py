@@ -51,7 +51,8 @@ def read_queries(times, fitted: TimeInfo, ids, hist_times, id_col: str, time_col
     Returns ``(q_ids, q_times)`` with raw times (see :func:`smr_ts.data.frames.split_frame`).
     """
     if not isinstance(times, pd.DataFrame):
-        raise TypeError(f"{what} must be a DataFrame with columns {id_col!r} and {time_col!r}, got {type(times).__name__}")
+        columns = f"columns {id_col!r} and {time_col!r}" if id_col is not None else f"a column {time_col!r}"
+        raise TypeError(f"{what} must be a DataFrame with {columns}, got {type(times).__name__}")
     q_ids, q_times, info, _ = split_frame(times, id_col, time_col, what=what)
     check_time_kind(info, fitted, time_col, what)
     check_query_times(q_ids, q_times, ids, hist_times, id_col, time_col, what)
@@ -79,15 +80,20 @@ def check_query_times(q_ids, q_times, ids, times, id_col: str, time_col: str, wh
                 "not the history" if what == "X" else "")
         raise ValueError(
             f"{what}: {time_col} values must be after each series' history; "
-            f"{id_col}={_plain(q_ids[i])!r} has a query at or before its last observation{hint}"
+            f"{_series(id_col, q_ids[i])} has a query at or before its last observation{hint}"
         )
+
+
+def _series(id_col, value) -> str:
+    """How a message names a series: ``unique_id='a'``, or "the series" with ``id_col=None``."""
+    return "the series" if id_col is None else f"{id_col}={_plain(value)!r}"
 
 
 def check_anchored(data, series: np.ndarray, q_ids, id_col: str, target_names: list, what: str = "times") -> None:
     """Every queried series needs an observed value of each target to continue from."""
     unanchored = ~np.isfinite(data.anchor[series, data.lengths[series] - 1]).all(-1)
     if unanchored.any():
-        raise ValueError(f"{what}: {id_col}={_plain(q_ids[np.argmax(unanchored)])!r} has no observed value of every "
+        raise ValueError(f"{what}: {_series(id_col, q_ids[np.argmax(unanchored)])} has no observed value of every "
                          f"target {target_names} in its history, so there is nothing to forecast from")
 
 

@@ -1,0 +1,204 @@
+"""Conformal prediction intervals for forecasts: held-out residuals, grouped by how far ahead.
+
+Split conformal prediction (Vovk et al. 2005; Lei et al. 2018), normalised by each series' scale
+and grouped by time ahead, in the manner of Stankeviciute et al. (2021) for multi-step forecasts:
+
+1. **Calibration, at fit** (:func:`calibration_residuals`). The fitted network forecasts the part
+   of the data that training did not score: the held-out validation series (every row serves as a
+   cut-off, and every later observation of the series within ``horizon`` of it is a query), or
+   for a single series its last part in time (cut-offs from where validation starts), or
+   ``validation_data``. Each pair gives how far ahead it was and its **score**: the absolute error
+   divided by the series' scale at the cut-off (the mean absolute change between its consecutive
+   observations so far, :func:`smr_ts.data.forecast.expanding_statistics`), so that series of
+   different sizes pool fairly. At most ``MAX_PAIRS`` pairs are kept (a seeded random subset).
+2. **Bins of time ahead** (:func:`ahead_bins`): equal-count bins of the calibration pairs' time
+   ahead, at least ``MIN_PER_BIN`` pairs each and at most ``MAX_BINS`` bins, so a forecast far
+   ahead gets the spread of forecasts that far ahead.
+3. **An interval, at forecast** (:func:`interval_columns`): the point forecast plus and minus the
+   series' scale times the ``ceil((n + 1) * level / 100)``-th smallest of the ``n`` scores of the
+   query's bin (the finite-sample conformal quantile). When a bin has too few scores for a level
+   the interval is unbounded (infinite), with a warning, rather than too narrow.
+
+Nothing here reads a DataFrame: the estimator hands in arrays and gets columns back.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from numbers import Real
+
+import numpy as np
+import torch
+
+from smr_ts.data.forecast import ForecastLayout, ForecastTensors, query_features, validation_origin
+
+__all__ = ["MAX_BINS", "MAX_PAIRS", "MIN_PER_BIN", "ahead_bins", "calibration_residuals", "calibration_source",
+           "check_levels", "conformal_quantile", "interval_columns", "interval_names", "quantile_names",
+           "uncertainty_columns"]
+
+MAX_PAIRS = 4096  # calibration pairs kept at most: quantiles to about 1 % at the 95 % level
+MIN_PER_BIN = 100  # pairs per time-ahead bin at least (a 95 % bound needs 19; 100 makes it stable)
+MAX_BINS = 8
+
+
+def interval_names(name: str, levels) -> list[str]:
+    """Nixtla's column names for the intervals of prediction column ``name``: lower bounds from the
+    widest level in, then upper bounds from the narrowest out (``y-lo-95, y-lo-80, y-hi-80, y-hi-95``)."""
+    levels = sorted(levels)
+    return [f"{name}-lo-{_label(lv)}" for lv in reversed(levels)] + [f"{name}-hi-{_label(lv)}" for lv in levels]
+
+
+def quantile_names(name: str, quantiles) -> list[str]:
+    """neuralforecast's column names for the quantile levels of prediction column ``name``: ``y_ql0.1``."""
+    return [f"{name}_ql{q}" for q in quantiles]
+
+
+def _label(level) -> str:
+    return f"{level:g}"
+
+
+def check_levels(level) -> list:
+    """``level`` as a list of coverage percentages in (0, 100); a ValueError naming it otherwise."""
+    levels = [level] if isinstance(level, Real) else level
+    try:
+        levels = list(levels)
+    except TypeError:
+        levels = None
+    if not levels or not all(isinstance(v, Real) and not isinstance(v, bool) and 0 < v < 100 for v in levels):
+        raise ValueError(f"level must be a coverage in percent strictly between 0 and 100, or a list of them "
+                         f"(e.g. level=[80, 95]); got {level!r}")
+    return sorted(set(levels))
+
+
+def calibration_source(data: ForecastTensors, layout: ForecastLayout, val_idx, val_data, validation_fraction: float):
+    """What calibrates a fit's intervals, mirroring the fit's validation (``training_pairs``):
+    ``(tensors, first_cut)`` with per series the relative time from which rows may serve as cut-offs,
+    or None when the fit holds nothing out."""
+    if val_data is not None:
+        return val_data, np.full(len(val_data.lengths), -np.inf)
+    if len(val_idx):
+        return data.take(np.asarray(val_idx)), np.full(len(val_idx), -np.inf)
+    if validation_fraction > 0:
+        return data, validation_origin(data, layout, validation_fraction)
+    return None
+
+
+def _pairs(data: ForecastTensors, layout: ForecastLayout, first_cut: np.ndarray, rng: np.random.Generator):
+    """Every (series, cut k, query q): k a row at or after ``first_cut`` with an anchor, q a later
+    row with an observed target at most ``horizon`` after it; a random ``MAX_PAIRS`` of them."""
+    per_series = []
+    for s in range(len(data.lengths)):
+        n = int(data.lengths[s])
+        times = data.time[s, :n]
+        k = np.flatnonzero((times >= first_cut[s]) & np.isfinite(data.anchor[s, :n]).any(-1))
+        end = np.searchsorted(times, times[k] + layout.horizon, side="right")  # queries in (k, end)
+        per_series.append((k, np.maximum(end - k - 1, 0)))
+    counts = np.array([c.sum() for _, c in per_series], dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    picks = np.sort(rng.choice(total, size=min(total, MAX_PAIRS), replace=False))
+    series = np.searchsorted(np.cumsum(counts), picks, side="right")
+    picks = picks - np.concatenate([[0], np.cumsum(counts)])[series]
+    out_k, out_q = np.empty(len(picks), np.int64), np.empty(len(picks), np.int64)
+    for s in np.unique(series):
+        k, count = per_series[s]
+        at = series == s
+        cum = np.cumsum(count)
+        j = np.searchsorted(cum, picks[at], side="right")
+        out_k[at] = k[j]
+        out_q[at] = k[j] + 1 + picks[at] - (cum[j] - count[j])
+    return series, out_k, out_q
+
+
+@torch.no_grad()
+def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.Generator, device,
+                          chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out forecasts' time ahead (raw units, (n,)) and scores (absolute errors in units of the
+    series' scale at the cut-off, (n, T), NaN where the query did not observe a target)."""
+    n_targets = layout.n_targets
+    if source is None:
+        return np.zeros(0), np.zeros((0, n_targets))
+    data, first_cut = source
+    series, k, q = _pairs(data, layout, first_cut, rng)
+    if not len(series):
+        return np.zeros(0), np.zeros((0, n_targets))
+    model = model.to(device).eval()
+    h_cut = torch.zeros(len(series), model.encoder.out_features)
+    try:
+        for start in range(0, len(data.lengths), chunk):
+            sel = np.arange(start, min(start + chunk, len(data.lengths)))
+            at = np.flatnonzero((series >= sel[0]) & (series <= sel[-1]))
+            if not len(at):
+                continue
+            length = int(data.lengths[sel].max())
+            h = model.encode(*(torch.from_numpy(a[sel, :length]).to(device) for a in (data.inputs, data.dt, data.mask)))
+            h_cut[at] = h[torch.from_numpy(series[at] - start), torch.from_numpy(k[at])].cpu()
+        query = torch.from_numpy(query_features(data, layout, series, k, data.time[series, q]))
+        point, _ = model.decode(h_cut.to(device), query.to(device))
+    finally:
+        model.to("cpu")
+    truth = (data.target[series, q] - data.anchor[series, k]) / data.scale[series, k]
+    return data.time[series, q] - data.time[series, k], np.abs(truth - point.cpu().double().numpy())
+
+
+def ahead_bins(ahead: np.ndarray) -> np.ndarray:
+    """Inner edges of equal-count bins of time ahead: ``MIN_PER_BIN`` pairs per bin at least,
+    ``MAX_BINS`` bins at most (no edge: one bin). Edges are observed values above the smallest, so
+    no bin is empty (ties merge bins); bin ``i`` is ``[edge[i - 1], edge[i])``."""
+    n_bins = int(np.clip(len(ahead) // MIN_PER_BIN, 1, MAX_BINS))
+    if n_bins == 1:
+        return np.zeros(0)
+    edges = np.unique(np.quantile(ahead, np.arange(1, n_bins) / n_bins, method="inverted_cdf"))
+    return edges[edges > ahead.min()]
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The ``ceil((n + 1) * level / 100)``-th smallest of ``n`` finite scores: a new exchangeable score
+    is at most it with probability >= level %; infinite when ``n`` is too small for the level."""
+    scores = np.sort(scores[np.isfinite(scores)])
+    rank = math.ceil((len(scores) + 1) * level / 100)
+    return float(scores[rank - 1]) if rank <= len(scores) else math.inf
+
+
+def interval_columns(point: np.ndarray, scale: np.ndarray, ahead: np.ndarray, calibration_ahead: np.ndarray,
+                     calibration_scores: np.ndarray, levels: list, names: list[str]) -> dict:
+    """Conformal intervals of forecasts ``point`` (n, T) made ``ahead`` (n,) after their series' last row
+    with scales ``scale`` (n, T): ``{column name: bounds}``, named by :func:`interval_names`."""
+    if not len(calibration_ahead):
+        raise ValueError("level=...: this model has no calibration residuals, because its fit held nothing out "
+                         "(validation_fraction=0 and no validation_data); refit with validation_fraction > 0")
+    edges = ahead_bins(calibration_ahead)
+    cal_bin, query_bin = np.searchsorted(edges, calibration_ahead, "right"), np.searchsorted(edges, ahead, "right")
+    columns = {}
+    for j, name in enumerate(names):
+        half = np.empty((len(point), len(levels)))
+        for b in np.unique(query_bin):
+            scores = calibration_scores[cal_bin == b, j]
+            half[query_bin == b] = [conformal_quantile(scores, lv) for lv in levels]
+        if np.isinf(half).any():
+            n = int(np.isfinite(calibration_scores[:, j]).sum())
+            warnings.warn(f"level={levels}: a time-ahead bin of {name!r} has too few calibration residuals for the "
+                          f"highest level ({n} in all, in {len(edges) + 1} bins), so those bounds are infinite; "
+                          "fit with more held-out data (validation_fraction, validation_data) or ask for a lower "
+                          "level", UserWarning, stacklevel=4)
+        width = half * scale[:, j, None]
+        lo, hi = point[:, j, None] - width, point[:, j, None] + width
+        for i, lv in enumerate(levels):
+            columns[f"{name}-lo-{_label(lv)}"], columns[f"{name}-hi-{_label(lv)}"] = lo[:, i], hi[:, i]
+    return {c: columns[c] for n in names for c in interval_names(n, levels)}
+
+
+def uncertainty_columns(est, point: np.ndarray, extra, scale: np.ndarray, ahead: np.ndarray, levels) -> dict:
+    """A fitted forecaster's columns beyond the point forecast ``point`` (n, T): ``<target>_ql<q>`` per
+    quantile level of a ``loss="quantile"`` fit (``extra`` (n, T, Q)), and with ``levels`` the conformal
+    intervals of :func:`interval_columns`."""
+    columns = {}
+    quantiles = getattr(est, "quantiles_", None)
+    for j, name in enumerate(est.target_names_ if quantiles else ()):
+        columns.update(zip(quantile_names(name, quantiles), extra[:, j].T))
+    if levels is not None:
+        columns.update(interval_columns(point, scale, ahead, getattr(est, "calibration_ahead_", np.zeros(0)),
+                                        getattr(est, "calibration_scores_", None), levels, est.target_names_))
+    return columns
