@@ -82,8 +82,9 @@ class EarlyStopping(Callback):
         Stop after this many epochs without a better score; None never stops early (the best
         weights are still restored).
     monitor : str, default "auto"
-        The record key to minimise; "auto" is the first of ``valid_scaled_mae`` (forecasting),
-        ``valid_mse`` and ``train_loss`` that the record has.
+        The record key to minimise; "auto" is the first of ``valid_pinball`` (forecasting with
+        ``loss="quantile"``: every level counts), ``valid_scaled_mae`` (forecasting), ``valid_mse``
+        and ``train_loss`` that the record has.
     restore_best : bool, default True
         Load the best epoch's weights into the model when training ends.
 
@@ -115,7 +116,7 @@ class EarlyStopping(Callback):
     def _metric(self, record: dict) -> str:
         if self.monitor != "auto":
             return self.monitor
-        return next(k for k in ("valid_scaled_mae", "valid_mse", "train_loss") if k in record)
+        return next(k for k in ("valid_pinball", "valid_scaled_mae", "valid_mse", "train_loss") if k in record)
 
     def on_epoch_end(self, state, record):
         name = self._metric(record)

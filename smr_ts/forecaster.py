@@ -468,8 +468,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         for suffix, values in [("", mean)] + ([("_std", extra)] if return_std else []):
             for j, name in enumerate(self.target_names_):
                 out[f"{name}{suffix}"] = values[:, j]
-        return out.assign(**uncertainty_columns(self, mean, extra, data.scale[series, data.lengths[series] - 1],
-                                                ahead, levels))
+        return out.assign(**uncertainty_columns(self, mean, extra, data, series, ahead, levels))
 
     def _history(self, context):
         """The fitted history's rows, extended by ``context`` rows when given."""
