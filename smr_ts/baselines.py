@@ -36,7 +36,7 @@ from torch import nn
 from torchdiffeq import odeint
 
 from smr_ts._validation import StrOptions, check_params, positive_int, positive_real, probability
-from smr_ts.ssm.observed import gaps_or_ones, observed_first, observed_gaps, read_latest_observed
+from smr_ts.ssm.observed import elapsed_after, gaps_or_ones, observed_first, observed_gaps, read_latest_observed
 
 __all__ = ["GRUDelta", "ODERNN"]
 
@@ -173,6 +173,45 @@ class GRUDelta(nn.Module):
         y_compact = self.out_proj(self.dropout(hidden_compact))
         # Before the first observation: the output of the zero initial state (the projection's bias).
         return read_latest_observed(y_compact, mask, self.out_proj.bias)
+
+    def initial_state(self, batch: int, device=None) -> dict:
+        """The state of :meth:`advance` before a sequence's first step (zeros)."""
+        dtype = self.out_proj.weight.dtype
+        return {"h": torch.zeros(batch, self.n_layers, self.hidden_size, dtype=dtype, device=device),
+                "elapsed": torch.zeros(batch, dtype=torch.float64, device=device)}
+
+    def advance(self, x: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                state: dict | None = None):
+        """Continue sequences from ``state`` (None: they start here) over new steps: ``(y, state)``.
+
+        The state is every GRU layer's hidden state after the last observation ``h`` (batch,
+        n_layers, hidden) and the time since that observation ``elapsed`` (batch,): pieces run
+        one after another give the outputs of one run over the whole sequence.
+        """
+        # From the start, the outputs are forward's own (the same operations); the states come from a packed run.
+        y = self.forward(x, dt, mask) if state is None else None
+        if state is None:
+            state = self.initial_state(x.shape[0], x.device)
+        x, dt, mask = _prepare_inputs(x, dt, mask, self.d_model)
+        if mask is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        h_before = state["h"].to(x.dtype)
+        inputs = torch.cat([x, self.gap_feature(observed_gaps(dt, mask, state["elapsed"]))], dim=-1)
+        compact, n_observed = observed_first(inputs, mask)
+        used = max(int(n_observed.max()), 1)
+        h0 = h_before.transpose(0, 1).contiguous()
+        if y is None:
+            hidden_compact, _ = self.gru(compact[:, :used], h0)
+            y_compact = self.out_proj(self.dropout(hidden_compact))
+            # Before the chunk's first observation: the output of the carried state.
+            y = read_latest_observed(y_compact, mask, self.out_proj(self.dropout(h_before[:, -1])).unsqueeze(1))
+        # Each layer's hidden state at each sequence's own last observation: a packed run.
+        lengths = n_observed[:, 0].clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(compact[:, :used], lengths, batch_first=True, enforce_sorted=False)
+        _, h_n = self.gru(packed, h0)
+        seen = (n_observed[:, 0] > 0).view(-1, 1, 1)
+        h = torch.where(seen, h_n.transpose(0, 1), h_before)
+        return y, {"h": h, "elapsed": elapsed_after(dt, mask, state["elapsed"])}
 
     def extra_repr(self) -> str:
         return f"gap_transform={self.gap_transform!r}"
@@ -327,17 +366,29 @@ class ODERNN(nn.Module):
         -------
         Tensor (batch, L, H)
         """
+        return self.advance(x, dt, mask)[0]
+
+    def initial_state(self, batch: int, device=None) -> dict:
+        """The state of :meth:`advance` before a sequence's first step (zeros)."""
+        return {"h": torch.zeros(batch, self.hidden_size, dtype=self.out_proj.weight.dtype, device=device)}
+
+    def advance(self, x: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                state: dict | None = None):
+        """Continue sequences from ``state`` (the hidden state ``h``, (batch, hidden); None: they
+        start here) over new steps: ``(y, state after them)``. Padding (gap 0) leaves it unchanged."""
         x, dt, mask = _prepare_inputs(x, dt, mask, self.d_model)
         batch, length, _ = x.shape
-        h = x.new_zeros(batch, self.hidden_size)
+        h = x.new_zeros(batch, self.hidden_size) if state is None else state["h"].to(x.dtype)
         states = []
         for k in range(length):
             h = self.evolve(h, dt[:, k])
             updated = self.cell(x[:, k], h)
             h = updated if mask is None else torch.where(mask[:, k : k + 1], updated, h)
             states.append(h)
+        if not states:
+            return x.new_zeros(batch, 0, self.d_model), {"h": h}
         hidden = torch.stack(states, dim=1)
-        return self.out_proj(self.dropout(hidden))
+        return self.out_proj(self.dropout(hidden)), {"h": h}
 
     def extra_repr(self) -> str:
         return f"method={self.method!r}, n_steps={self.n_steps}, max_gap={self.max_gap}"

@@ -41,11 +41,22 @@ class SSMBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        y = self.ssm(u, dt, mask)
+        return self._around(u, self.ssm(u, dt, mask))
+
+    def _around(self, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.glu is not None:
             y = F.gelu(y)
             y = y * torch.sigmoid(self.glu(y))
         return self.norm(u + self.dropout(y))
+
+    def initial_state(self, batch: int, device=None) -> dict:
+        return self.ssm.initial_state(batch, device)
+
+    def advance(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                state: dict | None = None):
+        """:meth:`forward` continued from the layer's ``state`` (see ``S5.advance``): ``(out, state)``."""
+        y, state = self.ssm.advance(u, dt, mask, state)
+        return self._around(u, y), state
 
 
 class SSMStack(nn.Module):
@@ -67,3 +78,23 @@ class SSMStack(nn.Module):
         for block in self.blocks:
             x = block(x, dt, mask)
         return x
+
+    # -- streaming: one flat dict of tensors, "<block>.<name>", each with the batch first ---------
+    def initial_state(self, batch: int, device=None) -> dict:
+        """Zero states of every block (the start of a sequence), as :meth:`advance` takes them."""
+        return {f"{i}.{k}": v for i, block in enumerate(self.blocks) for k, v in block.initial_state(batch, device).items()}
+
+    def advance(self, x: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                state: dict | None = None):
+        """Continue sequences from ``state`` (None: they start here) over new steps: ``(y, state)``.
+
+        The state is a flat dict of tensors whose first dimension is the batch, so that states of
+        many series can be stacked, indexed and saved like any tensor.
+        """
+        new_state = {}
+        for i, block in enumerate(self.blocks):
+            prefix = f"{i}."
+            own = None if state is None else {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            x, after = block.advance(x, dt, mask, own)
+            new_state.update({prefix + k: v for k, v in after.items()})
+        return x, new_state

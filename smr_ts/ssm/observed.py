@@ -13,6 +13,11 @@ the value at a masked step is the value at the most recent observed step before 
 Therefore inserting or removing unobserved steps changes nothing at observed steps,
 which keeps S5's ZOH gap-splitting identity exact with SMR, and lets forecast queries
 (masked steps) be answered independently of each other.
+
+Streaming (a sequence continued chunk by chunk, ``advance`` of the layers) needs two things
+carried over from the rows already seen: the time since the last observation (``elapsed``, for
+:func:`observed_gaps`) and the last ``kernel`` observed inputs (``history``, for
+:func:`observed_causal_conv`; :func:`last_observed` keeps it up to date).
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["causal_conv_reference", "gaps_or_ones", "observed_causal_conv", "observed_first", "observed_gaps",
-           "read_latest_observed"]
+__all__ = ["causal_conv_reference", "elapsed_after", "gaps_or_ones", "last_observed", "observed_causal_conv",
+           "observed_first", "observed_gaps", "read_latest_observed"]
 
 
 def gaps_or_ones(dt: torch.Tensor | None, shape, dtype: torch.dtype, device) -> torch.Tensor:
@@ -54,20 +59,63 @@ def read_latest_observed(y_compact: torch.Tensor, mask: torch.Tensor, before_fir
     return torch.where((rank >= 0).unsqueeze(-1), y, before_first.to(y.dtype).expand_as(y))
 
 
-def observed_gaps(dt: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def observed_gaps(dt: torch.Tensor, mask: torch.Tensor | None, elapsed: torch.Tensor | None = None) -> torch.Tensor:
     """Time since the previous observed step (since the sequence start for the first one).
 
     ``dt`` (batch, L) are per-step gaps including unobserved steps; with ``mask`` None
-    every step is observed and this is ``dt`` itself.
+    every step is observed and this is ``dt`` itself. ``elapsed`` (batch,), when the
+    sequence continues earlier rows: the time from their last observation to the end of
+    those rows (the first observed step of this chunk then counts from there).
     """
-    if mask is None:
+    if mask is None and elapsed is None:
         return dt
-    t = torch.cumsum(dt.to(torch.float64), dim=1)
+    if mask is None:
+        mask = torch.ones(dt.shape, dtype=torch.bool, device=dt.device)
+    t = _times(dt, elapsed)
     steps = torch.arange(dt.shape[1], device=dt.device).expand_as(dt)
     last_obs = torch.cummax(torch.where(mask.to(torch.bool), steps, -1), dim=1).values
     prev_obs = torch.cat([torch.full_like(last_obs[:, :1], -1), last_obs[:, :-1]], dim=1)
     t_prev = torch.where(prev_obs >= 0, torch.gather(t, 1, prev_obs.clamp(min=0)), torch.zeros_like(t))
     return (t - t_prev).to(dt.dtype)
+
+
+def _times(dt: torch.Tensor, elapsed: torch.Tensor | None) -> torch.Tensor:
+    """float64 time of each step since the last observation before the chunk (the start if none)."""
+    t = torch.cumsum(dt.to(torch.float64), dim=1)
+    return t if elapsed is None else t + elapsed.to(device=dt.device, dtype=torch.float64).unsqueeze(1)
+
+
+def elapsed_after(dt: torch.Tensor, mask: torch.Tensor | None, elapsed: torch.Tensor | None = None) -> torch.Tensor:
+    """(batch,) float64: the time from the last observation to the end of the chunk, the
+    ``elapsed`` of :func:`observed_gaps` for the chunk that follows (padding has gap 0)."""
+    batch, length = dt.shape
+    if length == 0:
+        return torch.zeros(batch, dtype=torch.float64, device=dt.device) if elapsed is None else elapsed.double()
+    t = _times(dt, elapsed)
+    if mask is None:
+        return torch.zeros(batch, dtype=torch.float64, device=dt.device)
+    steps = torch.arange(length, device=dt.device).expand_as(dt)
+    last = torch.where(mask.to(torch.bool), steps, -1).max(1).values
+    t_last = torch.where(last >= 0, t.gather(1, last.clamp(min=0).unsqueeze(1))[:, 0], torch.zeros_like(t[:, 0]))
+    return t[:, -1] - t_last
+
+
+def last_observed(x: torch.Tensor, mask: torch.Tensor | None, count: int,
+                  history: torch.Tensor | None = None) -> torch.Tensor:
+    """(batch, count, C): the last ``count`` observed steps of ``history`` followed by ``x``, oldest
+    first, zeros where there are fewer (the zero padding the causal convolutions start from).
+
+    ``history`` (batch, count, C) is what this function returned for the rows before ``x``.
+    """
+    batch, _, channels = x.shape
+    if history is None:
+        history = x.new_zeros(batch, count, channels)
+    seen = torch.ones(batch, count, dtype=torch.bool, device=x.device)
+    if mask is None:
+        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+    compact, n_observed = observed_first(torch.cat([history.to(x.dtype), x], 1), torch.cat([seen, mask.to(torch.bool)], 1))
+    index = n_observed - count + torch.arange(count, device=x.device)
+    return torch.gather(compact, 1, index.unsqueeze(-1).expand(-1, -1, channels))
 
 
 def _causal_depthwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -78,7 +126,8 @@ def _causal_depthwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
 
 
 def observed_causal_conv(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+    history: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Depthwise causal convolution whose windows skip unobserved steps.
 
@@ -91,6 +140,9 @@ def observed_causal_conv(
     bias : Tensor (C,), optional
     mask : bool Tensor (batch, L), optional
         True where the step is observed. None means every step is observed.
+    history : Tensor (batch, kernel, C), optional
+        The last ``kernel`` observed steps before ``x`` (:func:`last_observed`), when ``x``
+        continues a sequence; None: ``x`` starts it.
 
     Returns
     -------
@@ -99,6 +151,14 @@ def observed_causal_conv(
         steps before it (zeros before the first). At an unobserved step, the value at the
         latest observed step before it (the bias alone if there is none).
     """
+    if history is not None:
+        # The history's last step has a full window, so unobserved steps before the chunk's first
+        # observation read its output, as they would in the whole sequence.
+        kernel = history.shape[1]
+        seen = torch.ones(x.shape[0], kernel, dtype=torch.bool, device=x.device)
+        whole = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask.to(torch.bool)
+        y = observed_causal_conv(torch.cat([history.to(x.dtype), x], 1), weight, bias, torch.cat([seen, whole], 1))
+        return y[:, kernel:]
     if mask is None:
         return _causal_depthwise(x, weight, bias)
     mask = mask.to(torch.bool)

@@ -22,7 +22,7 @@ from torch import nn
 from smr_ts.ssm.discretize import bilinear, complex_exp, zoh
 from smr_ts.ssm.init import block_diagonal_hippo, lecun_normal_, log_uniform_
 from smr_ts.ssm.linear_scan import scan, scan_reference
-from smr_ts.ssm.observed import gaps_or_ones, observed_gaps
+from smr_ts.ssm.observed import elapsed_after, gaps_or_ones, observed_gaps
 from smr_ts.ssm.params import tag_ssm_parameters
 from smr_ts.ssm.smr import SMRGate
 
@@ -163,10 +163,25 @@ class S5(nn.Module):
         y : Tensor (batch, L, H)
         state : complex Tensor (batch, P), only with ``return_state``
         """
+        if return_state and self.bidirectional:
+            raise ValueError("return_state is only defined for unidirectional layers")
+        y, x, _ = self._run(u, dt, mask, None, want_state=False)
+        return (y, x[:, -1]) if return_state else y
+
+    def _run(self, u, dt, mask, state: dict | None, want_state: bool):
+        """Outputs, states x (batch, L, P) and, with ``want_state``, the streaming state after the
+        last step. ``state`` None starts the sequence (zero state)."""
         batch, length, _ = u.shape
         real = self._compute_dtype()
         dt = gaps_or_ones(dt, (batch, length), real, u.device)
-        u_ssm = self.smr(u, dt, mask) if self.smr is not None else u
+        elapsed = None if state is None else state["elapsed"]
+        new_state = {}
+        if self.smr is None:
+            u_ssm = u
+        elif want_state:
+            u_ssm, new_state["smr"] = self.smr.advance(u, dt, mask, None if state is None else state["smr"], elapsed)
+        else:
+            u_ssm = self.smr(u, dt, mask)
         u_real = u_ssm.to(real)  # the SSM runs in float32 or higher, even under autocast
         b_tilde = torch.view_as_complex(self.b_tilde.to(real).contiguous())
         bu = torch.einsum("blh,ph->blp", u_real.to(b_tilde.dtype), b_tilde)
@@ -177,17 +192,44 @@ class S5(nn.Module):
         a, _ = self._discretize(dt)
         # ZOH holds an observation's input since the previous observation, so unobserved
         # steps in between split the decay but not the input: gap-splitting stays exact.
-        _, scale = self._discretize(observed_gaps(dt, mask))
-        x = run(a, scale * bu)
+        _, scale = self._discretize(observed_gaps(dt, mask, elapsed))
+        x = run(a, scale * bu, None if state is None else state["x"])
         y = self._readout(x, 0)
         if self.bidirectional:
-            if return_state:
-                raise ValueError("return_state is only defined for unidirectional layers")
             a_back, scale_back = self._discretize(self._backward_gaps(dt, mask))
             x_back = run(a_back, scale_back * bu, reverse=True)
             y = y + self._readout(x_back, 1)
         y = (y + self.d.to(real) * u_real).to(u.dtype)
-        return (y, x[:, -1]) if return_state else y
+        if want_state:
+            new_state["x"] = x[:, -1] if length else state["x"]
+            new_state["elapsed"] = elapsed_after(dt, mask, elapsed)
+        return y, x, new_state
+
+    # -- streaming ---------------------------------------------------------------------------
+    def initial_state(self, batch: int, device=None) -> dict:
+        """The state of :meth:`advance` before a sequence's first step: zeros."""
+        real = self._compute_dtype()
+        state = {"x": torch.zeros(batch, self.n_states, dtype=torch.complex128 if real == torch.float64
+                                  else torch.complex64, device=device),
+                 "elapsed": torch.zeros(batch, dtype=torch.float64, device=device)}
+        if self.smr is not None:
+            state["smr"] = torch.zeros(batch, self.smr.kernel_size, self.d_model, dtype=real, device=device)
+        return state
+
+    def advance(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                state: dict | None = None):
+        """Continue a sequence from ``state`` over new steps: ``(y, state after them)``.
+
+        Running a sequence in pieces, each from the state the previous piece returned, gives
+        the outputs of one run over the whole (tests hold them to each other). ``state`` None
+        starts a sequence. It holds the complex state ``x`` (batch, P), the time since the last
+        observation ``elapsed`` (batch,) and, with SMR, the last ``smr_kernel`` observed inputs.
+        Padding steps (gap 0, unobserved) leave it unchanged. Unidirectional layers only.
+        """
+        if self.bidirectional:
+            raise ValueError("advance is only defined for unidirectional layers")
+        y, _, new_state = self._run(u, dt, mask, state, want_state=True)
+        return y, new_state
 
     def _backward_gaps(self, dt: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """The gap that follows each step; ``first_dt`` after the last observed step."""

@@ -24,7 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smr_ts.ssm.observed import gaps_or_ones, observed_causal_conv, observed_gaps, read_latest_observed
+from smr_ts.ssm.observed import (
+    elapsed_after, gaps_or_ones, last_observed, observed_causal_conv, observed_first, observed_gaps,
+    read_latest_observed,
+)
 from smr_ts.ssm.discretize import exprel
 from smr_ts.ssm.init import inverse_softplus
 from smr_ts.ssm.linear_scan import scan, scan_reference
@@ -114,17 +117,35 @@ class S6(nn.Module):
 
     def forward(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None):
         """Run the block. ``dt`` (batch, L) gaps (ones if omitted); ``mask`` (batch, L) bool, False = unobserved."""
+        return self._run(u, dt, mask, None, want_state=False)[0]
+
+    def _run(self, u, dt, mask, state: dict | None, want_state: bool):
+        """Outputs and, with ``want_state``, the streaming state after the last step (``state``
+        None: the sequence starts here)."""
         batch, length, _ = u.shape
         # The selective scan runs in float32 (float64 after .double()) whatever the autocast state.
         real = torch.float64 if self.A_log.dtype == torch.float64 else torch.float32
         dt = gaps_or_ones(dt, (batch, length), real, u.device)
-        x, z = self.in_proj(u).chunk(2, dim=-1)
+        if state is not None and mask is None:
+            mask = torch.ones(batch, length, dtype=torch.bool, device=u.device)
+        elapsed = None if state is None else state["elapsed"]
+        x_in, z = self.in_proj(u).chunk(2, dim=-1)
         if mask is not None:
             # The gate, like x, Delta, B and C, comes from the latest observed step: an unobserved
             # step's own input is zero, and SiLU(in_proj(0)) = 0 would silence every forecast.
-            z = read_latest_observed(z, mask.to(torch.bool), torch.zeros((), dtype=z.dtype, device=z.device))
-        x = F.silu(observed_causal_conv(x, self.conv_weight.to(x.dtype), self.conv_bias.to(x.dtype), mask))
-        x_ssm = self.smr(x, dt, mask) if self.smr is not None else x
+            # (read_latest_observed reads a compacted array: z is compacted first.)
+            before = torch.zeros((), dtype=z.dtype, device=z.device) if state is None else state["z"].unsqueeze(1)
+            z = read_latest_observed(observed_first(z, mask.to(torch.bool))[0], mask.to(torch.bool), before)
+        conv_history = None if state is None else state["conv"]
+        x = F.silu(observed_causal_conv(x_in, self.conv_weight.to(x_in.dtype), self.conv_bias.to(x_in.dtype), mask,
+                                        conv_history))
+        new_state = {}
+        if self.smr is None:
+            x_ssm = x
+        elif want_state:
+            x_ssm, new_state["smr"] = self.smr.advance(x, dt, mask, None if state is None else state["smr"], elapsed)
+        else:
+            x_ssm = self.smr(x, dt, mask)
 
         x_real, x_ssm_real = x.to(real), x_ssm.to(real)
         sel_delta, sel_b, sel_c = torch.split(
@@ -135,7 +156,7 @@ class S6(nn.Module):
         a_cont = -torch.exp(self.A_log.to(real))  # (E*H, N)
         a = torch.exp(delta * a_cont)
         # The input is held since the previous observation (as in S5), not since a masked step.
-        delta_in = delta if mask is None else (step * observed_gaps(dt, mask).unsqueeze(-1)).unsqueeze(-1)
+        delta_in = delta if mask is None else (step * observed_gaps(dt, mask, elapsed).unsqueeze(-1)).unsqueeze(-1)
         if self.input_discretization == "zoh":
             in_scale = delta_in * exprel(delta_in * a_cont)
         else:
@@ -145,10 +166,41 @@ class S6(nn.Module):
             drive = drive * mask.unsqueeze(-1).to(drive.dtype)
         b = in_scale * sel_b.unsqueeze(2) * drive.unsqueeze(-1)  # (B, L, E*H, N)
         run = scan_reference if self.use_reference_scan else scan
-        h = run(a, b)
+        h = run(a, b, None if state is None else state["h"])
         y = torch.einsum("bldn,bln->bld", h, sel_c) + self.D.to(real) * x_ssm_real
         y = y.to(u.dtype) * F.silu(z)
-        return self.out_proj(y)
+        if want_state:
+            new_state.update(
+                h=h[:, -1] if length else state["h"],
+                elapsed=elapsed_after(dt, mask, elapsed),
+                conv=last_observed(x_in, mask, self.conv_weight.shape[1], conv_history),
+                z=z[:, -1] if length else state["z"],
+            )
+        return self.out_proj(y), new_state
+
+    # -- streaming ---------------------------------------------------------------------------
+    def initial_state(self, batch: int, device=None) -> dict:
+        """The state of :meth:`advance` before a sequence's first step (zeros)."""
+        real = torch.float64 if self.A_log.dtype == torch.float64 else torch.float32
+        dtype = self.in_proj.weight.dtype
+        state = {"h": torch.zeros(batch, self.d_inner, self.state_size, dtype=real, device=device),
+                 "elapsed": torch.zeros(batch, dtype=torch.float64, device=device),
+                 "conv": torch.zeros(batch, self.conv_weight.shape[1], self.d_inner, dtype=dtype, device=device),
+                 "z": torch.zeros(batch, self.d_inner, dtype=dtype, device=device)}
+        if self.smr is not None:
+            state["smr"] = torch.zeros(batch, self.smr.kernel_size, self.d_inner, dtype=dtype, device=device)
+        return state
+
+    def advance(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                state: dict | None = None):
+        """Continue a sequence from ``state`` over new steps: ``(y, state after them)``.
+
+        The state holds the scan's ``h`` (batch, E*H, N), the time since the last observation,
+        the last ``conv_kernel`` observed inputs of the short convolution, the latest observed
+        gate ``z``, and with SMR the last ``smr_kernel`` observed inputs of the gate. Pieces run
+        one after another equal one run over the whole sequence; ``state`` None starts one.
+        """
+        return self._run(u, dt, mask, state, want_state=True)
 
     def extra_repr(self) -> str:
         return (

@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from smr_ts.ssm.observed import gaps_or_ones, observed_causal_conv, observed_gaps
+from smr_ts.ssm.observed import gaps_or_ones, last_observed, observed_causal_conv, observed_gaps
 
 __all__ = ["SMRGate"]
 
@@ -65,16 +65,28 @@ class SMRGate(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
         self.gap_weight = nn.Parameter(torch.zeros(channels)) if use_gaps else None
 
-    def gate(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        """The multiplicative factor sigmoid(conv(u)) in (0, 1), shape (batch, L, C)."""
-        logits = observed_causal_conv(u, self.weight.to(u.dtype), self.bias.to(u.dtype), mask)
+    def gate(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+             history: torch.Tensor | None = None, elapsed: torch.Tensor | None = None):
+        """The multiplicative factor sigmoid(conv(u)) in (0, 1), shape (batch, L, C).
+
+        ``history`` (the last ``kernel_size`` observed inputs before ``u``) and ``elapsed`` (the
+        time since their last observation) continue a sequence (:meth:`advance`).
+        """
+        logits = observed_causal_conv(u, self.weight.to(u.dtype), self.bias.to(u.dtype), mask, history)
         if self.gap_weight is not None:
-            gaps = observed_gaps(gaps_or_ones(dt, u.shape[:2], u.dtype, u.device), mask).clamp(min=_MIN_GAP)
+            gaps = observed_gaps(gaps_or_ones(dt, u.shape[:2], u.dtype, u.device), mask, elapsed).clamp(min=_MIN_GAP)
             logits = logits + self.gap_weight.to(u.dtype) * torch.log(gaps).unsqueeze(-1)
         return torch.sigmoid(logits)
 
     def forward(self, u: torch.Tensor, dt: torch.Tensor | None = None, mask: torch.Tensor | None = None):
         return self.gate(u, dt, mask) * u
+
+    def advance(self, u: torch.Tensor, dt: torch.Tensor | None, mask: torch.Tensor | None,
+                history: torch.Tensor | None, elapsed: torch.Tensor | None = None):
+        """Gate ``u`` as the continuation of a sequence whose last ``kernel_size`` observed inputs
+        were ``history`` (None: ``u`` starts it); returns the gated ``u`` and the history after it."""
+        gated = self.gate(u, dt, mask, history, elapsed) * u
+        return gated, last_observed(u, mask, self.kernel_size, history)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_size={self.kernel_size}, use_gaps={self.use_gaps}"
