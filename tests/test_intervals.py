@@ -1,0 +1,237 @@
+"""Uncertainty: conformal intervals (forecast(level=...)) and quantile forecasts (loss="quantile").
+
+The coverage tests use random walks observed at Poisson times, whose spread grows with the time
+ahead and differs between series: intervals must cover their level near and far ahead, on small
+and large series alike.
+"""
+
+import math
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from smr_ts import SMRForecaster
+from smr_ts.data.forecast import validation_origin
+from smr_ts.intervals import (
+    MAX_PAIRS, _pairs, ahead_bins, calibration_source, check_levels, conformal_quantile, interval_names, recent_scale,
+)
+from smr_ts.model import pinball, pinball_loss
+
+TINY = dict(d_model=8, state_size=8, n_layers=1, random_state=0)
+
+
+def random_walks(n_series=200, n_obs=50, seed=0, history=40, horizon=6.0):
+    """Random walks at Poisson times (rate 1), each with its own scale (log-uniform 0.2-5): the
+    first ``history`` rows of every series, and its rows within ``horizon`` after them."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i in range(n_series):
+        t = np.cumsum(rng.exponential(1.0, n_obs))
+        scale = math.exp(rng.uniform(math.log(0.2), math.log(5.0)))
+        y = 10 * rng.normal() + scale * np.cumsum(rng.normal(size=n_obs) * np.sqrt(np.diff(t, prepend=0.0)))
+        parts.append(pd.DataFrame({"unique_id": f"s{i:03d}", "ds": t, "y": y, "scale": scale,
+                                   "cut": t[history - 1]}))
+    frame = pd.concat(parts, ignore_index=True)
+    past = frame[frame["ds"] <= frame["cut"]]
+    future = frame[(frame["ds"] > frame["cut"]) & (frame["ds"] <= frame["cut"] + horizon)]
+    return past[["unique_id", "ds", "y"]], future.assign(ahead=future["ds"] - future["cut"])
+
+
+def within_binomial(share, p, n, z=3.0):
+    """``share`` is within z binomial standard errors of ``p``, counting each series once (rows of
+    one series are correlated, so the number of series is the conservative sample size)."""
+    return abs(share - p) <= z * math.sqrt(p * (1 - p) / n)
+
+
+@pytest.fixture(scope="module")
+def walks():
+    past, future = random_walks()
+    model = SMRForecaster(**TINY, epochs=2, validation_fraction=0.3, horizon=6.0).fit(past)
+    forecast = model.forecast(times=future[["unique_id", "ds"]], level=[80, 95])
+    return model, future.reset_index(drop=True), forecast
+
+
+# ---------------------------------------------------------------- the pieces
+def test_the_conformal_quantile_is_the_finite_sample_rank():
+    scores = np.array([5.0, 1, 9, 3, np.nan, 7, 2, 8, 4, 6])  # 1..9 and an unobserved one
+    assert conformal_quantile(scores, 80) == 8.0  # ceil(10 * 0.8) = 8th smallest
+    assert conformal_quantile(scores, 50) == 5.0
+    assert conformal_quantile(scores, 95) == math.inf  # ceil(10 * 0.95) = 10 > 9 scores
+
+
+def test_time_ahead_bins_hold_equal_counts_and_never_an_empty_bin():
+    rng = np.random.default_rng(0)
+    ahead = rng.uniform(0, 10, 1000)
+    edges = ahead_bins(ahead)
+    counts = np.bincount(np.searchsorted(edges, ahead, "right"))
+    assert len(counts) == 8 and counts.min() >= 120 and counts.max() <= 130
+    assert len(ahead_bins(ahead[:150])) == 0  # fewer than 2 x 100 pairs: one bin
+    ties = np.r_[np.full(600, 1.0), rng.uniform(1, 5, 400)]
+    counts = np.bincount(np.searchsorted(ahead_bins(ties), ties, "right"))
+    assert (counts > 0).all()
+
+
+def test_the_recent_scale_is_the_mean_of_the_last_five_changes():
+    rng = np.random.default_rng(1)
+    class Data:  # the fields recent_scale reads
+        target = rng.normal(size=(3, 20, 2)).cumsum(1)
+        lengths = np.array([20, 12, 1])
+        scale = rng.uniform(1, 2, (3, 20, 2))
+    Data.target[rng.random(Data.target.shape) < 0.3] = np.nan
+    series = np.repeat(np.arange(3), 6)
+    k = np.concatenate([rng.integers(0, n, 6) for n in Data.lengths])
+    got = recent_scale(Data, series, k)
+    for i, (s, row) in enumerate(zip(series, k)):
+        for j in range(2):
+            y = Data.target[s, : row + 1, j]
+            y = y[np.isfinite(y)]
+            changes = np.abs(np.diff(y))[-5:]
+            expected = changes.mean() if len(changes) and changes.mean() > 0 else Data.scale[s, row, j]
+            assert got[i, j] == pytest.approx(expected)
+
+
+def test_calibration_pairs_are_every_cut_and_later_observation_within_the_horizon():
+    rng = np.random.default_rng(2)
+    class Data:
+        lengths = np.array([15, 9])
+        time = np.cumsum(rng.exponential(1.0, (2, 15)), 1)
+        anchor = np.ones((2, 15, 1))
+    class Layout:
+        horizon = 2.5
+    first_cut = np.array([-np.inf, Data.time[1, 4]])
+    series, k, q = _pairs(Data, Layout, first_cut, np.random.default_rng(0))
+    expected = {(s, a, b) for s in range(2) for a in range(Data.lengths[s]) for b in range(a + 1, Data.lengths[s])
+                if Data.time[s, a] >= first_cut[s] and Data.time[s, b] - Data.time[s, a] <= Layout.horizon}
+    assert set(zip(series.tolist(), k.tolist(), q.tolist())) == expected and len(series) == len(expected)
+    Layout.horizon = 1e9  # 2 x 200 x 199 / 2 pairs: a random MAX_PAIRS of them, all distinct
+    class Big:
+        time = np.cumsum(np.ones((2, 200)), 1)
+        anchor = np.ones((2, 200, 1))
+        lengths = np.array([200, 200])
+    series, k, q = _pairs(Big, Layout, np.full(2, -np.inf), np.random.default_rng(0))
+    assert len(series) == MAX_PAIRS and (q > k).all() and len(set(zip(series, k, q))) == MAX_PAIRS
+
+
+def test_calibration_comes_from_what_the_fit_held_out(walks):
+    model = walks[0]
+    assert len(model.calibration_ahead_) == MAX_PAIRS and model.calibration_scores_.shape == (MAX_PAIRS, 1)
+    assert (model.calibration_ahead_ > 0).all() and (model.calibration_ahead_ <= model.horizon_).all()
+    data = type("Data", (), {"take": lambda self, idx: ("taken", tuple(idx)), "lengths": np.zeros(5)})()
+    assert calibration_source(data, None, [1, 3], None, 0.1)[0] == ("taken", (1, 3))
+    assert calibration_source(data, None, [], None, 0.0) is None
+    past, _ = random_walks(n_series=1, n_obs=200, history=150)
+    single = SMRForecaster(**TINY, epochs=1, horizon=6.0).fit(past)
+    from smr_ts.data.forecast import forecast_tensors
+    from smr_ts.data.windows import FIRST_GAP
+    tensors = forecast_tensors(single.history_panel_, single.layout_, FIRST_GAP)
+    origin = validation_origin(tensors, single.layout_, single.validation_fraction)[0] + tensors.origin
+    last = past["ds"].max()
+    # single series: cut-offs from where its validation part starts, queries up to its end
+    assert 0 < len(single.calibration_ahead_) and single.calibration_ahead_.max() <= last - origin
+
+
+# ---------------------------------------------------------------- intervals
+def test_conformal_intervals_cover_their_level_near_and_far_ahead_on_small_and_large_series(walks):
+    _, future, forecast = walks
+    y = future["y"].to_numpy()
+    groups = {"all": np.ones(len(y), bool), "near": future["ahead"].to_numpy() < 1.5,
+              "far": future["ahead"].to_numpy() > 4.0, "small": future["scale"].to_numpy() < 1.0,
+              "large": future["scale"].to_numpy() >= 1.0}
+    for level in (80, 95):
+        inside = (y >= forecast[f"y-lo-{level}"].to_numpy()) & (y <= forecast[f"y-hi-{level}"].to_numpy())
+        for name, rows in groups.items():
+            n_series = future.loc[rows, "unique_id"].nunique()
+            assert within_binomial(inside[rows].mean(), level / 100, n_series), (level, name, inside[rows].mean())
+    width = (forecast["y-hi-80"] - forecast["y-lo-80"]).to_numpy()
+    assert width[groups["far"]].mean() > 1.3 * width[groups["near"]].mean()  # spread grows with time ahead
+
+
+def test_interval_columns_are_named_and_nested_as_nixtlas(walks):
+    model, future, forecast = walks
+    assert list(forecast.columns) == ["unique_id", "ds", "y", "y-lo-95", "y-lo-80", "y-hi-80", "y-hi-95"]
+    assert interval_names("y", [95, 80]) == ["y-lo-95", "y-lo-80", "y-hi-80", "y-hi-95"]
+    assert (forecast["y-lo-95"] <= forecast["y-lo-80"]).all() and (forecast["y-lo-80"] <= forecast["y"]).all()
+    assert (forecast["y"] <= forecast["y-hi-80"]).all() and (forecast["y-hi-80"] <= forecast["y-hi-95"]).all()
+    again = model.forecast(times=future[["unique_id", "ds"]], level=80)
+    np.testing.assert_array_equal(again["y-hi-80"], forecast["y-hi-80"])
+    assert list(model.forecast(h=2, level=[97.5]).columns)[-2:] == ["y-lo-97.5", "y-hi-97.5"]
+    assert check_levels([95, 80, 80]) == [80, 95]
+
+
+@pytest.mark.parametrize("level", [0, 100, -5, "80", [80, 120], [], True])
+def test_a_level_outside_0_100_is_refused_naming_it(walks, level):
+    with pytest.raises(ValueError, match="level must be a coverage in percent"):
+        walks[0].forecast(h=1, level=level)
+
+
+def test_intervals_need_held_out_data_and_say_so():
+    past, _ = random_walks(n_series=4, n_obs=20, history=20)
+    model = SMRForecaster(**TINY, epochs=1, validation_fraction=0.0).fit(past)
+    assert len(model.calibration_ahead_) == 0
+    with pytest.raises(ValueError, match="validation_fraction > 0"):
+        model.forecast(h=1, level=80)
+
+
+def test_too_few_residuals_for_a_level_give_unbounded_intervals_and_a_warning():
+    past, _ = random_walks(n_series=3, n_obs=8, history=8)
+    model = SMRForecaster(**TINY, epochs=1, validation_fraction=0.4, horizon=2.0).fit(past)
+    assert 0 < np.isfinite(model.calibration_scores_).sum() < 99
+    with pytest.warns(UserWarning, match="too few calibration residuals"):
+        out = model.forecast(h=1, level=[99])
+    assert np.isinf(out["y-hi-99"]).all() and np.isinf(out["y-lo-99"]).all()
+
+
+def test_intervals_survive_save_load_and_pickle(walks, tmp_path):
+    model, future, forecast = walks
+    model.save(tmp_path / "m")
+    loaded = SMRForecaster.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(loaded.forecast(times=future[["unique_id", "ds"]], level=[80, 95]), forecast)
+    pd.testing.assert_frame_equal(pickle.loads(pickle.dumps(model)).forecast(
+        times=future[["unique_id", "ds"]], level=[80, 95]), forecast)
+
+
+# ---------------------------------------------------------------- quantiles
+def test_the_pinball_loss_at_the_median_is_half_the_absolute_error():
+    target = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    levels = torch.tensor([[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]])
+    weight = torch.ones(2, 2)
+    median = pinball(levels[..., 1:2], target, (0.5,))
+    torch.testing.assert_close(median, 0.5 * (target - levels[..., 1]).abs())
+    # an error of +1 costs q at level q, an error of -1 costs 1 - q
+    one = pinball(torch.zeros(1, 1, 2), torch.tensor([[1.0]]), (0.1, 0.9))
+    assert float(one) == pytest.approx((0.1 + 0.9) / 2)
+    below = pinball(torch.zeros(1, 1, 2), torch.tensor([[-1.0]]), (0.1, 0.9))
+    assert float(below) == pytest.approx((0.9 + 0.1) / 2)
+    assert float(pinball_loss(levels, target, weight, (0.1, 0.5, 0.9))) > 0
+
+
+def test_quantile_forecasts_cover_their_levels_on_a_random_walk():
+    past, future = random_walks(seed=1)
+    model = SMRForecaster(**TINY, epochs=15, loss="quantile", validation_fraction=0.3, horizon=6.0).fit(past)
+    assert model.quantiles_ == (0.1, 0.5, 0.9) and model.best_epoch_ >= 0  # trained, not the last-value network
+    assert all("valid_pinball" in record for record in model.history_)
+    forecast = model.forecast(times=future[["unique_id", "ds"]])
+    assert list(forecast.columns) == ["unique_id", "ds", "y", "y_ql0.1", "y_ql0.5", "y_ql0.9"]
+    np.testing.assert_array_equal(forecast["y"], forecast["y_ql0.5"])
+    assert (forecast["y_ql0.1"] <= forecast["y_ql0.5"]).all() and (forecast["y_ql0.5"] <= forecast["y_ql0.9"]).all()
+    n_series = future["unique_id"].nunique()
+    for q in (0.1, 0.5, 0.9):
+        below = (future["y"].to_numpy() < forecast[f"y_ql{q}"].to_numpy()).mean()
+        assert within_binomial(below, q, n_series), (q, below)
+
+
+def test_quantile_levels_add_the_median_and_are_checked():
+    past, _ = random_walks(n_series=6, n_obs=20, history=20)
+    model = SMRForecaster(**TINY, epochs=1, loss="quantile", quantiles=[0.8, 0.2]).fit(past)
+    assert model.quantiles_ == (0.2, 0.5, 0.8)
+    assert list(model.forecast(h=1, level=80).columns) == ["unique_id", "ds", "y", "y_ql0.2", "y_ql0.5", "y_ql0.8",
+                                                           "y-lo-80", "y-hi-80"]
+    for bad in ([0.0, 0.5], [0.5, 1.0], [0.3, 0.3], [], ["0.5"]):
+        with pytest.raises(ValueError, match="'quantiles' parameter"):
+            SMRForecaster(loss="quantile", quantiles=bad).fit(past)
+    with pytest.raises(ValueError, match="'quantile' is for forecasting"):
+        SMRForecaster(**TINY, epochs=1, loss="quantile").fit(past.drop(columns="y").assign(x=1.0), past["y"])
+    assert SMRForecaster(**TINY, epochs=1, quantiles=[0.1]).fit(past).quantiles_ is None  # read with loss="quantile" only
