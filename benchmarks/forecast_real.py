@@ -165,7 +165,7 @@ def machine() -> str:
 def run_row(data: real_data.DataSet, name: str, factory, seed: int, budget: dict) -> dict:
     """Fit and score one row on every task of a data set; warnings are counted, not raised."""
     per_series, infos, fit_s, predict_s, caught_all = [], [], 0.0, 0.0, []
-    abs_errors = []
+    abs_errors, inside, unbounded = [], {}, {}
     for i, task in enumerate(data.tasks):
         query = task.query.drop(columns="y").reset_index(drop=True)
         row = factory(data, seed, budget)
@@ -182,7 +182,11 @@ def run_row(data: real_data.DataSet, name: str, factory, seed: int, budget: dict
             raise RuntimeError(f"{int((~np.isfinite(pred)).sum())} forecasts are not finite ({task.label})")
         errors = series_errors(task.train, task.query.reset_index(drop=True), pred).assign(task=i)
         per_series.append(errors)
-        abs_errors.append(np.abs(pred - task.query["y"].to_numpy(float)))
+        truth = task.query["y"].to_numpy(float)
+        abs_errors.append(np.abs(pred - truth))
+        for level, (lo, hi) in (getattr(row, "intervals", None) or {}).items():
+            inside.setdefault(str(level), []).append((lo <= truth) & (truth <= hi))
+            unbounded.setdefault(str(level), []).append(~(np.isfinite(lo) & np.isfinite(hi)))
         infos.append({"task": task.label, **row.info})
     per = pd.concat(per_series, ignore_index=True)
     scaled, excluded = scaled_mae(per)
@@ -193,6 +197,8 @@ def run_row(data: real_data.DataSet, name: str, factory, seed: int, budget: dict
         "fit_s": fit_s, "predict_s": predict_s,
         "warnings": len(caught_all), "warning_messages": messages[:8],
         "tasks": infos,
+        **({"coverage": {lv: float(np.concatenate(v).mean()) for lv, v in inside.items()},
+            "unbounded": {lv: int(np.concatenate(v).sum()) for lv, v in unbounded.items()}} if inside else {}),
         "per_series": per[["task", "unique_id", "n", "mae", "naive_mae"]].to_dict(orient="list"),
     }
 
@@ -343,6 +349,7 @@ def write_page(args, argv) -> None:
     if not summary.empty:
         lines += summary_table(summary, datasets, models)
         lines += targets(summary, datasets)
+    lines += coverage_section(records, datasets, models)
     for dataset in datasets:
         lines += dataset_section(dataset, summary, records, models)
     lines += protocol_section(records, args)
@@ -391,6 +398,48 @@ def targets(summary, datasets) -> list[str]:
         g, r = geometric_mean(mine), geometric_mean(ref)
         checks.append(f"geometric mean {g:.3f} vs {r:.3f} ({'met' if g < r else 'not met'})")
     return lines + [f"- {c}" for c in checks] if checks else []
+
+
+def binomial_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's 95 % interval for a proportion k / n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def coverage_section(records, datasets, models) -> list[str]:
+    """Empirical coverage of the rows' intervals per data set, checked against the issue's target:
+    within 5 points of nominal, or nominal inside the binomial 95 % interval of the coverage."""
+    with_cov = [r for r in records if r.get("coverage")]
+    if not with_cov:
+        return []
+    levels = sorted({lv for r in with_cov for lv in r["coverage"]}, key=float)
+    lines = ["", "## Interval coverage", "",
+             "Share of query rows inside the conformal intervals (`forecast(..., level=[80, 95])`), mean "
+             "over seeds; in brackets Wilson's 95 % interval for that share. Target: within 5 points of "
+             "nominal, or nominal inside the bracket (small test sets). Unbounded: intervals left infinite "
+             "because calibration had too few held-out pairs that far ahead.", "",
+             "| model | data set | " + " | ".join(f"{lv} %" for lv in levels) + " | unbounded | target |",
+             "|---|---|" + "---|" * (len(levels) + 2)]
+    for model in models:
+        for dataset in datasets:
+            rs = [r for r in with_cov if r["model"] == model and r["dataset"] == dataset]
+            if not rs:
+                continue
+            cells, met = [], True
+            for lv in levels:  # seeds share the query rows: the bracket counts each row once
+                n = rs[0]["n_query"]
+                k = int(round(np.mean([r["coverage"][lv] for r in rs]) * n))
+                lo, hi = binomial_interval(k, n)
+                nominal = float(lv) / 100
+                ok = abs(k / n - nominal) <= 0.05 or lo <= nominal <= hi
+                met &= ok
+                cells.append(f"{k / n:.3f} [{lo:.2f}, {hi:.2f}]")
+            unb = sum(sum(r["unbounded"].values()) for r in rs)
+            lines.append(f"| {model} | {dataset} | " + " | ".join(cells) + f" | {unb} | {'met' if met else 'not met'} |")
+    return lines
 
 
 def dataset_section(dataset, summary, records, models) -> list[str]:

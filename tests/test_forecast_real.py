@@ -149,3 +149,47 @@ def test_smr_rows_are_one_table_of_keyword_arguments():
     assert set(suite.SMR_ROWS) <= set(suite.all_rows())
     for (row, dataset), budget in suite.REDUCED_BUDGET.items():
         assert row in suite.SMR_ROWS and dataset in real_data.LOADERS and budget
+
+
+def test_wilson_interval_brackets_the_share_and_narrows_with_n():
+    lo, hi = suite.binomial_interval(80, 100)
+    assert lo < 0.8 < hi and 0.70 < lo and hi < 0.88
+    lo2, hi2 = suite.binomial_interval(800, 1000)
+    assert lo < lo2 < 0.8 < hi2 < hi
+    assert suite.binomial_interval(0, 0) == (0.0, 1.0)
+
+
+def test_smr_row_records_coverage_and_the_page_checks_it_against_nominal():
+    rng = np.random.default_rng(0)
+    ids = np.repeat([f"s{i}" for i in range(12)], 30)
+    times = np.concatenate([np.cumsum(rng.exponential(1.0, 30)) for _ in range(12)])
+    y = np.concatenate([np.cumsum(rng.normal(size=30)) for _ in range(12)])
+    frame = _frame(ids, times, y)
+    data = real_data.DataSet(name="toy", source="-", frame=frame, tasks=[real_data.split_last_rows(frame, 3, "last 3")],
+                             grid_step=None, season=None, protocol="-", grid="-")
+    factory = lambda d, seed, budget: real_models.SMRRow(d, seed, budget, {"d_model": 8, "state_size": 8})  # noqa: E731
+    result = suite.run_row(data, "toy row", factory, 0, {"epochs": 2})
+    assert set(result["coverage"]) == {"80", "95"} and result["coverage"]["80"] <= result["coverage"]["95"]
+    # The coverage is the share of truths inside the bounds: recompute it from a row of our own.
+    row = factory(data, 0, {"epochs": 2})
+    task = data.tasks[0]
+    row.fit(task.train, task.query.drop(columns="y"))
+    row.predict(task.query.drop(columns="y"))
+    lo, hi = row.intervals[80]
+    truth = task.query["y"].to_numpy(float)
+    assert result["coverage"]["80"] == pytest.approx(np.mean((lo <= truth) & (truth <= hi)))
+    records = [{**result, "model": "toy row", "dataset": "toy"}]
+    text = "\n".join(suite.coverage_section(records, ["toy"], ["toy row"]))
+    n, k = result["n_query"], round(result["coverage"]["95"] * result["n_query"])
+    assert f"{k / n:.3f}" in text and ("| met |" in text or "| not met |" in text)
+
+
+def test_coverage_target_is_five_points_or_the_binomial_bracket():
+    def verdict(cov80, cov95, n):
+        rec = {"model": "m", "dataset": "d", "n_query": n, "coverage": {"80": cov80, "95": cov95},
+               "unbounded": {"80": 0, "95": 0}}
+        return suite.coverage_section([rec], ["d"], ["m"])[-1].rsplit("|", 2)[-2].strip()
+
+    assert verdict(0.84, 0.93, 1000) == "met"  # within 5 points
+    assert verdict(0.70, 0.95, 1000) == "not met"  # 10 points under at 80 %, bracket far from 0.8
+    assert verdict(0.70, 0.90, 20) == "met"  # 14 of 20: 0.8 is inside the small sample's bracket
