@@ -24,20 +24,19 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from smr_ts import persistence
+from smr_ts import persistence, serving, streaming
 from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss, resolved_quantiles
 from smr_ts._runtime import resolve_device, uses_threads
-from smr_ts._validation import check_params, positive_int
 from smr_ts.callbacks import training_callbacks
 from smr_ts.data.frames import (
     SeriesPanel, TimeInfo, align_columns, check_time_kind, features_and_targets, median_gap,
     numeric_values, parse_time_unit, refuse_array, split_frame, to_panel,
 )
-from smr_ts.data.queries import check_anchored, history_rows, horizon_queries, read_queries, warn_past_horizon
+from smr_ts.data.queries import history_rows
 from smr_ts.data.forecast import auto_horizon, fit_layout, forecast_tensors, training_pairs, training_window
 from smr_ts.data.windows import FIRST_GAP, Scaling, panel_tensors
-from smr_ts.intervals import calibration_residuals, calibration_source, check_levels, uncertainty_columns
-from smr_ts.model import ForecastNetwork, SequenceModel, predict_panel, predict_queries
+from smr_ts.intervals import calibration_residuals, calibration_source, check_levels
+from smr_ts.model import ForecastNetwork, SequenceModel, predict_panel
 from smr_ts.model_selection import forecast_score
 from smr_ts.regression_data import regression_data, regression_score
 from smr_ts.training import TrainingSettings, forecast_evaluate, forecast_loss, train
@@ -285,6 +284,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         if forecasting:  # what calibrates forecast(level=...): the held-out part, forecast by the final network
             self.calibration_ahead_, self.calibration_scores_ = calibration_residuals(
                 self.model_, self.layout_, vars(self).pop("_calibration_source"), np.random.default_rng(seed + 3), device)
+            # Each series' state after its last row, which forecast() continues and update() advances.
+            self.stream_state_ = streaming.history_state(self.model_, self.layout_, self.history_panel_, device)
         self.history_ = result.history
         self.best_epoch_ = stopper.best_epoch
         self.interrupted_ = result.interrupted
@@ -445,30 +446,29 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             raise ValueError("forecast() needs a model fitted without y (forecasting mode)")
         if (h is None) == (times is None):
             raise ValueError("give exactly one of h and times")
-        ids, hist_times, values = self._history(context)
-        if h is not None:
-            check_params({"h": [positive_int()]}, {"h": h}, "forecast")
-            order = np.lexsort((hist_times, pd.factorize(ids, sort=True)[0]))
-            q_ids, q_times = horizon_queries(ids[order], hist_times[order], h, self.time_unit_, self.time_info_)
-        else:
-            q_ids, q_times = read_queries(times, self.time_info_, ids, hist_times, self.id_col, self.time_col, what)
-        panel = to_panel(ids, hist_times, values, what="context", id_col=self.id_col, time_col=self.time_col,
-                         info=self.time_info_)
-        data = forecast_tensors(panel, self.layout_, FIRST_GAP)
-        series = pd.Index(panel.ids).get_indexer(q_ids)
-        check_anchored(data, series, q_ids, self.id_col, self.target_names_, what)
-        t = np.asarray(q_times, np.float64)
-        ahead = t - panel.time[series, panel.lengths[series] - 1]
-        warn_past_horizon(ahead, self.horizon_, self.horizon, self.time_info_)
-        mean, extra = predict_queries(self.model_, data, self.layout_, series, t - data.origin,
-                                      resolve_device(self.device, strict=False), chunk=_CHUNK)
-        out = pd.DataFrame({self.time_col: self.time_info_.to_times(np.asarray(q_times))})
-        if self.id_col is not None:
-            out.insert(0, self.id_col, q_ids)
-        for suffix, values in [("", mean)] + ([("_std", extra)] if return_std else []):
-            for j, name in enumerate(self.target_names_):
-                out[f"{name}{suffix}"] = values[:, j]
-        return out.assign(**uncertainty_columns(self, mean, extra, data, series, ahead, levels))
+        return serving.forecast_frame(self, h, times, context, return_std, what, levels)
+
+    @uses_threads
+    def update(self, new_rows) -> "SMRForecaster":
+        """Append new observations to the fitted history; later forecasts continue from them.
+
+        Each series' state after its last row (``stream_state_``: the backbone's state, its output
+        there and the running statistics) is advanced over the new rows only, in O(new rows), without
+        re-running the history; the statistics are refreshed as a forecast from the whole history would
+        compute them. ``forecast(...)`` afterwards equals ``forecast(..., context=new_rows)`` before it,
+        without refitting (``docs/estimator.md``, Streaming). Ids not fitted start new series.
+
+        Parameters
+        ----------
+        new_rows : DataFrame
+            Rows with the fitted columns, each later than its series' last row.
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self, "model_")
+        return streaming.update(self, new_rows)
 
     def _history(self, context):
         """The fitted history's rows, extended by ``context`` rows when given."""

@@ -19,7 +19,7 @@ from smr_ts.backbones import BACKBONES
 from smr_ts.data.forecast import query_features
 
 __all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "gaussian_nll", "masked_mae", "masked_mse",
-           "pinball", "pinball_loss", "predict_panel", "predict_queries"]
+           "last_outputs", "pinball", "pinball_loss", "predict_panel", "predict_queries"]
 
 ENCODERS = ("linear", "mlp", "cnn")
 _VARIANCE_FLOOR = 1e-4
@@ -231,16 +231,8 @@ class ForecastNetwork(nn.Module):
 
 
 @torch.no_grad()
-def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, t_query: np.ndarray, device,
-                    chunk: int):
-    """Forecasts (mean, std or None) in the targets' units, (n_queries, T), float64. A network with
-    quantiles gives (its 0.5 level, every level (n_queries, T, Q)) instead, the levels sorted so that
-    they never cross (monotone rearrangement, Chernozhukov et al. 2010).
-
-    Each query of ``series`` (index into ``data``) at relative time ``t_query`` continues from its
-    series' last row: the backbone runs over each history once (``chunk`` series at a time) and the
-    head answers every query from the output there.
-    """
+def last_outputs(model: "ForecastNetwork", data, device, chunk: int) -> torch.Tensor:
+    """(S, d_model) the backbone's output at each series' last row, ``chunk`` series at a time (on CPU)."""
     model = model.to(device).eval()
     last = data.lengths - 1
     h_last = []
@@ -251,8 +243,28 @@ def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, 
             h = model.encode(*(torch.from_numpy(a[sel, :length]).to(device)
                                for a in (data.inputs, data.dt, data.mask)))
             h_last.append(h[torch.arange(h.shape[0]), torch.from_numpy(last[sel]).to(device)].cpu())
-        h_last = torch.cat(h_last)
-        k = last[series]
+    finally:
+        model.to("cpu")
+    return torch.cat(h_last)
+
+
+@torch.no_grad()
+def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, t_query: np.ndarray, device,
+                    chunk: int, h_last: torch.Tensor | None = None):
+    """Forecasts (mean, std or None) in the targets' units, (n_queries, T), float64. A network with
+    quantiles gives (its 0.5 level, every level (n_queries, T, Q)) instead, the levels sorted so that
+    they never cross (monotone rearrangement, Chernozhukov et al. 2010).
+
+    Each query of ``series`` (index into ``data``) at relative time ``t_query`` continues from its
+    series' last row: the backbone runs over each history once (``chunk`` series at a time,
+    :func:`last_outputs`) and the head answers every query from the output there. ``h_last``: those
+    outputs, when they are known already (a streaming state, :mod:`smr_ts.streaming`).
+    """
+    if h_last is None:
+        h_last = last_outputs(model, data, device, chunk)
+    k = data.lengths[series] - 1
+    model = model.to(device).eval()
+    try:
         query = torch.from_numpy(query_features(data, layout, series, k, t_query))
         mean, std = model.decode(h_last[torch.from_numpy(series)].to(device), query.to(device))
     finally:

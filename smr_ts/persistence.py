@@ -34,7 +34,8 @@ __all__ = ["FITTED_ATTRIBUTES", "RUNTIME_PARAMETERS", "fitted_params", "load", "
 # Fitted attribute -> how it is stored. "json": as it is in config.json; "params": constructor
 # parameters, as the top-level "params" are written; "names": an array of
 # column names; "time_info": a TimeInfo; "layout": a ForecastLayout; "array": a numpy array in
-# weights.pt; "panel": a SeriesPanel in weights.pt; "module": the network's state dict in
+# weights.pt; "panel": a SeriesPanel in weights.pt; "tensors": a dict of tensors in weights.pt (the
+# streaming state, smr_ts.streaming); "module": the network's state dict in
 # weights.pt. An attribute a model does not have (``feature_names_in_`` after an array X, the
 # scalers in forecasting, ``history_panel_`` in regression) is skipped.
 FITTED_ATTRIBUTES = {
@@ -62,6 +63,7 @@ FITTED_ATTRIBUTES = {
     "quantiles_": "json",
     "calibration_ahead_": "array",
     "calibration_scores_": "array",
+    "stream_state_": "tensors",
     "model_": "module",
 }
 
@@ -102,6 +104,9 @@ def save(estimator, path) -> None:
             fitted[name] = {"ids": _jsonable(value.ids.tolist())}
             for part in _PANEL_ARRAYS:
                 tensors[f"{name}.{part}"] = torch.from_numpy(np.ascontiguousarray(getattr(value, part)))
+        elif kind == "tensors":
+            fitted[name] = sorted(value)
+            tensors.update({f"{name}.{k}": v.detach().cpu() for k, v in value.items()})
         elif kind == "module":
             for k, v in value.state_dict().items():
                 tensors[f"{name}.{k}"] = v.detach().cpu()
@@ -196,6 +201,8 @@ def _restore(cls, state: dict, tensors: dict):
         elif kind == "panel" and name in fitted:
             arrays = {part: tensors[f"{name}.{part}"].numpy() for part in _PANEL_ARRAYS}
             setattr(estimator, name, SeriesPanel(ids=np.asarray(fitted[name]["ids"]), **arrays))
+        elif kind == "tensors" and name in fitted:
+            setattr(estimator, name, {k: tensors[f"{name}.{k}"] for k in fitted[name]})
     if not hasattr(estimator, "loss_"):  # saved before loss_ was a fitted attribute
         estimator.loss_ = resolved_loss(estimator.loss, estimator.mode_)
     for name, kind in FITTED_ATTRIBUTES.items():  # the network last: its shape needs the rest

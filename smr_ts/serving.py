@@ -1,0 +1,77 @@
+"""Forecasting many series in bounded memory, from the saved states or from the history.
+
+:meth:`SMRForecaster.forecast` lands here. The work runs block by block of series
+(:func:`smr_ts.streaming.panel_blocks`: about a million padded rows each), so memory stays
+bounded by the panel itself plus one block's tensors, whatever the number of series: the rows'
+inputs and statistics are prepared for one block, the backbone runs over it 64 series at a time,
+and the head answers that block's queries. Without ``context`` the fitted history is read in
+place and the backbone does not run at all when ``stream_state_`` holds each series' output at
+its last row (kept current by :meth:`SMRForecaster.update`); with ``context`` the rows are put
+together again and the backbone runs over them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from smr_ts._runtime import resolve_device
+from smr_ts._validation import check_params, positive_int
+from smr_ts.data.forecast import forecast_tensors
+from smr_ts.data.frames import to_panel
+from smr_ts.data.queries import check_anchored, horizon_queries, read_queries, warn_past_horizon
+from smr_ts.data.windows import FIRST_GAP
+from smr_ts.intervals import uncertainty_columns
+from smr_ts.model import predict_queries
+from smr_ts.streaming import CHUNK, panel_blocks, take_series
+
+__all__ = ["forecast_frame"]
+
+
+def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) -> pd.DataFrame:
+    """The frame of ``est.forecast(h=..., times=..., context=...)`` (arguments checked by the caller)."""
+    if context is None:
+        panel = est.history_panel_
+        state = getattr(est, "stream_state_", None)
+        h_last = state["h_last"] if state is not None and len(state["h_last"]) == len(panel.ids) else None
+    else:
+        ids, hist_times, values = est._history(context)
+        panel = to_panel(ids, hist_times, values, what="context", id_col=est.id_col, time_col=est.time_col,
+                         info=est.time_info_)
+        h_last = None
+    n_series = len(panel.ids)
+    last_time = panel.time[np.arange(n_series), panel.lengths - 1]
+    if h is not None:
+        check_params({"h": [positive_int()]}, {"h": h}, "forecast")
+        codes = np.repeat(np.arange(n_series), panel.lengths)  # rows are sorted by series, then time
+        series, q_times = horizon_queries(codes, panel.time[panel.valid], h, est.time_unit_, est.time_info_)
+        q_ids = panel.ids[series]
+    else:
+        q_ids, q_times = read_queries(times, est.time_info_, panel.ids, last_time, est.id_col, est.time_col, what)
+        series = pd.Index(panel.ids).get_indexer(q_ids)
+    t = np.asarray(q_times, np.float64)
+    ahead = t - last_time[series]
+    warn_past_horizon(ahead, est.horizon_, est.horizon, est.time_info_)
+    device = resolve_device(est.device, strict=False)
+    outputs = {}
+    for block in panel_blocks(panel):
+        at = np.flatnonzero((series >= block.start) & (series < block.stop))
+        if not len(at):
+            continue
+        data = forecast_tensors(take_series(panel, block), est.layout_, FIRST_GAP)
+        local = series[at] - block.start
+        check_anchored(data, local, q_ids[at], est.id_col, est.target_names_, what)
+        mean, extra = predict_queries(est.model_, data, est.layout_, local, t[at] - data.origin, device, chunk=CHUNK,
+                                      h_last=None if h_last is None else h_last[block])
+        columns = {"": mean, **({"_std": extra} if return_std else {})}
+        columns = {f"{name}{suffix}": values[:, j] for suffix, values in columns.items()
+                   for j, name in enumerate(est.target_names_)}
+        columns.update(uncertainty_columns(est, mean, extra, data, local, ahead[at], levels))
+        for name, values in columns.items():
+            if name not in outputs:
+                outputs[name] = np.empty(len(series), np.asarray(values).dtype)
+            outputs[name][at] = values
+    out = pd.DataFrame({est.time_col: est.time_info_.to_times(np.asarray(q_times))})
+    if est.id_col is not None:
+        out.insert(0, est.id_col, q_ids)
+    return out.assign(**outputs)

@@ -1,0 +1,295 @@
+"""Streaming: each series' state after its last row, advanced over new rows only.
+
+A forecast continues a series from its last row (:mod:`smr_ts.data.forecast`)::
+
+    forecast(t) = anchor + scale * head(h_cut, features(t))
+
+and needs three things from the history: ``h_cut``, the backbone's output at the last row; the
+causal statistics at the last row (running mean and scale, which also give each row's inputs);
+and the rows themselves (the anchor, the seasonal lags). :meth:`SMRForecaster.update` keeps all
+three current without re-running the history:
+
+- the rows are appended to ``history_panel_`` (:func:`append_rows`, in place, with spare room);
+- the statistics are running sums per series and value column (count, total, last value, sum and
+  number of absolute changes), continued over the new rows with the same float64 operations as
+  :func:`smr_ts.data.forecast.expanding_statistics` (a cumulative sum seeded with the carried
+  total is the whole history's cumulative sum, bit for bit);
+- the backbone's state is advanced over the new rows (``advance`` of :mod:`smr_ts.ssm` and
+  :mod:`smr_ts.baselines`: S5, S6, GRU-dt and ODE-RNN all carry one; SMR's gate carries its last
+  tau inputs), and ``h_cut`` is its output at the new last row.
+
+So the statistics are refreshed at each update, as a forecast from the whole history would
+compute them, and update-then-forecast equals a forecast from the full history with the same
+weights (tests/test_streaming.py, to 1e-5). ``stream_state_`` holds it all as tensors whose first
+dimension runs over ``history_panel_.ids``, so save/load keep it: ``backbone.<name>`` (the
+backbone's state), ``h_last`` and ``stats.<name>``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from smr_ts._runtime import resolve_device
+from smr_ts.data.forecast import _EPS_REL, _phase_features, forecast_tensors  # the statistics continued here
+from smr_ts.data.frames import SeriesPanel, to_panel
+from smr_ts.data.windows import FIRST_GAP
+
+__all__ = ["advance_network", "append_rows", "history_state", "panel_blocks", "running_statistics", "take_series",
+           "update"]
+
+CHUNK = 64  # series per forward pass, as the forecasts' (smr_ts.forecaster._CHUNK)
+BLOCK_ROWS = 1 << 20  # padded rows per block of series prepared at once: bounds the memory of large panels
+_STATS = ("count", "total", "last", "abs_change", "n_change")
+
+
+# ---------------------------------------------------------------------------------------- panels
+def take_series(panel: SeriesPanel, sel: slice) -> SeriesPanel:
+    """The series ``sel`` of a panel, cut to their longest length."""
+    lengths = panel.lengths[sel]
+    length = max(int(lengths.max()), 1) if len(lengths) else 1
+    return SeriesPanel(ids=panel.ids[sel], rows=panel.rows[sel, :length], time=panel.time[sel, :length],
+                       values=panel.values[sel, :length], value_observed=panel.value_observed[sel, :length],
+                       valid=panel.valid[sel, :length], lengths=lengths)
+
+
+def panel_blocks(panel: SeriesPanel, chunk: int = CHUNK, rows: int | None = None):
+    """Slices of series, each a multiple of ``chunk`` series holding about ``rows`` (default
+    :data:`BLOCK_ROWS`) padded rows at most (one chunk at least), so that preparing a block takes
+    bounded memory."""
+    rows = BLOCK_ROWS if rows is None else rows
+    n = len(panel.lengths)
+    longest = max(int(panel.lengths.max()), 1) if n else 1
+    size = max(chunk, (rows // longest) // chunk * chunk)
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def append_rows(panel: SeriesPanel, series: np.ndarray, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Append rows (sorted by series, then time; every time after its series' last) to ``panel`` in
+    place, growing its padded length by an eighth when it must. Returns each row's position."""
+    counts = np.bincount(series, minlength=len(panel.lengths))
+    first = np.r_[0, np.cumsum(counts)[:-1]]
+    position = panel.lengths[series] + np.arange(len(series)) - first[series]
+    needed = int((panel.lengths + counts).max())
+    if needed > panel.time.shape[1]:
+        _grow(panel, max(needed, panel.time.shape[1] + panel.time.shape[1] // 8 + 8))
+    start = int(panel.rows.max()) + 1 if panel.rows.size else 0
+    observed = ~np.isnan(values)
+    panel.rows[series, position] = start + np.arange(len(series))
+    panel.time[series, position] = times
+    panel.values[series, position] = np.where(observed, values, 0.0)
+    panel.value_observed[series, position] = observed
+    panel.valid[series, position] = True
+    panel.lengths += counts
+    touched = np.flatnonzero(counts)
+    last = panel.time[touched, panel.lengths[touched] - 1]
+    after = np.arange(panel.time.shape[1]) >= panel.lengths[touched, None]
+    panel.time[touched] = np.where(after, last[:, None], panel.time[touched])  # padding repeats the last time
+    return position
+
+
+def _grow(panel: SeriesPanel, length: int) -> None:
+    extra = length - panel.time.shape[1]
+    pad = lambda a, value: np.concatenate(  # noqa: E731
+        [a, np.full((a.shape[0], extra) + a.shape[2:], value, a.dtype)], 1)
+    panel.time = np.concatenate([panel.time, np.repeat(panel.time[:, -1:], extra, 1)], 1)
+    panel.rows, panel.values = pad(panel.rows, -1), pad(panel.values, 0)
+    panel.value_observed, panel.valid = pad(panel.value_observed, False), pad(panel.valid, False)
+
+
+# ---------------------------------------------------------------------------------------- statistics
+def running_statistics(values: np.ndarray, observed: np.ndarray) -> dict:
+    """Per series and value column (S, F), the sums that :func:`~smr_ts.data.forecast.expanding_statistics`
+    has reached at the last row: observations, their total, the last observed value, the sum and the
+    number of absolute changes between consecutive observations (float64, int64 counts)."""
+    x = values.astype(np.float64)
+    steps = np.arange(x.shape[1])[None, :, None]
+    latest = np.maximum.accumulate(np.where(observed, steps, -1), axis=1)
+    prev = np.concatenate([np.full_like(latest[:, :1], -1), latest[:, :-1]], axis=1)
+    has_prev = observed & (prev >= 0)
+    change = np.where(has_prev, x - np.take_along_axis(x, np.maximum(prev, 0), axis=1), 0.0)
+    last = latest[:, -1]
+    return {"count": observed.sum(1).astype(np.int64),
+            "total": np.cumsum(np.where(observed, x, 0.0), axis=1)[:, -1],
+            "last": np.where(last >= 0, np.take_along_axis(x, np.maximum(last, 0)[:, None], axis=1)[:, 0], 0.0),
+            "abs_change": np.cumsum(np.abs(change), axis=1)[:, -1],
+            "n_change": has_prev.sum(1).astype(np.int64)}
+
+
+def _continued(carry: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The cumulative sum over axis 1 of ``x`` continuing from ``carry`` (S, F): seeded, not added
+    afterwards, so it equals the whole sequence's cumulative sum bit for bit."""
+    return np.cumsum(np.concatenate([carry[:, None], x], axis=1), axis=1)[:, 1:]
+
+
+def continued_inputs(stats: dict, x: np.ndarray, observed: np.ndarray, valid: np.ndarray, time: np.ndarray,
+                     prev_time: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The backbone inputs of new rows (S, n, F values; padding where not ``valid``) of series whose
+    statistics so far are ``stats`` and whose last row was at ``prev_time``: (inputs, dt, mask, the
+    statistics after them). The same numbers as :func:`~smr_ts.data.forecast.forecast_tensors` gives
+    those rows when it reads the whole history."""
+    fallback = np.asarray(layout.fallback, np.float64)
+    x = np.where(observed, x.astype(np.float64), 0.0)
+    count = stats["count"][:, None] + np.cumsum(observed, axis=1)
+    total = _continued(stats["total"], x)
+    mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    steps = np.arange(x.shape[1])[None, :, None]
+    latest = np.maximum.accumulate(np.where(observed, steps, -1), axis=1)
+    prev = np.concatenate([np.full_like(latest[:, :1], -1), latest[:, :-1]], axis=1)
+    x_prev = np.where(prev >= 0, np.take_along_axis(x, np.maximum(prev, 0), axis=1), stats["last"][:, None])
+    has_prev = observed & ((prev >= 0) | (stats["count"][:, None] > 0))
+    change = np.where(has_prev, x - x_prev, 0.0)
+    abs_change = _continued(stats["abs_change"], np.abs(change))
+    n_change = stats["n_change"][:, None] + np.cumsum(has_prev, axis=1)
+    scale = (abs_change + fallback) / (n_change + 1)
+    scale = np.maximum(scale, np.maximum(1e-3 * fallback, _EPS_REL * np.abs(mean)))
+    level = np.where(observed, (x - mean) / scale, 0.0)
+    dt = np.diff(np.concatenate([prev_time[:, None], time], 1), axis=1).astype(np.float64) / layout.time_unit
+    dt = np.where(valid, dt, 0.0)
+    calendar = _phase_features(time.astype(np.float64), layout.periods)
+    inputs = np.concatenate([level, change / scale, observed, calendar, np.log1p(dt)[..., None]], -1).astype(np.float32)
+    inputs *= valid[..., None]
+    last = latest[:, -1]
+    after = {"count": count[:, -1], "total": total[:, -1], "abs_change": abs_change[:, -1], "n_change": n_change[:, -1],
+             "last": np.where(last >= 0, np.take_along_axis(x, np.maximum(last, 0)[:, None], axis=1)[:, 0], stats["last"])}
+    return inputs, dt.astype(np.float32), observed.any(-1), after
+
+
+# ---------------------------------------------------------------------------------------- the network
+def advance_network(network, inputs: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor, state: dict | None):
+    """:meth:`ForecastNetwork.encode` continued from the backbone's ``state`` (None: the series
+    start here): ``(outputs at every row, state after them)``."""
+    h = network.encoder(inputs) * mask.unsqueeze(-1).to(inputs.dtype)
+    return network.backbone.advance(h, dt, mask, state)
+
+
+@torch.no_grad()
+def _advance_rows(network, inputs, dt, mask, lengths, state: dict | None, device):
+    """Advance ``len(lengths)`` series over their rows, CHUNK series at a time: (h at each one's
+    last row, backbone state after it), on the CPU."""
+    h_last, states = [], []
+    for start in range(0, len(lengths), CHUNK):
+        sel = slice(start, start + CHUNK)
+        length = max(int(lengths[sel].max()), 1)
+        own = None if state is None else {k: v[sel].to(device) for k, v in state.items()}
+        h, after = advance_network(network, *(torch.from_numpy(a[sel, :length]).to(device) for a in (inputs, dt, mask)),
+                                   own)
+        last = torch.from_numpy(np.maximum(lengths[sel] - 1, 0)).to(device)
+        h_last.append(h[torch.arange(h.shape[0], device=device), last].cpu())
+        states.append({k: v.cpu() for k, v in after.items()})
+    return torch.cat(h_last), {k: torch.cat([s[k] for s in states]) for k in states[0]}
+
+
+def history_state(network, layout, panel: SeriesPanel, device) -> dict:
+    """``stream_state_`` of a panel: every series run from its start, in blocks of series (the
+    forecasts' chunks of CHUNK series, so their outputs are the forecasts' own, bit for bit)."""
+    network = network.to(device).eval()
+    parts = []
+    try:
+        for block in panel_blocks(panel):
+            sub = take_series(panel, block)
+            data = forecast_tensors(sub, layout, FIRST_GAP)
+            h_last, backbone = _advance_rows(network, data.inputs, data.dt, data.mask, sub.lengths, None, device)
+            stats = running_statistics(sub.values, sub.value_observed)
+            parts.append({**{f"backbone.{k}": v for k, v in backbone.items()}, "h_last": h_last,
+                          **{f"stats.{k}": torch.from_numpy(v) for k, v in stats.items()}})
+    finally:
+        network.to("cpu")
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+# ---------------------------------------------------------------------------------------- update
+def update(est, new_rows):
+    """:meth:`SMRForecaster.update`: append ``new_rows`` to the fitted history and advance the
+    states of the series they touch over them only."""
+    if est.mode_ != "forecast":
+        raise ValueError("update() needs a model fitted without y (forecasting mode)")
+    device = resolve_device(est.device, strict=False)
+    ids, times, values = est._read_known(new_rows, "new_rows", np.float64)
+    panel = est.history_panel_
+    if not _has_state(est):  # a model saved before streaming, or whose state was dropped
+        est.stream_state_ = history_state(est.model_, est.layout_, panel, device)
+    codes, uniques = pd.factorize(ids)
+    order = np.lexsort((times, codes))
+    ids, times, values, codes = ids[order], times[order], values[order], codes[order]
+    same = (codes[1:] == codes[:-1]) & (times[1:] == times[:-1])
+    if same.any():
+        raise ValueError(f"new_rows has duplicate ({est.id_col}, {est.time_col}) rows, for example "
+                         f"{_name(est, ids[1:][same][0])}")
+    series = pd.Index(panel.ids).get_indexer(ids)
+    known = series >= 0
+    if known.any():
+        last = panel.time[series[known], panel.lengths[series[known]] - 1]
+        early = times[known] <= last
+        if early.any():
+            raise ValueError(f"new_rows: {_name(est, ids[known][early][0])} has a row at or before the last row of its "
+                             "history; update appends later observations (to revise the history, refit, or forecast "
+                             "with context=)")
+        rows = np.flatnonzero(known)
+        rows = rows[np.lexsort((times[rows], series[rows]))]  # by series (the panel's order), then time
+        _advance_known(est, panel, series[rows], times[rows], values[rows], device)
+    if not known.all():
+        _add_series(est, ids[~known], times[~known], values[~known], device)
+    return est
+
+
+def _name(est, value) -> str:
+    value = value.item() if isinstance(value, np.generic) else value
+    return "the series" if est.id_col is None else f"{est.id_col}={value!r}"
+
+
+def _has_state(est) -> bool:
+    state = getattr(est, "stream_state_", None)
+    return state is not None and len(state["h_last"]) == len(est.history_panel_.ids)
+
+
+def _advance_known(est, panel: SeriesPanel, series, times, values, device) -> None:
+    state = est.stream_state_
+    touched = np.unique(series)
+    prev_time = panel.time[touched, panel.lengths[touched] - 1]
+    position = append_rows(panel, series, times.astype(panel.time.dtype), values)
+    local = np.searchsorted(touched, series)
+    counts = np.bincount(local, minlength=len(touched))
+    rank = position - (panel.lengths[series] - counts[local])  # row within the series' new rows
+    n = int(counts.max())
+    x = np.zeros((len(touched), n, values.shape[1]))
+    observed = np.zeros(x.shape, bool)
+    valid = np.zeros((len(touched), n), bool)
+    new_time = np.repeat(panel.time[touched, panel.lengths[touched] - 1][:, None], n, 1)  # padding: the last time
+    x[local, rank], observed[local, rank], valid[local, rank] = np.nan_to_num(values), ~np.isnan(values), True
+    new_time[local, rank] = times
+    stats = {k: state[f"stats.{k}"][touched].numpy() for k in _STATS}
+    inputs, dt, mask, after = continued_inputs(stats, x, observed, valid, new_time, prev_time, est.layout_)
+    backbone = {k[len("backbone."):]: v[touched] for k, v in state.items() if k.startswith("backbone.")}
+    network = est.model_.to(device).eval()
+    try:
+        h_last, backbone = _advance_rows(network, inputs, dt, mask, counts, backbone, device)
+    finally:
+        network.to("cpu")
+    index = torch.from_numpy(touched)
+    state["h_last"][index] = h_last
+    for k, v in backbone.items():
+        state[f"backbone.{k}"][index] = v
+    for k, v in after.items():
+        state[f"stats.{k}"][index] = torch.from_numpy(np.asarray(v, dtype=state[f"stats.{k}"].numpy().dtype))
+
+
+def _add_series(est, ids, times, values, device) -> None:
+    """New series: their panel and state from their start, merged in id order with the others."""
+    new = to_panel(ids, times, values, what="new_rows", id_col=est.id_col, time_col=est.time_col, info=est.time_info_)
+    state = history_state(est.model_, est.layout_, new, device)
+    old = est.history_panel_
+    length = max(old.time.shape[1], new.time.shape[1])
+    parts = [old, new]
+    for p in parts:
+        if p.time.shape[1] < length:
+            _grow(p, length)
+    new.rows = np.where(new.valid, new.rows + int(old.rows.max()) + 1, -1)
+    all_ids = np.concatenate([old.ids, new.ids])
+    order = np.argsort(all_ids, kind="stable")
+    merged = {name: np.concatenate([getattr(old, name), getattr(new, name)])[order]
+              for name in ("rows", "time", "values", "value_observed", "valid", "lengths")}
+    est.history_panel_ = SeriesPanel(ids=all_ids[order], **merged)
+    index = torch.from_numpy(order)
+    est.stream_state_ = {k: torch.cat([v, state[k].to(v.dtype)])[index] for k, v in est.stream_state_.items()}

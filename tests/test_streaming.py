@@ -1,0 +1,187 @@
+"""SMRForecaster.update: new observations advance the saved states, and forecasts continue from them.
+
+The equivalence that makes it safe: update-then-forecast equals a forecast from the whole history
+(``forecast(..., context=new_rows)`` before the update, which runs the backbone over every row)
+with the same weights, to 1e-5, for every backbone.
+"""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from smr_ts import SMRForecaster, streaming
+from smr_ts.data.forecast import forecast_tensors
+from smr_ts.data.frames import to_panel
+from smr_ts.data.queries import history_rows
+from smr_ts.data.windows import FIRST_GAP
+from smr_ts.datasets import make_oscillators
+
+BACKBONES = [("s5", {}), ("s5", {"smr": True}), ("s6", {}), ("s6", {"smr": True}), ("gru_dt", {}), ("ode_rnn", {})]
+
+
+def frames(n_series=6, n_obs=40, horizon=10, seed=0):
+    return make_oscillators(n_series=n_series, n_obs=n_obs, horizon=horizon, start="2024-01-01", freq_unit="1h",
+                            random_state=seed)
+
+
+def fitted(backbone="s5", n_series=6, **settings):
+    history, future = frames(n_series)
+    settings = {"validation_fraction": 0.0, **settings}
+    model = SMRForecaster(backbone=backbone, d_model=8, state_size=8, n_layers=2, epochs=1, horizon="1D",
+                          random_state=0, **settings).fit(history)
+    # The head's last layer starts at zero (the last-value forecast): give it weights so that the
+    # forecasts depend on the backbone's state, which is what is being tested.
+    with torch.no_grad():
+        last = model.model_.mean_head[-1]
+        last.weight.copy_(torch.randn(last.weight.shape, generator=torch.Generator().manual_seed(1)))
+    return model, history, future
+
+
+def new_rows(future, per_series=5):
+    rows = future.groupby("unique_id").head(per_series).copy()
+    rows.loc[rows.index[1::4], "y"] = np.nan  # some rows observe nothing
+    return rows
+
+
+@pytest.mark.parametrize("backbone, settings", BACKBONES)
+def test_update_then_forecast_equals_a_forecast_from_the_full_history(backbone, settings):
+    model, history, future = fitted(backbone, **settings)
+    rows = new_rows(future)
+    later = future.drop(index=rows.index)[["unique_id", "ds"]]
+    full_h = model.forecast(h=4, context=rows)
+    full_times = model.forecast(times=later, context=rows)
+    before = model.forecast(h=4)
+    # In three pieces, the rows of a piece in any order.
+    for piece in (rows.iloc[:4], rows.iloc[4:17].sample(frac=1.0, random_state=0), rows.iloc[17:]):
+        assert model.update(piece) is model
+    after_h, after_times = model.forecast(h=4), model.forecast(times=later)
+    pd.testing.assert_frame_equal(after_h[["unique_id", "ds"]], full_h[["unique_id", "ds"]])
+    np.testing.assert_allclose(after_h["y"], full_h["y"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(after_times["y"], full_times["y"], rtol=1e-5, atol=1e-5)
+    # The forecasts moved (the state matters), and the history holds the new rows.
+    assert np.abs(after_h["y"].to_numpy() - before["y"].to_numpy()).max() > 1e-3
+    assert model.history_panel_.lengths.sum() == len(history) + len(rows)
+
+
+@pytest.mark.parametrize("backbone, settings", [("s5", {"smr": True}), ("s6", {"smr": True}), ("gru_dt", {})])
+def test_updated_state_equals_the_state_of_the_whole_history(backbone, settings):
+    model, history, future = fitted(backbone, **settings)
+    rows = new_rows(future)
+    model.update(rows)
+    ids, times, values = history_rows(model.history_panel_, 1)
+    whole = to_panel(ids, times, values)
+    expected = streaming.history_state(model.model_, model.layout_, whole, torch.device("cpu"))
+    assert sorted(expected) == sorted(model.stream_state_)
+    for name, value in expected.items():
+        torch.testing.assert_close(model.stream_state_[name], value, rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_new_rows_get_the_inputs_of_the_whole_history_bit_for_bit():
+    # The running statistics continue expanding_statistics' float64 sums exactly: the inputs of the
+    # new rows equal those forecast_tensors computes over the whole history.
+    model, history, future = fitted("s5")
+    rows = new_rows(future, per_series=7)
+    panel = copy.deepcopy(model.history_panel_)
+    stats = streaming.running_statistics(panel.values, panel.value_observed)
+    ids, times, values = history_rows(panel, 1)
+    whole = forecast_tensors(to_panel(np.concatenate([ids, rows["unique_id"].to_numpy()]),
+                                      np.concatenate([times, rows["ds"].to_numpy().view(np.int64)]),
+                                      np.concatenate([values, rows[["y"]].to_numpy()])), model.layout_, FIRST_GAP)
+    n = 7
+    x = rows["y"].to_numpy().reshape(-1, n, 1)
+    observed = ~np.isnan(x)
+    new_time = rows["ds"].to_numpy().view(np.int64).reshape(-1, n)
+    prev_time = panel.time[np.arange(len(panel.ids)), panel.lengths - 1]
+    inputs, dt, mask, _ = streaming.continued_inputs(stats, np.nan_to_num(x), observed, np.ones((len(x), n), bool),
+                                                     new_time, prev_time, model.layout_)
+    tail = panel.lengths[:, None] + np.arange(n)
+    rows_index = np.arange(len(panel.ids))[:, None]
+    np.testing.assert_array_equal(inputs, whole.inputs[rows_index, tail])
+    np.testing.assert_array_equal(dt, whole.dt[rows_index, tail])
+    np.testing.assert_array_equal(mask, whole.mask[rows_index, tail])
+
+
+def test_update_runs_the_backbone_over_the_new_rows_only(monkeypatch):
+    model, history, future = fitted("s5")
+    seen = []
+    advance = streaming.advance_network
+
+    def spy(network, inputs, dt, mask, state):
+        seen.append((inputs.shape[0], inputs.shape[1], state is None))
+        return advance(network, inputs, dt, mask, state)
+
+    monkeypatch.setattr(streaming, "advance_network", spy)
+    rows = new_rows(future, per_series=3)
+    model.update(rows)
+    assert seen == [(6, 3, False)]  # 6 series x 3 new rows, continued from their saved states
+
+
+def test_new_series_start_from_the_zero_state():
+    model, history, future = fitted("s6", n_series=6)
+    extra, extra_future = make_oscillators(n_series=3, n_obs=30, horizon=5, start="2024-01-01", freq_unit="1h",
+                                           random_state=7)
+    extra["unique_id"] = "new_" + extra["unique_id"]  # ids that sort among and after the fitted ones
+    extra.loc[extra["unique_id"] == "new_s001", "unique_id"] = "s0005"
+    both = pd.concat([new_rows(future), extra])
+    expected = model.forecast(h=3, context=both)
+    model.update(both)
+    got = model.forecast(h=3)
+    pd.testing.assert_frame_equal(got[["unique_id", "ds"]], expected[["unique_id", "ds"]])
+    np.testing.assert_allclose(got["y"], expected["y"], rtol=1e-5, atol=1e-5)
+    assert list(model.history_panel_.ids) == sorted(model.history_panel_.ids)
+
+
+def test_update_refuses_rows_that_do_not_come_after_the_history():
+    model, history, future = fitted("s5")
+    last = history.groupby("unique_id").tail(1)
+    with pytest.raises(ValueError, match="unique_id='s000' has a row at or before the last row"):
+        model.update(last.iloc[:1])
+    rows = future.iloc[:2].copy()
+    rows["ds"] = rows["ds"].iloc[0]
+    with pytest.raises(ValueError, match="duplicate"):
+        model.update(rows)
+    with pytest.raises(ValueError, match="feature columns differ"):
+        model.update(future.iloc[:2].assign(other=1.0))
+    regression = SMRForecaster(d_model=8, state_size=8, epochs=1, random_state=0).fit(
+        history[["unique_id", "ds"]].assign(x=1.0), history["y"])
+    with pytest.raises(ValueError, match="forecasting mode"):
+        regression.update(history[["unique_id", "ds"]].assign(x=1.0))
+    # Nothing was appended by the refused calls.
+    assert model.history_panel_.lengths.sum() == len(history)
+
+
+def test_save_and_load_keep_the_streaming_state(tmp_path):
+    model, history, future = fitted("s5", smr=True)
+    rows = new_rows(future)
+    model.update(rows.iloc[:10])
+    model.save(tmp_path / "m")
+    loaded = SMRForecaster.load(tmp_path / "m")
+    for name, value in model.stream_state_.items():
+        assert torch.equal(loaded.stream_state_[name], value), name
+    pd.testing.assert_frame_equal(loaded.forecast(h=3), model.forecast(h=3))
+    loaded.update(rows.iloc[10:])
+    model.update(rows.iloc[10:])
+    pd.testing.assert_frame_equal(loaded.forecast(h=3), model.forecast(h=3))
+
+
+def test_a_model_without_a_state_gets_one_at_its_first_update():
+    model, history, future = fitted("gru_dt")
+    rows = new_rows(future)
+    expected = model.forecast(h=3, context=rows)
+    del model.stream_state_  # as a model saved before streaming
+    model.update(rows)
+    np.testing.assert_allclose(model.forecast(h=3)["y"], expected["y"], rtol=1e-5, atol=1e-5)
+
+
+def test_forecasts_in_blocks_equal_one_block(monkeypatch):
+    model, history, future = fitted("s5", n_series=150, validation_fraction=0.2)
+    one = model.forecast(h=2, level=[80])
+    without_state = copy.deepcopy(model)
+    del without_state.stream_state_  # the backbone runs over the history
+    monkeypatch.setattr(streaming, "BLOCK_ROWS", 64 * 40)  # blocks of 64 series
+    assert len(streaming.panel_blocks(model.history_panel_)) == 3
+    pd.testing.assert_frame_equal(model.forecast(h=2, level=[80]), one)
+    pd.testing.assert_frame_equal(without_state.forecast(h=2, level=[80]), one)
