@@ -148,7 +148,7 @@ def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.
     if not len(series):
         return np.zeros(0), np.zeros((0, n_targets))
     model = model.to(device).eval()
-    h_cut = torch.zeros(len(series), model.encoder.out_features)
+    h_cut = None  # (n, width) the backbone's output at each pair's cut-off
     try:
         for start in range(0, len(data.lengths), chunk):
             sel = np.arange(start, min(start + chunk, len(data.lengths)))
@@ -157,6 +157,7 @@ def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.
                 continue
             length = int(data.lengths[sel].max())
             h = model.encode(*(torch.from_numpy(a[sel, :length]).to(device) for a in (data.inputs, data.dt, data.mask)))
+            h_cut = torch.zeros(len(series), h.shape[-1]) if h_cut is None else h_cut
             h_cut[at] = h[torch.from_numpy(series[at] - start), torch.from_numpy(k[at])].cpu()
         query = torch.from_numpy(query_features(data, layout, series, k, data.time[series, q]))
         point, _ = model.decode(h_cut.to(device), query.to(device))
