@@ -41,7 +41,7 @@ __all__ = ["MAX_BINS", "MAX_PAIRS", "MIN_PER_BIN", "ahead_bins", "calibration_re
 MAX_PAIRS = 4096  # calibration pairs kept at most: quantiles to about 1 % at the 95 % level
 MIN_PER_BIN = 100  # pairs per time-ahead bin at least (a 95 % bound needs 19; 100 makes it stable)
 MAX_BINS = 8
-# Changes averaged in the recent scale. Measured (2026-12, CPU): on random walks at Poisson times
+# Changes averaged in the recent scale. Measured (2026-11, CPU): on random walks at Poisson times
 # (200 series, 6 seeds) 3, 5 and all changes cover 0.79, 0.79, 0.80 at 80 %, widths 8.3, 7.4, 6.2;
 # on thinned ChickWeight backtests (8 fits) 0.81, 0.80, 0.72. 5 keeps most of the width and the coverage.
 RECENT_CHANGES = 5
