@@ -61,7 +61,10 @@ class TrainingState:
 
 
 class Callback:
-    """Base class: every hook does nothing."""
+    """Base class: every hook does nothing. A callback with ``rank_zero_only = True`` (one that
+    writes files or prints) runs on rank 0 only when training is data-parallel (:mod:`smr_ts.distributed`)."""
+
+    rank_zero_only = False
 
     def on_train_begin(self, state: TrainingState) -> None:
         pass
@@ -185,8 +188,11 @@ class HistoryLogger(Callback):
     """Write the training history to ``path`` after every epoch: CSV or JSON, by the suffix.
 
     The file is rewritten (JSON) or appended to (CSV, a header first) each epoch, so it is
-    complete up to the last finished epoch even if training is interrupted.
+    complete up to the last finished epoch even if training is interrupted. In data-parallel
+    training only rank 0 writes it.
     """
+
+    rank_zero_only = True  # smr_ts.distributed: one writer, not one per process
 
     def __init__(self, path):
         self.path = Path(path)
@@ -212,7 +218,10 @@ class HistoryLogger(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over epochs showing the record's losses; ``leave`` keeps it after training."""
+    """A tqdm bar over epochs showing the record's losses; ``leave`` keeps it after training.
+    In data-parallel training only rank 0 shows it."""
+
+    rank_zero_only = True
 
     def __init__(self, leave: bool = False):
         self.leave = leave

@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from smr_ts import persistence, serving, streaming
+from smr_ts import distributed, persistence, serving, streaming
 from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss, resolved_quantiles
 from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
@@ -246,7 +246,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         self
         """
         check_estimator_params(self)
-        device = resolve_device(self.device)
+        collective, device = distributed.join(self.device)  # a torchrun group (docs/distributed.md), or None
         self.mode_ = "regression" if y is not None else "forecast"
         forecasting = self.mode_ == "forecast"
         self.loss_, self.fitted_params_ = resolved_loss(self.loss, self.mode_), persistence.fitted_params(self)
@@ -264,8 +264,11 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         unit = parse_time_unit(self.time_unit, info)
         self.time_unit_ = unit if unit is not None else median_gap(panel)
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        seed = distributed.same_on_every_rank(collective, seed)  # every rank draws the same windows
         prepare = self._forecast_data if forecasting else partial(regression_data, self)
         sampler, val_batches, loss_fn, evaluate_fn = prepare(panel, features, targets, validation_data, seed, device)
+        if collective is not None:  # each rank validates its share; the sums are all-reduced
+            val_batches, evaluate_fn = collective.shard_list(val_batches), partial(evaluate_fn, reduce=collective)
 
         settings = TrainingSettings(epochs=self.epochs, lr=self.lr, ssm_lr=self.ssm_lr, weight_decay=self.weight_decay,
                                     warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip)
@@ -277,18 +280,16 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             self.model_ = self._build_model().to(device)
             batch_rng = np.random.default_rng(seed + 1)
             result = train(self.model_, settings, lambda epoch: sampler.epoch(batch_rng), sampler.n_batches,
-                           partial(loss_fn, self.model_),
+                           partial(loss_fn, distributed.parallel(self.model_, collective)),
                            partial(evaluate_fn, self.model_, val_batches) if val_batches else None, callbacks,
-                           initial_candidate=forecasting)
+                           initial_candidate=forecasting, collective=collective)
         self.model_.to("cpu").eval()
         if forecasting:  # what calibrates forecast(level=...): the held-out part, forecast by the final network
             self.calibration_ahead_, self.calibration_scores_ = calibration_residuals(
                 self.model_, self.layout_, vars(self).pop("_calibration_source"), np.random.default_rng(seed + 3), device)
             # Each series' state after its last row, which forecast() continues and update() advances.
             self.stream_state_ = streaming.history_state(self.model_, self.layout_, self.history_panel_, device)
-        self.history_ = result.history
-        self.best_epoch_ = stopper.best_epoch
-        self.interrupted_ = result.interrupted
+        self.history_, self.best_epoch_, self.interrupted_ = result.history, stopper.best_epoch, result.interrupted
         return self
 
     def _split(self, n_series: int, seed: int, given: bool):

@@ -28,6 +28,7 @@ from smr_ts._estimator_params import resolved_loss
 from smr_ts._version import __version__
 from smr_ts.data.forecast import ForecastLayout
 from smr_ts.data.frames import SeriesPanel, TimeInfo
+from smr_ts.distributed import is_rank_zero
 
 __all__ = ["FITTED_ATTRIBUTES", "RUNTIME_PARAMETERS", "fitted_params", "load", "save"]
 
@@ -79,7 +80,10 @@ def fitted_params(estimator) -> dict:
 
 
 def save(estimator, path) -> None:
-    """Write ``estimator`` (fitted) to directory ``path``: ``config.json`` and ``weights.pt``."""
+    """Write ``estimator`` (fitted) to directory ``path``: ``config.json`` and ``weights.pt``. In a
+    ``torchrun`` group only rank 0 writes (every rank holds the same model)."""
+    if not is_rank_zero():
+        return
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     params, param_types = _encode_params(estimator.get_params(deep=False))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
 from smr_ts._runtime import resolve_device
 from smr_ts._validation import check_params, positive_int
@@ -54,15 +55,15 @@ def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) 
     warn_past_horizon(ahead, est.horizon_, est.horizon, est.time_info_)
     device = resolve_device(est.device, strict=False)
     outputs = {}
-    for block in panel_blocks(panel):
-        at = np.flatnonzero((series >= block.start) & (series < block.stop))
-        if not len(at):
-            continue
-        data = forecast_tensors(take_series(panel, block), est.layout_, FIRST_GAP)
-        local = series[at] - block.start
+    queried = np.unique(series)  # only the queried series are prepared
+    for block in panel_blocks(panel, len(queried)):
+        chosen = queried[block]
+        at = np.flatnonzero((series >= chosen[0]) & (series <= chosen[-1]))
+        data = forecast_tensors(take_series(panel, chosen), est.layout_, FIRST_GAP)
+        local = np.searchsorted(chosen, series[at])
         check_anchored(data, local, q_ids[at], est.id_col, est.target_names_, what)
         mean, extra = predict_queries(est.model_, data, est.layout_, local, t[at] - data.origin, device, chunk=CHUNK,
-                                      h_last=None if h_last is None else h_last[block])
+                                      h_last=None if h_last is None else h_last[torch.from_numpy(chosen)])
         columns = {"": mean, **({"_std": extra} if return_std else {})}
         columns = {f"{name}{suffix}": values[:, j] for suffix, values in columns.items()
                    for j, name in enumerate(est.target_names_)}

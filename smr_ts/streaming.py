@@ -45,8 +45,8 @@ _STATS = ("count", "total", "last", "abs_change", "n_change")
 
 
 # ---------------------------------------------------------------------------------------- panels
-def take_series(panel: SeriesPanel, sel: slice) -> SeriesPanel:
-    """The series ``sel`` of a panel, cut to their longest length."""
+def take_series(panel: SeriesPanel, sel) -> SeriesPanel:
+    """The series ``sel`` (a slice or indices) of a panel, cut to their longest length."""
     lengths = panel.lengths[sel]
     length = max(int(lengths.max()), 1) if len(lengths) else 1
     return SeriesPanel(ids=panel.ids[sel], rows=panel.rows[sel, :length], time=panel.time[sel, :length],
@@ -54,13 +54,13 @@ def take_series(panel: SeriesPanel, sel: slice) -> SeriesPanel:
                        valid=panel.valid[sel, :length], lengths=lengths)
 
 
-def panel_blocks(panel: SeriesPanel, chunk: int = CHUNK, rows: int | None = None):
-    """Slices of series, each a multiple of ``chunk`` series holding about ``rows`` (default
-    :data:`BLOCK_ROWS`) padded rows at most (one chunk at least), so that preparing a block takes
-    bounded memory."""
+def panel_blocks(panel: SeriesPanel, n: int | None = None, chunk: int = CHUNK, rows: int | None = None):
+    """Slices of ``n`` series (default: all the panel's), each a multiple of ``chunk`` series
+    holding about ``rows`` (default :data:`BLOCK_ROWS`) padded rows at most (one chunk at least),
+    so that preparing a block takes bounded memory."""
     rows = BLOCK_ROWS if rows is None else rows
-    n = len(panel.lengths)
-    longest = max(int(panel.lengths.max()), 1) if n else 1
+    n = len(panel.lengths) if n is None else n
+    longest = max(int(panel.lengths.max()), 1) if len(panel.lengths) else 1
     size = max(chunk, (rows // longest) // chunk * chunk)
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
@@ -74,7 +74,7 @@ def append_rows(panel: SeriesPanel, series: np.ndarray, times: np.ndarray, value
     needed = int((panel.lengths + counts).max())
     if needed > panel.time.shape[1]:
         _grow(panel, max(needed, panel.time.shape[1] + panel.time.shape[1] // 8 + 8))
-    start = int(panel.rows.max()) + 1 if panel.rows.size else 0
+    start = int(panel.lengths.sum())  # rows number the fitted frame's rows, then every update's
     observed = ~np.isnan(values)
     panel.rows[series, position] = start + np.arange(len(series))
     panel.time[series, position] = times
@@ -181,10 +181,17 @@ def _advance_rows(network, inputs, dt, mask, lengths, state: dict | None, device
     return torch.cat(h_last), {k: torch.cat([s[k] for s in states]) for k in states[0]}
 
 
+def _on(network, device):
+    """The network in eval mode on ``device`` (moved only when it is not there: a move walks every parameter)."""
+    if next(network.parameters()).device != torch.device(device):
+        network = network.to(device)
+    return network.eval()
+
+
 def history_state(network, layout, panel: SeriesPanel, device) -> dict:
     """``stream_state_`` of a panel: every series run from its start, in blocks of series (the
     forecasts' chunks of CHUNK series, so their outputs are the forecasts' own, bit for bit)."""
-    network = network.to(device).eval()
+    network = _on(network, device)
     parts = []
     try:
         for block in panel_blocks(panel):
@@ -262,7 +269,7 @@ def _advance_known(est, panel: SeriesPanel, series, times, values, device) -> No
     stats = {k: state[f"stats.{k}"][touched].numpy() for k in _STATS}
     inputs, dt, mask, after = continued_inputs(stats, x, observed, valid, new_time, prev_time, est.layout_)
     backbone = {k[len("backbone."):]: v[touched] for k, v in state.items() if k.startswith("backbone.")}
-    network = est.model_.to(device).eval()
+    network = _on(est.model_, device)
     try:
         h_last, backbone = _advance_rows(network, inputs, dt, mask, counts, backbone, device)
     finally:
@@ -285,7 +292,7 @@ def _add_series(est, ids, times, values, device) -> None:
     for p in parts:
         if p.time.shape[1] < length:
             _grow(p, length)
-    new.rows = np.where(new.valid, new.rows + int(old.rows.max()) + 1, -1)
+    new.rows = np.where(new.valid, new.rows + int(old.lengths.sum()), -1)
     all_ids = np.concatenate([old.ids, new.ids])
     order = np.argsort(all_ids, kind="stable")
     merged = {name: np.concatenate([getattr(old, name), getattr(new, name)])[order]

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -66,8 +67,9 @@ def _optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Opti
     return torch.optim.AdamW(groups)
 
 
-def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip) -> tuple[float, float, float]:
-    """One pass over ``batches``: (mean training loss, largest gradient norm before clipping, scored targets)."""
+def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip, collective=None) -> tuple[float, float, float]:
+    """One pass over ``batches``: (mean training loss, largest gradient norm before clipping, scored targets),
+    over every rank's batches when data-parallel."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     total, count, peak = 0.0, 0, None
@@ -82,7 +84,10 @@ def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip) -> tu
         scheduler.step()
         total += loss.item() * weight
         count += weight
-    return total / max(count, 1), (math.nan if peak is None else float(peak)), float(count)
+    peak = math.nan if peak is None else float(peak)
+    if collective is not None:
+        (total, count), peak = collective.sum([total, count]), collective.max(peak)
+    return total / max(count, 1), peak, float(count)
 
 
 def train(
@@ -94,6 +99,7 @@ def train(
     evaluate_fn: Callable[[], dict] | None,
     callbacks: Sequence[Callback] = (),
     initial_candidate: bool = False,
+    collective=None,
 ) -> TrainingResult:
     """Train ``model`` in place for up to ``settings.epochs`` epochs.
 
@@ -109,7 +115,16 @@ def train(
         Called in order after each epoch; any of them may stop training.
     initial_candidate : bool
         Evaluate the initial weights too (``state.initial``), so model selection can keep them.
+    collective : smr_ts.distributed.Collective, optional
+        Data-parallel training (``torchrun``): each rank trains on its share of every batch through a
+        DistributedDataParallel network bound in ``loss_fn``, its loss scaled to its part of the
+        global batch; the epoch's loss is reduced over the ranks, and the callbacks that write or
+        print (``rank_zero_only``) run on rank 0 only.
     """
+    if collective is not None:
+        loss_fn = collective.scaled_loss(loss_fn)
+        if collective.rank != 0:
+            callbacks = [c for c in callbacks if not getattr(c, "rank_zero_only", False)]
     optimizer = _optimizer(model, settings)
     total_steps = settings.epochs * n_batches
     warmup_steps = max(1, round(settings.warmup_epochs * n_batches)) if settings.warmup_epochs > 0 else 0
@@ -124,8 +139,9 @@ def train(
     try:
         for epoch in range(settings.epochs):
             start = time.perf_counter()
+            batches = make_batches(epoch) if collective is None else map(collective.shard, make_batches(epoch))
             train_loss, grad_norm, scored = _train_epoch(
-                model, make_batches(epoch), loss_fn, optimizer, scheduler, settings.grad_clip
+                model, batches, loss_fn, optimizer, scheduler, settings.grad_clip, collective
             )
             record = {"epoch": epoch, "train_loss": train_loss, "grad_norm": grad_norm, "scored": scored}
             if evaluate_fn is not None:
@@ -163,8 +179,9 @@ def batch_loss(model: nn.Module, batch: dict, kind: str = "mse"):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches, target_scale, gaussian: bool) -> dict:
-    """Validation metrics: ``valid_mse`` in the targets' own units (and ``valid_nll``)."""
+def evaluate(model: nn.Module, batches, target_scale, gaussian: bool, reduce=None) -> dict:
+    """Validation metrics: ``valid_mse`` in the targets' own units (and ``valid_nll``); with
+    ``reduce`` (a :class:`~smr_ts.distributed.Collective`), over every rank's batches."""
     model.eval()
     sq, nll, count = 0.0, 0.0, 0.0
     for batch in batches:
@@ -177,6 +194,8 @@ def evaluate(model: nn.Module, batches, target_scale, gaussian: bool) -> dict:
         if std is not None:
             nll += float(gaussian_nll(mean, std, batch["target"], w)) * n
         count += n
+    if reduce is not None:
+        sq, nll, count = reduce.sum([sq, nll, count])
     out = {"valid_mse": sq / max(count, 1)}
     if gaussian:
         out["valid_nll"] = nll / max(count, 1)
@@ -193,7 +212,7 @@ def forecast_loss(model: nn.Module, batch: dict, kind: str = "mse"):
 
 
 @torch.no_grad()
-def forecast_evaluate(model: nn.Module, batches) -> dict:
+def forecast_evaluate(model: nn.Module, batches, reduce=None) -> dict:
     """Validation forecasts against the last-value forecast on the same (cut, query) pairs.
 
     ``valid_scaled_mae``: mean absolute error divided by each series' scale (every series counts
@@ -201,7 +220,8 @@ def forecast_evaluate(model: nn.Module, batches) -> dict:
     own units. ``valid_last_value_scaled_mae``: the same for carrying the last value forward.
     ``valid_gain_z``: the mean gain over last value per scored value, in standard errors. A network
     with quantile levels is judged as a whole: its gain is in the pinball loss (``valid_pinball``,
-    scaled) over last value at every level, a forecast without spread.
+    scaled) over last value at every level, a forecast without spread. With ``reduce`` (a
+    :class:`~smr_ts.distributed.Collective`) the metrics are those of every rank's batches together.
     """
     model.eval()
     quantiles = getattr(model, "quantiles", None)
@@ -222,11 +242,36 @@ def forecast_evaluate(model: nn.Module, batches) -> dict:
         else:
             gains.append((target.abs() - error)[w > 0].double())
         count += float(w.sum())
-    gain = torch.cat(gains) if gains else torch.zeros(0, dtype=torch.float64)
-    spread = float(gain.std()) if len(gain) > 1 else math.inf
-    z = float(gain.mean()) / (spread / math.sqrt(len(gain))) if len(gain) > 1 and spread > 0 else 0.0
+    gain = torch.cat(gains).cpu() if gains else torch.zeros(0, dtype=torch.float64)
+    if reduce is None:
+        spread = float(gain.std()) if len(gain) > 1 else math.inf
+        z = float(gain.mean()) / (spread / math.sqrt(len(gain))) if len(gain) > 1 and spread > 0 else 0.0
+    else:
+        sq, absolute, anchor_absolute, pinball_total, count = reduce.sum(
+            [sq, absolute, anchor_absolute, pinball_total, count])
+        z = _pooled_z(reduce.gather(_moments(gain)))
     out = {"valid_mse": sq / max(count, 1), "valid_scaled_mae": absolute / max(count, 1),
            "valid_last_value_scaled_mae": anchor_absolute / max(count, 1), "valid_gain_z": z}
     if quantiles is not None:
         out["valid_pinball"] = pinball_total / max(count, 1)
     return out
+
+
+def _moments(x: torch.Tensor) -> list:
+    """[n, mean, sum of squared deviations] of a float64 sample (two passes: stable)."""
+    if not len(x):
+        return [0.0, 0.0, 0.0]
+    mean = float(x.mean())
+    return [float(len(x)), mean, float(((x - mean) ** 2).sum())]
+
+
+def _pooled_z(moments) -> float:
+    """The mean over standard error of samples given by their :func:`_moments` (rows), pooled
+    (Chan, Golub and LeVeque 1979): the z of ``forecast_evaluate`` over every rank's gains."""
+    n_i, mean_i, m2_i = np.asarray(moments, np.float64).T
+    n = n_i.sum()
+    if n < 2:
+        return 0.0
+    mean = (n_i * mean_i).sum() / n
+    spread = math.sqrt((m2_i.sum() + (n_i * (mean_i - mean) ** 2).sum()) / (n - 1))
+    return float(mean / (spread / math.sqrt(n))) if spread > 0 else 0.0
