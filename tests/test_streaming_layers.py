@@ -8,6 +8,7 @@ tests/test_streaming.py.
 import pytest
 import torch
 
+from smr_ts.backbones import BACKBONES
 from smr_ts.baselines import GRUDelta, ODERNN
 from smr_ts.ssm import S5, S6, SSMStack
 from smr_ts.ssm.observed import elapsed_after, last_observed, observed_causal_conv, observed_gaps
@@ -133,3 +134,19 @@ def test_inputs_of_unobserved_steps_change_no_observed_output(kind):
     with torch.no_grad():
         observed = mask.unsqueeze(-1).expand(-1, -1, H)
         torch.testing.assert_close(layer(noisy, dt, mask)[observed], layer(u, dt, mask)[observed], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_every_registered_backbone_streams(name):
+    # A backbone added to the registry must carry a state for SMRForecaster.update.
+    settings = {"state_size": 8, "smr": BACKBONES[name].takes_smr, "smr_kernel": 3, "step_min": 0.01, "step_max": 1.0,
+                "blocks": 1}
+    torch.manual_seed(0)
+    backbone = BACKBONES[name].build(H, 2, 0.0, settings).double().eval()
+    u, dt, mask = inputs()
+    with torch.no_grad():
+        whole, _ = backbone.advance(u, dt, mask)
+        pieces, _ = run_in_pieces(backbone, u, dt, mask, (4, 9))
+        torch.testing.assert_close(whole, backbone(u, dt, mask), rtol=0, atol=0)
+    torch.testing.assert_close(pieces, whole, rtol=1e-10, atol=1e-10)
+    assert all(v.shape[0] == u.shape[0] for v in backbone.initial_state(u.shape[0]).values())
