@@ -161,6 +161,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     quantiles_ : tuple of float or None
     calibration_ahead_, calibration_scores_ : ndarray
         Forecasting: what calibrates ``forecast(level=...)`` (:mod:`smr_ts.intervals`).
+    stream_state_ : dict of Tensor
+        Forecasting: each series' state after its last row, advanced by ``update`` (:mod:`smr_ts.streaming`).
 
     Examples
     --------
@@ -343,8 +345,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         """Model outputs on every step of a panel of features: (mean, std or None), unscaled, (S, L, T)."""
         device = resolve_device(self.device, strict=False)
         mean, std = predict_panel(self.model_, panel_tensors(panel, self._scaling()), device, chunk=_CHUNK)
-        mean = mean * self.target_scale_ + self.target_mean_
-        return mean, (std * self.target_scale_ if std is not None else None)
+        return mean * self.target_scale_ + self.target_mean_, (std * self.target_scale_ if std is not None else None)
 
     def _check_std(self, return_std: bool):
         check_is_fitted(self, "model_")
@@ -477,7 +478,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         if context is None:
             return ids, times, values
         c_ids, c_times, c_values = self._read_known(context, "context", values.dtype)
-        # A duplicate (id, time) between history and context is an error (to_panel, in _forecast).
+        # A duplicate (id, time) between history and context is an error (to_panel, in serving.forecast_frame).
         return (np.concatenate([ids, c_ids]), np.concatenate([times, c_times.astype(times.dtype)]),
                 np.concatenate([values, c_values]))
 
