@@ -252,13 +252,28 @@ def _has_state(est) -> bool:
 
 
 def _advance_known(est, panel: SeriesPanel, series, times, values, device) -> None:
-    state = est.stream_state_
+    """Append rows of fitted series and advance their states, in blocks of series of about
+    :data:`BLOCK_ROWS` padded new rows (so a large update takes bounded memory, as forecasts do)."""
     touched = np.unique(series)
     prev_time = panel.time[touched, panel.lengths[touched] - 1]
     position = append_rows(panel, series, times.astype(panel.time.dtype), values)
     local = np.searchsorted(touched, series)
     counts = np.bincount(local, minlength=len(touched))
     rank = position - (panel.lengths[series] - counts[local])  # row within the series' new rows
+    size = max(CHUNK, BLOCK_ROWS // int(counts.max()) // CHUNK * CHUNK)
+    network = _on(est.model_, device)
+    try:
+        for start in range(0, len(touched), size):
+            block = slice(start, start + size)
+            rows = np.flatnonzero((local >= start) & (local < start + size))
+            _advance_block(est, panel, touched[block], prev_time[block], counts[block], local[rows] - start, rank[rows],
+                           times[rows], values[rows], network, device)
+    finally:
+        network.to("cpu")
+
+
+def _advance_block(est, panel, touched, prev_time, counts, local, rank, times, values, network, device) -> None:
+    state = est.stream_state_
     n = int(counts.max())
     x = np.zeros((len(touched), n, values.shape[1]))
     observed = np.zeros(x.shape, bool)
@@ -269,11 +284,7 @@ def _advance_known(est, panel: SeriesPanel, series, times, values, device) -> No
     stats = {k: state[f"stats.{k}"][touched].numpy() for k in _STATS}
     inputs, dt, mask, after = continued_inputs(stats, x, observed, valid, new_time, prev_time, est.layout_)
     backbone = {k[len("backbone."):]: v[touched] for k, v in state.items() if k.startswith("backbone.")}
-    network = _on(est.model_, device)
-    try:
-        h_last, backbone = _advance_rows(network, inputs, dt, mask, counts, backbone, device)
-    finally:
-        network.to("cpu")
+    h_last, backbone = _advance_rows(network, inputs, dt, mask, counts, backbone, device)
     index = torch.from_numpy(touched)
     state["h_last"][index] = h_last
     for k, v in backbone.items():

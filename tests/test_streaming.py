@@ -185,3 +185,14 @@ def test_forecasts_in_blocks_equal_one_block(monkeypatch):
     assert len(streaming.panel_blocks(model.history_panel_)) == 3
     pd.testing.assert_frame_equal(model.forecast(h=2, level=[80]), one)
     pd.testing.assert_frame_equal(without_state.forecast(h=2, level=[80]), one)
+
+
+def test_a_large_update_runs_in_blocks_and_equals_one_block(monkeypatch):
+    model, history, future = fitted("s6", n_series=150)
+    rows = new_rows(future, per_series=4)
+    one_block = copy.deepcopy(model).update(rows)
+    monkeypatch.setattr(streaming, "BLOCK_ROWS", 64 * 4)  # blocks of 64 series
+    model.update(rows)
+    for name, value in one_block.stream_state_.items():
+        torch.testing.assert_close(model.stream_state_[name], value, rtol=1e-6, atol=1e-6, msg=name)
+    pd.testing.assert_frame_equal(model.forecast(h=2), one_block.forecast(h=2), rtol=1e-6, atol=1e-6)
