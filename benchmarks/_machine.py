@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import platform
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -15,3 +17,23 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def provenance(command: str, machine_note: str, software_extra: str = "") -> list[str]:
+    """The lines under a benchmark table: the command, the machine, the software and the date."""
+    import torch
+
+    return [
+        f"- command: `{command.strip()}`",
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores{machine_note}",
+        f"- software: Python {platform.python_version()}, torch {torch.__version__}{software_extra}",
+        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "",
+    ]
+
+
+def write_report(path: Path, lines: list[str]) -> None:
+    """Write a benchmark's page (creating its folder) and print it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    print("\n".join(lines))

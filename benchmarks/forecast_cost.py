@@ -16,21 +16,17 @@ is the number to watch: the target is at most 3.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from smr_ts import SMRForecaster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
-from _machine import cpu_model  # noqa: E402
+from _machine import provenance, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,15 +83,9 @@ def main(argv=None) -> dict:
         "forecast window ran the whole padded series to score 8 rows (50 s per epoch on this series at "
         "d_model 8, against 0.05 s for regression, in the issue that asked for this table).",
         "",
-        f"- command: `{command.strip()}`",
-        f"- machine: {cpu_model()}, {os.cpu_count()} cores, torch threads 1 (the estimator's n_threads='auto')",
-        f"- software: Python {platform.python_version()}, torch {torch.__version__}",
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        "",
+        *provenance(command, ", torch threads 1 (the estimator's n_threads='auto')"),
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(args.out, lines)
     return {"ratio": ratio, "rows": rows}
 
 

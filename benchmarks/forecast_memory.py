@@ -20,14 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +34,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
-from _machine import cpu_model  # noqa: E402
+from _machine import provenance, write_report  # noqa: E402
 
 BOUND_GB = 4.0
 SCENARIOS = {
@@ -176,15 +174,9 @@ def main(argv=None) -> list:
         f"Fit on the same data (not part of the bound; 1 epoch, including the states computed at fit): "
         f"{fit_seconds:.0f} s.",
         "",
-        f"- command: `{command.strip()}`",
-        f"- machine: {cpu_model()}, {os.cpu_count()} cores (shared with other jobs), torch threads 1",
-        f"- software: Python {platform.python_version()}, torch {torch.__version__}, pandas {pd.__version__}",
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        "",
+        *provenance(command, ' (shared with other jobs), torch threads 1', f", pandas {pd.__version__}"),
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(args.out, lines)
     return results
 
 

@@ -16,12 +16,9 @@ Times are medians over ``--repeats`` calls (each update appends later rows than 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +29,7 @@ from smr_ts import SMRForecaster
 from smr_ts.backbones import backbone_names
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
-from _machine import cpu_model  # noqa: E402
+from _machine import provenance, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,15 +147,9 @@ def main(argv=None) -> list:
                   "step, channel and state dimension (64 series x rows x 2 d_model x state size floats per chunk of "
                   "series); an update runs the scan over the new rows only.", ""]
     lines += [
-        f"- command: `{command.strip()}`",
-        f"- machine: {cpu_model()}, {os.cpu_count()} cores (shared with other jobs), torch threads 1",
-        f"- software: Python {platform.python_version()}, torch {torch.__version__}",
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        "",
+        *provenance(command, ' (shared with other jobs), torch threads 1'),
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(args.out, lines)
     return results
 
 
