@@ -19,12 +19,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def provenance(command: str, machine_note: str, software_extra: str = "") -> list[str]:
-    """The lines under a benchmark table: the command, the machine, the software and the date."""
+def provenance(script: str, argv, machine_note: str, software_extra: str = "") -> list[str]:
+    """The lines under a benchmark table: the command (``python <script> <argv>``; argv None: this
+    process's arguments), the machine, the software and the date."""
+    import shlex
+    import sys
+
     import torch
 
+    command = f"python {script} {shlex.join(sys.argv[1:] if argv is None else argv)}".strip()
     return [
-        f"- command: `{command.strip()}`",
+        f"- command: `{command}`",
         f"- machine: {cpu_model()}, {os.cpu_count()} cores{machine_note}",
         f"- software: Python {platform.python_version()}, torch {torch.__version__}{software_extra}",
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",

@@ -16,7 +16,6 @@ is the number to watch: the target is at most 3.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -63,7 +62,6 @@ def main(argv=None) -> dict:
         seconds, scored = per_epoch(model)
         rows.append((name, seconds, scored, seconds / scored * 1e6))
     ratio = rows[1][3] / rows[0][3]
-    command = "python benchmarks/forecast_cost.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     lines = [
         "# Forecasting training cost per scored row",
         "",
@@ -83,7 +81,7 @@ def main(argv=None) -> dict:
         "forecast window ran the whole padded series to score 8 rows (50 s per epoch on this series at "
         "d_model 8, against 0.05 s for regression, in the issue that asked for this table).",
         "",
-        *provenance(command, ", torch threads 1 (the estimator's n_threads='auto')"),
+        *provenance("benchmarks/forecast_cost.py", argv, ", torch threads 1 (the estimator's n_threads='auto')"),
     ]
     write_report(args.out, lines)
     return {"ratio": ratio, "rows": rows}

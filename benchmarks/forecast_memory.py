@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import resource
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -136,7 +135,6 @@ def main(argv=None) -> list:
             else:
                 results.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(results[-1], flush=True)
-    command = "python benchmarks/forecast_memory.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     lines = [
         "# Forecasting many series in bounded memory",
         "",
@@ -174,7 +172,7 @@ def main(argv=None) -> list:
         f"Fit on the same data (not part of the bound; 1 epoch, including the states computed at fit): "
         f"{fit_seconds:.0f} s.",
         "",
-        *provenance(command, ' (shared with other jobs), torch threads 1', f", pandas {pd.__version__}"),
+        *provenance("benchmarks/forecast_memory.py", argv, ' (shared with other jobs), torch threads 1', f", pandas {pd.__version__}"),
     ]
     write_report(args.out, lines)
     return results

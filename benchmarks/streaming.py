@@ -16,7 +16,6 @@ Times are medians over ``--repeats`` calls (each update appends later rows than 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -106,7 +105,6 @@ def main(argv=None) -> list:
     for backbone in args.backbones:
         results.append(run(backbone, frame, args.rows, args.repeats))
         print(results[-1], flush=True)
-    command = "python benchmarks/streaming.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     n = args.series
     lines = [
         "# Streaming updates against re-forecasting from the full history",
@@ -147,7 +145,7 @@ def main(argv=None) -> list:
                   "step, channel and state dimension (64 series x rows x 2 d_model x state size floats per chunk of "
                   "series); an update runs the scan over the new rows only.", ""]
     lines += [
-        *provenance(command, ' (shared with other jobs), torch threads 1'),
+        *provenance("benchmarks/streaming.py", argv, ' (shared with other jobs), torch threads 1'),
     ]
     write_report(args.out, lines)
     return results

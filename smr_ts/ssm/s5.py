@@ -24,7 +24,7 @@ from smr_ts.ssm.init import block_diagonal_hippo, lecun_normal_, log_uniform_
 from smr_ts.ssm.linear_scan import scan, scan_reference
 from smr_ts.ssm.observed import elapsed_after, gaps_or_ones, observed_gaps
 from smr_ts.ssm.params import tag_ssm_parameters
-from smr_ts.ssm.smr import SMRGate
+from smr_ts.ssm.smr import SMRGate, gate_input
 
 __all__ = ["S5"]
 
@@ -176,12 +176,7 @@ class S5(nn.Module):
         dt = gaps_or_ones(dt, (batch, length), real, u.device)
         elapsed = None if state is None else state["elapsed"]
         new_state = {}
-        if self.smr is None:
-            u_ssm = u
-        elif want_state:
-            u_ssm, new_state["smr"] = self.smr.advance(u, dt, mask, None if state is None else state["smr"], elapsed)
-        else:
-            u_ssm = self.smr(u, dt, mask)
+        u_ssm = gate_input(self.smr, u, dt, mask, state, elapsed, want_state, new_state)
         u_real = u_ssm.to(real)  # the SSM runs in float32 or higher, even under autocast
         b_tilde = torch.view_as_complex(self.b_tilde.to(real).contiguous())
         bu = torch.einsum("blh,ph->blp", u_real.to(b_tilde.dtype), b_tilde)

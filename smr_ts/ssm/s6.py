@@ -32,7 +32,7 @@ from smr_ts.ssm.discretize import exprel
 from smr_ts.ssm.init import inverse_softplus
 from smr_ts.ssm.linear_scan import scan, scan_reference
 from smr_ts.ssm.params import tag_ssm_parameters
-from smr_ts.ssm.smr import SMRGate
+from smr_ts.ssm.smr import SMRGate, gate_input
 
 __all__ = ["S6"]
 
@@ -140,12 +140,7 @@ class S6(nn.Module):
         x = F.silu(observed_causal_conv(x_in, self.conv_weight.to(x_in.dtype), self.conv_bias.to(x_in.dtype), mask,
                                         conv_history))
         new_state = {}
-        if self.smr is None:
-            x_ssm = x
-        elif want_state:
-            x_ssm, new_state["smr"] = self.smr.advance(x, dt, mask, None if state is None else state["smr"], elapsed)
-        else:
-            x_ssm = self.smr(x, dt, mask)
+        x_ssm = gate_input(self.smr, x, dt, mask, state, elapsed, want_state, new_state)
 
         x_real, x_ssm_real = x.to(real), x_ssm.to(real)
         sel_delta, sel_b, sel_c = torch.split(

@@ -29,7 +29,7 @@ from torch import nn
 
 from smr_ts.ssm.observed import gaps_or_ones, last_observed, observed_causal_conv, observed_gaps
 
-__all__ = ["SMRGate"]
+__all__ = ["SMRGate", "gate_input"]
 
 _MIN_GAP = 1e-6
 
@@ -90,3 +90,16 @@ class SMRGate(nn.Module):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_size={self.kernel_size}, use_gaps={self.use_gaps}"
+
+
+def gate_input(smr: "SMRGate | None", u: torch.Tensor, dt, mask, state: dict | None, elapsed, want_state: bool,
+               new_state: dict) -> torch.Tensor:
+    """A layer's input after its optional SMR gate. With ``want_state`` the gate continues from
+    ``state["smr"]`` (None: the sequence starts) and its history after ``u`` goes to
+    ``new_state["smr"]`` (S5 and S6 share this)."""
+    if smr is None:
+        return u
+    if not want_state:
+        return smr(u, dt, mask)
+    gated, new_state["smr"] = smr.advance(u, dt, mask, None if state is None else state["smr"], elapsed)
+    return gated
