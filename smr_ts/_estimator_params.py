@@ -26,6 +26,7 @@ PARAMETER_CONSTRAINTS = {
     "backbone": [StrOptions(set(BACKBONES))],
     "smr": ["boolean"],
     "smr_kernel": [positive_int()],
+    "smr_use_gaps": ["boolean"],
     "d_model": [positive_int()],
     "state_size": [positive_int()],
     "n_layers": [positive_int()],
@@ -80,6 +81,8 @@ def check_estimator_params(est) -> None:
     if est.smr and not BACKBONES[est.backbone].takes_smr:
         raise invalid(name, f"The 'smr' parameter of {name} needs a backbone that takes SMR "
                             f"({smr_backbones()}); got backbone={est.backbone!r}.")
+    if est.smr_use_gaps and not est.smr:
+        raise invalid(name, f"The 'smr_use_gaps' parameter of {name} changes the SMR gate, so it needs smr=True.")
     if est.target_cols is not None and not (est.target_cols and all(isinstance(c, str) for c in est.target_cols)):
         raise invalid(name, f"The 'target_cols' parameter of {name} must be None or a non-empty list of "
                             f"column names. Got {est.target_cols!r} instead.")

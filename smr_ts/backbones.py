@@ -26,7 +26,7 @@ from smr_ts.ssm.s6 import S6
 __all__ = ["BACKBONES", "Backbone", "backbone_names", "smr_backbones"]
 
 # Estimator parameters every state-space layer reads, and the layer keyword for each.
-_SSM_PARAMS = {"state_size": "state_size", "smr": "smr", "smr_kernel": "smr_kernel",
+_SSM_PARAMS = {"state_size": "state_size", "smr": "smr", "smr_kernel": "smr_kernel", "smr_use_gaps": "smr_use_gaps",
                "step_min": "dt_min", "step_max": "dt_max"}
 
 

@@ -61,6 +61,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         State Memory Replay input gate (S5 and S6 only).
     smr_kernel : int, default 4
         SMR's kernel length tau.
+    smr_use_gaps : bool, default False
+        Time-aware SMR: the gate also reads each row's log gap (``smr=True`` only; :mod:`smr_ts.ssm.smr`).
     d_model : int, default 32
         Width of the model.
     state_size : int, default 16
@@ -180,7 +182,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     _parameter_constraints = PARAMETER_CONSTRAINTS
 
     def __init__(
-        self, backbone="s5", smr=False, smr_kernel=4, d_model=32, state_size=16, n_layers=2, blocks=1,
+        self, backbone="s5", smr=False, smr_kernel=4, smr_use_gaps=False, d_model=32, state_size=16, n_layers=2, blocks=1,
         step_min=0.01, step_max=1.0, dropout=0.0, encoder="linear", image_shape=None, encoder_hidden=30,
         loss="auto", quantiles=None, epochs=30, batch_size="auto", lr=1e-2, ssm_lr=1e-3, weight_decay=0.0,
         warmup_epochs=1.0, grad_clip=1.0, validation_fraction=0.1, patience=None, callbacks=None, id_col="unique_id",

@@ -56,6 +56,19 @@ def test_smr_needs_a_backbone_that_takes_it():
         SMRForecaster(backbone="gru_dt", smr=True, epochs=1).fit(make_oscillators(n_series=2, n_obs=5))
 
 
+@pytest.mark.parametrize("name", smr_backbones())
+def test_smr_use_gaps_reaches_every_gate(name):
+    history = make_oscillators(n_series=4, n_obs=12, random_state=0)
+    fits = {use: SMRForecaster(backbone=name, smr=True, smr_use_gaps=use, d_model=8, state_size=8, n_layers=2,
+                               epochs=1, random_state=0).fit(history) for use in (False, True)}
+    gates = {use: [m for m in f.model_.modules() if type(m).__name__ == "SMRGate"] for use, f in fits.items()}
+    assert len(gates[True]) == 2 and all(g.use_gaps and g.gap_weight is not None for g in gates[True])
+    assert all(not g.use_gaps and g.gap_weight is None for g in gates[False])
+    assert np.isfinite(fits[True].forecast(h=2)["y"]).all()
+    with pytest.raises(InvalidParameterError, match="smr_use_gaps"):
+        SMRForecaster(backbone=name, smr_use_gaps=True, epochs=1).fit(history)
+
+
 def test_backbone_names_appear_nowhere_but_the_registry():
     literal = re.compile(r"""[(\[]\s*["']s5["']\s*,\s*["']s6["']""")  # a tuple or list of names in code
     offenders = []
