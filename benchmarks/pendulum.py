@@ -40,7 +40,7 @@ import torch
 
 from smr_ts.backbones import BACKBONES
 from smr_ts.datasets import make_pendulum
-from smr_ts.recipes import PENDULUM_PUBLISHED, pendulum_forecaster, pendulum_mse
+from smr_ts.recipes import PENDULUM_PUBLISHED, collapsed_seeds, pendulum_forecaster, pendulum_mse
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
 from _machine import cpu_model  # noqa: E402
 from _records import upsert_record  # noqa: E402
@@ -52,6 +52,17 @@ for _name, _backbone in BACKBONES.items():
     CONFIGS[_name] = (_name, False)
     if _backbone.takes_smr:
         CONFIGS[f"{_name}+smr"] = (_name, True)
+DEFAULT_CONFIGS = list(CONFIGS)
+# The time-aware SMR gate (smr_use_gaps=True): "+gaps" configurations, run only when named.
+for _name, _backbone in BACKBONES.items():
+    if _backbone.takes_smr:
+        CONFIGS[f"{_name}+smr+gaps"] = (_name, True)
+
+
+def config_settings(config: str) -> dict:
+    """The estimator settings a configuration name stands for: backbone, smr and smr_use_gaps."""
+    backbone, smr = CONFIGS[config]
+    return {"backbone": backbone, "smr": smr, **({"smr_use_gaps": True} if config.endswith("+gaps") else {})}
 SHIFTS = [("rate 0.25", 0.25, "uniform"), ("rate 0.5 (train)", 0.5, "uniform"), ("rate 0.75", 0.75, "uniform"),
           ("rate 1.0", 1.0, "uniform"), ("bursty 0.5", 0.5, "bursty")]
 
@@ -64,13 +75,16 @@ def mean_std(values) -> str:
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--n-train", type=int, default=2000)
     p.add_argument("--n-valid", type=int, default=1000)
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--train-rate", type=float, default=0.5,
+                   help="sample rate of the training and validation sets (the benchmark's is 0.5; the test set's is "
+                        "the same; --shift also tests at every other rate)")
     p.add_argument("--shift", action="store_true", help="also run the sampling-shift evaluation")
     p.add_argument("--quick", action="store_true", help="smoke run: 64/32/32 sequences, 2 epochs, 1 seed")
     p.add_argument("--device", default="auto")
@@ -87,6 +101,11 @@ def parse_args(argv):
     p.add_argument("--report-only", action="store_true", help="train nothing: write the report from the results file")
     p.add_argument("--no-report", action="store_true", help="only train and record runs (used by --jobs' workers)")
     p.add_argument("--note", action="append", default=[], help="a line for the report's notes (repeatable)")
+    p.add_argument("--matched", type=Path, default=None, metavar="JSON",
+                   help="train nothing: write the page's matched-rate section from this runs file (models trained at "
+                        "several rates, each tested at every rate; --note lines go into the section)")
+    p.add_argument("--full-runs", type=Path, default=ROOT / "docs" / "results" / "pendulum_runs_e100.json",
+                   help="with --matched: the full-budget runs file, also checked for collapsed seeds")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "pendulum.md")
     args = p.parse_args(argv)
     if args.quick:
@@ -100,18 +119,20 @@ DEPARTURES = ("lr", "grad_clip")  # settings a run may change from the recipe (N
 
 
 def run_key(record: dict) -> tuple:
-    """What identifies a run: configuration, seed and its departures from the recipe."""
-    return (record["config"], record["seed"], *(record.get(k) for k in DEPARTURES))
+    """What identifies a run: configuration, seed, its departures from the recipe and its training
+    sample rate (records made before the rate was a setting were trained at 0.5)."""
+    return (record["config"], record["seed"], *(record.get(k) for k in DEPARTURES), record.get("train_rate", 0.5))
 
 
 def run_group(record: dict) -> tuple:
-    """The report's rows: one per configuration and departures from the recipe."""
-    return (record["config"], *(record.get(k) for k in DEPARTURES))
+    """The report's rows: one per configuration, departures from the recipe and training rate."""
+    return (record["config"], *(record.get(k) for k in DEPARTURES), record.get("train_rate", 0.5))
 
 
 def group_label(group: tuple) -> str:
-    config, lr, clip = group
-    changes = ([] if lr is None else [f"lr {lr:g}"]) + ([] if clip is None else [f"clip {clip:g}"])
+    config, lr, clip, rate = group
+    changes = ([] if lr is None else [f"lr {lr:g}"]) + ([] if clip is None else [f"clip {clip:g}"]) \
+        + ([] if rate == 0.5 else [f"trained at rate {rate:g}"])
     return f"smr_ts {config}" + (f" ({', '.join(changes)})" if changes else "")
 
 
@@ -126,11 +147,15 @@ def save_run(path: Path, record: dict) -> None:
 def settings_key(args) -> str:
     clip = "" if args.grad_clip is None else f"_clip{args.grad_clip:g}"
     lr = "" if args.lr is None else f"_lr{args.lr:g}"
-    return f"e{args.epochs}_n{args.n_train}-{args.n_valid}-{args.n_test}_d{args.data_seed}{lr}{clip}"
+    rate = "" if args.train_rate == 0.5 else f"_rate{args.train_rate:g}"
+    return f"e{args.epochs}_n{args.n_train}-{args.n_valid}-{args.n_test}_d{args.data_seed}{lr}{clip}{rate}"
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.matched is not None:
+        write_matched_section(args, json.loads(args.matched.read_text()), argv)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     results_path = args.results or ROOT / "runs" / f"pendulum_{settings_key(args)}.json"
@@ -138,7 +163,7 @@ def main(argv=None):
         for record in json.loads(path.read_text()):
             save_run(results_path, record)
     runs = json.loads(results_path.read_text()) if results_path.exists() else []
-    done = {run_key(r)[:2] for r in runs if run_key(r)[2:] == (args.lr, args.grad_clip)}
+    done = {run_key(r)[:2] for r in runs if run_key(r)[2:] == (args.lr, args.grad_clip, args.train_rate)}
 
     pending = [] if args.report_only else [(c, s) for c in args.configs for s in args.seeds if (c, s) not in done]
     if args.jobs > 1 and len(pending) > 1:
@@ -155,7 +180,7 @@ def main(argv=None):
 def train_runs(args, pending, results_path):
     """Train and evaluate each (config, seed) in turn, recording each run as soon as it ends."""
     sizes = dict(n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test, seed=args.data_seed)
-    data = make_pendulum(**sizes)
+    data = make_pendulum(sample_rate=args.train_rate, **sizes)
     X_train, y_train = data.to_frame("train")
     X_valid, y_valid = data.to_frame("valid")
     shifted = {}
@@ -164,8 +189,9 @@ def train_runs(args, pending, results_path):
             shifted[label] = make_pendulum(sample_rate=rate, sampling=sampling, **sizes).to_frame("test")
 
     for config, seed in pending:
-        backbone, smr = CONFIGS[config]
-        model = pendulum_forecaster(backbone, smr=smr, epochs=args.epochs, random_state=seed, device=args.device,
+        settings = config_settings(config)
+        backbone = settings.pop("backbone")
+        model = pendulum_forecaster(backbone, **settings, epochs=args.epochs, random_state=seed, device=args.device,
                                     grad_clip=args.grad_clip, verbose=int(args.progress),
                                     n_threads=args.threads or "auto",
                                     **({} if args.lr is None else {"lr": args.lr}))
@@ -183,6 +209,9 @@ def train_runs(args, pending, results_path):
             "device": args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"),
             "grad_clip": args.grad_clip,
             "lr": args.lr,
+            "train_rate": args.train_rate,
+            "sizes": [args.n_train, args.n_valid, args.n_test],
+            "epochs": args.epochs,
             "machine": machine(),
             "valid_history": [h["valid_mse"] for h in model.history_],
             "grad_norm_history": [h["grad_norm"] for h in model.history_],
@@ -197,7 +226,7 @@ def run_in_parallel(args, pending, results_path):
     parts = results_path.parent / "parts"
     parts.mkdir(parents=True, exist_ok=True)
     shared = ["--epochs", str(args.epochs), "--n-train", str(args.n_train), "--n-valid", str(args.n_valid),
-              "--n-test", str(args.n_test), "--data-seed", str(args.data_seed), "--device", args.device,
+              "--n-test", str(args.n_test), "--data-seed", str(args.data_seed), "--train-rate", str(args.train_rate), "--device", args.device,
               "--threads", str(args.threads or 1), "--no-report"] + (["--shift"] if args.shift else []) \
         + ([] if args.grad_clip is None else ["--grad-clip", str(args.grad_clip)]) \
         + ([] if args.lr is None else ["--lr", str(args.lr)]) \
@@ -304,8 +333,154 @@ def write_report(args, runs, results_path, argv):
         plot = plot_shift(shift_rows, labels, args.out.with_name(args.out.stem + "_shift.png"))
         if plot is not None:
             lines += ["", f"![sampling shift]({plot.name})"]
-    args.out.write_text("\n".join(lines) + "\n")
+    kept = matched_section(args.out.read_text()) if args.out.exists() else ""  # written by --matched: keep it
+    args.out.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
     print(f"wrote {args.out}")
+
+
+MATCHED_HEADING = "## Matched-rate control"
+EVAL_RATES = [("rate 0.25", 0.25), ("rate 0.5 (train)", 0.5), ("rate 0.75", 0.75), ("rate 1.0", 1.0), ("bursty 0.5", None)]
+
+
+def matched_section(text: str) -> str:
+    """The page's matched-rate section (from its heading to the next "## " heading or the end), or ""."""
+    start = text.find(MATCHED_HEADING)
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end + 1]
+
+
+def collapse_rows(runs, budget: str):
+    """One row per (configuration, departures, training rate): its seeds and which collapsed (issue 16's rule)."""
+    out = []
+    for group in groups(runs):
+        rows = sorted((r for r in runs if run_group(r) == group), key=lambda r: r["seed"])
+        epochs = rows[0].get("epochs") or rows[0]["epochs_run"]  # older records: no early stopping in the runs
+        flags = collapsed_seeds([r["best_valid_mse"] for r in rows], [r["best_epoch"] for r in rows], epochs)
+        bad = [f"{r['seed']} (best epoch {r['best_epoch']}, best valid {r['best_valid_mse'] * 1e3:.2f}e-3)"
+               for r, f in zip(rows, flags) if f]
+        out.append(f"| {budget} | {group_label(group).removeprefix('smr_ts ')} | {len(rows)} | "
+                   f"{sum(flags)} | {', '.join(bad) or '-'} |")
+    return out
+
+
+def write_matched_section(args, runs, argv):
+    """Write (or replace) the page's matched-rate section from runs trained at several sample rates."""
+    given = list(argv if argv is not None else sys.argv[1:])
+    kept = [a for i, a in enumerate(given) if a != "--note" and (i == 0 or given[i - 1] != "--note")]
+    sizes = sorted({tuple(r["sizes"]) for r in runs})
+    epochs = sorted({r["epochs"] for r in runs})
+    if len(sizes) > 1 or len(epochs) > 1:  # one budget per section: never mix budgets in one row
+        raise ValueError(f"the runs file mixes budgets: sizes {sizes}, epochs {epochs}")
+    rel = lambda path: path.relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path  # noqa: E731
+    by = {}  # (config, train rate) -> runs by seed
+    for r in runs:
+        by.setdefault((r["config"], r["train_rate"]), {})[r["seed"]] = r
+    configs = sorted({c for c, _ in by}, key=list(CONFIGS).index)
+    rates = sorted({t for _, t in by})
+
+    def cell(values, bold=False):
+        v = np.asarray(values, float) * 1e3
+        text = f"{v.mean():.2f}" + (f" +- {v.std():.2f}" if len(v) > 1 else "")
+        return f"**{text}**" if bold else text
+
+    lines = [
+        MATCHED_HEADING + " (reduced budget)", "",
+        "Does the error rise at rate 0.25 (and fall at 1.0) of a model trained at 0.5 come from the shift of "
+        "sampling, or from the information a sparser sequence holds? Each model is trained and validated at one "
+        "sample rate and tested on the same test trajectories at every rate and under bursty sampling; a model "
+        "trained at the test rate is the control.", "",
+        f"- budget: **reduced**, {'/'.join(map(str, sizes[0]))} train/valid/test sequences, "
+        f"{epochs[0]} epochs (the full recipe: 2000/1000/1000, 100 epochs); otherwise the "
+        "recipe (lr 0.012, no clipping; the schedule stretched over these epochs). None of these rows mixes with the "
+        "full-budget table above.",
+        f"- command: `{shlex.join(['python', 'benchmarks/pendulum.py', *kept])}` (writes this section from the runs file)",
+        f"- runs file: `{rel(args.matched)}`, each run made by "
+        f"`python benchmarks/pendulum.py --configs C --seeds S --train-rate R --epochs {epochs[0]} "
+        f"--n-train {sizes[0][0]} --n-valid {sizes[0][1]} --n-test {sizes[0][2]} --shift --threads 1 --device cpu "
+        f"--results {rel(args.matched)} --no-report` (one process at a time)",
+        *[f"- machine: {m}" for m in sorted({r.get("machine", "not recorded") for r in runs})],
+        f"- written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        "", "### Test MSE x 1e-3", "",
+        "Mean +- std over seeds (one seed: its value). Bold: tested at the rate it was trained at.", "",
+        "| model | trained at | seeds | " + " | ".join(label.replace(" (train)", "") for label, _ in EVAL_RATES)
+        + " | best epochs | s / epoch |",
+        "|---|---|---|" + "---|" * (len(EVAL_RATES) + 2),
+    ]
+    for config in configs:
+        for rate in rates:
+            if (config, rate) not in by:
+                continue
+            seeds = by[config, rate]
+            rows = [seeds[s] for s in sorted(seeds)]
+            cells = [cell([r["shift"][label] for r in rows], bold=(test == rate)) for label, test in EVAL_RATES]
+            lines.append(f"| {config} | {rate:g} | {', '.join(map(str, sorted(seeds)))} | " + " | ".join(cells)
+                         + f" | {', '.join(str(r['best_epoch']) for r in rows)} | "
+                         f"{np.mean([r['seconds_per_epoch'] for r in rows]):.1f} |")
+
+    label_of = {test: label for label, test in EVAL_RATES if test is not None}
+    lines += ["", "### Shift penalty", "",
+              "error(trained at 0.5, tested at r) / error(trained at r, tested at r): above 1, training at 0.5 "
+              "cost accuracy at rate r that a model trained at r recovers (the shift); near 1, the change of error "
+              "with the rate is the information the sequence holds. The ratio of the seed means; in brackets the "
+              "per-seed ratios, for the seeds present in both.", "",
+              "| model | " + " | ".join(f"r = {r:g}" for r in rates if r != 0.5) + " |",
+              "|---|" + "---|" * sum(r != 0.5 for r in rates)]
+    for config in configs:
+        if (config, 0.5) not in by:
+            continue
+        cells = []
+        for rate in (r for r in rates if r != 0.5):
+            if (config, rate) not in by:
+                cells.append("not run")
+                continue
+            shifted, matched = by[config, 0.5], by[config, rate]
+            label = label_of[rate]
+            ratio = np.mean([r["shift"][label] for r in shifted.values()]) / np.mean(
+                [r["shift"][label] for r in matched.values()])
+            paired = [shifted[s]["shift"][label] / matched[s]["shift"][label] for s in sorted(set(shifted) & set(matched))]
+            cells.append(f"{ratio:.2f} ({', '.join(f'{v:.2f}' for v in paired)})")
+        lines.append(f"| {config} | " + " | ".join(cells) + " |")
+
+    pairs = [(c, b) for c, b in (("s5+smr", "s5"), ("s5+smr+gaps", "s5"), ("s5+smr+gaps", "s5+smr"),
+                                  ("s6+smr", "s6"), ("s6+smr+gaps", "s6")) if c in configs and b in configs]
+    if pairs:
+        lines += ["", "### SMR at the matched rate", "",
+                  "error(with SMR) / error(without), both trained and tested at the same rate, and under bursty "
+                  "sampling for models trained at 0.5 (no model was trained on bursty sampling). Below 1: SMR helps. "
+                  "The ratio of the seed means; in brackets the per-seed ratios, for the seeds present in both.", "",
+                  "| ratio | " + " | ".join(f"rate {r:g}" for r in rates) + " | bursty 0.5 (trained at 0.5) |",
+                  "|---|" + "---|" * (len(rates) + 1)]
+        for c, b in pairs:
+            cells = []
+            for rate, label in [(r, label_of[r]) for r in rates] + [(0.5, "bursty 0.5")]:
+                if (c, rate) not in by or (b, rate) not in by:
+                    cells.append("not run")
+                    continue
+                x, y = by[c, rate], by[b, rate]
+                ratio = np.mean([r["shift"][label] for r in x.values()]) / np.mean([r["shift"][label] for r in y.values()])
+                paired = [x[s]["shift"][label] / y[s]["shift"][label] for s in sorted(set(x) & set(y))]
+                cells.append(f"{ratio:.2f} ({', '.join(f'{v:.2f}' for v in paired)})")
+            lines.append(f"| {c} / {b} | " + " | ".join(cells) + " |")
+
+    lines += ["", "### Collapsed seeds", "",
+              "A seed collapsed if its best validation MSE is over 2x the median of its configuration's seeds, or "
+              "its best epoch falls in the first 20 % of the schedule (`smr_ts.recipes.collapsed_seeds`; validation "
+              "only). Full budget: the runs of the table at the top of this page.", "",
+              "| budget | configuration | seeds | collapsed | which |", "|---|---|---|---|---|"]
+    if args.full_runs and args.full_runs.exists():
+        lines += collapse_rows(json.loads(args.full_runs.read_text()), "full")
+    lines += collapse_rows(runs, "reduced")
+    if args.note:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in args.note]
+    section = "\n".join(lines) + "\n"
+    text = args.out.read_text() if args.out.exists() else ""
+    old = matched_section(text)
+    text = text.replace(old, section) if old else text.rstrip("\n") + "\n\n" + section
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"wrote the matched-rate section of {args.out}")
 
 
 def plot_shift(rows, labels, path):

@@ -32,7 +32,7 @@ from smr_ts.recipes import pendulum_forecaster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
 from _machine import cpu_model  # noqa: E402
-from pendulum import CONFIGS, DEPARTURES  # noqa: E402
+from pendulum import CONFIGS, DEPARTURES, config_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Validation MSE of a model that has learnt nothing: (sin, cos) of a uniform angle has variance 1/2.
@@ -83,8 +83,9 @@ def probe(config: str, variant: dict, seed: int, args) -> dict:
     """Train the first ``args.stop_after`` epochs; return the per-epoch history."""
     torch.set_num_threads(1)
     data = make_pendulum(n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test, seed=args.data_seed)
-    backbone, smr = CONFIGS[config]
-    model = pendulum_forecaster(backbone, smr=smr, epochs=args.epochs, random_state=seed, device=args.device, **variant)
+    settings = config_settings(config)
+    model = pendulum_forecaster(settings.pop("backbone"), **settings, epochs=args.epochs, random_state=seed,
+                                device=args.device, **variant)
     # The full schedule (learning-rate warm-up and decay over args.epochs), stopped after the first epochs.
     model.set_params(callbacks=[StopAfter(args.stop_after)])
     model.fit(*data.to_frame("train"), validation_data=data.to_frame("valid"))

@@ -14,7 +14,8 @@ import numpy as np
 from smr_ts.backbones import BACKBONES
 from smr_ts.forecaster import SMRForecaster
 
-__all__ = ["PENDULUM_PUBLISHED", "PENDULUM_RECIPE", "pendulum_forecaster", "pendulum_mse"]
+__all__ = ["PENDULUM_PUBLISHED", "PENDULUM_RECIPE", "PENDULUM_REDUCED", "collapsed_seeds", "pendulum_forecaster",
+           "pendulum_mse"]
 
 PENDULUM_RECIPE = dict(
     encoder="cnn",
@@ -38,6 +39,10 @@ PENDULUM_RECIPE = dict(
     time_unit=1.0,  # one frame index; the published models see gaps of 1, 2, ... frames
     validation_fraction=0.0,  # the benchmark has its own validation split
 )
+
+# The reduced budget of issue 16 (for a CPU): training, validation and test sequences, and epochs.
+# The schedule (warm-up then cosine) is the recipe's, stretched over these epochs.
+PENDULUM_REDUCED = dict(n_train=1000, n_valid=500, n_test=500, epochs=30)
 
 # Published test MSE x 1e-3 on this task: (model, mean, std, seeds, source).
 PENDULUM_PUBLISHED = [
@@ -79,3 +84,22 @@ def pendulum_mse(model: SMRForecaster, X, y) -> float:
     """The benchmark's metric: MSE of (sin, cos) over all frames (report it x 1e3)."""
     pred = model.predict(X)
     return float(np.mean((pred.to_numpy() - y.to_numpy()) ** 2))
+
+
+def collapsed_seeds(best_valid_mse, best_epochs, epochs: int, ratio: float = 2.0, early: float = 0.2) -> list[bool]:
+    """Which seeds of one configuration collapsed: a seed whose best validation MSE is over ``ratio``
+    times the median of the configuration's seeds, or whose best epoch falls in the first ``early``
+    share of the schedule (epoch indices from 0; with 100 epochs, epochs 0-19).
+
+    Only validation numbers are read, never the test set.
+
+    Examples
+    --------
+    >>> collapsed_seeds([0.0030, 0.0031, 0.0300], [80, 90, 70], epochs=100)
+    [False, False, True]
+    >>> collapsed_seeds([0.0030, 0.0031, 0.0029], [80, 19, 70], epochs=100)
+    [False, True, False]
+    """
+    best_valid_mse = np.asarray(best_valid_mse, float)
+    median = float(np.median(best_valid_mse))
+    return [bool(v > ratio * median or e < early * epochs) for v, e in zip(best_valid_mse, best_epochs)]

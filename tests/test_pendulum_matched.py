@@ -1,0 +1,103 @@
+"""Issue 16: the collapse rule, training at another sample rate, and the matched-rate section of the page."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from _scripts import load_script
+from smr_ts.recipes import collapsed_seeds, pendulum_forecaster
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_collapse_rule_reads_the_median_and_the_first_fifth_of_the_schedule():
+    # over 2x the median collapses; exactly 2x does not
+    assert collapsed_seeds([1.0, 1.0, 2.0], [50, 50, 50], epochs=100) == [False, False, False]
+    assert collapsed_seeds([1.0, 1.0, 2.01], [50, 50, 50], epochs=100) == [False, False, True]
+    # best epoch 19 of 100 is in the first 20 %, epoch 20 is not; 30 epochs: 0-5
+    assert collapsed_seeds([1.0, 1.0, 1.0], [19, 20, 99], epochs=100) == [True, False, False]
+    assert collapsed_seeds([1.0, 1.0], [5, 6], epochs=30) == [True, False]
+    # the full-budget S6+SMR seed 0 of the page: best epoch 6, best valid 11.2e-3 against 2.7 and 2.5
+    assert collapsed_seeds([11.23e-3, 2.67e-3, 2.54e-3], [6, 77, 79], epochs=100) == [True, False, False]
+
+
+def test_configurations_name_the_time_aware_gate():
+    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
+    assert bench.config_settings("s5+smr+gaps") == {"backbone": "s5", "smr": True, "smr_use_gaps": True}
+    assert bench.config_settings("s6+smr") == {"backbone": "s6", "smr": True}
+    assert "s5+smr+gaps" not in bench.DEFAULT_CONFIGS  # run only when named
+    model = pendulum_forecaster(**bench.config_settings("s6+smr+gaps"))
+    assert (model.backbone, model.smr, model.smr_use_gaps) == ("s6", True, True)
+
+
+def test_training_rate_is_a_setting_of_the_run_and_its_test_rate(tmp_path):
+    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
+    results = tmp_path / "runs.json"
+    base = ["--configs", "s5+smr+gaps", "--seeds", "0", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
+            "--n-test", "3", "--shift", "--threads", "1", "--results", str(results), "--no-report"]
+    bench.main(base + ["--train-rate", "0.25"])
+    bench.main(base)  # rate 0.5: another run, not the same one skipped
+    bench.main(base + ["--train-rate", "0.25"])  # done: nothing retrained
+    runs = json.loads(results.read_text())
+    assert [r["train_rate"] for r in runs] == [0.25, 0.5]
+    assert runs[0]["test_mse"] == pytest.approx(runs[0]["shift"]["rate 0.25"], rel=1e-6)
+    assert runs[1]["test_mse"] == pytest.approx(runs[1]["shift"]["rate 0.5 (train)"], rel=1e-6)
+    assert runs[0]["test_mse"] != pytest.approx(runs[1]["test_mse"], rel=1e-3)
+    assert (runs[0]["sizes"], runs[0]["epochs"]) == ([6, 3, 3], 1)
+
+
+def _record(config, rate, seed, mse, best_epoch=20, best_valid=1e-3):
+    labels = {"rate 0.25": mse[0], "rate 0.5 (train)": mse[1], "rate 0.75": mse[2], "rate 1.0": mse[3],
+              "bursty 0.5": mse[4]}
+    return {"config": config, "seed": seed, "lr": None, "grad_clip": None, "train_rate": rate,
+            "sizes": [1000, 500, 500], "epochs": 30, "epochs_run": 30, "best_epoch": best_epoch,
+            "best_valid_mse": best_valid, "test_mse": labels[{0.25: "rate 0.25", 0.5: "rate 0.5 (train)"}[rate]],
+            "seconds_per_epoch": 10.0, "machine": "test machine", "shift": labels}
+
+
+def test_matched_section_computes_shift_penalties_and_smr_ratios_and_keeps_the_page(tmp_path):
+    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
+    runs = [
+        _record("s5", 0.5, 0, [12e-3, 3e-3, 2e-3, 2e-3, 30e-3]),
+        _record("s5", 0.5, 1, [14e-3, 3e-3, 2e-3, 2e-3, 30e-3]),
+        _record("s5", 0.25, 0, [6e-3, 4e-3, 4e-3, 4e-3, 40e-3]),
+        _record("s5", 0.25, 1, [8e-3, 4e-3, 4e-3, 4e-3, 40e-3], best_epoch=3),  # collapsed: best epoch 3 of 30
+        _record("s5+smr", 0.5, 0, [10e-3, 1.5e-3, 2e-3, 2e-3, 45e-3]),
+        _record("s5+smr", 0.25, 0, [5e-3, 4e-3, 4e-3, 4e-3, 40e-3]),
+    ]
+    matched, page = tmp_path / "matched.json", tmp_path / "pendulum.md"
+    matched.write_text(json.dumps(runs))
+    page.write_text("# Pendulum regression results\n\nthe full table\n\n## Sampling shift\n\nthe shift table\n")
+    argv = ["--matched", str(matched), "--out", str(page), "--full-runs", str(tmp_path / "none.json"),
+            "--note", "SMR helps here"]
+    bench.main(argv)
+    text = page.read_text()
+    assert text.startswith("# Pendulum regression results\n\nthe full table\n\n## Sampling shift\n\nthe shift table\n")
+    lines = text.splitlines()
+    # shift penalty at 0.25: mean(12, 14) / mean(6, 8) = 13 / 7; per seed 12/6 and 14/8
+    assert f"| s5 | {13 / 7:.2f} (2.00, 1.75) |" in lines
+    assert "| s5+smr | 2.00 (2.00) |" in lines
+    # SMR at the matched rate: 5 / 7 at 0.25 (seed 0: 5/6), 1.5 / 3 at 0.5, bursty 45 / 30
+    assert f"| s5+smr / s5 | {5 / 7:.2f} (0.83) | 0.50 (0.50) | 1.50 (1.50) |" in lines
+    assert "| s5 | 0.25 | 0, 1 | **7.00 +- 1.00** | 4.00 +- 0.00 | 4.00 +- 0.00 | 4.00 +- 0.00 | 40.00 +- 0.00 | 20, 3 | 10.0 |" in lines
+    assert any(line.startswith("| reduced | s5 (trained at rate 0.25) | 2 | 1 | 1 (best epoch 3") for line in lines)
+    assert "| reduced | s5+smr | 1 | 0 | - |" in lines
+    assert "- SMR helps here" in lines and "--note" not in text
+    assert "1000/500/500 train/valid/test sequences, 30 epochs" in text
+
+    bench.main(argv)  # written again: replaced, not appended
+    assert page.read_text().count("## Matched-rate control") == 1
+
+    # the main report, rewritten, keeps the section
+    full = tmp_path / "full.json"
+    full.write_text(json.dumps([{**_record("s5", 0.5, 0, [1e-3] * 5), "sizes": [6, 3, 3], "epochs": 1,
+                                 "parameters": 10, "device": "cpu"}]))
+    bench.main(["--results", str(full), "--report-only", "--out", str(page), "--epochs", "1", "--n-train", "6"])
+    text = page.read_text()
+    assert "the full table" not in text and text.count("## Matched-rate control") == 1 and "SMR helps here" in text
+
+    runs.append({**_record("s6", 0.5, 0, [1e-3] * 5), "epochs": 100})  # another budget in the same file
+    matched.write_text(json.dumps(runs))
+    with pytest.raises(ValueError, match="mixes budgets"):
+        bench.main(argv)
