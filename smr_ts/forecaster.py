@@ -28,18 +28,19 @@ from smr_ts import distributed, persistence, serving, streaming
 from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss, resolved_quantiles
 from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
+from smr_ts.data.covariate_frames import split_static
 from smr_ts.data.frames import (
     SeriesPanel, TimeInfo, align_columns, check_time_kind, features_and_targets, median_gap,
     numeric_values, parse_time_unit, refuse_array, split_frame, to_panel,
 )
 from smr_ts.data.queries import history_rows
-from smr_ts.data.forecast import auto_horizon, fit_layout, forecast_tensors, training_pairs, training_window
-from smr_ts.data.windows import FIRST_GAP, Scaling, panel_tensors
-from smr_ts.intervals import calibration_residuals, calibration_source, check_levels
+from smr_ts.data.windows import Scaling, panel_tensors
+from smr_ts.forecast_data import covariates_at_fit, forecast_data, forecast_targets
+from smr_ts.intervals import calibration_residuals, check_levels
 from smr_ts.model import ForecastNetwork, SequenceModel, predict_panel
 from smr_ts.model_selection import forecast_score
 from smr_ts.regression_data import regression_data, regression_score
-from smr_ts.training import TrainingSettings, forecast_evaluate, forecast_loss, train
+from smr_ts.training import TrainingSettings, train
 
 __all__ = ["SMRForecaster"]
 
@@ -106,6 +107,11 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     validation_fraction : float, default 0.1
         Share of series held out for model selection and early stopping (0: select on the
         training loss). Ignored when ``fit`` gets ``validation_data``.
+    validation_by : {"series", "time"}, default "series"
+        Forecasting: hold out ``validation_fraction`` of the series, or (``"time"``, and always for
+        a single series) the last part in time of every series (one horizon, between
+        ``validation_fraction`` and half of its span), which training then does not score. With few
+        series, "time" validates on all of them.
     patience : int or None, default None
         Stop after this many epochs without a better validation MSE. The best epoch's weights
         are restored at the end in any case. Shorthand for
@@ -117,7 +123,15 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         Names of the series id and time columns (or MultiIndex levels); ``id_col=None``: the
         frame is one series, and outputs have no id column.
     target_cols : list of str, optional
-        Forecasting: the columns to forecast (default: every value column).
+        Forecasting: the columns to forecast (default: every value column but ``future_cols``).
+    future_cols : list of str, optional
+        Forecasting: value columns known ahead (a planned dose, a temperature forecast). The history's
+        values are inputs, and so are their values in query rows (``forecast(times=...)``, ``predict``,
+        ``score``), NaN where not known. Other non-target columns are past-only: their query values are
+        ignored. See ``docs/estimator.md#covariates``.
+    static_cols : list of str, optional
+        Forecasting: columns with one value per series (numeric, or categories one-hot encoded); also
+        given as a separate frame, ``fit(X, static=frame)``.
     time_unit : "auto", float or str, default "auto"
         Unit of the gaps the model sees. "auto" uses the median gap of the training data
         (``time_unit_``). A number is in the time column's unit (seconds for datetimes);
@@ -182,12 +196,12 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     _parameter_constraints = PARAMETER_CONSTRAINTS
 
     def __init__(
-        self, backbone="s5", smr=False, smr_kernel=4, smr_use_gaps=False, d_model=32, state_size=16, n_layers=2, blocks=1,
-        step_min=0.01, step_max=1.0, dropout=0.0, encoder="linear", image_shape=None, encoder_hidden=30,
+        self, backbone="s5", smr=False, smr_kernel=4, smr_use_gaps=False, d_model=32, state_size=16, n_layers=2,
+        blocks=1, step_min=0.01, step_max=1.0, dropout=0.0, encoder="linear", image_shape=None, encoder_hidden=30,
         loss="auto", quantiles=None, epochs=30, batch_size="auto", lr=1e-2, ssm_lr=1e-3, weight_decay=0.0,
-        warmup_epochs=1.0, grad_clip=1.0, validation_fraction=0.1, patience=None, callbacks=None, id_col="unique_id",
-        time_col="ds", target_cols=None, time_unit="auto", horizon="auto", device="auto", random_state=None,
-        n_threads="auto", verbose=0,
+        warmup_epochs=1.0, grad_clip=1.0, validation_fraction=0.1, validation_by="series", patience=None,
+        callbacks=None, id_col="unique_id", time_col="ds", target_cols=None, future_cols=None, static_cols=None,
+        time_unit="auto", horizon="auto", device="auto", random_state=None, n_threads="auto", verbose=0,
     ):
         for name, value in dict(locals()).items():  # sklearn: __init__ only stores
             if name != "self":
@@ -221,17 +235,24 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         values = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
         return np.zeros(n, dtype=np.int64), np.arange(n, dtype=np.float64), TimeInfo("numeric"), values
 
-    def _read_known(self, X, what: str, dtype=np.float32):
-        """Rows of a frame for a fitted model: (ids, raw times, features in fit's column order)."""
+    def _read_known(self, X, what: str, dtype=np.float32, static_out: list | None = None):
+        """Rows of a frame for a fitted model: (ids, raw times, features in fit's column order). Static
+        columns, when the rows carry them, go to ``static_out`` as one row per series."""
         ids, times, info, values = self._read_rows(X, fitting=False, what=what)
         check_time_kind(info, self.time_info_, self.time_col, what)
+        static = [c for c in getattr(self, "static_names_", ()) if c in values.columns]
+        if static:
+            values, table = split_static(values, ids, static if len(static) == len(self.static_names_)
+                                         else self.static_names_, self.id_col, what)
+            if static_out is not None:
+                static_out.append(table)
         if isinstance(X, pd.DataFrame):
             values = align_columns(values, self.value_columns_, what)
         return ids, times, numeric_values(values, what, dtype)
 
     # ------------------------------------------------------------------ fit
     @uses_threads
-    def fit(self, X, y=None, *, validation_data=None):
+    def fit(self, X, y=None, *, validation_data=None, static=None):
         """Fit on a long frame.
 
         Parameters
@@ -244,6 +265,9 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             model learns to forecast ``target_cols`` of X itself.
         validation_data : X_val or (X_val, y_val), optional
             Held-out series for model selection, instead of ``validation_fraction``.
+        static : DataFrame, optional
+            Forecasting: static covariates, one row per series (``id_col`` as a column or the index);
+            its other columns join ``static_cols``.
 
         Returns
         -------
@@ -257,8 +281,14 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         self.quantiles_ = resolved_quantiles(self)
         ids, times, info, values = self._read_rows(X, fitting=True)
         self.time_info_ = info
+        static_table = None
+        if forecasting:
+            values, static_table = covariates_at_fit(self, values, ids, static)
+        elif self.future_cols or self.static_cols or static is not None:
+            raise ValueError("future_cols, static_cols and static= are for forecasting (fit(df) without y)")
         features, targets, self.value_columns_, self.target_names_, self.y_ndim_ = features_and_targets(
-            X, y, values, self.target_cols, np.float64 if forecasting else np.float32)
+            X, y, values, forecast_targets(self, [str(c) for c in values.columns]) if forecasting else self.target_cols,
+            np.float64 if forecasting else np.float32)
         self.n_targets_ = targets.shape[1]
         if self.encoder == "cnn" and features.shape[1] != int(np.prod(self.image_shape)):
             raise ValueError(f"image_shape={tuple(self.image_shape)} needs {int(np.prod(self.image_shape))} "
@@ -269,8 +299,12 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         self.time_unit_ = unit if unit is not None else median_gap(panel)
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         seed = distributed.same_on_every_rank(collective, seed)  # every rank draws the same windows
-        prepare = self._forecast_data if forecasting else partial(regression_data, self)
-        sampler, val_batches, loss_fn, evaluate_fn = prepare(panel, features, targets, validation_data, seed, device)
+        if forecasting:
+            sampler, val_batches, loss_fn, evaluate_fn = forecast_data(self, panel, static_table, validation_data,
+                                                                       seed, device)
+        else:
+            sampler, val_batches, loss_fn, evaluate_fn = regression_data(self, panel, features, targets,
+                                                                         validation_data, seed, device)
         if collective is not None:  # each rank validates its share; the sums are all-reduced
             val_batches, evaluate_fn = collective.shard_list(val_batches), partial(evaluate_fn, reduce=collective)
 
@@ -299,31 +333,10 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     def _split(self, n_series: int, seed: int, given: bool):
         """Training and validation series (validation_fraction of them, when there are >= 2)."""
         order = np.random.default_rng(seed).permutation(n_series)
-        split = not given and self.validation_fraction > 0 and n_series >= 2
+        by_time = self.mode_ == "forecast" and self.validation_by == "time"
+        split = not given and not by_time and self.validation_fraction > 0 and n_series >= 2
         n_val = min(n_series - 1, max(1, int(round(self.validation_fraction * n_series)))) if split else 0
         return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-    def _forecast_data(self, panel, features, targets, validation_data, seed, device):
-        self.history_panel_ = panel  # forecasts continue every training series from its last row
-        gap = median_gap(panel)
-        horizon = parse_time_unit(self.horizon, self.time_info_, "horizon")
-        self.horizon_ = auto_horizon(panel, gap) if horizon is None else horizon
-        self.layout_ = fit_layout(panel, [self.value_columns_.index(c) for c in self.target_names_],
-                                  self.time_unit_, self.horizon_, self.time_info_.kind, gap)
-        data = forecast_tensors(panel, self.layout_, FIRST_GAP)
-        val_data = None
-        if validation_data is not None:
-            ids, times, values = self._read_known(validation_data, "validation_data", np.float64)
-            val_data = forecast_tensors(to_panel(ids, times, values, what="validation_data", id_col=self.id_col,
-                                                 time_col=self.time_col, info=self.time_info_), self.layout_, FIRST_GAP)
-        train_idx, val_idx = self._split(len(panel.ids), seed, val_data is not None)
-        sampler, val_batches = training_pairs(
-            data, self.layout_, train_idx, val_idx, val_data, validation_fraction=self.validation_fraction,
-            window=training_window(self.layout_, gap), batch_size=self.batch_size, device=device,
-            rng=np.random.default_rng(seed + 2))
-        self._calibration_source = calibration_source(data, self.layout_, val_idx, val_data, self.validation_fraction)
-        loss = partial(forecast_loss, kind=self.loss_)
-        return sampler, val_batches, loss, forecast_evaluate
 
     def _scaling(self) -> Scaling:
         return Scaling(self.feature_mean_, self.feature_scale_, self.target_mean_, self.target_scale_, self.time_unit_)
@@ -334,7 +347,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             return ForecastNetwork(self.layout_.n_inputs(n_features), self.layout_.n_query_features, self.n_targets_,
                                    self.d_model, self.n_layers, self.backbone, self.get_params(deep=False),
                                    gaussian=self.loss_ == "gaussian", dropout=self.dropout,
-                                   quantiles=getattr(self, "quantiles_", None))
+                                   quantiles=getattr(self, "quantiles_", None),
+                                   n_linear=self.layout_.n_covariate_features)
         return SequenceModel(
             n_features=n_features, n_outputs=self.n_targets_, d_model=self.d_model, n_layers=self.n_layers,
             backbone=self.backbone, encoder=self.encoder, image_shape=self.image_shape,
@@ -474,12 +488,12 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         return streaming.update(self, new_rows)
 
-    def _history(self, context):
-        """The fitted history's rows, extended by ``context`` rows when given."""
+    def _history(self, context, static_out: list | None = None):
+        """The fitted history's rows, extended by ``context`` rows when given (their statics to ``static_out``)."""
         ids, times, values = history_rows(self.history_panel_, len(self.value_columns_))
         if context is None:
             return ids, times, values
-        c_ids, c_times, c_values = self._read_known(context, "context", values.dtype)
+        c_ids, c_times, c_values = self._read_known(context, "context", values.dtype, static_out=static_out)
         # A duplicate (id, time) between history and context is an error (to_panel, in serving.forecast_frame).
         return (np.concatenate([ids, c_ids]), np.concatenate([times, c_times.astype(times.dtype)]),
                 np.concatenate([values, c_values]))

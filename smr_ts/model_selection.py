@@ -194,11 +194,13 @@ def split_rows(ids: np.ndarray, times: np.ndarray, info: TimeInfo, windows: list
         yield train, test
 
 
-def _query_frame(ids, times, info: TimeInfo, id_col, time_col: str) -> pd.DataFrame:
+def _query_frame(ids, times, info: TimeInfo, id_col, time_col: str, estimator=None, values=None) -> pd.DataFrame:
+    """Query rows (id, time), with the estimator's future-known columns of ``values`` when it has any."""
     frame = pd.DataFrame({time_col: info.to_times(times)})
     if id_col is not None:
         frame.insert(0, id_col, ids)
-    return frame
+    future = [c for c in getattr(estimator, "future_names_", ()) if values is not None and c in values.columns]
+    return frame.assign(**{c: values[c].to_numpy() for c in future})
 
 
 def _prediction_names(estimator, target: str, levels) -> dict:
@@ -271,9 +273,10 @@ def backtest(estimator, X, *, horizon, cutoffs=None, n_cutoffs=None, step=None, 
         observed = truth.notna().any(axis=1).to_numpy()
         if not observed.any():
             continue
-        test, truth = test[observed], truth[observed].reset_index(drop=True)
-        forecast = fitted.forecast(times=_query_frame(ids[test], times[test], info, id_col, time_col),
-                                   context=context, level=levels)
+        # Every test row is a query, so that rows holding only future-known values (a planned dose) are read.
+        forecast = fitted.forecast(times=_query_frame(ids[test], times[test], info, id_col, time_col, fitted,
+                                                      values.iloc[test]), context=context, level=levels)
+        forecast, truth = forecast[observed].reset_index(drop=True), truth[observed].reset_index(drop=True)
         out = forecast[[c for c in (id_col, time_col) if c is not None]].copy()
         out["cutoff"] = pd.Series([cutoff] * len(out), dtype=out[time_col].dtype)
         for target in targets:
@@ -330,7 +333,8 @@ def forecast_score(estimator, X, y=None, sample_weight=None) -> float:
                          f"{missing}: give the later rows of the series with their observed values")
     truth = numeric_values(values[targets], "X", np.float64)
     try:
-        pred = estimator.forecast(times=_query_frame(ids, times, info, estimator.id_col, estimator.time_col))
+        pred = estimator.forecast(times=_query_frame(ids, times, info, estimator.id_col, estimator.time_col, estimator,
+                                                     values))
     except ValueError as exc:
         raise ValueError(f"score(X) in forecast mode forecasts X's rows from the fitted history, so X holds later "
                          f"rows of fitted series (the test rows of a TimeCutoffSplit): {exc}") from exc

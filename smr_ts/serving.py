@@ -18,6 +18,7 @@ import torch
 
 from smr_ts._runtime import resolve_device
 from smr_ts._validation import check_params, positive_int
+from smr_ts.data.covariate_frames import future_query_values, static_codes
 from smr_ts.data.forecast import forecast_tensors
 from smr_ts.data.frames import to_panel
 from smr_ts.data.queries import check_anchored, horizon_queries, read_queries, warn_past_horizon
@@ -31,12 +32,13 @@ __all__ = ["forecast_frame"]
 
 def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) -> pd.DataFrame:
     """The frame of ``est.forecast(h=..., times=..., context=...)`` (arguments checked by the caller)."""
+    tables = []  # the statics of context's rows, when they carry them
     if context is None:
         panel = est.history_panel_
         state = getattr(est, "stream_state_", None)
         h_last = state["h_last"] if state is not None and len(state["h_last"]) == len(panel.ids) else None
     else:
-        ids, hist_times, values = est._history(context)
+        ids, hist_times, values = est._history(context, static_out=tables)
         panel = to_panel(ids, hist_times, values, what="context", id_col=est.id_col, time_col=est.time_col,
                          info=est.time_info_)
         h_last = None
@@ -46,10 +48,11 @@ def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) 
         check_params({"h": [positive_int()]}, {"h": h}, "forecast")
         codes = np.repeat(np.arange(n_series), panel.lengths)  # rows are sorted by series, then time
         series, q_times = horizon_queries(codes, panel.time[panel.valid], h, est.time_unit_, est.time_info_)
-        q_ids = panel.ids[series]
+        q_ids, q_future = panel.ids[series], None
     else:
         q_ids, q_times = read_queries(times, est.time_info_, panel.ids, last_time, est.id_col, est.time_col, what)
         series = pd.Index(panel.ids).get_indexer(q_ids)
+        q_future = future_query_values(est, times, what)
     t = np.asarray(q_times, np.float64)
     ahead = t - last_time[series]
     warn_past_horizon(ahead, est.horizon_, est.horizon, est.time_info_)
@@ -59,8 +62,10 @@ def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) 
     for block in panel_blocks(panel, len(queried)):
         chosen = queried[block]
         at = np.flatnonzero((series >= chosen[0]) & (series <= chosen[-1]))
-        data = forecast_tensors(take_series(panel, chosen), est.layout_, FIRST_GAP)
         local = np.searchsorted(chosen, series[at])
+        future_rows = None if q_future is None else (local, q_times[at], q_future[at])
+        data = forecast_tensors(take_series(panel, chosen), est.layout_, FIRST_GAP, future_rows=future_rows,
+                                static=static_codes(est, panel.ids[chosen], *tables))
         check_anchored(data, local, q_ids[at], est.id_col, est.target_names_, what)
         mean, extra = predict_queries(est.model_, data, est.layout_, local, t[at] - data.origin, device, chunk=CHUNK,
                                       h_last=None if h_last is None else h_last[torch.from_numpy(chosen)])

@@ -227,7 +227,7 @@ def test_seasonal_lags_read_the_seasons_before_the_query_and_nothing_after_the_c
 
 
 def test_the_vectorised_row_search_matches_searchsorted_per_series():
-    from smr_ts.data.forecast import _rows_at_or_before
+    from smr_ts.data.covariates import rows_at_or_before
 
     rng = np.random.default_rng(0)
     ids = np.repeat(np.arange(5), [1, 3, 8, 2, 6])
@@ -237,7 +237,7 @@ def test_the_vectorised_row_search_matches_searchsorted_per_series():
     series = rng.integers(0, 5, 200)
     t = rng.uniform(-2, 22, 200).round()  # ties with observation times included
     expect = [np.searchsorted(data.time[s, : data.lengths[s]], ti, side="right") - 1 for s, ti in zip(series, t)]
-    np.testing.assert_array_equal(_rows_at_or_before(data, series, t), expect)
+    np.testing.assert_array_equal(rows_at_or_before(data.time, data.lengths, series, t), expect)
 
 
 def _layout_without_periods():

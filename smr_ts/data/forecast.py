@@ -29,11 +29,14 @@ the cut is the last row at least that far before it (:func:`draw_ahead`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from smr_ts.data.covariates import (
+    FutureTrack, future_features, future_scales, future_track, n_future_features, rows_at_or_before, static_width,
+)
 from smr_ts.data.frames import SeriesPanel
 
 __all__ = [
@@ -117,6 +120,13 @@ class ForecastLayout:
     periods: list  # calendar periods (raw ns), see calendar_periods
     fallback: list  # per value column, the scale of a series without a usable one
     gap: float  # raw units: the median gap of the training series
+    # Covariates (smr_ts.data.covariates): future-known value columns and their scales; static encodings.
+    future_index: list = field(default_factory=list)  # positions of the future-known columns among the values
+    future_center: list = field(default_factory=list)
+    future_spread: list = field(default_factory=list)
+    future_rms: list = field(default_factory=list)
+    static_spec: list = field(default_factory=list)  # see covariates.fit_static_spec
+    level: list = field(default_factory=list)  # with covariates: the first target's mean and std over the training rows
 
     @property
     def n_targets(self) -> int:
@@ -126,8 +136,14 @@ class ForecastLayout:
         return 3 * n_values + 2 * len(self.periods) + 1
 
     @property
+    def n_covariate_features(self) -> int:
+        """The query features the covariates add, last among them (:mod:`smr_ts.data.covariates`)."""
+        return n_future_features(len(self.future_index)) + static_width(self.static_spec) + 3 * bool(self.level)
+
+    @property
     def n_query_features(self) -> int:
-        return 2 * len(self.periods) + 2 + 2 * len(_AHEAD_PERIODS) + (2 + 2 * len(self.periods)) * self.n_targets
+        return (2 * len(self.periods) + 2 + 2 * len(_AHEAD_PERIODS) + (2 + 2 * len(self.periods)) * self.n_targets
+                + self.n_covariate_features)
 
 
 @dataclass
@@ -146,10 +162,14 @@ class ForecastTensors:
     anchor_time: np.ndarray  # (S, L, T) float64 its time, NaN if none
     mean: np.ndarray  # (S, L, T) float64 target mean of the observations up to each row
     scale: np.ndarray  # (S, L, T) float64 target scale of the observations up to each row
+    track: FutureTrack | None = None  # the future-known columns' known rows (None without any)
+    static: np.ndarray | None = None  # (S, W) float32 static encodings (None without any)
 
     def take(self, idx: np.ndarray) -> "ForecastTensors":
         """The series ``idx``."""
-        return ForecastTensors(**{name: value if name == "origin" else value[idx] for name, value in vars(self).items()})
+        return ForecastTensors(**{name: value if name == "origin" or value is None else
+                                  (value.take(idx) if name == "track" else value[idx])
+                                  for name, value in vars(self).items()})
 
 
 def expanding_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray):
@@ -172,8 +192,35 @@ def expanding_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarr
     return mean, scale, change, last
 
 
-def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: float) -> ForecastTensors:
-    """Prepare a panel whose values are the value columns (float64 preferred), targets among them."""
+def _track(panel: SeriesPanel, layout: ForecastLayout, origin: float, future_rows) -> FutureTrack:
+    """The future-known columns' rows of ``panel``, with ``future_rows`` (series, raw times, values (n, F))
+    merged in time order (a forecast's query rows), as a :class:`FutureTrack` at times relative to ``origin``."""
+    fi = list(layout.future_index)
+    valid = panel.valid
+    series = np.repeat(np.arange(len(panel.ids)), panel.lengths)
+    times = panel.time[valid].astype(np.float64) - origin
+    values = np.where(panel.value_observed, panel.values, np.nan)[valid][:, fi].astype(np.float64)
+    if future_rows is not None:
+        q_series, q_times, q_values = future_rows
+        series = np.concatenate([series, q_series])
+        times = np.concatenate([times, np.asarray(q_times, np.float64) - origin])
+        values = np.concatenate([values, np.asarray(q_values, np.float64)])
+    order = np.lexsort((times, series))
+    series, times, values = series[order], times[order], values[order]
+    lengths = np.bincount(series, minlength=len(panel.ids))
+    position = np.arange(len(series)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    grid_t = np.full((len(panel.ids), max(int(lengths.max(initial=0)), 1)), np.inf)
+    grid_v = np.full(grid_t.shape + (len(fi),), np.nan)
+    grid_t[series, position], grid_v[series, position] = times, values
+    return future_track(grid_t, grid_v, lengths, layout)
+
+
+def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: float, static: np.ndarray | None = None,
+                     future_rows=None) -> ForecastTensors:
+    """Prepare a panel whose values are the value columns (float64 preferred), targets among them.
+
+    ``static``: the series' static encodings (S, W); ``future_rows``: known future-column values of
+    later rows, ``(series, raw times, values)``, that queries read (:mod:`smr_ts.data.covariates`)."""
     x = panel.values.astype(np.float64)
     obs = panel.value_observed
     fallback = np.asarray(layout.fallback, np.float64)
@@ -198,26 +245,16 @@ def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: floa
         inputs=inputs, dt=dt.astype(np.float32), mask=obs.any(-1), valid=panel.valid, lengths=panel.lengths,
         time=time, origin=origin, target=target, anchor=anchor, anchor_time=anchor_time,
         mean=mean[..., ti], scale=scale[..., ti],
+        track=_track(panel, layout, origin, future_rows) if layout.future_index else None,
+        static=(np.zeros((len(panel.ids), static_width(layout.static_spec)), np.float32) if static is None else
+                np.asarray(static, np.float32)) if layout.static_spec else None,
     )
-
-
-def _rows_at_or_before(data: ForecastTensors, series: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Per query, the last row of its series at or before relative time ``t`` (-1 if none): a
-    binary search run for all queries at once, O(P log L) whatever the number of series."""
-    lo, hi = np.zeros(len(series), np.int64), data.lengths[series].astype(np.int64)
-    while (lo < hi).any():
-        mid = (lo + hi) // 2
-        active = lo < hi
-        right = active & (data.time[series, np.minimum(mid, data.time.shape[1] - 1)] <= t)
-        lo = np.where(right, mid + 1, lo)
-        hi = np.where(active & ~right, mid, hi)
-    return lo - 1
 
 
 def _latest_at(data: ForecastTensors, series, t) -> np.ndarray:
     """(P, T) the latest observed targets at or before relative times ``t`` of ``series``, NaN where
     there is none (a row's anchor is the latest observation at or before it)."""
-    row = _rows_at_or_before(data, series, t)
+    row = rows_at_or_before(data.time, data.lengths, series, t)
     return np.where((row >= 0)[:, None], data.anchor[series, np.maximum(row, 0)], np.nan)
 
 
@@ -239,11 +276,24 @@ def _seasonal_lags(data: ForecastTensors, layout: ForecastLayout, series, k, t_q
     return parts
 
 
+def _level_features(data: ForecastTensors, layout: ForecastLayout, series, k) -> np.ndarray:
+    """(P, 3) for models with covariates: the series' typical scale over its own (clipped to [0.1, 10]), the
+    anchor's level standardised over the training rows, and their product. An input moves a target by an
+    amount in the target's units, which is that amount over the series' scale in the scaled units the head
+    predicts in, and often in proportion to the level (a concentration decays towards zero, not towards
+    its series' mean)."""
+    j = layout.target_index[0]
+    ratio = np.clip(layout.fallback[j] / data.scale[series, k, 0], 0.1, 10.0)
+    z = np.nan_to_num((data.anchor[series, k, 0] - layout.level[0]) / layout.level[1])
+    return np.stack([ratio, z, ratio * z], -1)
+
+
 def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.ndarray, k: np.ndarray,
                    t_query: np.ndarray) -> np.ndarray:
     """(P, n_qf) features of queries at relative times ``t_query`` continued from rows ``k`` of ``series``:
     the query's calendar phases, how far ahead it is, how long since each anchor, the gap from the
-    anchor to the series' mean, and the season-ago values (:func:`_seasonal_lags`)."""
+    anchor to the series' mean, the season-ago values (:func:`_seasonal_lags`), and the covariates
+    (:mod:`smr_ts.data.covariates`)."""
     ahead = t_query - data.time[series, k]
     since_anchor = t_query[:, None] - data.anchor_time[series, k]
     gap_to_mean = (data.mean[series, k] - data.anchor[series, k]) / data.scale[series, k]
@@ -256,6 +306,13 @@ def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.nda
         np.nan_to_num(gap_to_mean, nan=0.0),
         *_seasonal_lags(data, layout, series, k, t_query),
     ]
+    if data.track is not None:
+        parts.append(future_features(data.track, layout, series, data.anchor_time[series, k, 0], t_query,
+                                     _level_features(data, layout, series, k)[:, 0]))
+    if data.static is not None:
+        parts.append(data.static[series])
+    if layout.level:
+        parts.append(_level_features(data, layout, series, k))
     return np.concatenate(parts, -1).astype(np.float32)
 
 
@@ -423,11 +480,22 @@ def auto_horizon(panel: SeriesPanel, median_gap: float) -> float:
 
 
 def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon: float, kind: str,
-               median_gap: float) -> ForecastLayout:
-    """The layout of a forecasting model fitted on ``panel``: its calendar periods, fallback scales."""
+               median_gap: float, future_index=(), static_spec=()) -> ForecastLayout:
+    """The layout of a forecasting model fitted on ``panel``: its calendar periods, fallback scales, and
+    the scales of its future-known columns (positions ``future_index`` among the values)."""
+    fi = list(future_index)
+    center, spread, rms = future_scales(panel.values[panel.valid][:, fi], panel.value_observed[panel.valid][:, fi])
     return ForecastLayout(target_index=list(target_index), time_unit=float(time_unit), horizon=float(horizon),
                           periods=calendar_periods(kind, median_gap, _median_span(panel)),
-                          fallback=fallback_scales(panel.values, panel.value_observed).tolist(), gap=float(median_gap))
+                          fallback=fallback_scales(panel.values, panel.value_observed).tolist(), gap=float(median_gap),
+                          future_index=fi, future_center=center, future_spread=spread, future_rms=rms,
+                          static_spec=[list(s) for s in static_spec],
+                          level=_level(panel, target_index[0]) if fi or static_spec else [])
+
+
+def _level(panel: SeriesPanel, column: int) -> list:
+    x = panel.values[..., column][panel.valid & panel.value_observed[..., column]].astype(np.float64)
+    return [float(x.mean()), float(x.std()) if len(x) > 1 and x.std() > 0 else 1.0]
 
 
 def training_window(layout: ForecastLayout, median_gap: float) -> int:
