@@ -373,7 +373,7 @@ def write_matched_section(args, runs, argv):
     epochs = sorted({r["epochs"] for r in runs})
     if len(sizes) > 1 or len(epochs) > 1:  # one budget per section: never mix budgets in one row
         raise ValueError(f"the runs file mixes budgets: sizes {sizes}, epochs {epochs}")
-    rel = lambda path: path.relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path  # noqa: E731
+    rel = lambda path: path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path  # noqa: E731
     by = {}  # (config, train rate) -> runs by seed
     for r in runs:
         by.setdefault((r["config"], r["train_rate"]), {})[r["seed"]] = r
