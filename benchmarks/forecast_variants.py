@@ -18,6 +18,7 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
@@ -29,7 +30,7 @@ def run(name: str, kwargs: dict, seed: int) -> dict:
     import real_models
 
     data = real_data.LOADERS[name]()
-    model_errors, last_value_errors, fit_s = [], [], 0.0
+    model_errors, last_value_errors, fit_s, inside = [], [], 0.0, {}
     for i, task in enumerate(data.tasks):
         train, query = task.train, task.query.reset_index(drop=True)
         last_time = train.groupby("unique_id")["ds"].max()
@@ -42,6 +43,9 @@ def run(name: str, kwargs: dict, seed: int) -> dict:
             fit_s += time.perf_counter() - start
             pred = row.predict(query)
         model = row.model_
+        truth = query["y"].to_numpy(float)
+        for level, (lo, hi) in row.intervals.items():
+            inside.setdefault(level, []).append((lo <= truth) & (truth <= hi))
         last = query["unique_id"].map(train.sort_values("ds").groupby("unique_id")["y"].last()).to_numpy(float)
         model_errors.append(suite.series_errors(train, query, pred).assign(task=i))
         last_value_errors.append(suite.series_errors(train, query, last).assign(task=i))
@@ -49,7 +53,8 @@ def run(name: str, kwargs: dict, seed: int) -> dict:
     last_value, _ = suite.scaled_mae(pd.concat(last_value_errors))
     return {"dataset": name, "kwargs": kwargs, "seed": seed, "scaled_mae": round(scaled, 4),
             "last_value": round(last_value, 4), "ratio": round(scaled / last_value, 4), "fit_s": round(fit_s, 1),
-            "best_epoch": model.best_epoch_}
+            "best_epoch": model.best_epoch_,
+            "coverage": {lv: round(float(np.concatenate(v).mean()), 3) for lv, v in inside.items()}}
 
 
 def main(argv=None) -> list[dict]:

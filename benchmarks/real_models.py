@@ -278,7 +278,7 @@ class SMRRow:
         kwargs = dict(kwargs or {})
         self.covariates = kwargs.pop("covariates", False)
         self.data = data
-        self.kwargs = {**kwargs, **(covariate_settings(data) if self.covariates else {}), **(budget or {})}
+        self.kwargs = {**(covariate_settings(data) if self.covariates else {}), **kwargs, **(budget or {})}
         self.seed = seed
         self.info = {}
 

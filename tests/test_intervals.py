@@ -80,6 +80,7 @@ def test_the_recent_scale_is_the_mean_of_the_last_five_changes():
         target = rng.normal(size=(3, 20, 2)).cumsum(1)
         lengths = np.array([20, 12, 1])
         scale = rng.uniform(1, 2, (3, 20, 2))
+        time = np.cumsum(rng.exponential(1.0, (3, 20)), 1)
     Data.target[rng.random(Data.target.shape) < 0.3] = np.nan
     series = np.repeat(np.arange(3), 6)
     k = np.concatenate([rng.integers(0, n, 6) for n in Data.lengths])
@@ -91,6 +92,16 @@ def test_the_recent_scale_is_the_mean_of_the_last_five_changes():
             changes = np.abs(np.diff(y))[-5:]
             expected = changes.mean() if len(changes) and changes.mean() > 0 else Data.scale[s, row, j]
             assert got[i, j] == pytest.approx(expected)
+    # with a window: every change whose later observation lies within it, and the last five at least
+    windowed = recent_scale(Data, series, k, window=6.0)
+    for i, (s, row) in enumerate(zip(series, k)):
+        for j in range(2):
+            y, t = Data.target[s, : row + 1, j], Data.time[s, : row + 1]
+            t, y = t[np.isfinite(y)], y[np.isfinite(y)]
+            changes = np.abs(np.diff(y))
+            n = max(5, int((t[1:] > Data.time[s, row] - 6.0).sum()))
+            expected = changes[-n:].mean() if len(changes) and changes[-n:].mean() > 0 else Data.scale[s, row, j]
+            assert windowed[i, j] == pytest.approx(expected)
 
 
 def test_calibration_pairs_are_every_cut_and_later_observation_within_the_horizon():
@@ -119,9 +130,14 @@ def test_calibration_comes_from_what_the_fit_held_out(walks):
     model = walks[0]
     assert len(model.calibration_ahead_) == MAX_PAIRS and model.calibration_scores_.shape == (MAX_PAIRS, 1)
     assert (model.calibration_ahead_ > 0).all() and (model.calibration_ahead_ <= model.horizon_).all()
-    data = type("Data", (), {"take": lambda self, idx: ("taken", tuple(idx)), "lengths": np.zeros(5)})()
-    assert calibration_source(data, None, [1, 3], None, 0.1)[0] == ("taken", (1, 3))
-    assert calibration_source(data, None, [], None, 0.0) is None
+    from smr_ts.data.forecast import forecast_tensors
+    from smr_ts.data.windows import FIRST_GAP
+    held = forecast_tensors(model.history_panel_, model.layout_, FIRST_GAP)
+    source, first_cut = calibration_source(held, model.layout_, [1, 3], None, 0.1)
+    np.testing.assert_array_equal(source.lengths, held.lengths[[1, 3]])
+    end = held.time[[1, 3], held.lengths[[1, 3]] - 1]
+    np.testing.assert_allclose(first_cut, held.time[[1, 3], 0] + 0.5 * (end - held.time[[1, 3], 0]))  # the later half
+    assert calibration_source(held, model.layout_, [], None, 0.0) is None
     past, _ = random_walks(n_series=1, n_obs=200, history=150)
     single = SMRForecaster(**TINY, epochs=1, horizon=6.0).fit(past)
     from smr_ts.data.forecast import forecast_tensors

@@ -137,7 +137,8 @@ class ForecastLayout:
 
     @property
     def n_covariate_features(self) -> int:
-        """The query features the covariates add, last among them (:mod:`smr_ts.data.covariates`)."""
+        """The query features covariates add, last among them (:mod:`smr_ts.data.covariates`): the head's
+        linear path reads them."""
         return n_future_features(len(self.future_index)) + static_width(self.static_spec) + 3 * bool(self.level)
 
     @property
@@ -276,14 +277,19 @@ def _seasonal_lags(data: ForecastTensors, layout: ForecastLayout, series, k, t_q
     return parts
 
 
+def _scale_ratio(data: ForecastTensors, layout: ForecastLayout, series, k) -> np.ndarray:
+    """(P,) the first target's typical scale over the series' scale at rows ``k``, clipped to [0.1, 10]."""
+    return np.clip(layout.fallback[layout.target_index[0]] / data.scale[series, k, 0], 0.1, 10.0)
+
+
 def _level_features(data: ForecastTensors, layout: ForecastLayout, series, k) -> np.ndarray:
-    """(P, 3) for models with covariates: the series' typical scale over its own (clipped to [0.1, 10]), the
-    anchor's level standardised over the training rows, and their product. An input moves a target by an
-    amount in the target's units, which is that amount over the series' scale in the scaled units the head
-    predicts in, and often in proportion to the level (a concentration decays towards zero, not towards
-    its series' mean)."""
-    j = layout.target_index[0]
-    ratio = np.clip(layout.fallback[j] / data.scale[series, k, 0], 0.1, 10.0)
+    """(P, 3) for models with covariates fitted on several series: the series' typical scale over its own
+    (clipped to [0.1, 10]), the anchor's level standardised over the training rows, and their product. An
+    input moves a target by an amount in the target's units, which is that amount over the series' scale
+    in the scaled units the head predicts in, and often in proportion to the level (a concentration decays
+    towards zero, not towards its few observations' mean). On a single series the level relative to its
+    own past only adds a drifting input (elecdemand: scaled MAE 1.97 with it, 1.57 without, one seed)."""
+    ratio = _scale_ratio(data, layout, series, k)
     z = np.nan_to_num((data.anchor[series, k, 0] - layout.level[0]) / layout.level[1])
     return np.stack([ratio, z, ratio * z], -1)
 
@@ -306,13 +312,13 @@ def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.nda
         np.nan_to_num(gap_to_mean, nan=0.0),
         *_seasonal_lags(data, layout, series, k, t_query),
     ]
+    if layout.level:  # the covariates' features come last: the head's linear path reads them
+        parts.append(_level_features(data, layout, series, k))
     if data.track is not None:
         parts.append(future_features(data.track, layout, series, data.anchor_time[series, k, 0], t_query,
-                                     _level_features(data, layout, series, k)[:, 0]))
+                                     _scale_ratio(data, layout, series, k)))
     if data.static is not None:
         parts.append(data.static[series])
-    if layout.level:
-        parts.append(_level_features(data, layout, series, k))
     return np.concatenate(parts, -1).astype(np.float32)
 
 
@@ -490,7 +496,7 @@ def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon
                           fallback=fallback_scales(panel.values, panel.value_observed).tolist(), gap=float(median_gap),
                           future_index=fi, future_center=center, future_spread=spread, future_rms=rms,
                           static_spec=[list(s) for s in static_spec],
-                          level=_level(panel, target_index[0]) if fi or static_spec else [])
+                          level=_level(panel, target_index[0]) if (fi or static_spec) and len(panel.ids) > 1 else [])
 
 
 def _level(panel: SeriesPanel, column: int) -> list:
