@@ -86,13 +86,14 @@ def check_levels(level) -> list:
 
 def calibration_source(data: ForecastTensors, layout: ForecastLayout, val_idx, val_data, validation_fraction: float):
     """What calibrates a fit's intervals, mirroring the fit's validation (``training_pairs``):
-    ``(tensors, first_cut)`` with per series the relative time from which rows may serve as cut-offs,
-    or None when the fit holds nothing out."""
+    ``(tensors, first_cut)`` with per series the relative time from which rows may serve as cut-offs
+    (held-out series add every row as the cut-offs to fall back on when their later halves give no
+    pair), or None when the fit holds nothing out."""
     if val_data is not None:
-        return val_data, _late(val_data)
+        return val_data, _late(val_data), np.full(len(val_data.lengths), -np.inf)
     if len(val_idx):
         held_out = data.take(np.asarray(val_idx))
-        return held_out, _late(held_out)
+        return held_out, _late(held_out), np.full(len(val_idx), -np.inf)
     if validation_fraction > 0:
         return data, validation_origin(data, layout, validation_fraction)
     return None
@@ -163,8 +164,10 @@ def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.
     n_targets = layout.n_targets
     if source is None:
         return np.zeros(0), np.zeros((0, n_targets))
-    data, first_cut = source
+    data, first_cut, *fallback = source
     series, k, q = _pairs(data, layout, first_cut, rng)
+    if not len(series) and fallback:  # the later half of short held-out series held no pair: all of them
+        series, k, q = _pairs(data, layout, fallback[0], rng)
     if not len(series):
         return np.zeros(0), np.zeros((0, n_targets))
     model = model.to(device).eval()
@@ -212,8 +215,9 @@ def interval_columns(point: np.ndarray, scale: np.ndarray, ahead: np.ndarray, ca
     """Conformal intervals of forecasts ``point`` (n, T) made ``ahead`` (n,) after their series' last row
     with scales ``scale`` (n, T): ``{column name: bounds}``, named by :func:`interval_names`."""
     if not len(calibration_ahead):
-        raise ValueError("level=...: this model has no calibration residuals, because its fit held nothing out "
-                         "(validation_fraction=0 and no validation_data); refit with validation_fraction > 0")
+        raise ValueError("level=...: this model has no calibration residuals: its fit held nothing out "
+                         "(validation_fraction=0 and no validation_data), or the held-out part has no observation "
+                         "within horizon of a cut-off; refit with validation_fraction > 0 (or a larger one)")
     edges = ahead_bins(calibration_ahead)
     cal_bin, query_bin = np.searchsorted(edges, calibration_ahead, "right"), np.searchsorted(edges, ahead, "right")
     columns = {}

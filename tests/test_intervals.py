@@ -133,7 +133,8 @@ def test_calibration_comes_from_what_the_fit_held_out(walks):
     from smr_ts.data.forecast import forecast_tensors
     from smr_ts.data.windows import FIRST_GAP
     held = forecast_tensors(model.history_panel_, model.layout_, FIRST_GAP)
-    source, first_cut = calibration_source(held, model.layout_, [1, 3], None, 0.1)
+    source, first_cut, fallback = calibration_source(held, model.layout_, [1, 3], None, 0.1)
+    assert np.isneginf(fallback).all()
     np.testing.assert_array_equal(source.lengths, held.lengths[[1, 3]])
     end = held.time[[1, 3], held.lengths[[1, 3]] - 1]
     np.testing.assert_allclose(first_cut, held.time[[1, 3], 0] + 0.5 * (end - held.time[[1, 3], 0]))  # the later half
