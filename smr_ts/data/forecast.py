@@ -288,7 +288,7 @@ def _level_features(data: ForecastTensors, layout: ForecastLayout, series, k) ->
     input moves a target by an amount in the target's units, which is that amount over the series' scale
     in the scaled units the head predicts in, and often in proportion to the level (a concentration decays
     towards zero, not towards its few observations' mean). On a single series the level relative to its
-    own past only adds a drifting input (elecdemand: scaled MAE 1.97 with it, 1.57 without, one seed)."""
+    own past only adds a drifting input (elecdemand, one seed: scaled MAE 1.94 with it, 1.57 without)."""
     ratio = _scale_ratio(data, layout, series, k)
     z = np.nan_to_num((data.anchor[series, k, 0] - layout.level[0]) / layout.level[1])
     return np.stack([ratio, z, ratio * z], -1)
