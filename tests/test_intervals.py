@@ -252,3 +252,12 @@ def test_quantile_levels_add_the_median_and_are_checked():
     with pytest.raises(ValueError, match="'quantile' is for forecasting"):
         SMRForecaster(**TINY, epochs=1, loss="quantile").fit(past.drop(columns="y").assign(x=1.0), past["y"])
     assert SMRForecaster(**TINY, epochs=1, quantiles=[0.1]).fit(past).quantiles_ is None  # read with loss="quantile" only
+
+
+def test_held_out_series_without_a_late_pair_calibrate_from_all_their_cut_offs():
+    """Later halves with no observation within horizon of a cut-off fall back on every cut-off."""
+    train = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 6), "ds": np.tile([0.0, 1, 2, 3, 4, 5], 2),
+                          "y": np.arange(12.0)})
+    held = pd.DataFrame({"unique_id": ["c"] * 3, "ds": [0.0, 1.0, 10.0], "y": [1.0, 2.0, 3.0]})  # late: t=10 only
+    model = SMRForecaster(**TINY, epochs=1, horizon=2.0).fit(train, validation_data=held)
+    np.testing.assert_allclose(model.calibration_ahead_, [1.0])  # the cut at t=0, its query at t=1
