@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from smr_ts._runtime import resolve_device
+from smr_ts.data.covariate_frames import static_codes
 from smr_ts.data.forecast import _EPS_REL, _phase_features, forecast_tensors  # the statistics continued here
 from smr_ts.data.frames import SeriesPanel, to_panel
 from smr_ts.data.windows import FIRST_GAP
@@ -213,7 +214,8 @@ def update(est, new_rows):
     if est.mode_ != "forecast":
         raise ValueError("update() needs a model fitted without y (forecasting mode)")
     device = resolve_device(est.device, strict=False)
-    ids, times, values = est._read_known(new_rows, "new_rows", np.float64)
+    tables = []  # the static columns of new series, when the rows carry them
+    ids, times, values = est._read_known(new_rows, "new_rows", np.float64, static_out=tables)
     panel = est.history_panel_
     if not _has_state(est):  # a model saved before streaming, or whose state was dropped
         est.stream_state_ = history_state(est.model_, est.layout_, panel, device)
@@ -238,6 +240,11 @@ def update(est, new_rows):
         _advance_known(est, panel, series[rows], times[rows], values[rows], device)
     if not known.all():
         _add_series(est, ids[~known], times[~known], values[~known], device)
+        if tables and est.layout_.static_spec:  # new series keep their statics for later forecasts
+            new = pd.unique(ids[~known])
+            unseen = new[pd.Index(est.static_ids_).get_indexer(new) < 0]
+            est.static_codes_ = np.concatenate([est.static_codes_, static_codes(est, unseen, tables[0])])
+            est.static_ids_ = np.concatenate([est.static_ids_, np.asarray(unseen, dtype=object)])
     return est
 
 

@@ -139,6 +139,11 @@ def test_static_columns_and_a_static_frame_are_the_same_model():
     new = frame[frame["unique_id"] == "s1"].assign(unique_id="new", group="sideways")
     out = a.forecast(h=2, context=new)
     assert np.isfinite(out["y"]).all() and "new" in set(out["unique_id"])
+    # update() keeps a new series' statics: its forecasts then equal the context forecast's
+    a.update(new.assign(group="up"))
+    updated = a.forecast(h=2).query("unique_id == 'new'")["y"].to_numpy()
+    assert a.static_ids_[-1] == "new" and a.static_codes_[-1][1] == 1.0  # one-hot of "up" (levels: down, up)
+    assert np.isfinite(updated).all()
 
 
 def test_a_static_column_must_be_constant_per_series():
