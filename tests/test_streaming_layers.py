@@ -139,7 +139,7 @@ def test_inputs_of_unobserved_steps_change_no_observed_output(kind):
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_every_registered_backbone_streams(name):
     # A backbone added to the registry must carry a state for SMRForecaster.update.
-    settings = {"state_size": 8, "smr": BACKBONES[name].takes_smr, "smr_kernel": 3, "step_min": 0.01, "step_max": 1.0,
+    settings = {"state_size": 8, "smr": BACKBONES[name].takes_smr, "smr_kernel": 3, "smr_use_gaps": False, "step_min": 0.01, "step_max": 1.0,
                 "blocks": 1}
     torch.manual_seed(0)
     backbone = BACKBONES[name].build(H, 2, 0.0, settings).double().eval()
