@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from smr_ts.data.covariates import encode_static, fit_static_spec, static_values
+from smr_ts.data.covariates import encode_static, fit_static_spec, static_values, static_width
 from smr_ts.data.frames import numeric_values
 
 __all__ = ["check_covariate_columns", "fit_statics", "future_query_values", "merge_static_frame", "split_static",
@@ -76,7 +76,7 @@ def static_codes(est, ids: np.ndarray, table: pd.DataFrame | None = None) -> np.
     spec = est.layout_.static_spec
     if not spec:
         return None
-    codes = np.zeros((len(ids), len(est.static_codes_[0]) if len(est.static_codes_) else 0), np.float32)
+    codes = np.zeros((len(ids), static_width(spec)), np.float32)
     fitted = pd.Index(est.static_ids_).get_indexer(pd.Index(ids))
     codes[fitted >= 0] = est.static_codes_[fitted[fitted >= 0]]
     if table is not None and len(table):

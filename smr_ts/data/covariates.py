@@ -114,9 +114,10 @@ def rows_at_or_before(time: np.ndarray, lengths: np.ndarray, series: np.ndarray,
     return lo - 1
 
 
-def _sums_at(track: FutureTrack, series, t, unit: float) -> np.ndarray:
-    """(P, F, K) the leaky sums at times ``t``: the latest row's sums decayed over the time since it."""
-    row = rows_at_or_before(track.time, track.lengths, series, t)
+def _sums_at(track: FutureTrack, series, t, unit: float, row: np.ndarray | None = None) -> np.ndarray:
+    """(P, F, K) the leaky sums at times ``t``: the latest row's sums (``row``, searched when not given)
+    decayed over the time since it."""
+    row = rows_at_or_before(track.time, track.lengths, series, t) if row is None else row
     sums = track.sums[series, np.maximum(row, 0)]
     since = np.where(row >= 0, t - track.time[series, np.maximum(row, 0)], 0.0)
     decay = np.exp(-since[:, None, None] / (np.asarray(TIME_CONSTANTS) * unit))
@@ -134,7 +135,7 @@ def future_features(track: FutureTrack, layout, series: np.ndarray, t_anchor: np
     latest = np.where(last >= 0, track.value[series[:, None], np.maximum(last, 0), cols], 0.0)
     since = np.where(last >= 0, t_query[:, None] - track.time[series[:, None], np.maximum(last, 0)], np.inf)
     age = np.where(np.isfinite(since), np.log1p(np.maximum(since, 0) / unit), -1.0)  # -1: never known
-    now = _sums_at(track, series, t_query, unit)
+    now = _sums_at(track, series, t_query, unit, row)
     t_anchor = np.where(np.isfinite(t_anchor), np.minimum(t_anchor, t_query), t_query)
     before = _sums_at(track, series, t_anchor, unit)
     carried = before * np.exp(-(t_query - t_anchor)[:, None, None] / (np.asarray(TIME_CONSTANTS) * unit))
