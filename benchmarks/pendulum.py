@@ -472,8 +472,13 @@ def write_matched_section(args, runs, argv):
     if args.full_runs and args.full_runs.exists():
         lines += collapse_rows(json.loads(args.full_runs.read_text()), "full")
     lines += collapse_rows(runs, "reduced")
-    if args.note:
-        lines += ["", "Notes:", ""] + [f"- {note}" for note in args.note]
+    full_runs = json.loads(args.full_runs.read_text()) if args.full_runs and args.full_runs.exists() else []
+    lines += ["", "### Notes", "",
+              "Computed from the runs file by the command above (no number in them is typed by hand); the tables "
+              "hold every value they cite. Ratios are of seed means; \"per seed\" ranges are the per-seed ratios, "
+              "for the seeds present in both.", ""]
+    lines += [n if n.startswith("  - ") else f"- {n}" for n in matched_notes(by, epochs[0], full_runs)]
+    lines += [f"- {note}" for note in args.note]
     section = "\n".join(lines) + "\n"
     text = args.out.read_text() if args.out.exists() else ""
     old = matched_section(text)
@@ -481,6 +486,215 @@ def write_matched_section(args, runs, argv):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(f"wrote the matched-rate section of {args.out}")
+
+
+# Issue 16's grid: these configurations (the time-aware gate on S5) x training rates x seeds.
+GRID_CONFIGS = ["s5", "s5+smr", "s6", "s6+smr", "s5+smr+gaps"]
+GRID_RATES = [0.25, 0.5, 1.0]
+GRID_SEEDS = [0, 1, 2]
+SMR_PAIRS = [("s5+smr", "s5"), ("s6+smr", "s6")]  # (with SMR, without)
+
+
+def _label(rate) -> str:
+    """The shift-evaluation label of a test rate ("bursty" for bursty sampling at 0.5)."""
+    return "bursty 0.5" if rate == "bursty" else {test: label for label, test in EVAL_RATES if test is not None}[rate]
+
+
+def _ratio(x: dict, y: dict, label: str):
+    """error(x) / error(y) at one test label: the ratio of the seed means, and the per-seed ratios of
+    the seeds present in both (``x`` and ``y`` map seeds to runs)."""
+    mean = np.mean([r["shift"][label] for r in x.values()]) / np.mean([r["shift"][label] for r in y.values()])
+    return float(mean), [x[s]["shift"][label] / y[s]["shift"][label] for s in sorted(set(x) & set(y))]
+
+
+def _span(values) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}-{hi:.2f}"
+
+
+def _side(mean: float, paired) -> str:
+    """Where a ratio lies against 1: its mean, and on how many of the paired seeds."""
+    above = sum(v > 1 for v in paired)
+    n = len(paired)
+    if n == 0:
+        where = "no seed present in both"
+    elif n == 1:
+        where = f"one paired seed ({paired[0]:.2f}): a hint, not a result"
+    elif above == n:
+        where = f"above 1 on every one of {n} seeds (per seed {_span(paired)})"
+    elif all(v < 1 for v in paired):
+        where = f"below 1 on every one of {n} seeds (per seed {_span(paired)})"
+    else:
+        where = (f"above 1 on {above} of {n} seeds (per seed {_span(paired)}): the seeds disagree, so the sign is "
+                 "not separated from the seed spread")
+    side = "at" if f"{mean:.2f}" == "1.00" else "above" if mean > 1 else "below"
+    return f"{mean:.2f}, {side} 1; {where}"
+
+
+def _at(rate) -> str:
+    return "under bursty sampling (trained at 0.5)" if rate == "bursty" else f"at rate {rate:g}"
+
+
+def _consistent(paired) -> bool:
+    """Two or more paired seeds, all on the same side of 1."""
+    return len(paired) > 1 and (all(v < 1 for v in paired) or all(v > 1 for v in paired))
+
+
+def matched_notes(by: dict, epochs: int, full_runs=()) -> list[str]:
+    """The matched-rate section's notes, every number computed from the runs: ``by`` maps
+    (configuration, training rate) to {seed: run}. One markdown list item per string; a string that
+    starts with "  - " is a sub-item of the one before."""
+    notes = []
+    runs = [r for seeds in by.values() for r in seeds.values()]
+    configs = sorted({c for c, _ in by}, key=list(CONFIGS).index)
+    rates = sorted({t for _, t in by})
+
+    # What ran, and which cells of the grid are missing.
+    grid = [(c, t, s) for c in GRID_CONFIGS for t in GRID_RATES for s in GRID_SEEDS]
+    done = [cell for cell in grid if cell[2] in by.get(cell[:2], {})]
+    missing = {}
+    for c, t, s in grid:
+        if s not in by.get((c, t), {}):
+            missing.setdefault(c, {}).setdefault(t, []).append(s)
+    notes.append(f"**What ran.** {len(runs)} runs. The issue's grid ({', '.join(GRID_CONFIGS)} x training rates "
+                 f"{', '.join(f'{t:g}' for t in GRID_RATES)} x seeds {', '.join(map(str, GRID_SEEDS))}) is "
+                 f"{len(grid)} runs, of which {len(done)} ran."
+                 + (" **Missing** (not run, not failed; the tables' 'not run' cells and absent rows are these):"
+                    if missing else " No cell of the grid is missing."))
+    for c, m in missing.items():
+        notes.append(f"  - {c}: " + "; ".join(f"rate {t:g}, seed{'s' * (len(s) != 1)} {', '.join(map(str, s))}"
+                                               for t, s in sorted(m.items())))
+
+    summary_at = len(notes)
+
+    # Shift penalty: error(trained at 0.5, tested at r) / error(trained at r, tested at r).
+    items, shift, within, single = [], [], [], []
+    for c in configs:
+        for t in rates:
+            if t == 0.5 or (c, 0.5) not in by or (c, t) not in by:
+                continue
+            mean, paired = _ratio(by[c, 0.5], by[c, t], _label(t))
+            items.append(f"  - {c} at r = {t:g}: {_side(mean, paired)}.")
+            if _consistent(paired) and mean > 1:
+                shift.append(f"{c} at {t:g}")
+            elif len(paired) > 1 and min(paired) <= 1 <= max(paired):
+                within.append(f"{c} at {t:g}")
+            elif len(paired) == 1:
+                single.append(f"{c} at {t:g}")
+    if items:
+        text = "**Shift penalty** (error of the model trained at 0.5 over that of the model trained at the test rate r)."
+        if shift:
+            text += (f" Above 1 on every one of two or more seeds, so part of the error at that rate is shift, which "
+                     f"training at the test rate recovers: {', '.join(shift)}.")
+        if within:
+            text += (" Per-seed ratios on both sides of 1, so within the seed spread the change of error with the rate "
+                     f"is the information the sequence holds, not shift: {', '.join(within)}.")
+        if single:
+            text += f" One seed only, to be confirmed: {', '.join(single)}."
+        notes += [text] + items
+
+    # The cost of training at a rate other than 0.5, both ways.
+    items = []
+    for c in configs:
+        cells = [f"trained at {a:g}, tested at {t:g}: {_ratio(by[c, a], by[c, t], _label(t))[0]:.2f}"
+                 for a in rates for t in rates if a != t and a != 0.5 and (c, a) in by and (c, t) in by]
+        if cells:
+            items.append(f"  - {c}: " + "; ".join(cells) + ".")
+    if items:
+        notes += ["**Training at a rate other than 0.5**: error over that of the model trained at the test rate "
+                  "(above 1, the mismatch costs accuracy)."] + items
+
+    # SMR at matched rates and under bursty sampling.
+    compared, items = [], []  # (what, mean ratio, per-seed ratios)
+    for c, b in SMR_PAIRS:
+        for t in rates + ["bursty"]:
+            train = 0.5 if t == "bursty" else t
+            if (c, train) not in by or (b, train) not in by:
+                continue
+            mean, paired = _ratio(by[c, train], by[b, train], _label(t))
+            items.append(f"  - {c} / {b} {_at(t)}: {_side(mean, paired)}.")
+            compared.append((f"{c} / {b} {_at(t)} ({mean:.2f}, {len(paired)} paired seed{'s' * (len(paired) != 1)})",
+                             mean, paired))
+    if items:
+        notes += ["**SMR / no SMR**: error with SMR over error without, both trained at the rate tested (at 0.5 for "
+                  "bursty sampling); below 1, SMR helps."] + items
+
+    # The time-aware gate against S5+SMR and S5.
+    items = []
+    for t in rates + ["bursty"]:
+        train = 0.5 if t == "bursty" else t
+        if ("s5+smr+gaps", train) not in by:
+            continue
+        errors = {c: np.mean([r["shift"][_label(t)] for r in by[c, train].values()])
+                  for c in ("s5", "s5+smr", "s5+smr+gaps") if (c, train) in by}
+        order = sorted(errors, key=errors.get)
+        place = order.index("s5+smr+gaps")
+        rank = "is the only one run" if len(order) == 1 else "is the best" if place == 0 else \
+            "is the worst" if place == len(order) - 1 else "lies between the others"
+        item = (f"  - {_at(t)}: {' < '.join(f'{c} {errors[c] * 1e3:.2f}' for c in order)} x1e-3 (seed means), "
+                f"the gate {rank}")
+        if ("s5+smr", train) in by:
+            mean, paired = _ratio(by["s5+smr+gaps", train], by["s5+smr", train], _label(t))
+            item += f"; gaps / S5+SMR {_side(mean, paired)}"
+        items.append(item + ".")
+    if items:
+        notes += ["**The time-aware gate** (s5+smr+gaps: smr_use_gaps=True) against S5+SMR and S5."] + items
+
+    # Where SMR helps, where it does not, and how sure we are.
+    spread = [np.std(v) / np.mean(v) for v in ([r["shift"][_label(t)] for r in by[c, t].values()]
+                                               for c, t in by if len(by[c, t]) > 1)]
+    seed_counts = sorted({len(v) for v in by.values()})
+    helps = [w for w, mean, paired in compared if _consistent(paired) and mean < 1]
+    hurts = [w for w, mean, paired in compared if _consistent(paired) and mean > 1]
+    unsure = [w for w, mean, paired in compared if not _consistent(paired)]
+    below = [w for w, mean, paired in compared if mean < 1]
+    text = "**Where SMR helps, where it does not, how sure.** "
+    text += (f"SMR helps on every paired seed (two or more): {'; '.join(helps)}. " if helps
+             else "No comparison where SMR helps on every paired seed (two or more). ")
+    text += (f"SMR hurts on every paired seed (two or more): {'; '.join(hurts)}. " if hurts
+             else "No comparison where SMR hurts on every paired seed (two or more). ")
+    if unsure:
+        text += f"Not settled (the seeds disagree, or one seed): {'; '.join(unsure)}. "
+    text += ("On the seed means alone, the ratio is below 1 (SMR helps) for " + ("; ".join(below) if below else "none")
+             + ", and at or above 1 for the rest. ")
+    text += (f"Seeds per row: {', '.join(map(str, seed_counts))}"
+             + (f"; the seed spread (std / mean of a row's matched-rate error) is {min(spread) * 100:.0f}-"
+                f"{max(spread) * 100:.0f} % in rows with two or more seeds, so a ratio within that distance of 1 "
+                "is not distinguishable from seed noise" if spread else "")
+             + f". Reduced budget only ({epochs} epochs); none of this is measured at the full recipe.")
+    notes.insert(summary_at, text)  # the plain answer first, after what ran
+
+    # Collapses and training histories.
+    flagged, small = [], []
+    for (c, t), seeds in sorted(by.items(), key=lambda kv: (list(CONFIGS).index(kv[0][0]), kv[0][1])):
+        rows = [seeds[s] for s in sorted(seeds)]
+        flags = collapsed_seeds([r["best_valid_mse"] for r in rows], [r["best_epoch"] for r in rows], epochs)
+        flagged += [f"{c} at {t:g} seed {r['seed']} (best epoch {r['best_epoch']})" for r, f in zip(rows, flags) if f]
+        if len(rows) < 3:
+            small.append(f"{c} at {t:g}")
+    best = [r["best_epoch"] for r in runs]
+    text = (f"**Collapsed seeds.** Reduced budget: {len(flagged)} of {len(runs)} runs flagged by "
+            f"`smr_ts.recipes.collapsed_seeds`" + (f" ({'; '.join(flagged)})" if flagged else "")
+            + f"; best epochs {min(best)}-{max(best)} (of epochs 0-{epochs - 1}; the rule's early part flags "
+            f"epochs below {0.2 * epochs:g}).")
+    norms = [max(r["grad_norm_history"]) for r in runs if r.get("grad_norm_history")]
+    if norms:
+        text += f" The largest gradient norm of any epoch of a run is {min(norms):.0f}-{max(norms):.0f} across runs."
+    if small:
+        text += (" With fewer than 3 seeds the median part of the rule cannot flag a seed, only the early-epoch part "
+                 f"applies: {', '.join(small)}.")
+    if full_runs:
+        full_flags = []
+        for group in groups(full_runs):
+            rows = sorted((r for r in full_runs if run_group(r) == group), key=lambda r: r["seed"])
+            flags = collapsed_seeds([r["best_valid_mse"] for r in rows], [r["best_epoch"] for r in rows],
+                                    rows[0].get("epochs") or rows[0]["epochs_run"])
+            full_flags += [f"{group_label(group).removeprefix('smr_ts ')} seed {r['seed']}"
+                           for r, f in zip(rows, flags) if f]
+        text += (f" Full budget: {len(full_flags)} of {len(full_runs)} runs flagged"
+                 + (f" ({', '.join(full_flags)})." if full_flags else "."))
+    notes.append(text)
+    return notes
 
 
 def plot_shift(rows, labels, path):

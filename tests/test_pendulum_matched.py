@@ -101,3 +101,65 @@ def test_matched_section_computes_shift_penalties_and_smr_ratios_and_keeps_the_p
     matched.write_text(json.dumps(runs))
     with pytest.raises(ValueError, match="mixes budgets"):
         bench.main(argv)
+
+
+def test_matched_notes_are_computed_from_the_runs(tmp_path):
+    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
+    runs = [
+        _record("s5", 0.5, 0, [12e-3, 3e-3, 2e-3, 2e-3, 30e-3]),
+        _record("s5", 0.5, 1, [14e-3, 3e-3, 2e-3, 2e-3, 30e-3]),
+        _record("s5", 0.25, 0, [6e-3, 4e-3, 4e-3, 4e-3, 40e-3]),
+        _record("s5", 0.25, 1, [8e-3, 4e-3, 4e-3, 4e-3, 40e-3], best_epoch=3),  # collapsed: best epoch 3 of 30
+        _record("s5+smr", 0.5, 0, [10e-3, 1.5e-3, 2e-3, 2e-3, 45e-3]),
+        _record("s5+smr", 0.5, 1, [5e-3, 1.5e-3, 2e-3, 2e-3, 45e-3]),
+        _record("s5+smr", 0.25, 0, [8e-3, 4e-3, 4e-3, 4e-3, 40e-3]),
+        _record("s5+smr", 0.25, 1, [8e-3, 4e-3, 4e-3, 4e-3, 40e-3]),
+        _record("s6", 0.5, 0, [20e-3, 5e-3, 5e-3, 5e-3, 40e-3]),
+    ]
+    by = {}
+    for r in runs:
+        by.setdefault((r["config"], r["train_rate"]), {})[r["seed"]] = r
+    notes = bench.matched_notes(by, epochs=30)
+    text = "\n".join(notes)
+    # what ran, and the missing cells of the grid, by configuration
+    assert f"{len(runs)} runs" in notes[0] and "is 45 runs, of which 9 ran" in notes[0]
+    assert "  - s6: rate 0.25, seeds 0, 1, 2; rate 0.5, seeds 1, 2; rate 1, seeds 0, 1, 2" in notes
+    assert "  - s5: rate 0.25, seed 2; rate 0.5, seed 2; rate 1, seeds 0, 1, 2" in notes
+    assert "  - s6+smr: rate 0.25, seeds 0, 1, 2; rate 0.5, seeds 0, 1, 2; rate 1, seeds 0, 1, 2" in notes
+    # shift penalty: S5 13 / 7, above 1 on both seeds (2.00, 1.75) -> shift; S5+SMR 7.5 / 8, seeds 1.25 and 0.62
+    assert f"  - s5 at r = 0.25: {13 / 7:.2f}, above 1; above 1 on every one of 2 seeds (per seed 1.75-2.00)." in notes
+    assert f"  - s5+smr at r = 0.25: {7.5 / 8:.2f}, below 1; above 1 on 1 of 2 seeds (per seed 0.62-1.25)" in text
+    shift = next(n for n in notes if n.startswith("**Shift penalty**"))
+    assert "training at the test rate recovers: s5 at 0.25." in shift
+    assert "not shift: s5+smr at 0.25." in shift
+    # SMR: helps at 0.5 on every seed (1.5 / 3), hurts under bursty sampling on every seed (45 / 30)
+    summary = next(n for n in notes if n.startswith("**Where SMR helps"))
+    assert "SMR helps on every paired seed (two or more): s5+smr / s5 at rate 0.5 (0.50, 2 paired seeds)" in summary
+    assert "SMR hurts on every paired seed (two or more): s5+smr / s5 under bursty sampling (trained at 0.5) (1.50" \
+        in summary
+    assert notes.index(summary) < notes.index(shift)  # the plain answer comes first
+    assert "  - s5+smr / s5 under bursty sampling (trained at 0.5): 1.50, above 1; above 1 on every one of 2 seeds" \
+        in text
+    # S5+SMR at 0.25: 8 / 7 on the means, seeds 8/6 and 8/8 = 1.00 -> not below 1 on both: not settled
+    assert f"s5+smr / s5 at rate 0.25 ({8 / 7:.2f}, 2 paired seeds)" in summary.split("Not settled")[1]
+    # the seed flagged by the rule, the best epochs, and the rows the median part cannot judge
+    collapsed = notes[-1]
+    assert "1 of 9 runs flagged" in collapsed and "s5 at 0.25 seed 1 (best epoch 3)" in collapsed
+    assert "best epochs 3-20" in collapsed  # two seeds or fewer: the median part of the rule cannot flag
+    assert "only the early-epoch part applies: s5 at 0.25, s5 at 0.5, s5+smr at 0.25, s5+smr at 0.5, s6 at 0.5." \
+        in collapsed
+    assert "time-aware gate" not in text  # no gaps row, no gate note
+
+    # no number is typed by hand: change a run and the notes follow
+    by["s5", 0.5][1] = _record("s5", 0.5, 1, [28e-3, 3e-3, 2e-3, 2e-3, 30e-3])
+    assert f"  - s5 at r = 0.25: {20 / 7:.2f}, above 1; above 1 on every one of 2 seeds (per seed 2.00-3.50)." \
+        in bench.matched_notes(by, epochs=30)
+
+    # the gate row against S5+SMR and S5, and the page carries the notes
+    runs.append(_record("s5+smr+gaps", 0.25, 0, [5e-3, 4e-3, 4e-3, 4e-3, 40e-3]))
+    matched, page = tmp_path / "matched.json", tmp_path / "pendulum.md"
+    matched.write_text(json.dumps(runs))
+    bench.main(["--matched", str(matched), "--out", str(page), "--full-runs", str(tmp_path / "none.json")])
+    text = page.read_text()
+    assert "### Notes" in text and "**Missing**" in text
+    assert "  - at rate 0.25: s5+smr+gaps 5.00 < s5 7.00 < s5+smr 8.00 x1e-3 (seed means), the gate is the best" in text
