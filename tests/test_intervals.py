@@ -150,6 +150,19 @@ def test_calibration_comes_from_what_the_fit_held_out(walks):
     assert 0 < len(single.calibration_ahead_) and single.calibration_ahead_.max() <= last - origin
 
 
+@pytest.mark.parametrize("n_series, fraction, held", [(49, 0.1, 12), (80, 0.1, 16), (200, 0.1, 20), (2, 0.1, 1),
+                                                     (49, 0.0, 0)])
+def test_forecasting_holds_out_enough_series_to_calibrate(n_series, fraction, held):
+    """Forecasting holds out MIN_HELD_OUT_SERIES (16) series at least, or a quarter of a smaller panel; regression
+    keeps validation_fraction as given."""
+    est = SMRForecaster(validation_fraction=fraction)
+    est.mode_ = "forecast"
+    train, val = est._split(n_series, 0, given=False)
+    assert len(val) == held and len(train) + len(val) == n_series and not set(train) & set(val)
+    est.mode_ = "regression"
+    assert len(est._split(n_series, 0, given=False)[1]) == (max(1, round(fraction * n_series)) if fraction else 0)
+
+
 # ---------------------------------------------------------------- intervals
 def test_conformal_intervals_cover_their_level_near_and_far_ahead_on_small_and_large_series(walks):
     _, future, forecast = walks
