@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from smr_ts import SMRForecaster
-from smr_ts.data.covariates import TIME_CONSTANTS, future_track, rows_at_or_before, _sums_at
+from smr_ts.data.covariates import TIME_CONSTANTS, future_features, future_track, rows_at_or_before, _sums_at
 from smr_ts.model_selection import backtest
 
 
@@ -51,6 +51,32 @@ def test_leaky_sums_equal_the_direct_sum(rows, t):
     expect = (values[0, past, 0][:, None] * np.exp(-(t - times[past])[:, None] / (taus * 2.0))).sum(0) / taus
     np.testing.assert_allclose(got, expect, rtol=1e-9, atol=1e-12)
     assert rows_at_or_before(track.time, track.lengths, np.array([0]), np.array([t]))[0] == past.sum() - 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 50), st.one_of(st.none(), st.floats(-3, 3))), min_size=1, max_size=12),
+       st.floats(0, 60), st.lists(st.floats(-10, 60), min_size=1, max_size=3))
+def test_seasonal_changes_equal_the_latest_known_values(rows, t, past_times):
+    """A future column's seasonal-change feature is its latest known value at the query minus the mean of
+    its latest known values at the season times (those with one), 0 when either is unknown."""
+    rows = sorted(rows, key=lambda r: r[0])
+    times = np.array([r[0] for r in rows])
+    values = np.array([np.nan if r[1] is None else r[1] for r in rows])[None, :, None]
+
+    class Layout:
+        time_unit, future_center, future_spread, future_rms, future_changes = 1.0, [0.0], [1.0], [1.0], True
+
+    def latest(at):
+        known = [v for u, v in zip(times, values[0, :, 0]) if u <= at and np.isfinite(v)]
+        return known[-1] if known else np.nan
+
+    track = future_track(times[None], values, np.array([len(times)]), Layout)
+    seasons = [np.array(past_times)[:, None]]  # one period, its season times (m, P=1)
+    got = future_features(track, Layout, np.array([0]), np.array([t]), np.array([t]), np.ones(1), seasons=seasons)
+    past = [latest(u) for u in past_times if np.isfinite(latest(u))]
+    expect = latest(t) - np.mean(past) if past and np.isfinite(latest(t)) else 0.0
+    assert got.shape[1] == 2 + 2 * len(TIME_CONSTANTS) + 1
+    np.testing.assert_allclose(got[0, -1], expect, rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,10 @@ Three kinds of inputs besides the targets (``docs/estimator.md#covariates``):
     ``tau`` of ``TIME_CONSTANTS`` time units: the state of a linear first-order system the column
     drives, such as a drug's concentration after doses;
   - and the part of each sum that arrived after the anchor (the last observed target),
-    ``S_tau(t) - S_tau(t_a) * exp(-(t - t_a) / tau)``: what moved the target since it was last seen.
+    ``S_tau(t) - S_tau(t_a) * exp(-(t - t_a) / tau)``: what moved the target since it was last seen;
+  - and per calendar period in use, the latest value's change from the mean of the latest values at
+    the season times the target's seasonal lags read (``smr_ts.data.forecast._season_times``): the
+    temperature now against the same hours of the last three days, next to the demand then.
 
   Training reads the same features from the training rows, so the model learns them on the
   history, where every value is known, as a forecast reads them from the query frame;
@@ -55,10 +58,11 @@ class FutureTrack:
         return FutureTrack(**{name: value[idx] for name, value in vars(self).items()})
 
 
-def n_future_features(n_future: int) -> int:
+def n_future_features(n_future: int, n_changes: int = 0) -> int:
     """Query features per layout: for each future-known column, its latest value, the time since it,
-    and two leaky sums per time constant."""
-    return n_future * (2 + 2 * len(TIME_CONSTANTS))
+    two leaky sums per time constant, and ``n_changes`` changes (from each calendar period's seasons;
+    0 for models saved before them)."""
+    return n_future * (2 + 2 * len(TIME_CONSTANTS) + n_changes)
 
 
 def future_scales(values: np.ndarray, observed: np.ndarray) -> tuple[list, list, list]:
@@ -124,23 +128,39 @@ def _sums_at(track: FutureTrack, series, t, unit: float, row: np.ndarray | None 
     return np.where((row >= 0)[:, None, None], sums * decay, 0.0)
 
 
+def _latest(track: FutureTrack, series: np.ndarray, t: np.ndarray, row: np.ndarray | None = None):
+    """(P, F) the latest known (standardised) value of each column at or before ``t`` (NaN: none) and its time."""
+    row = rows_at_or_before(track.time, track.lengths, series, t) if row is None else row
+    last = np.where((row >= 0)[:, None], track.last[series, np.maximum(row, 0)], -1)  # (P, F)
+    cols = np.arange(last.shape[1])[None, :]
+    value = np.where(last >= 0, track.value[series[:, None], np.maximum(last, 0), cols], np.nan)
+    when = np.where(last >= 0, track.time[series[:, None], np.maximum(last, 0)], np.nan)
+    return value, when
+
+
 def future_features(track: FutureTrack, layout, series: np.ndarray, t_anchor: np.ndarray,
-                    t_query: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+                    t_query: np.ndarray, ratio: np.ndarray, seasons=()) -> np.ndarray:
     """(P, n_future_features) what the future-known columns say about queries at relative ``t_query``
     of ``series`` whose anchors were observed at ``t_anchor`` (see the module docstring)."""
     unit = layout.time_unit
     row = rows_at_or_before(track.time, track.lengths, series, t_query)
-    last = np.where((row >= 0)[:, None], track.last[series, np.maximum(row, 0)], -1)  # (P, F)
-    cols = np.arange(last.shape[1])[None, :]
-    latest = np.where(last >= 0, track.value[series[:, None], np.maximum(last, 0), cols], 0.0)
-    since = np.where(last >= 0, t_query[:, None] - track.time[series[:, None], np.maximum(last, 0)], np.inf)
+    latest, when = _latest(track, series, t_query, row)
+    since = t_query[:, None] - when
     age = np.where(np.isfinite(since), np.log1p(np.maximum(since, 0) / unit), -1.0)  # -1: never known
     now = _sums_at(track, series, t_query, unit, row)
     t_anchor = np.where(np.isfinite(t_anchor), np.minimum(t_anchor, t_query), t_query)
     before = _sums_at(track, series, t_anchor, unit)
     carried = before * np.exp(-(t_query - t_anchor)[:, None, None] / (np.asarray(TIME_CONSTANTS) * unit))
     arrived = (now - carried).reshape(len(series), -1) * ratio[:, None]
-    return np.concatenate([np.nan_to_num(latest), age, now.reshape(len(series), -1), arrived], -1).astype(np.float32)
+    changes = []
+    if layout.future_changes:
+        for times in seasons:  # per period: the change from the mean of the seasons the target's lags read
+            past = np.stack([_latest(track, series, t)[0] for t in times])
+            found = np.isfinite(past)
+            mean = np.where(found, past, 0.0).sum(0) / np.maximum(found.sum(0), 1)
+            changes.append(np.where(found.any(0) & np.isfinite(latest), latest - mean, 0.0))
+    return np.concatenate([np.nan_to_num(latest), age, now.reshape(len(series), -1), arrived, *changes],
+                          -1).astype(np.float32)
 
 
 # ---------------------------------------------------------------- static columns

@@ -127,6 +127,8 @@ class ForecastLayout:
     future_rms: list = field(default_factory=list)
     static_spec: list = field(default_factory=list)  # see covariates.fit_static_spec
     level: list = field(default_factory=list)  # with covariates: the first target's mean and std over the training rows
+    # future-known columns' changes from the seasons the target's lags read (False: saved before them)
+    future_changes: bool = False
 
     @property
     def n_targets(self) -> int:
@@ -139,7 +141,8 @@ class ForecastLayout:
     def n_covariate_features(self) -> int:
         """The query features covariates add, last among them (:mod:`smr_ts.data.covariates`): the head's
         linear path reads them."""
-        return n_future_features(len(self.future_index)) + static_width(self.static_spec) + 3 * bool(self.level)
+        return (n_future_features(len(self.future_index), len(self.periods) if self.future_changes else 0)
+                + static_width(self.static_spec) + 3 * bool(self.level))
 
     @property
     def n_query_features(self) -> int:
@@ -259,18 +262,27 @@ def _latest_at(data: ForecastTensors, series, t) -> np.ndarray:
     return np.where((row >= 0)[:, None], data.anchor[series, np.maximum(row, 0)], np.nan)
 
 
+def _season_times(data: ForecastTensors, layout: ForecastLayout, series, k, t_query) -> list:
+    """Per calendar period p, the (``_SEASONS``, P) times ``t_query - (n + m) * p``, m < ``_SEASONS``, with the
+    smallest n >= 1 that keeps them at or before the cut (row ``k``): the seasons the lag features read."""
+    t_cut = data.time[series, k]
+    out = []
+    for p in layout.periods:
+        n = np.maximum(1.0, np.ceil((t_query - t_cut) / p))
+        out.append(np.stack([t_query - (n + m) * p for m in range(_SEASONS)]))
+    return out
+
+
 def _seasonal_lags(data: ForecastTensors, layout: ForecastLayout, series, k, t_query) -> list:
     """Per calendar period p, what the series did in the seasons before each query: the mean of
     the latest observed targets at or before ``t_query - n * p`` for the ``_SEASONS`` smallest
     n >= 1 that keep them at or before the cut, as a change from the anchor in the cut's scale,
     and the share of those seasons that had an observation. (A mean over seasons, not the
     seasonal-naive value alone: on noisy counts one season ago overfits.)"""
-    t_cut = data.time[series, k]
     anchor, scale = data.anchor[series, k], data.scale[series, k]
     parts = []
-    for p in layout.periods:
-        n = np.maximum(1.0, np.ceil((t_query - t_cut) / p))
-        values = np.stack([_latest_at(data, series, t_query - (n + m) * p) for m in range(_SEASONS)])
+    for times in _season_times(data, layout, series, k, t_query):
+        values = np.stack([_latest_at(data, series, t) for t in times])
         found = np.isfinite(values)
         mean = np.where(found, values, 0.0).sum(0) / np.maximum(found.sum(0), 1)
         parts += [np.nan_to_num(np.where(found.any(0), (mean - anchor) / scale, 0.0)), found.mean(0)]
@@ -317,7 +329,8 @@ def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.nda
     if layout.level:  # the covariates' features come last: the head's linear path reads them
         parts.append(_level_features(data, layout, series, k, ratio))
     if data.track is not None:
-        parts.append(future_features(data.track, layout, series, data.anchor_time[series, k, 0], t_query, ratio))
+        parts.append(future_features(data.track, layout, series, data.anchor_time[series, k, 0], t_query, ratio,
+                                     seasons=_season_times(data, layout, series, k, t_query)))
     if data.static is not None:
         parts.append(data.static[series])
     return np.concatenate(parts, -1).astype(np.float32)
@@ -497,7 +510,8 @@ def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon
                           fallback=fallback_scales(panel.values, panel.value_observed).tolist(), gap=float(median_gap),
                           future_index=fi, future_center=center, future_spread=spread, future_rms=rms,
                           static_spec=[list(s) for s in static_spec],
-                          level=_level(panel, target_index[0]) if (fi or static_spec) and len(panel.ids) > 1 else [])
+                          level=_level(panel, target_index[0]) if (fi or static_spec) and len(panel.ids) > 1 else [],
+                          future_changes=bool(fi))
 
 
 def _level(panel: SeriesPanel, column: int) -> list:
