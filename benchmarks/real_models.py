@@ -272,13 +272,16 @@ class SMRRow:
     """SMRForecaster through the public API: ``fit(train)``, then ``forecast(times=query)``.
 
     ``covariates=True``: the data set's covariates join the rows (``real_data.with_covariates``), as
-    future-known or static columns; the query rows then carry their known values."""
+    future-known or static columns; the query rows then carry their known values. ``"control"``: the
+    same data sets (NotApplicable elsewhere) without them."""
 
     def __init__(self, data, seed: int = 0, budget: dict | None = None, kwargs: dict | None = None):
         kwargs = dict(kwargs or {})
         self.covariates = kwargs.pop("covariates", False)
         self.data = data
-        self.kwargs = {**(covariate_settings(data) if self.covariates else {}), **kwargs, **(budget or {})}
+        reading = covariate_settings(data) if self.covariates else {}  # NotApplicable without covariates
+        self.covariates = self.covariates is True
+        self.kwargs = {**(reading if self.covariates else {}), **kwargs, **(budget or {})}
         self.seed = seed
         self.info = {}
 

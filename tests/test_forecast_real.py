@@ -151,6 +151,18 @@ def test_smr_rows_are_one_table_of_keyword_arguments():
         assert row in suite.SMR_ROWS and dataset in real_data.LOADERS and budget
 
 
+def test_the_covariate_section_measures_the_change_against_its_control():
+    """The covariate row's change is against the same settings without covariates, not against the default."""
+    rows = [("Quinidine", suite.DEFAULT, 2.0), ("Quinidine", suite.CONTROL, 2.2), ("Quinidine", suite.COVARIATES, 1.76),
+            ("Quinidine", "Last value", 2.0), ("bank_calls", suite.DEFAULT, 1.3), ("bank_calls", "Last value", 8.0)]
+    summary = pd.DataFrame(rows, columns=["dataset", "model", "scaled"])
+    lines = suite.covariate_section(summary, ["Quinidine", "bank_calls"])
+    row = [line for line in lines if line.startswith("| Quinidine")]
+    assert row == ["| Quinidine | 2.000 | 2.200 | 1.760 | -20.0 % | 0.88 (met, target <= 0.9) |"]
+    assert not any(line.startswith("| bank_calls") for line in lines)  # no covariate row there
+    assert suite.ROW_SETTINGS[(suite.CONTROL, "elecdemand")] == suite.ROW_SETTINGS[(suite.COVARIATES, "elecdemand")]
+
+
 def test_wilson_interval_brackets_the_share_and_narrows_with_n():
     lo, hi = suite.binomial_interval(80, 100)
     assert lo < 0.8 < hi and 0.70 < lo and hi < 0.88
