@@ -163,6 +163,18 @@ def test_the_covariate_section_measures_the_change_against_its_control():
     assert suite.ROW_SETTINGS[(suite.CONTROL, "elecdemand")] == suite.ROW_SETTINGS[(suite.COVARIATES, "elecdemand")]
 
 
+def test_the_control_row_runs_where_the_covariate_row_runs_without_the_covariates():
+    from types import SimpleNamespace
+
+    with pytest.raises(real_models.NotApplicable):
+        real_models.SMRRow(SimpleNamespace(name="plain", covariate_roles={}), kwargs={"covariates": "control"})
+    data = SimpleNamespace(name="with", covariate_roles={"future": ["temperature"]})
+    control = real_models.SMRRow(data, kwargs={"covariates": "control", "epochs": 60})
+    reading = real_models.SMRRow(data, kwargs={"covariates": True, "epochs": 60})
+    assert control.covariates is False and control.kwargs == {"epochs": 60}
+    assert reading.covariates is True and reading.kwargs["future_cols"] == ["temperature"]
+
+
 def test_wilson_interval_brackets_the_share_and_narrows_with_n():
     lo, hi = suite.binomial_interval(80, 100)
     assert lo < 0.8 < hi and 0.70 < lo and hi < 0.88
