@@ -403,7 +403,9 @@ def write_matched_section(args, runs, argv):
         *[f"- machine: {m}" for m in sorted({r.get("machine", "not recorded") for r in runs})],
         f"- written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         "", "### Test MSE x 1e-3", "",
-        "Mean +- std over seeds (one seed: its value). Bold: tested at the rate it was trained at.", "",
+        "Mean +- std over seeds (one seed: its value). Bold: tested at the rate it was trained at. s / epoch is wall "
+        "time with one torch thread on a machine other jobs shared, so it varies with their load, not only with the "
+        "model.", "",
         "| model | trained at | seeds | " + " | ".join(label.replace(" (train)", "") for label, _ in EVAL_RATES)
         + " | best epochs | s / epoch |",
         "|---|---|---|" + "---|" * (len(EVAL_RATES) + 2),
