@@ -56,13 +56,18 @@ def _record(config, rate, seed, mse, best_epoch=20, best_valid=1e-3):
             "seconds_per_epoch": 10.0, "machine": "test machine", "shift": labels}
 
 
+def _s5_runs():
+    """S5 at rates 0.5 and 0.25, two seeds each; seed 1 at 0.25 collapsed (best epoch 3 of 30)."""
+    return [_record("s5", 0.5, 0, [12e-3, 3e-3, 2e-3, 2e-3, 30e-3]),
+            _record("s5", 0.5, 1, [14e-3, 3e-3, 2e-3, 2e-3, 30e-3]),
+            _record("s5", 0.25, 0, [6e-3, 4e-3, 4e-3, 4e-3, 40e-3]),
+            _record("s5", 0.25, 1, [8e-3, 4e-3, 4e-3, 4e-3, 40e-3], best_epoch=3)]
+
+
 def test_matched_section_computes_shift_penalties_and_smr_ratios_and_keeps_the_page(tmp_path):
     bench = load_script(ROOT / "benchmarks" / "pendulum.py")
     runs = [
-        _record("s5", 0.5, 0, [12e-3, 3e-3, 2e-3, 2e-3, 30e-3]),
-        _record("s5", 0.5, 1, [14e-3, 3e-3, 2e-3, 2e-3, 30e-3]),
-        _record("s5", 0.25, 0, [6e-3, 4e-3, 4e-3, 4e-3, 40e-3]),
-        _record("s5", 0.25, 1, [8e-3, 4e-3, 4e-3, 4e-3, 40e-3], best_epoch=3),  # collapsed: best epoch 3 of 30
+        *_s5_runs(),
         _record("s5+smr", 0.5, 0, [10e-3, 1.5e-3, 2e-3, 2e-3, 45e-3]),
         _record("s5+smr", 0.25, 0, [5e-3, 4e-3, 4e-3, 4e-3, 40e-3]),
     ]
@@ -106,10 +111,7 @@ def test_matched_section_computes_shift_penalties_and_smr_ratios_and_keeps_the_p
 def test_matched_notes_are_computed_from_the_runs(tmp_path):
     bench = load_script(ROOT / "benchmarks" / "pendulum.py")
     runs = [
-        _record("s5", 0.5, 0, [12e-3, 3e-3, 2e-3, 2e-3, 30e-3]),
-        _record("s5", 0.5, 1, [14e-3, 3e-3, 2e-3, 2e-3, 30e-3]),
-        _record("s5", 0.25, 0, [6e-3, 4e-3, 4e-3, 4e-3, 40e-3]),
-        _record("s5", 0.25, 1, [8e-3, 4e-3, 4e-3, 4e-3, 40e-3], best_epoch=3),  # collapsed: best epoch 3 of 30
+        *_s5_runs(),
         _record("s5+smr", 0.5, 0, [10e-3, 1.5e-3, 2e-3, 2e-3, 45e-3]),
         _record("s5+smr", 0.5, 1, [5e-3, 1.5e-3, 2e-3, 2e-3, 45e-3]),
         _record("s5+smr", 0.25, 0, [8e-3, 4e-3, 4e-3, 4e-3, 40e-3]),

@@ -273,15 +273,15 @@ def _season_times(data: ForecastTensors, layout: ForecastLayout, series, k, t_qu
     return out
 
 
-def _seasonal_lags(data: ForecastTensors, layout: ForecastLayout, series, k, t_query) -> list:
+def _seasonal_lags(data: ForecastTensors, series, k, seasons: list) -> list:
     """Per calendar period p, what the series did in the seasons before each query: the mean of
-    the latest observed targets at or before ``t_query - n * p`` for the ``_SEASONS`` smallest
-    n >= 1 that keep them at or before the cut, as a change from the anchor in the cut's scale,
-    and the share of those seasons that had an observation. (A mean over seasons, not the
-    seasonal-naive value alone: on noisy counts one season ago overfits.)"""
+    the latest observed targets at or before the ``seasons`` times (:func:`_season_times`), as a
+    change from the anchor in the cut's scale, and the share of those seasons that had an
+    observation. (A mean over seasons, not the seasonal-naive value alone: on noisy counts one
+    season ago overfits.)"""
     anchor, scale = data.anchor[series, k], data.scale[series, k]
     parts = []
-    for times in _season_times(data, layout, series, k, t_query):
+    for times in seasons:
         values = np.stack([_latest_at(data, series, t) for t in times])
         found = np.isfinite(values)
         mean = np.where(found, values, 0.0).sum(0) / np.maximum(found.sum(0), 1)
@@ -316,6 +316,7 @@ def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.nda
     ahead = t_query - data.time[series, k]
     since_anchor = t_query[:, None] - data.anchor_time[series, k]
     gap_to_mean = (data.mean[series, k] - data.anchor[series, k]) / data.scale[series, k]
+    seasons = _season_times(data, layout, series, k, t_query)
     parts = [
         _phase_features(t_query + data.origin, layout.periods),
         np.log1p(np.maximum(ahead, 0) / layout.time_unit)[:, None],
@@ -323,14 +324,14 @@ def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.nda
         _phase_features(ahead / layout.time_unit, list(_AHEAD_PERIODS)),
         np.log1p(np.nan_to_num(np.maximum(since_anchor, 0), nan=0.0) / layout.time_unit),
         np.nan_to_num(gap_to_mean, nan=0.0),
-        *_seasonal_lags(data, layout, series, k, t_query),
+        *_seasonal_lags(data, series, k, seasons),
     ]
     ratio = _scale_ratio(data, layout, series, k) if layout.level or data.track is not None else None
     if layout.level:  # the covariates' features come last: the head's linear path reads them
         parts.append(_level_features(data, layout, series, k, ratio))
     if data.track is not None:
         parts.append(future_features(data.track, layout, series, data.anchor_time[series, k, 0], t_query, ratio,
-                                     seasons=_season_times(data, layout, series, k, t_query)))
+                                     seasons=seasons))
     if data.static is not None:
         parts.append(data.static[series])
     return np.concatenate(parts, -1).astype(np.float32)
