@@ -75,9 +75,9 @@ COVARIATE_SETTINGS = {
     # patients (2.021, last value) and reached 1.926 at 11 (3 seeds); validating on the last part of every
     # patient: 1.807.
     "Quinidine": {"validation_by": "time"},
-    # Learning what temperature does takes longer than 30 epochs: cut-offs 2014-04 and 2014-08, seed 0,
-    # MAE with covariates 0.290 and 0.233 at 30 epochs (best epochs 27, 23), 0.222 and 0.159 at 60 (33, 59);
-    # without: 0.272, 0.263 at 30, 0.269, 0.206 at 60.
+    # Learning what temperature does takes longer than 30 epochs: seed 0, MAE at cut-offs 2014-04 and 2014-08
+    # with covariates 0.290 and 0.233 at 30 epochs, 0.222 and 0.159 at 60; without: 0.272, 0.263 at 30, 0.269,
+    # 0.206 at 60 (benchmarks/forecast_variants.py's task_mae; the command in forecasting_design.md).
     "elecdemand": {"epochs": 60},
 }
 # Settings a row departs from the estimator's defaults with on one data set, shown beside its numbers.

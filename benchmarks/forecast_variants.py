@@ -2,7 +2,7 @@
 
 The quick loop for design choices (loss, learning rate, batch size, ...): each setting is fitted
 on every task of the chosen data sets, told the longest horizon of the task's query times, and
-scored by scaled MAE as in ``benchmarks/forecast_real.py``. It prints one JSON line per
+scored by scaled MAE as in ``benchmarks/forecast_real.py`` (and by MAE per task). It prints one JSON line per
 (setting, data set, seed) and writes nothing; the suite itself writes the results page.
 
     python benchmarks/forecast_variants.py '{"loss": "mae"}' '{"lr": 0.01}' --datasets Quinidine ChickWeight --seeds 0 1 2
@@ -51,7 +51,8 @@ def run(name: str, kwargs: dict, seed: int) -> dict:
         last_value_errors.append(suite.series_errors(train, query, last).assign(task=i))
     scaled, _ = suite.scaled_mae(pd.concat(model_errors))
     last_value, _ = suite.scaled_mae(pd.concat(last_value_errors))
-    return {"dataset": name, "kwargs": kwargs, "seed": seed, "scaled_mae": round(scaled, 4),
+    task_mae = [round(float((e["mae"] * e["n"]).sum() / e["n"].sum()), 4) for e in model_errors]  # MAE per cut-off
+    return {"dataset": name, "kwargs": kwargs, "seed": seed, "scaled_mae": round(scaled, 4), "task_mae": task_mae,
             "last_value": round(last_value, 4), "ratio": round(scaled / last_value, 4), "fit_s": round(fit_s, 1),
             "best_epoch": model.best_epoch_,
             "coverage": {lv: round(float(np.concatenate(v).mean()), 3) for lv, v in inside.items()}}
