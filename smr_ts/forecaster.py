@@ -182,8 +182,9 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         Columns of X at fit (only for DataFrames).
     target_names_ : list of str
     quantiles_ : tuple of float or None
-    calibration_ahead_, calibration_scores_ : ndarray
-        Forecasting: what calibrates ``forecast(level=...)`` (:mod:`smr_ts.intervals`).
+    calibration_ahead_, calibration_scores_, calibration_changes_ : ndarray
+        Forecasting: what calibrates ``forecast(level=...)`` (:mod:`smr_ts.intervals`): per held-out
+        pair, how far ahead, its score, and the observed changes behind its cut-off.
     stream_state_ : dict of Tensor
         Forecasting: each series' state after its last row, advanced by ``update`` (:mod:`smr_ts.streaming`).
 
@@ -330,7 +331,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
                            initial_candidate=forecasting, collective=collective)
         self.model_.to("cpu").eval()
         if forecasting:  # what calibrates forecast(level=...): the held-out part, forecast by the final network
-            self.calibration_ahead_, self.calibration_scores_ = calibration_residuals(
+            self.calibration_ahead_, self.calibration_scores_, self.calibration_changes_ = calibration_residuals(
                 self.model_, self.layout_, vars(self).pop("_calibration_source"), np.random.default_rng(seed + 3), device)
             # Each series' state after its last row, which forecast() continues and update() advances.
             self.stream_state_ = streaming.history_state(self.model_, self.layout_, self.history_panel_, device)

@@ -16,13 +16,19 @@ and grouped by time ahead, in the manner of Stankeviciute et al. (2021) for mult
    fairly, a series whose changes grow (a growth curve, rising volatility) is measured by its
    latest ones, and a forecast made at a quiet time of day is not measured by that quiet hour
    alone. At most ``MAX_PAIRS`` pairs are kept (a seeded random subset).
-2. **Bins of time ahead** (:func:`ahead_bins`): equal-count bins of the calibration pairs' time
-   ahead, at least ``MIN_PER_BIN`` pairs each and at most ``MAX_BINS`` bins, so a forecast far
-   ahead gets the spread of forecasts that far ahead.
-3. **An interval, at forecast** (:func:`interval_columns`): the point forecast plus and minus the
-   series' recent scale at its last row times the ``ceil((n + 1) * level / 100)``-th smallest of the ``n`` scores of the
-   query's bin (the finite-sample conformal quantile). When a bin has too few scores for a level
-   the interval is unbounded (infinite), with a warning, rather than too narrow.
+2. **Groups of history** (:func:`history_groups`): a cut-off with fewer than ``RECENT_CHANGES``
+   observed changes behind it measures its scale by those few, and one change can be close to zero,
+   so its scores have a heavier tail. Such short-history pairs calibrate short-history forecasts,
+   and the rest the rest (Mondrian conformal prediction, Vovk et al. 2005, ch. 4), wherever a group
+   holds ``MIN_PER_BIN`` scores; a smaller group borrows every pair's.
+3. **Bins of time ahead** (:func:`ahead_bins`): within a group, equal-count bins of the calibration
+   pairs' time ahead, at least ``MIN_PER_BIN`` pairs each and at most ``MAX_BINS`` bins, so a
+   forecast far ahead gets the spread of forecasts that far ahead.
+4. **An interval, at forecast** (:func:`interval_columns`): the point forecast plus and minus the
+   series' recent scale at its last row times the ``ceil((n + 1) * level / 100)``-th smallest of the
+   ``n`` scores of the query's group and bin (the finite-sample conformal quantile). When a bin has
+   too few scores for a level the interval is unbounded (infinite), with a warning, rather than too
+   narrow.
 
 Nothing here reads a DataFrame: the estimator hands in arrays and gets columns back.
 """
@@ -39,8 +45,8 @@ import torch
 from smr_ts.data.forecast import ForecastLayout, ForecastTensors, query_features, validation_origin
 
 __all__ = ["MAX_BINS", "MAX_PAIRS", "MIN_PER_BIN", "ahead_bins", "calibration_residuals", "calibration_source",
-           "check_levels", "conformal_quantile", "interval_columns", "interval_names", "quantile_names",
-           "recent_scale", "uncertainty_columns"]
+           "check_levels", "conformal_quantile", "history_groups", "interval_columns", "interval_names",
+           "observed_changes", "quantile_names", "recent_scale", "uncertainty_columns"]
 
 MAX_PAIRS = 4096  # calibration pairs kept at most: quantiles to about 1 % at the 95 % level
 MIN_PER_BIN = 100  # pairs per time-ahead bin at least (a 95 % bound needs 19; 100 makes it stable)
@@ -107,11 +113,13 @@ def _late(data: ForecastTensors) -> np.ndarray:
 
 
 def recent_scale(data: ForecastTensors, series: np.ndarray, k: np.ndarray, changes: int = RECENT_CHANGES,
-                 window: float = 0.0) -> np.ndarray:
+                 window: float = 0.0, prior: np.ndarray | None = None) -> np.ndarray:
     """(P, T): per (series, row ``k``), the mean absolute change between consecutive observed targets
     over the changes observed in the ``window`` (relative time) up to row ``k``, and over its last
     ``changes`` changes at least (fewer when there are fewer); the model's expanding scale
-    (``data.scale``) where there is no positive one."""
+    (``data.scale``) where there is no positive one. With ``prior`` (T,), a history of fewer than
+    ``changes`` changes counts it as one more change, as the model's own scale counts the training
+    series' typical one (``layout.fallback``): one change alone can be close to zero."""
     out = np.array(data.scale[series, k], dtype=np.float64)
     for s in np.unique(series):
         at = np.flatnonzero(series == s)
@@ -124,9 +132,30 @@ def recent_scale(data: ForecastTensors, series: np.ndarray, k: np.ndarray, chang
             # changes whose later observation lies in (t_cut - window, t_cut]
             in_window = last - np.maximum(np.searchsorted(data.time[s, observed], t_cut - window, side="right") - 1, 0)
             used = np.minimum(np.maximum(changes, in_window), last)
-            value = (total[last] - total[last - used]) / np.maximum(used, 1) if len(observed) else np.zeros(len(at))
+            summed = total[last] - total[last - used] if len(observed) else np.zeros(len(at))
+            if prior is not None:
+                few = used < changes
+                summed, used = summed + few * prior[j], used + few
+            value = summed / np.maximum(used, 1)
             out[at, j] = np.where((used > 0) & (value > 0), value, out[at, j])
     return out
+
+
+def target_prior(layout: ForecastLayout) -> np.ndarray:
+    """(T,) the training series' typical scale of each target (``layout.fallback``), the recent scale's prior."""
+    return np.asarray(layout.fallback, dtype=np.float64)[list(layout.target_index)]
+
+
+def observed_changes(data: ForecastTensors, series: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(P, T): per (series, row ``k``), the changes between consecutive observed targets up to row ``k``."""
+    counts = np.cumsum(np.isfinite(data.target), axis=1)  # (S, L, T) observed targets up to each row
+    return np.maximum(counts[series, k] - 1, 0)
+
+
+def history_groups(changes: np.ndarray) -> np.ndarray:
+    """Calibration groups of pairs or forecasts by the ``changes`` behind their cut-off: 1 where fewer
+    than ``RECENT_CHANGES`` (the recent scale rests on those few), else 0."""
+    return (np.asarray(changes) < RECENT_CHANGES).astype(np.int64)
 
 
 def _pairs(data: ForecastTensors, layout: ForecastLayout, first_cut: np.ndarray, rng: np.random.Generator):
@@ -159,18 +188,20 @@ def _pairs(data: ForecastTensors, layout: ForecastLayout, first_cut: np.ndarray,
 
 @torch.no_grad()
 def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.Generator, device,
-                          chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out forecasts' time ahead (raw units, (n,)) and scores (absolute errors in units of the
-    series' recent scale at the cut-off, (n, T), NaN where the query did not observe a target)."""
+                          chunk: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Held-out forecasts' time ahead (raw units, (n,)), scores (absolute errors in units of the
+    series' recent scale at the cut-off, (n, T), NaN where the query did not observe a target) and
+    the observed changes behind each cut-off ((n, T), :func:`observed_changes`)."""
     n_targets = layout.n_targets
+    nothing = np.zeros(0), np.zeros((0, n_targets)), np.zeros((0, n_targets), np.int64)
     if source is None:
-        return np.zeros(0), np.zeros((0, n_targets))
+        return nothing
     data, first_cut, *fallback = source
     series, k, q = _pairs(data, layout, first_cut, rng)
     if not len(series) and fallback:  # the later half of short held-out series held no pair: all of them
         series, k, q = _pairs(data, layout, fallback[0], rng)
     if not len(series):
-        return np.zeros(0), np.zeros((0, n_targets))
+        return nothing
     model = model.to(device).eval()
     h_cut = None  # (n, width) the backbone's output at each pair's cut-off
     try:
@@ -188,8 +219,9 @@ def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.
     finally:
         model.to("cpu")
     forecast = data.anchor[series, k] + data.scale[series, k] * point.cpu().double().numpy()
-    scores = np.abs(data.target[series, q] - forecast) / recent_scale(data, series, k, window=layout.horizon)
-    return data.time[series, q] - data.time[series, k], scores
+    scores = np.abs(data.target[series, q] - forecast) / recent_scale(data, series, k, window=layout.horizon,
+                                                                      prior=target_prior(layout))
+    return data.time[series, q] - data.time[series, k], scores, observed_changes(data, series, k)
 
 
 def ahead_bins(ahead: np.ndarray) -> np.ndarray:
@@ -212,25 +244,39 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
 
 
 def interval_columns(point: np.ndarray, scale: np.ndarray, ahead: np.ndarray, calibration_ahead: np.ndarray,
-                     calibration_scores: np.ndarray, levels: list, names: list[str]) -> dict:
+                     calibration_scores: np.ndarray, levels: list, names: list[str], changes: np.ndarray | None = None,
+                     calibration_changes: np.ndarray | None = None) -> dict:
     """Conformal intervals of forecasts ``point`` (n, T) made ``ahead`` (n,) after their series' last row
-    with scales ``scale`` (n, T): ``{column name: bounds}``, named by :func:`interval_names`."""
+    with scales ``scale`` (n, T): ``{column name: bounds}``, named by :func:`interval_names`. With the
+    observed ``changes`` (n, T) behind each forecast and ``calibration_changes`` behind each pair, each
+    :func:`history_groups` group calibrates its own forecasts where it holds ``MIN_PER_BIN`` scores
+    (without them, as models saved before the groups: one group)."""
     if not len(calibration_ahead):
         raise ValueError("level=...: this model has no calibration residuals: its fit held nothing out "
                          "(validation_fraction=0 and no validation_data), or the held-out part has no observation "
                          "within horizon of a cut-off; refit with validation_fraction > 0 (or a larger one)")
-    edges = ahead_bins(calibration_ahead)
-    cal_bin, query_bin = np.searchsorted(edges, calibration_ahead, "right"), np.searchsorted(edges, ahead, "right")
+    grouped = changes is not None and calibration_changes is not None
     columns = {}
     for j, name in enumerate(names):
+        finite = np.isfinite(calibration_scores[:, j])
+        cal_group = history_groups(calibration_changes[:, j]) if grouped else np.zeros(len(finite), np.int64)
+        query_group = history_groups(changes[:, j]) if grouped else np.zeros(len(point), np.int64)
         half = np.empty((len(point), len(levels)))
-        for b in np.unique(query_bin):
-            scores = calibration_scores[cal_bin == b, j]
-            half[query_bin == b] = [conformal_quantile(scores, lv) for lv in levels]
+        for g in np.unique(query_group):
+            own = finite & (cal_group == g)
+            use = own if own.sum() >= MIN_PER_BIN else finite  # a small group borrows every pair's scores
+            at = query_group == g
+            edges = ahead_bins(calibration_ahead[use])
+            cal_bin = np.searchsorted(edges, calibration_ahead[use], "right")
+            query_bin = np.searchsorted(edges, ahead[at], "right")
+            scores = calibration_scores[use, j]
+            group_half = np.empty((at.sum(), len(levels)))
+            for b in np.unique(query_bin):
+                group_half[query_bin == b] = [conformal_quantile(scores[cal_bin == b], lv) for lv in levels]
+            half[at] = group_half
         if np.isinf(half).any():
-            n = int(np.isfinite(calibration_scores[:, j]).sum())
             warnings.warn(f"level={levels}: a time-ahead bin of {name!r} has too few calibration residuals for the "
-                          f"highest level ({n} in all, in {len(edges) + 1} bins), so those bounds are infinite; "
+                          f"highest level ({int(finite.sum())} in all), so those bounds are infinite; "
                           "fit with more held-out data (validation_fraction, validation_data) or ask for a lower "
                           "level", UserWarning, stacklevel=4)
         width = half * scale[:, j, None]
@@ -250,7 +296,12 @@ def uncertainty_columns(est, point: np.ndarray, extra, data: ForecastTensors, se
     for j, name in enumerate(est.target_names_ if quantiles else ()):
         columns.update(zip(quantile_names(name, quantiles), extra[:, j].T))
     if levels is not None:
-        scale = recent_scale(data, series, data.lengths[series] - 1, window=est.layout_.horizon)
+        last = data.lengths[series] - 1
+        # Models saved before the prior and the groups (no calibration_changes_) forecast as they calibrated.
+        grouped = getattr(est, "calibration_changes_", None) is not None
+        scale = recent_scale(data, series, last, window=est.layout_.horizon,
+                             prior=target_prior(est.layout_) if grouped else None)
         columns.update(interval_columns(point, scale, ahead, getattr(est, "calibration_ahead_", np.zeros(0)),
-                                        getattr(est, "calibration_scores_", None), levels, est.target_names_))
+                                        getattr(est, "calibration_scores_", None), levels, est.target_names_,
+                                        observed_changes(data, series, last), getattr(est, "calibration_changes_", None)))
     return columns

@@ -68,6 +68,7 @@ FITTED_ATTRIBUTES = {
     "static_codes_": "array",
     "calibration_ahead_": "array",
     "calibration_scores_": "array",
+    "calibration_changes_": "array",
     "stream_state_": "tensors",
     "model_": "module",
 }
