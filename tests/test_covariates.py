@@ -172,6 +172,19 @@ def test_static_columns_and_a_static_frame_are_the_same_model():
     assert np.isfinite(updated).all()
 
 
+def test_the_level_block_comes_with_future_known_columns_only():
+    frame = static_panel()
+    kwargs = dict(d_model=8, state_size=8, n_layers=1, epochs=1, random_state=0)
+    static = SMRForecaster(static_cols=["group"], **kwargs).fit(frame.drop(columns=["size"]))
+    plain = SMRForecaster(**kwargs).fit(frame.drop(columns=["group", "size"]))
+    future = SMRForecaster(future_cols=["size"], **kwargs).fit(frame.drop(columns=["group"]))
+    assert static.layout_.level == [] and len(future.layout_.level) == 2
+    # the static model reads exactly the plain model's features plus the diet-like one-hot
+    assert static.layout_.n_query_features == plain.layout_.n_query_features + 2
+    single = SMRForecaster(future_cols=["size"], **kwargs).fit(frame[frame["unique_id"] == "s1"].drop(columns=["group"]))
+    assert single.layout_.level == []  # one series: its level against its own past only drifts
+
+
 def test_a_static_column_must_be_constant_per_series():
     frame = static_panel()
     frame.loc[3, "group"] = "up" if frame.loc[3, "group"] == "down" else "down"

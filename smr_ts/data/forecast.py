@@ -126,7 +126,7 @@ class ForecastLayout:
     future_spread: list = field(default_factory=list)
     future_rms: list = field(default_factory=list)
     static_spec: list = field(default_factory=list)  # see covariates.fit_static_spec
-    level: list = field(default_factory=list)  # with covariates: the first target's mean and std over the training rows
+    level: list = field(default_factory=list)  # with future-known columns: the first target's mean and std over the training rows
     # future-known columns' changes from the seasons the target's lags read (False: saved before them)
     future_changes: bool = False
 
@@ -295,13 +295,15 @@ def _scale_ratio(data: ForecastTensors, layout: ForecastLayout, series, k) -> np
 
 
 def _level_features(data: ForecastTensors, layout: ForecastLayout, series, k, ratio=None) -> np.ndarray:
-    """(P, 3) for models with covariates fitted on several series: the series' typical scale over its own
+    """(P, 3) for models with future-known columns fitted on several series: the series' typical scale over its own
     (clipped to [0.1, 10]), the anchor's level standardised over the training rows, and their product. An
     input moves a target by an amount in the target's units, which is that amount over the series' scale
     in the scaled units the head predicts in, and often in proportion to the level (a concentration decays
     towards zero, not towards its few observations' mean). On a single series the level relative to its
     own past only adds a drifting input (elecdemand seed 0 at commit 87bbc57, with it: scaled MAE 1.94;
-    without it, the suite's covariate row: 1.666 over 3 seeds)."""
+    without it, the suite's covariate row: 1.666 over 3 seeds). Static columns alone move nothing by an
+    amount, and there the level only lets the network fit growth by size (ChickWeight with its diet, 3 seeds:
+    scaled MAE 0.899 with it, 0.780 without; no covariates: 0.772)."""
     ratio = _scale_ratio(data, layout, series, k) if ratio is None else ratio
     z = np.nan_to_num((data.anchor[series, k, 0] - layout.level[0]) / layout.level[1])
     return np.stack([ratio, z, ratio * z], -1)
@@ -511,7 +513,7 @@ def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon
                           fallback=fallback_scales(panel.values, panel.value_observed).tolist(), gap=float(median_gap),
                           future_index=fi, future_center=center, future_spread=spread, future_rms=rms,
                           static_spec=[list(s) for s in static_spec],
-                          level=_level(panel, target_index[0]) if (fi or static_spec) and len(panel.ids) > 1 else [],
+                          level=_level(panel, target_index[0]) if fi and len(panel.ids) > 1 else [],
                           future_changes=bool(fi))
 
 
