@@ -95,7 +95,7 @@ def main(argv=None) -> dict:
     grid = {"d_model": [8, 16], "lr": [3e-3, 1e-2]} if args.quick else {"d_model": [16, 32], "lr": [3e-3, 1e-2]}
     search = GridSearchCV(base, grid, cv=TimeCutoffSplit(**TUNE), error_score="raise").fit(frame)
     cv_results = pd.DataFrame(search.cv_results_)
-    print(f"\nGridSearchCV with TimeCutoffSplit(horizon=5, cutoffs=[6, 10]): score = minus the mean scaled MAE")
+    print("\nGridSearchCV with TimeCutoffSplit(horizon=5, cutoffs=[6, 10]): score = minus the mean scaled MAE")
     for _, row in cv_results.iterrows():
         print(f"  d_model={row['param_d_model']:<3} lr={row['param_lr']:<6} {row['mean_test_score']:.4f} "
               f"+- {row['std_test_score']:.4f}")

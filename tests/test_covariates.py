@@ -181,7 +181,8 @@ def test_the_level_block_comes_with_future_known_columns_only():
     assert static.layout_.level == [] and len(future.layout_.level) == 2
     # the static model reads exactly the plain model's features plus the diet-like one-hot
     assert static.layout_.n_query_features == plain.layout_.n_query_features + 2
-    single = SMRForecaster(future_cols=["size"], **kwargs).fit(frame[frame["unique_id"] == "s1"].drop(columns=["group"]))
+    one = frame[frame["unique_id"] == "s1"].drop(columns=["group"])
+    single = SMRForecaster(future_cols=["size"], **kwargs).fit(one)
     assert single.layout_.level == []  # one series: its level against its own past only drifts
 
 

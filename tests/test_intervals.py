@@ -325,3 +325,21 @@ def test_held_out_series_without_a_late_pair_calibrate_from_all_their_cut_offs()
     held = pd.DataFrame({"unique_id": ["c"] * 3, "ds": [0.0, 1.0, 10.0], "y": [1.0, 2.0, 3.0]})  # late: t=10 only
     model = SMRForecaster(**TINY, epochs=1, horizon=2.0).fit(train, validation_data=held)
     np.testing.assert_allclose(model.calibration_ahead_, [1.0])  # the cut at t=0, its query at t=1
+
+
+def test_held_out_series_with_too_few_late_pairs_calibrate_from_all_their_cut_offs():
+    """Short held-out series (Quinidine's patients: 27 held out gave 3 late pairs on one seed, so every
+    interval was unbounded) lend every cut-off; long ones keep their later halves."""
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 30), "ds": np.tile(np.arange(30.0), 2),
+                          "y": rng.normal(size=60).cumsum()})
+    short = pd.DataFrame({"unique_id": np.repeat([f"c{i}" for i in range(30)], 4), "ds": np.tile([0.0, 1, 2, 3], 30),
+                          "y": rng.normal(size=120)})
+    model = SMRForecaster(**TINY, epochs=1, horizon=3.0).fit(train, validation_data=short)
+    # later halves: cuts at t=2 (queries 3) only, 30 pairs (< MIN_LATE_PAIRS); every cut: 3 + 2 + 1 per series
+    assert len(model.calibration_ahead_) == 6 * 30
+    long = pd.DataFrame({"unique_id": np.repeat([f"d{i}" for i in range(3)], 40), "ds": np.tile(np.arange(40.0), 3),
+                         "y": rng.normal(size=120)})
+    model = SMRForecaster(**TINY, epochs=1, horizon=3.0).fit(train, validation_data=long)
+    # later halves (cuts at t = 20..38, each with min(3, 39 - t) queries): 3 * 17 + 2 + 1 per series
+    assert len(model.calibration_ahead_) == 54 * 3
