@@ -12,8 +12,9 @@ and grouped by time ahead, in the manner of Stankeviciute et al. (2021) for mult
    from its start are smaller than those from its end. Where those later halves hold fewer than
    ``MIN_LATE_PAIRS`` pairs (a few short series), every cut-off of the held-out series serves.
    Each pair gives how far ahead it was and its **score**: the absolute error divided by the
-   series' recent scale at the cut-off (:func:`recent_scale`: the mean absolute change over the last ``horizon`` of its history, and
-   over its last ``RECENT_CHANGES`` changes at least), so that series of different sizes pool
+   series' recent scale at the cut-off (:func:`recent_scale`: the mean absolute change over the
+   last ``horizon`` of its history, and over its last ``RECENT_CHANGES`` changes at least, with
+   the typical series' change as a prior for short histories), so that series of different sizes pool
    fairly, a series whose changes grow (a growth curve, rising volatility) is measured by its
    latest ones, and a forecast made at a quiet time of day is not measured by that quiet hour
    alone. At most ``MAX_PAIRS`` pairs are kept (a seeded random subset).

@@ -126,7 +126,8 @@ class ForecastLayout:
     future_spread: list = field(default_factory=list)
     future_rms: list = field(default_factory=list)
     static_spec: list = field(default_factory=list)  # see covariates.fit_static_spec
-    level: list = field(default_factory=list)  # with future-known columns: the first target's mean and std over the training rows
+    # with future-known columns on several series: the first target's mean and std over the training rows
+    level: list = field(default_factory=list)
     # future-known columns' changes from the seasons the target's lags read (False: saved before them)
     future_changes: bool = False
 
@@ -295,8 +296,8 @@ def _scale_ratio(data: ForecastTensors, layout: ForecastLayout, series, k) -> np
 
 
 def _level_features(data: ForecastTensors, layout: ForecastLayout, series, k, ratio=None) -> np.ndarray:
-    """(P, 3) for models with future-known columns fitted on several series: the series' typical scale over its own
-    (clipped to [0.1, 10]), the anchor's level standardised over the training rows, and their product. An
+    """(P, 3) for models with future-known columns fitted on several series: the series' typical scale over
+    its own (clipped to [0.1, 10]), the anchor's level standardised over the training rows, and their product. An
     input moves a target by an amount in the target's units, which is that amount over the series' scale
     in the scaled units the head predicts in, and often in proportion to the level (a concentration decays
     towards zero, not towards its few observations' mean). On a single series the level relative to its
