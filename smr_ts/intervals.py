@@ -48,7 +48,7 @@ from smr_ts.data.forecast import ForecastLayout, ForecastTensors, query_features
 
 __all__ = ["MAX_BINS", "MAX_PAIRS", "MIN_LATE_PAIRS", "MIN_PER_BIN", "ahead_bins", "calibration_residuals",
            "calibration_source", "check_levels", "conformal_quantile", "history_groups", "interval_columns",
-           "interval_names", "observed_changes", "quantile_names", "recent_scale", "uncertainty_columns"]
+           "interval_names", "quantile_names", "recent_scale", "recent_scale_and_changes", "uncertainty_columns"]
 
 MAX_PAIRS = 4096  # calibration pairs kept at most: quantiles to about 1 % at the 95 % level
 MIN_PER_BIN = 100  # pairs per time-ahead bin at least (a 95 % bound needs 19; 100 makes it stable)
@@ -63,8 +63,8 @@ MAX_BINS = 8
 RECENT_CHANGES = 5
 LATE_HALF = 0.5  # held-out series serve as cut-offs from this share of their span on
 # Fewer late pairs than this, and every cut-off serves: 39 pairs bound a 97.5 % interval. Measured (3 seeds):
-# Quinidine's 27 held-out patients gave 3 to 19 late pairs (intervals unbounded on two seeds); ChickWeight's
-# 16 held-out chicks about 80, whose intervals covered 0.80 / 0.95, and 0.68 / 0.89 from every cut-off.
+# Quinidine's 14 held-out patients gave 3 to 19 late pairs (intervals unbounded on two seeds); ChickWeight's
+# 12 held-out chicks about 80, whose intervals covered 0.80 / 0.95, and 0.68 / 0.89 from every cut-off.
 MIN_LATE_PAIRS = 40
 
 
@@ -126,7 +126,16 @@ def recent_scale(data: ForecastTensors, series: np.ndarray, k: np.ndarray, chang
     (``data.scale``) where there is no positive one. With ``prior`` (T,), a history of fewer than
     ``changes`` changes counts it as one more change, as the model's own scale counts the training
     series' typical one (``layout.fallback``): one change alone can be close to zero."""
+    return recent_scale_and_changes(data, series, k, changes, window, prior)[0]
+
+
+def recent_scale_and_changes(data: ForecastTensors, series: np.ndarray, k: np.ndarray,
+                             changes: int = RECENT_CHANGES, window: float = 0.0,
+                             prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`recent_scale`, and (P, T) the changes between consecutive observed targets up to row
+    ``k`` (its history group, :func:`history_groups`), from the same pass."""
     out = np.array(data.scale[series, k], dtype=np.float64)
+    n_changes = np.zeros(out.shape, np.int64)
     for s in np.unique(series):
         at = np.flatnonzero(series == s)
         t_cut = data.time[s, k[at]]
@@ -134,7 +143,8 @@ def recent_scale(data: ForecastTensors, series: np.ndarray, k: np.ndarray, chang
             y = data.target[s, : data.lengths[s], j]
             observed = np.flatnonzero(np.isfinite(y))
             total = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(y[observed])))])  # changes up to each observation
-            last = np.maximum(np.searchsorted(observed, k[at], side="right") - 1, 0)
+            last = np.maximum(np.searchsorted(observed, k[at], side="right") - 1, 0)  # changes up to row k
+            n_changes[at, j] = last
             # changes whose later observation lies in (t_cut - window, t_cut]
             in_window = last - np.maximum(np.searchsorted(data.time[s, observed], t_cut - window, side="right") - 1, 0)
             used = np.minimum(np.maximum(changes, in_window), last)
@@ -144,18 +154,12 @@ def recent_scale(data: ForecastTensors, series: np.ndarray, k: np.ndarray, chang
                 summed, used = summed + few * prior[j], used + few
             value = summed / np.maximum(used, 1)
             out[at, j] = np.where((used > 0) & (value > 0), value, out[at, j])
-    return out
+    return out, n_changes
 
 
 def target_prior(layout: ForecastLayout) -> np.ndarray:
     """(T,) the training series' typical scale of each target (``layout.fallback``), the recent scale's prior."""
     return np.asarray(layout.fallback, dtype=np.float64)[list(layout.target_index)]
-
-
-def observed_changes(data: ForecastTensors, series: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """(P, T): per (series, row ``k``), the changes between consecutive observed targets up to row ``k``."""
-    counts = np.cumsum(np.isfinite(data.target), axis=1)  # (S, L, T) observed targets up to each row
-    return np.maximum(counts[series, k] - 1, 0)
 
 
 def history_groups(changes: np.ndarray) -> np.ndarray:
@@ -197,7 +201,7 @@ def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.
                           chunk: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Held-out forecasts' time ahead (raw units, (n,)), scores (absolute errors in units of the
     series' recent scale at the cut-off, (n, T), NaN where the query did not observe a target) and
-    the observed changes behind each cut-off ((n, T), :func:`observed_changes`)."""
+    the observed changes behind each cut-off ((n, T), :func:`recent_scale_and_changes`)."""
     n_targets = layout.n_targets
     nothing = np.zeros(0), np.zeros((0, n_targets)), np.zeros((0, n_targets), np.int64)
     if source is None:
@@ -205,9 +209,7 @@ def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.
     data, first_cut, *fallback = source
     series, k, q = _pairs(data, layout, first_cut, rng)
     if len(series) < MIN_LATE_PAIRS and fallback:  # short held-out series: their later halves hold too few pairs
-        every = _pairs(data, layout, fallback[0], rng)
-        if len(every[0]) > len(series):
-            series, k, q = every
+        series, k, q = _pairs(data, layout, fallback[0], rng)  # every cut-off (the later ones among them)
     if not len(series):
         return nothing
     model = model.to(device).eval()
@@ -227,9 +229,8 @@ def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.
     finally:
         model.to("cpu")
     forecast = data.anchor[series, k] + data.scale[series, k] * point.cpu().double().numpy()
-    scores = np.abs(data.target[series, q] - forecast) / recent_scale(data, series, k, window=layout.horizon,
-                                                                      prior=target_prior(layout))
-    return data.time[series, q] - data.time[series, k], scores, observed_changes(data, series, k)
+    scale, n_changes = recent_scale_and_changes(data, series, k, window=layout.horizon, prior=target_prior(layout))
+    return data.time[series, q] - data.time[series, k], np.abs(data.target[series, q] - forecast) / scale, n_changes
 
 
 def ahead_bins(ahead: np.ndarray) -> np.ndarray:
@@ -304,13 +305,12 @@ def uncertainty_columns(est, point: np.ndarray, extra, data: ForecastTensors, se
     for j, name in enumerate(est.target_names_ if quantiles else ()):
         columns.update(zip(quantile_names(name, quantiles), extra[:, j].T))
     if levels is not None:
-        last = data.lengths[series] - 1
         # Models saved before the prior and the groups (no calibration_changes_) forecast as they calibrated.
-        grouped = getattr(est, "calibration_changes_", None) is not None
-        scale = recent_scale(data, series, last, window=est.layout_.horizon,
-                             prior=target_prior(est.layout_) if grouped else None)
+        calibration_changes = getattr(est, "calibration_changes_", None)
+        prior = target_prior(est.layout_) if calibration_changes is not None else None
+        scale, n_changes = recent_scale_and_changes(data, series, data.lengths[series] - 1,
+                                                    window=est.layout_.horizon, prior=prior)
         columns.update(interval_columns(point, scale, ahead, getattr(est, "calibration_ahead_", np.zeros(0)),
                                         getattr(est, "calibration_scores_", None), levels, est.target_names_,
-                                        observed_changes(data, series, last),
-                                        getattr(est, "calibration_changes_", None)))
+                                        n_changes, calibration_changes))
     return columns
