@@ -13,8 +13,8 @@ and grouped by time ahead, in the manner of Stankeviciute et al. (2021) for mult
    ``MIN_LATE_PAIRS`` pairs (a few short series), every cut-off of the held-out series serves.
    Each pair gives how far ahead it was and its **score**: the absolute error divided by the
    series' recent scale at the cut-off (:func:`recent_scale`: the mean absolute change over the
-   last ``horizon`` of its history, and over its last ``RECENT_CHANGES`` changes at least, a
-   shorter history filling the missing ones with the typical series' change), so that series of different sizes pool
+   last ``horizon`` of its history, and over its last ``RECENT_CHANGES`` changes at least, with
+   the typical series' change as a prior for short histories), so that series of different sizes pool
    fairly, a series whose changes grow (a growth curve, rising volatility) is measured by its
    latest ones, and a forecast made at a quiet time of day is not measured by that quiet hour
    alone. At most ``MAX_PAIRS`` pairs are kept (a seeded random subset).
@@ -123,9 +123,9 @@ def recent_scale(data: ForecastTensors, series: np.ndarray, k: np.ndarray, chang
     """(P, T): per (series, row ``k``), the mean absolute change between consecutive observed targets
     over the changes observed in the ``window`` (relative time) up to row ``k``, and over its last
     ``changes`` changes at least (fewer when there are fewer); the model's expanding scale
-    (``data.scale``) where there is no positive one. With ``prior`` (T,), the training series' typical
-    change (``layout.fallback``), a history of fewer than ``changes`` changes fills the missing ones
-    with it: one or two observed changes can be close to zero, and the interval would shrink with them."""
+    (``data.scale``) where there is no positive one. With ``prior`` (T,), a history of fewer than
+    ``changes`` changes counts it as one more change, as the model's own scale counts the training
+    series' typical one (``layout.fallback``): one change alone can be close to zero."""
     return recent_scale_and_changes(data, series, k, changes, window, prior)[0]
 
 
@@ -149,8 +149,9 @@ def recent_scale_and_changes(data: ForecastTensors, series: np.ndarray, k: np.nd
             in_window = last - np.maximum(np.searchsorted(data.time[s, observed], t_cut - window, side="right") - 1, 0)
             used = np.minimum(np.maximum(changes, in_window), last)
             summed = total[last] - total[last - used] if len(observed) else np.zeros(len(at))
-            if prior is not None:  # the missing changes of a short history are the typical change
-                summed, used = summed + np.maximum(changes - used, 0) * prior[j], np.maximum(used, changes)
+            if prior is not None:
+                few = used < changes
+                summed, used = summed + few * prior[j], used + few
             value = summed / np.maximum(used, 1)
             out[at, j] = np.where((used > 0) & (value > 0), value, out[at, j])
     return out, n_changes
