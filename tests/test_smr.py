@@ -141,3 +141,23 @@ def test_s6_query_steps_read_the_history():
     assert y[:, 3:].abs().min() > 0
     # observed steps are unchanged by the fix: the same as running the observed prefix alone
     torch.testing.assert_close(y[:, :3], layer(u[:, :3], None, mask[:, :3]))
+
+
+def test_time_aware_gate_is_plain_smr_when_every_gap_is_one_unit():
+    # log(1) = 0: the gap weight adds nothing and gets no gradient, so on a regular grid of one time
+    # unit the time-aware gate trains exactly as plain SMR (the pendulum at sample rate 1 shows it).
+    torch.manual_seed(0)
+    timed, plain = SMRGate(4, kernel_size=3, use_gaps=True).double(), SMRGate(4, kernel_size=3).double()
+    plain.load_state_dict({k: v for k, v in timed.state_dict().items() if k != "gap_weight"})
+    with torch.no_grad():
+        timed.gap_weight.fill_(0.7)  # any weight: it multiplies log(1)
+    u = torch.randn(2, 9, 4, dtype=torch.float64)
+    ones = torch.ones(2, 9, dtype=torch.float64)
+    out = timed(u, ones)
+    assert torch.equal(out, plain(u, ones))
+    out.square().sum().backward()
+    assert torch.count_nonzero(timed.gap_weight.grad) == 0
+    # one longer gap, and it matters
+    dt = ones.clone()
+    dt[:, 5] = 3.0
+    assert not torch.allclose(timed(u, dt), plain(u, dt))
