@@ -44,7 +44,10 @@ PENDULUM_RECIPE = dict(
 # ``pendulum_forecaster(..., tuned=True)`` applies them. ODE-RNN: with the recipe 3 of 3 seeds collapse
 # in the first 4 epochs (gradient norms jump to 1e4 at the learning-rate peak); lr 0.003 with clipping
 # at norm 1, 0 of 3 (docs/results/pendulum_probe.md), then 2.72 +- 0.21 x1e-3 at the full budget.
-# The other backbones have had no probe yet (issue 16): they keep the recipe.
+# S5 and S5+SMR got the same probe (3 variants x 3 seeds x 4 epochs; docs/results/pendulum_probe_s5.md and
+# pendulum_probe_s5+smr.md): no variant collapsed, and the recipe had the lowest mean validation MSE after
+# 4 epochs (S5: 0.018 against 0.020 with clipping and 0.033 with lr 0.003 and clipping; S5+SMR: 0.021,
+# 0.028, 0.038), so they keep it. S6, S6+SMR and GRU-dt have had no probe yet (issue 16): they keep it too.
 PENDULUM_BACKBONE_SETTINGS = {
     "ode_rnn": dict(lr=0.003, grad_clip=1.0),
 }
