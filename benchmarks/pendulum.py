@@ -399,7 +399,8 @@ def write_matched_section(args, runs, argv):
         f"- runs file: `{rel(args.matched)}`, each run made by "
         f"`python benchmarks/pendulum.py --configs C --seeds S --train-rate R --epochs {epochs[0]} "
         f"--n-train {sizes[0][0]} --n-valid {sizes[0][1]} --n-test {sizes[0][2]} --shift --threads 1 --device cpu "
-        f"--results {rel(args.matched)} --no-report` (one run per command, up to two at once beside other jobs; runs made into another file join it through `--merge`)",
+        f"--results {rel(args.matched)} --no-report` (one run per command, up to two at once beside other jobs; "
+        "runs made into another file join it through `--merge`)",
         *[f"- machine: {m}" for m in sorted({r.get("machine", "not recorded") for r in runs})],
         f"- written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         "", "### Test MSE x 1e-3", "",
