@@ -21,6 +21,9 @@ models are small, so one GPU is used best by many concurrent runs.
     python benchmarks/pendulum.py --device cuda --jobs 18 --shift   # all configs x 3 seeds on one GPU
     python benchmarks/pendulum.py --report-only --merge other_machine.json   # add runs made elsewhere
     python benchmarks/pendulum.py --quick                    # smoke run of the whole pipeline
+    python benchmarks/pendulum.py --configs s6 s6+smr gru_dt --tuned   # each backbone's probe-chosen recipe
+
+``benchmarks/pendulum_device.sh`` runs the full-budget runs of the tuned recipes in one device call.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import torch
 
 from smr_ts.backbones import BACKBONES
 from smr_ts.datasets import make_pendulum
-from smr_ts.recipes import PENDULUM_PUBLISHED, collapsed_seeds, pendulum_forecaster, pendulum_mse
+from smr_ts.recipes import PENDULUM_BACKBONE_SETTINGS, PENDULUM_PUBLISHED, collapsed_seeds, pendulum_forecaster, pendulum_mse
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
 from _machine import cpu_model  # noqa: E402
 from _records import upsert_record  # noqa: E402
@@ -94,6 +97,9 @@ def parse_args(argv):
                    help="clip gradients to this norm (the recipe has no clipping; a departure from it)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate of the non-SSM parameters (the recipe's is 0.012; a departure from it)")
+    p.add_argument("--tuned", action="store_true",
+                   help="train each configuration with its backbone's probe-chosen departures from the recipe "
+                        "(smr_ts.recipes.PENDULUM_BACKBONE_SETTINGS); --lr and --grad-clip, when given, still win")
     p.add_argument("--progress", action="store_true", help="show a progress bar per fit (with --jobs: in each run's log)")
     p.add_argument("--jobs", type=int, default=1, help="train this many (config, seed) pairs at a time, one process each")
     p.add_argument("--merge", nargs="+", type=Path, default=[], metavar="JSON",
@@ -116,6 +122,14 @@ def parse_args(argv):
 
 
 DEPARTURES = ("lr", "grad_clip")  # settings a run may change from the recipe (None: the recipe's)
+
+
+def departures(args, config: str) -> dict:
+    """A configuration's departures from the recipe in this invocation, ``{name: value or None}``:
+    ``--lr`` and ``--grad-clip`` where given, else with ``--tuned`` its backbone's probe-chosen
+    settings (``PENDULUM_BACKBONE_SETTINGS``), else the recipe's (None)."""
+    tuned = PENDULUM_BACKBONE_SETTINGS.get(CONFIGS[config][0], {}) if getattr(args, "tuned", False) else {}
+    return {name: getattr(args, name) if getattr(args, name) is not None else tuned.get(name) for name in DEPARTURES}
 
 
 def run_key(record: dict) -> tuple:
@@ -148,6 +162,7 @@ def settings_key(args) -> str:
     clip = "" if args.grad_clip is None else f"_clip{args.grad_clip:g}"
     lr = "" if args.lr is None else f"_lr{args.lr:g}"
     rate = "" if args.train_rate == 0.5 else f"_rate{args.train_rate:g}"
+    rate += "_tuned" if args.tuned else ""
     return f"e{args.epochs}_n{args.n_train}-{args.n_valid}-{args.n_test}_d{args.data_seed}{lr}{clip}{rate}"
 
 
@@ -163,7 +178,8 @@ def main(argv=None):
         for record in json.loads(path.read_text()):
             save_run(results_path, record)
     runs = json.loads(results_path.read_text()) if results_path.exists() else []
-    done = {run_key(r)[:2] for r in runs if run_key(r)[2:] == (args.lr, args.grad_clip, args.train_rate)}
+    done = {run_key(r)[:2] for r in runs if r["config"] in CONFIGS
+            and run_key(r)[2:] == (*departures(args, r["config"]).values(), args.train_rate)}
 
     pending = [] if args.report_only else [(c, s) for c in args.configs for s in args.seeds if (c, s) not in done]
     if args.jobs > 1 and len(pending) > 1:
@@ -191,10 +207,11 @@ def train_runs(args, pending, results_path):
     for config, seed in pending:
         settings = config_settings(config)
         backbone = settings.pop("backbone")
+        changed = departures(args, config)
         model = pendulum_forecaster(backbone, **settings, epochs=args.epochs, random_state=seed, device=args.device,
-                                    grad_clip=args.grad_clip, verbose=int(args.progress),
+                                    grad_clip=changed["grad_clip"], verbose=int(args.progress),
                                     n_threads=args.threads or "auto",
-                                    **({} if args.lr is None else {"lr": args.lr}))
+                                    **({} if changed["lr"] is None else {"lr": changed["lr"]}))
         t0 = time.perf_counter()
         model.fit(X_train, y_train, validation_data=(X_valid, y_valid))
         fit_seconds = time.perf_counter() - t0
@@ -207,8 +224,8 @@ def train_runs(args, pending, results_path):
             "seconds_per_epoch": fit_seconds / len(model.history_),
             "parameters": sum(p.numel() for p in model.model_.parameters()),
             "device": args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"),
-            "grad_clip": args.grad_clip,
-            "lr": args.lr,
+            "grad_clip": changed["grad_clip"],
+            "lr": changed["lr"],
             "train_rate": args.train_rate,
             "sizes": [args.n_train, args.n_valid, args.n_test],
             "epochs": args.epochs,
@@ -230,7 +247,7 @@ def run_in_parallel(args, pending, results_path):
               "--threads", str(args.threads or 1), "--no-report"] + (["--shift"] if args.shift else []) \
         + ([] if args.grad_clip is None else ["--grad-clip", str(args.grad_clip)]) \
         + ([] if args.lr is None else ["--lr", str(args.lr)]) \
-        + (["--progress"] if args.progress else [])
+        + (["--tuned"] if args.tuned else []) + (["--progress"] if args.progress else [])
     queue, running = list(pending), []
     try:
         _drive(args, queue, running, parts, results_path, shared)

@@ -6,12 +6,14 @@ when the learning rate reaches its peak after the warm-up. This script trains ea
 epochs, and tabulates the validation MSE and the largest gradient norm (before clipping) of each
 epoch, so that recipes can be compared before committing hours to them.
 
-A variant is ``recipe`` or a comma-separated list of departures from it, ``lr=...`` (the non-SSM
-learning rate) and ``grad_clip=...``. The table goes to ``docs/results/pendulum_probe.md`` with
+A variant is ``recipe``, ``tuned`` (the backbone's probe-chosen settings in
+``smr_ts.recipes.PENDULUM_BACKBONE_SETTINGS``) or a comma-separated list of departures from the
+recipe, ``lr=...`` (the non-SSM learning rate) and ``grad_clip=...``. The table goes to ``docs/results/pendulum_probe.md`` with
 the command and the machine.
 
     python benchmarks/pendulum_probe.py --configs ode_rnn --seeds 0 1 2 --jobs 2
     python benchmarks/pendulum_probe.py --configs gru_dt --seeds 0 --variant recipe --variant grad_clip=1
+    python benchmarks/pendulum_probe.py --configs s6 --seeds 0 --variant recipe --variant tuned --stop-after 16
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 
 from smr_ts.callbacks import StopAfter
 from smr_ts.datasets import make_pendulum
-from smr_ts.recipes import pendulum_forecaster
+from smr_ts.recipes import PENDULUM_BACKBONE_SETTINGS, pendulum_forecaster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
 from _machine import cpu_model  # noqa: E402
@@ -40,14 +42,16 @@ COLLAPSED = 0.3
 
 
 def parse_variant(text: str) -> dict:
-    """``"recipe"`` -> {}; ``"lr=0.003,grad_clip=1"`` -> {"lr": 0.003, "grad_clip": 1.0}."""
+    """``"recipe"`` -> {}; ``"tuned"`` -> {"tuned": True}; ``"lr=0.003,grad_clip=1"`` -> {"lr": 0.003, "grad_clip": 1.0}."""
     if text == "recipe":
         return {}
+    if text == "tuned":
+        return {"tuned": True}
     settings = {}
     for part in text.split(","):
         name, _, value = part.partition("=")
         if name not in DEPARTURES or not value:
-            raise argparse.ArgumentTypeError(f"a variant is 'recipe' or name=value pairs of {list(DEPARTURES)}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"a variant is 'recipe', 'tuned' or name=value pairs of {list(DEPARTURES)}, got {text!r}")
         settings[name] = float(value)
     return settings
 
@@ -57,7 +61,7 @@ def parse_args(argv):
     p.add_argument("--configs", nargs="+", default=["ode_rnn"], choices=list(CONFIGS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variant", action="append", type=parse_variant, default=None,
-                   help="'recipe' or e.g. 'lr=0.003,grad_clip=1' (repeatable; default: recipe, grad_clip=1, "
+                   help="'recipe', 'tuned' or e.g. 'lr=0.003,grad_clip=1' (repeatable; default: recipe, grad_clip=1, "
                         "lr=0.003,grad_clip=1)")
     p.add_argument("--stop-after", type=int, default=4, help="epochs trained (of the --epochs schedule)")
     p.add_argument("--epochs", type=int, default=100, help="the schedule's length (the recipe's 100)")
@@ -75,7 +79,12 @@ def parse_args(argv):
     return args
 
 
-def describe(variant: dict) -> str:
+def describe(variant: dict, config: str | None = None) -> str:
+    """A variant's label: "recipe", "lr 0.003, grad_clip 1", or "tuned (grad_clip 1)" with the
+    configuration's chosen settings."""
+    if variant.get("tuned"):
+        chosen = PENDULUM_BACKBONE_SETTINGS.get(CONFIGS[config][0], {}) if config else {}
+        return f"tuned ({describe(chosen)})"
     return ", ".join(f"{k} {v:g}" for k, v in variant.items()) or "recipe"
 
 
@@ -103,7 +112,7 @@ def main(argv=None):
     else:
         results = [probe(c, v, s, args) for c, v, s in jobs]
     for r in results:
-        print(f"{r['config']} ({describe(r['variant'])}) seed {r['seed']}: valid MSE "
+        print(f"{r['config']} ({describe(r['variant'], r['config'])}) seed {r['seed']}: valid MSE "
               + " ".join(f"{v:.3f}" for v in r["valid_mse"]), flush=True)
     write_report(args, results, argv)
 
@@ -132,10 +141,10 @@ def write_report(args, results, argv):
         cells = [f"{v:.3f} ({g:.3g})" for v, g in zip(r["valid_mse"], r["grad_norm"])]
         cells += [""] * (args.stop_after - len(cells))
         verdict = "**collapsed**" if r["valid_mse"][-1] > COLLAPSED else ""
-        lines.append(f"| {r['config']} | {describe(r['variant'])} | {r['seed']} | " + " | ".join(cells) + f" | {verdict} |")
+        lines.append(f"| {r['config']} | {describe(r['variant'], r['config'])} | {r['seed']} | " + " | ".join(cells) + f" | {verdict} |")
     summary = {}
     for r in results:
-        key = (r["config"], describe(r["variant"]))
+        key = (r["config"], describe(r["variant"], r["config"]))
         summary.setdefault(key, []).append(r["valid_mse"][-1] > COLLAPSED)
     lines += ["", "| model | variant | collapsed seeds |", "|---|---|---|"]
     lines += [f"| {c} | {v} | {sum(flags)} of {len(flags)} |" for (c, v), flags in summary.items()]

@@ -132,11 +132,16 @@ def test_pendulum_probe_stops_the_full_schedule_early_and_tabulates_each_epoch(t
     probe = load_script(ROOT / "benchmarks" / "pendulum_probe.py")
     out = tmp_path / "probe.md"
     probe.main(["--configs", "gru_dt", "--seeds", "0", "--variant", "recipe", "--variant", "lr=0.003,grad_clip=1",
-                "--stop-after", "2", "--epochs", "50", "--n-train", "6", "--n-valid", "3", "--n-test", "3",
+                "--variant", "tuned", "--stop-after", "2", "--epochs", "50", "--n-train", "6", "--n-valid", "3", "--n-test", "3",
                 "--out", str(out)])
     rows = [line for line in out.read_text().splitlines() if line.startswith("| gru_dt |")]
-    assert len(rows) == 4  # two probes, then two summary rows
+    assert len(rows) == 6  # three probes, then three summary rows
     assert "lr 0.003, grad_clip 1" in rows[1] and rows[0].count("(") == 2  # two epochs, each with its gradient norm
+    # the tuned variant is GRU-dt's chosen settings, so it trains exactly as the explicit one
+    assert "| tuned (lr 0.003, grad_clip 1) |" in rows[2] and rows[2].split("|")[4:6] == rows[1].split("|")[4:6]
     assert probe.parse_variant("grad_clip=0.5") == {"grad_clip": 0.5}
+    assert probe.parse_variant("tuned") == {"tuned": True}
+    assert probe.describe({"tuned": True}, "s6+smr") == "tuned (grad_clip 1)"
+    assert probe.describe({"tuned": True}, "s5") == "tuned (recipe)"
     with pytest.raises(Exception, match="variant"):
         probe.parse_variant("momentum=0.9")

@@ -1,6 +1,8 @@
 """Issue 16: the collapse rule, training at another sample rate, and the matched-rate section of the page."""
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,20 @@ def test_training_rate_is_a_setting_of_the_run_and_its_test_rate(tmp_path):
     assert runs[1]["test_mse"] == pytest.approx(runs[1]["shift"]["rate 0.5 (train)"], rel=1e-6)
     assert runs[0]["test_mse"] != pytest.approx(runs[1]["test_mse"], rel=1e-3)
     assert (runs[0]["sizes"], runs[0]["epochs"]) == ([6, 3, 3], 1)
+
+
+def test_tuned_runs_take_each_backbones_chosen_departures_and_are_runs_of_their_own(tmp_path, monkeypatch):
+    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
+    monkeypatch.setitem(bench.PENDULUM_BACKBONE_SETTINGS, "gru_dt", {"lr": 0.005, "grad_clip": 2.0})
+    results = tmp_path / "runs.json"
+    base = ["--configs", "gru_dt", "s5", "--seeds", "0", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
+            "--n-test", "3", "--threads", "1", "--results", str(results), "--no-report"]
+    bench.main(base)  # the recipe
+    bench.main(base + ["--tuned"])  # gru_dt's departures: a new run; s5 has none, so its recipe run is done
+    bench.main(base + ["--tuned", "--grad-clip", "0.5"])  # an explicit departure wins over the tuned one
+    runs = json.loads(results.read_text())
+    assert [(r["config"], r["lr"], r["grad_clip"]) for r in runs] == [
+        ("gru_dt", None, None), ("s5", None, None), ("gru_dt", 0.005, 2.0), ("gru_dt", 0.005, 0.5), ("s5", None, 0.5)]
 
 
 def _record(config, rate, seed, mse, best_epoch=20, best_valid=1e-3):
@@ -165,3 +181,14 @@ def test_matched_notes_are_computed_from_the_runs(tmp_path):
     text = page.read_text()
     assert "### Notes" in text and "**Missing**" in text
     assert "  - at rate 0.25: s5+smr+gaps 5.00 < s5 7.00 < s5+smr 8.00 x1e-3 (seed means), the gate is the best" in text
+
+
+def test_device_script_runs_the_tuned_recipes_at_a_tiny_size(tmp_path):
+    # benchmarks/pendulum_device.sh is meant for one device call; its arguments after the script's own win,
+    # which is how it is tried on a CPU first (one GRU-dt run here).
+    env = {**os.environ, "OUT": str(tmp_path)}
+    subprocess.run(["bash", str(ROOT / "benchmarks" / "pendulum_device.sh"), "--device", "cpu", "--configs", "gru_dt",
+                    "--seeds", "0", "--jobs", "1", "--epochs", "1", "--n-train", "6", "--n-valid", "3", "--n-test", "3"],
+                   env=env, check=True, capture_output=True)
+    [run] = json.loads((tmp_path / "pendulum_tuned_e100.json").read_text())
+    assert (run["config"], run["lr"], run["grad_clip"], run["epochs"], run["sizes"]) == ("gru_dt", 0.003, 1.0, 1, [6, 3, 3])

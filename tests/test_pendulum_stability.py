@@ -5,11 +5,18 @@ cosine) on the benchmark's data (2000/1000 sequences, data seed 0), as
 ``benchmarks/pendulum_probe.py`` does, and checks that the model learns past the learning-rate
 peak, where the collapsed runs failed. Only validation numbers are read.
 
-ODE-RNN is the one backbone with a probe-chosen recipe (``PENDULUM_BACKBONE_SETTINGS``): under
-S5's recipe its seeds 0, 1 and 2 all collapsed in the first 4 epochs (validation MSE back to about
-0.41, the gradient norm at 1e4 at the peak; ``docs/results/pendulum_probe.md``). S6, S6+SMR and
-GRU-dt collapsed later in their full runs (best epochs 13, 6 and 70, on a GPU) and have no
-probe-chosen recipe yet (issue 16), so they have no test here.
+The backbones with a probe-chosen recipe (``PENDULUM_BACKBONE_SETTINGS``), on the seeds that failed:
+
+- ODE-RNN: under S5's recipe its seeds 0, 1 and 2 all collapsed in the first 4 epochs (validation
+  MSE back to about 0.41, the gradient norm at 1e4 at the peak; ``docs/results/pendulum_probe.md``).
+- S6 and S6+SMR (clipping at norm 1): S6 seed 1 and S6+SMR seed 0 stopped improving early in their
+  full runs under S5's recipe (best epochs 13 and 6, on a GPU); S6 seed 0 was still at 0.17 after
+  4 epochs of the recipe on this CPU (``docs/results/pendulum_probe_s6.md``), the one probe run that
+  fails these tests' checks. A GPU run and a CPU run of one seed do not follow the same path, so the
+  GPU's failed seeds are tested for what they are: seeds that failed once.
+- GRU-dt (lr 0.003, clipping at norm 1): seed 0 never went below 0.22 in its full run under S5's
+  recipe (a GPU); on this CPU it was at 0.257 after 4 epochs of the recipe and 0.249 with clipping
+  alone (``docs/results/pendulum_probe_gru_dt.md``).
 
 One test takes about 3 minutes on one CPU core.
 """
@@ -36,12 +43,35 @@ def pendulum():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ode_rnn_with_its_recipe_learns_past_the_learning_rate_peak(pendulum, seed):
     assert PENDULUM_BACKBONE_SETTINGS["ode_rnn"] == {"lr": 0.003, "grad_clip": 1.0}
-    model = pendulum_forecaster("ode_rnn", tuned=True, random_state=seed, device="cpu",
-                                callbacks=[StopAfter(EPOCHS)])
-    model.fit(*pendulum.to_frame("train"), validation_data=pendulum.to_frame("valid"))
-    valid = [h["valid_mse"] for h in model.history_]
-    assert len(valid) == EPOCHS and all(math.isfinite(v) for v in valid)
+    valid = _probe(pendulum, "ode_rnn", False, seed)
     # It learns, and it does not fall back after the peak: every epoch after the first improves on
     # the first, and the last is far below what a model that has learnt nothing scores.
     assert valid[-1] < 0.1 * LEARNT_NOTHING, valid
     assert max(valid[1:]) < valid[0], valid
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("smr, seed", [(False, 0), (False, 1), (True, 0)])
+def test_s6_with_its_recipe_learns_past_the_learning_rate_peak(pendulum, smr, seed):
+    assert PENDULUM_BACKBONE_SETTINGS["s6"] == {"grad_clip": 1.0}
+    valid = _probe(pendulum, "s6", smr, seed)
+    assert valid[-1] < 0.1 * LEARNT_NOTHING, valid
+    assert max(valid[1:]) < valid[0], valid
+
+
+@pytest.mark.slow
+def test_gru_dt_with_its_recipe_learns_past_the_learning_rate_peak(pendulum):
+    assert PENDULUM_BACKBONE_SETTINGS["gru_dt"] == {"lr": 0.003, "grad_clip": 1.0}
+    valid = _probe(pendulum, "gru_dt", False, 0)
+    assert valid[-1] < 0.1 * LEARNT_NOTHING, valid
+    assert max(valid[1:]) < valid[0], valid
+
+
+def _probe(pendulum, backbone, smr, seed):
+    """Validation MSE of the first ``EPOCHS`` epochs of the full schedule, with the backbone's recipe."""
+    model = pendulum_forecaster(backbone, smr=smr, tuned=True, random_state=seed, device="cpu",
+                                callbacks=[StopAfter(EPOCHS)])
+    model.fit(*pendulum.to_frame("train"), validation_data=pendulum.to_frame("valid"))
+    valid = [h["valid_mse"] for h in model.history_]
+    assert len(valid) == EPOCHS and all(math.isfinite(v) for v in valid)
+    return valid
