@@ -34,6 +34,7 @@ def test_pendulum_example_runs_end_to_end(tmp_path, capsys, monkeypatch):
     assert re.search(rf"S5\+SMR \(smr_ts, this run: 8 train seqs, 1 epochs\)\s+{mean:.2f} \+- {std:.2f}\s+2", printed)
     assert "S5 paper, App. F.3, Table 9" in printed and "3.41 +- 0.27" in printed
     assert "each 50 frames observed at irregular times among frames 0-99" in printed
+    assert "\nrecipe: S5's\n" in printed  # S5 keeps the published recipe
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -48,6 +49,19 @@ def test_pendulum_example_runs_end_to_end(tmp_path, capsys, monkeypatch):
     assert f"{out['test_mse'][0] * 1e3:.2f} (1 seed)" in row and "+-" not in row
     pytest.importorskip("matplotlib")
     assert plot.stat().st_size > 10_000
+
+
+def test_pendulum_example_trains_each_backbone_with_its_chosen_settings_unless_asked_not_to(capsys):
+    example = load_script(ROOT / "examples" / "pendulum_regression.py")
+    sizes = ["--n-train", "4", "--n-valid", "2", "--n-test", "2", "--epochs", "1", "--verbose", "0", "--plot", ""]
+    out = example.main(sizes + ["--backbone", "s6", "--smr"])
+    assert (out["model"].grad_clip, out["model"].lr) == (1.0, 0.012)
+    assert "recipe: S5's, with S6+SMR's chosen grad_clip 1\n" in capsys.readouterr().out
+    out = example.main(sizes + ["--backbone", "s6", "--smr", "--s5-recipe"])
+    assert (out["model"].grad_clip, out["model"].lr) == (None, 0.012)
+    assert "recipe: S5's\n" in capsys.readouterr().out
+    out = example.main(sizes + ["--backbone", "gru_dt", "--grad-clip", "2"])  # an explicit setting wins
+    assert (out["model"].grad_clip, out["model"].lr) == (2.0, 0.003)
 
 
 def test_pendulum_plot_has_a_title_with_the_mse_a_legend_for_the_shades_and_frames_on_x(tmp_path, monkeypatch):
