@@ -112,6 +112,9 @@ def parse_args(argv):
                         "several rates, each tested at every rate; --note lines go into the section)")
     p.add_argument("--full-runs", type=Path, default=ROOT / "docs" / "results" / "pendulum_runs_e100.json",
                    help="with --matched: the full-budget runs file, also checked for collapsed seeds")
+    p.add_argument("--stability-runs", type=Path, default=ROOT / "docs" / "results" / "pendulum_reduced_tuned_runs.json",
+                   help="with --matched: runs of other backbones at the section's budget with their chosen recipes "
+                        "(--tuned), also checked for collapsed seeds (skipped when the file does not exist)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "pendulum.md")
     args = p.parse_args(argv)
     if args.quick:
@@ -391,6 +394,9 @@ def write_matched_section(args, runs, argv):
     if len(sizes) > 1 or len(epochs) > 1:  # one budget per section: never mix budgets in one row
         raise ValueError(f"the runs file mixes budgets: sizes {sizes}, epochs {epochs}")
     rel = lambda path: path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path  # noqa: E731
+    stability = json.loads(args.stability_runs.read_text()) if args.stability_runs and args.stability_runs.exists() else []
+    if stability and ({tuple(r["sizes"]) for r in stability} != set(sizes) or {r["epochs"] for r in stability} != set(epochs)):
+        raise ValueError(f"{args.stability_runs} is not at the budget of {args.matched}: never mix budgets in one table")
     by = {}  # (config, train rate) -> runs by seed
     for r in runs:
         by.setdefault((r["config"], r["train_rate"]), {})[r["seed"]] = r
@@ -418,7 +424,14 @@ def write_matched_section(args, runs, argv):
         f"--n-train {sizes[0][0]} --n-valid {sizes[0][1]} --n-test {sizes[0][2]} --shift --threads 1 --device cpu "
         f"--results {rel(args.matched)} --no-report` (one run per command, up to two at once beside other jobs; "
         "runs made into another file join it through `--merge`)",
-        *[f"- machine: {m}" for m in sorted({r.get("machine", "not recorded") for r in runs})],
+        *([f"- the collapse table's rows with departures from the recipe (lr, clip): other backbones at the same "
+           f"budget with their probe-chosen recipes (`smr_ts.recipes.PENDULUM_BACKBONE_SETTINGS`), runs file "
+           f"`{rel(args.stability_runs)}`, made by `python benchmarks/pendulum.py --configs "
+           f"{' '.join(sorted({r['config'] for r in stability}, key=list(CONFIGS).index))} --seeds "
+           f"{' '.join(map(str, sorted({r['seed'] for r in stability})))} --tuned --epochs {epochs[0]} "
+           f"--n-train {sizes[0][0]} --n-valid {sizes[0][1]} --n-test {sizes[0][2]} --threads 1 --device cpu --jobs 2 "
+           f"--results FILE --no-report`, then copied there"] if stability else []),
+        *[f"- machine: {m}" for m in sorted({r.get("machine", "not recorded") for r in runs + stability})],
         f"- written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         "", "### Test MSE x 1e-3", "",
         "Mean +- std over seeds (one seed: its value). Bold: tested at the rate it was trained at. s / epoch is wall "
@@ -492,12 +505,13 @@ def write_matched_section(args, runs, argv):
     if args.full_runs and args.full_runs.exists():
         lines += collapse_rows(json.loads(args.full_runs.read_text()), "full")
     lines += collapse_rows(runs, "reduced")
+    lines += collapse_rows(stability, "reduced")
     full_runs = json.loads(args.full_runs.read_text()) if args.full_runs and args.full_runs.exists() else []
     lines += ["", "### Notes", "",
               "Computed from the runs file by the command above (no number in them is typed by hand); the tables "
               "hold every value they cite. Ratios are of seed means; \"per seed\" ranges are the per-seed ratios, "
               "for the seeds present in both.", ""]
-    lines += [n if n.startswith("  - ") else f"- {n}" for n in matched_notes(by, epochs[0], full_runs)]
+    lines += [n if n.startswith("  - ") else f"- {n}" for n in matched_notes(by, epochs[0], full_runs, stability)]
     lines += [f"- {note}" for note in args.note]
     section = "\n".join(lines) + "\n"
     text = args.out.read_text() if args.out.exists() else ""
@@ -560,9 +574,10 @@ def _consistent(paired) -> bool:
     return len(paired) > 1 and (all(v < 1 for v in paired) or all(v > 1 for v in paired))
 
 
-def matched_notes(by: dict, epochs: int, full_runs=()) -> list[str]:
+def matched_notes(by: dict, epochs: int, full_runs=(), stability=()) -> list[str]:
     """The matched-rate section's notes, every number computed from the runs: ``by`` maps
-    (configuration, training rate) to {seed: run}. One markdown list item per string; a string that
+    (configuration, training rate) to {seed: run}; ``stability``, runs of other backbones at the same
+    budget with their chosen recipes. One markdown list item per string; a string that
     starts with "  - " is a sub-item of the one before."""
     notes = []
     runs = [r for seeds in by.values() for r in seeds.values()]
@@ -703,6 +718,15 @@ def matched_notes(by: dict, epochs: int, full_runs=()) -> list[str]:
     if small:
         text += (" With fewer than 3 seeds the median part of the rule cannot flag a seed, only the early-epoch part "
                  f"applies: {', '.join(small)}.")
+    if stability:
+        flagged = []
+        for group in groups(stability):
+            rows = sorted((r for r in stability if run_group(r) == group), key=lambda r: r["seed"])
+            flags = collapsed_seeds([r["best_valid_mse"] for r in rows], [r["best_epoch"] for r in rows], epochs)
+            flagged += [f"{group_label(group).removeprefix('smr_ts ')} seed {r['seed']}" for r, f in zip(rows, flags) if f]
+        best = [r["best_epoch"] for r in stability]
+        text += (f" Reduced budget, other backbones with their chosen recipes: {len(flagged)} of {len(stability)} runs "
+                 f"flagged" + (f" ({', '.join(flagged)})" if flagged else "") + f"; best epochs {min(best)}-{max(best)}.")
     if full_runs:
         full_flags = []
         for group in groups(full_runs):

@@ -91,7 +91,7 @@ def test_matched_section_computes_shift_penalties_and_smr_ratios_and_keeps_the_p
     matched.write_text(json.dumps(runs))
     page.write_text("# Pendulum regression results\n\nthe full table\n\n## Sampling shift\n\nthe shift table\n")
     argv = ["--matched", str(matched), "--out", str(page), "--full-runs", str(tmp_path / "none.json"),
-            "--note", "SMR helps here"]
+            "--stability-runs", str(tmp_path / "none.json"), "--note", "SMR helps here"]
     bench.main(argv)
     text = page.read_text()
     assert text.startswith("# Pendulum regression results\n\nthe full table\n\n## Sampling shift\n\nthe shift table\n")
@@ -121,6 +121,28 @@ def test_matched_section_computes_shift_penalties_and_smr_ratios_and_keeps_the_p
     runs.append({**_record("s6", 0.5, 0, [1e-3] * 5), "epochs": 100})  # another budget in the same file
     matched.write_text(json.dumps(runs))
     with pytest.raises(ValueError, match="mixes budgets"):
+        bench.main(argv)
+
+
+def test_other_backbones_runs_with_their_chosen_recipes_join_the_collapse_table_at_the_same_budget(tmp_path):
+    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
+    matched, stability, page = tmp_path / "matched.json", tmp_path / "tuned.json", tmp_path / "pendulum.md"
+    matched.write_text(json.dumps(_s5_runs()))
+    tuned = [{**_record("gru_dt", 0.5, seed, [1e-3] * 5, best_epoch=best), "lr": 0.003, "grad_clip": 1.0}
+             for seed, best in ((0, 25), (1, 4), (2, 28))]
+    for r in tuned:
+        del r["shift"]  # the recurrent baselines have no shift evaluation
+    stability.write_text(json.dumps(tuned))
+    argv = ["--matched", str(matched), "--out", str(page), "--full-runs", str(tmp_path / "none.json"),
+            "--stability-runs", str(stability)]
+    bench.main(argv)
+    text = page.read_text()
+    assert "| reduced | gru_dt (lr 0.003, clip 1) | 3 | 1 | 1 (best epoch 4, best valid 1.00e-3) |" in text
+    assert "--configs gru_dt --seeds 0 1 2 --tuned --epochs 30 --n-train 1000" in text
+    assert "other backbones with their chosen recipes: 1 of 3 runs flagged (gru_dt (lr 0.003, clip 1) seed 1); " \
+           "best epochs 4-28." in text
+    stability.write_text(json.dumps([{**r, "epochs": 100} for r in tuned]))  # another budget: refused
+    with pytest.raises(ValueError, match="never mix budgets"):
         bench.main(argv)
 
 
