@@ -54,11 +54,15 @@ PENDULUM_RECIPE = dict(
 #   0.017 against 0.024 and 0.019). Under the recipe the largest gradient norm of an epoch reaches 100-143 on
 #   the seeds that learn (51-93 before clipping with clipping).
 #   Under the recipe at the full budget S6 seeds 1 and 2 and S6+SMR seed 0 stopped improving at epochs 13,
-#   18 and 6 (a GPU, docs/results/pendulum.md).
+#   18 and 6 (a GPU, docs/results/pendulum.md). Over 16 epochs on seed 0 (docs/results/pendulum_probe_long.md)
+#   the recipe's S6 recovers from its stall by epoch 5 (0.011 at epoch 15, clipped 0.006) and S6+SMR does not
+#   stall on this CPU (0.006, clipped 0.007): clipping removes the slow start; the GPU's later stalls are not
+#   reproduced on a CPU, so whether it prevents them needs the full-budget runs (benchmarks/pendulum_device.sh).
 # - GRU-dt: lr 0.003 with clipping at norm 1, as ODE-RNN. After 4 epochs the recipe was still at 0.257 /
 #   0.139 / 0.160, clipping alone left seed 0 at 0.249 (0.025 and 0.018 on seeds 1-2), and lr 0.003 with
 #   clipping reached 0.030 / 0.025 / 0.033 (mean 0.029, against 0.185 and 0.097). Under the recipe at the
-#   full budget seed 0 never went below 0.22.
+#   full budget seed 0 never went below 0.22; on this CPU, under the recipe, 0.224-0.240 from epoch 4 to 15
+#   (with lr 0.003 and clipping 0.011 at epoch 15).
 PENDULUM_BACKBONE_SETTINGS = {
     "ode_rnn": dict(lr=0.003, grad_clip=1.0),
     "s6": dict(grad_clip=1.0),
