@@ -31,6 +31,9 @@ from smr_ts.recipes import PENDULUM_BACKBONE_SETTINGS, pendulum_forecaster
 
 # Validation MSE of a model that has learnt nothing: (sin, cos) of a uniform angle has variance 1/2.
 LEARNT_NOTHING = 0.3
+# Learnt past the peak: after 4 epochs the failed runs sat at 0.17-0.41 (S6's recipe on seed 0 0.170,
+# GRU-dt's 0.257 and 0.249 with clipping alone, ODE-RNN's 0.41), the chosen recipes at 0.013-0.030.
+LEARNT = 0.2 * LEARNT_NOTHING
 EPOCHS = 4  # past the learning-rate peak at the end of epoch 0, where the recipe's runs collapsed
 
 
@@ -46,7 +49,7 @@ def test_ode_rnn_with_its_recipe_learns_past_the_learning_rate_peak(pendulum, se
     valid = _probe(pendulum, "ode_rnn", False, seed)
     # It learns, and it does not fall back after the peak: every epoch after the first improves on
     # the first, and the last is far below what a model that has learnt nothing scores.
-    assert valid[-1] < 0.1 * LEARNT_NOTHING, valid
+    assert valid[-1] < LEARNT, valid
     assert max(valid[1:]) < valid[0], valid
 
 
@@ -55,7 +58,7 @@ def test_ode_rnn_with_its_recipe_learns_past_the_learning_rate_peak(pendulum, se
 def test_s6_with_its_recipe_learns_past_the_learning_rate_peak(pendulum, smr, seed):
     assert PENDULUM_BACKBONE_SETTINGS["s6"] == {"grad_clip": 1.0}
     valid = _probe(pendulum, "s6", smr, seed)
-    assert valid[-1] < 0.1 * LEARNT_NOTHING, valid
+    assert valid[-1] < LEARNT, valid
     assert max(valid[1:]) < valid[0], valid
 
 
@@ -63,7 +66,7 @@ def test_s6_with_its_recipe_learns_past_the_learning_rate_peak(pendulum, smr, se
 def test_gru_dt_with_its_recipe_learns_past_the_learning_rate_peak(pendulum):
     assert PENDULUM_BACKBONE_SETTINGS["gru_dt"] == {"lr": 0.003, "grad_clip": 1.0}
     valid = _probe(pendulum, "gru_dt", False, 0)
-    assert valid[-1] < 0.1 * LEARNT_NOTHING, valid
+    assert valid[-1] < LEARNT, valid
     assert max(valid[1:]) < valid[0], valid
 
 
