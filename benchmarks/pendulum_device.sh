@@ -3,8 +3,10 @@
 #
 # S6, S6+SMR and GRU-dt with their probe-chosen recipes (--tuned: smr_ts.recipes.PENDULUM_BACKBONE_SETTINGS),
 # 3 seeds each, the full recipe (2000/1000/1000 sequences, 100 epochs), with the sampling-shift test sets:
-# 9 processes sharing the GPU, one CPU thread each. On a shared H100, 18 such runs took about 13 minutes
-# (7-8 s per epoch); 9 on a 16-core machine should take well under the 10 minutes a device command may run.
+# 9 processes sharing the GPU, one CPU thread each. On a shared H100, 18 such runs took 7-8 s per epoch
+# (about 13 minutes); with 9 on a 16-core machine each has a core of its own, so expect roughly 4-5 s per
+# epoch, 7-8 minutes: inside the 10 minutes one device command may run, but not by much. Give the call
+# timeout_s=600 and write under $OUT, so finished runs come back even if the last ones do not.
 # WITH_S5=1 adds S5 and S5+SMR seeds 3 and 4 (5 seeds each with the runs already on the page).
 #
 # The runs file goes to "$OUT" (the device tool brings back what is written there; default runs/).
