@@ -9,9 +9,11 @@
 # timeout_s=600 and write under $OUT, so finished runs come back even if the last ones do not.
 # WITH_S5=1 adds S5 and S5+SMR seeds 3 and 4 (5 seeds each with the runs already on the page).
 #
-# The runs file goes to "$OUT" (the device tool brings back what is written there; default runs/).
-# Extra arguments go to benchmarks/pendulum.py and win over the ones here, which is how the script is
-# tried on a CPU at a tiny size first:
+# The runs files are copied to "$OUT" at the end (the device tool brings back at most 8 files from there,
+# so the per-run part files stay in "$WORK", default runs/device). The runs stop after $LIMIT seconds
+# (default 560, inside a device command's 10 minutes); what finished by then is kept. Extra arguments go
+# to benchmarks/pendulum.py and win over the ones here, which is how the script is tried on a CPU at a
+# tiny size first:
 #
 #   OUT=/tmp/pend bash benchmarks/pendulum_device.sh --device cpu --epochs 2 --n-train 16 --n-valid 8 --n-test 8
 #
@@ -20,16 +22,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-runs}
-mkdir -p "$out"
+work=${WORK:-runs/device}
+mkdir -p "$out" "$work"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 common=(--epochs 100 --shift --device cuda --threads 1 --no-report)
-python benchmarks/pendulum.py --configs s6 s6+smr gru_dt --seeds 0 1 2 --tuned --jobs 9 \
-  --results "$out/pendulum_tuned_e100.json" "${common[@]}" "$@" &
-tuned=$!
+pids=()
+timeout "${LIMIT:-560}" python benchmarks/pendulum.py --configs s6 s6+smr gru_dt --seeds 0 1 2 --tuned --jobs 9 \
+  --results "$work/pendulum_tuned_e100.json" "${common[@]}" "$@" &
+pids+=($!)
 if [ "${WITH_S5:-0}" = 1 ]; then
-  python benchmarks/pendulum.py --configs s5 s5+smr --seeds 3 4 --jobs 4 \
-    --results "$out/pendulum_s5_seeds34_e100.json" "${common[@]}" "$@" &
-  s5=$!
-  wait "$s5"
+  timeout "${LIMIT:-560}" python benchmarks/pendulum.py --configs s5 s5+smr --seeds 3 4 --jobs 4 \
+    --results "$work/pendulum_s5_seeds34_e100.json" "${common[@]}" "$@" &
+  pids+=($!)
 fi
-wait "$tuned"
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+cp "$work"/*.json "$out"/ 2>/dev/null || true
+exit "$status"
