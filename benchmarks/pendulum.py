@@ -131,7 +131,7 @@ def departures(args, config: str) -> dict:
     """A configuration's departures from the recipe in this invocation, ``{name: value or None}``:
     ``--lr`` and ``--grad-clip`` where given, else with ``--tuned`` its backbone's probe-chosen
     settings (``PENDULUM_BACKBONE_SETTINGS``), else the recipe's (None)."""
-    tuned = PENDULUM_BACKBONE_SETTINGS.get(CONFIGS[config][0], {}) if getattr(args, "tuned", False) else {}
+    tuned = PENDULUM_BACKBONE_SETTINGS.get(CONFIGS[config][0], {}) if args.tuned else {}
     return {name: getattr(args, name) if getattr(args, name) is not None else tuned.get(name) for name in DEPARTURES}
 
 
@@ -165,8 +165,8 @@ def settings_key(args) -> str:
     clip = "" if args.grad_clip is None else f"_clip{args.grad_clip:g}"
     lr = "" if args.lr is None else f"_lr{args.lr:g}"
     rate = "" if args.train_rate == 0.5 else f"_rate{args.train_rate:g}"
-    rate += "_tuned" if args.tuned else ""
-    return f"e{args.epochs}_n{args.n_train}-{args.n_valid}-{args.n_test}_d{args.data_seed}{lr}{clip}{rate}"
+    tuned = "_tuned" if args.tuned else ""
+    return f"e{args.epochs}_n{args.n_train}-{args.n_valid}-{args.n_test}_d{args.data_seed}{lr}{clip}{rate}{tuned}"
 
 
 def main(argv=None):
@@ -371,13 +371,25 @@ def matched_section(text: str) -> str:
     return text[start:] if end < 0 else text[start:end + 1]
 
 
-def collapse_rows(runs, budget: str):
-    """One row per (configuration, departures, training rate): its seeds and which collapsed (issue 16's rule)."""
-    out = []
+def flagged_groups(runs):
+    """Per (configuration, departures, training rate) group of ``runs``, in the page's order: the group,
+    its runs by seed, and which of them collapsed (issue 16's rule, over each run's own schedule)."""
     for group in groups(runs):
         rows = sorted((r for r in runs if run_group(r) == group), key=lambda r: r["seed"])
         epochs = rows[0].get("epochs") or rows[0]["epochs_run"]  # older records: no early stopping in the runs
-        flags = collapsed_seeds([r["best_valid_mse"] for r in rows], [r["best_epoch"] for r in rows], epochs)
+        yield group, rows, collapsed_seeds([r["best_valid_mse"] for r in rows], [r["best_epoch"] for r in rows], epochs)
+
+
+def flagged_names(runs) -> list[str]:
+    """"<configuration (departures)> seed <s>" of every collapsed run of ``runs``."""
+    return [f"{group_label(group).removeprefix('smr_ts ')} seed {r['seed']}"
+            for group, rows, flags in flagged_groups(runs) for r, f in zip(rows, flags) if f]
+
+
+def collapse_rows(runs, budget: str):
+    """One row per (configuration, departures, training rate): its seeds and which collapsed (issue 16's rule)."""
+    out = []
+    for group, rows, flags in flagged_groups(runs):
         bad = [f"{r['seed']} (best epoch {r['best_epoch']}, best valid {r['best_valid_mse'] * 1e3:.2f}e-3)"
                for r, f in zip(rows, flags) if f]
         out.append(f"| {budget} | {group_label(group).removeprefix('smr_ts ')} | {len(rows)} | "
@@ -502,11 +514,8 @@ def write_matched_section(args, runs, argv):
               "its best epoch falls in the first 20 % of the schedule (`smr_ts.recipes.collapsed_seeds`; validation "
               "only). Full budget: the runs of the table at the top of this page.", "",
               "| budget | configuration | seeds | collapsed | which |", "|---|---|---|---|---|"]
-    if args.full_runs and args.full_runs.exists():
-        lines += collapse_rows(json.loads(args.full_runs.read_text()), "full")
-    lines += collapse_rows(runs, "reduced")
-    lines += collapse_rows(stability, "reduced")
     full_runs = json.loads(args.full_runs.read_text()) if args.full_runs and args.full_runs.exists() else []
+    lines += collapse_rows(full_runs, "full") + collapse_rows(runs, "reduced") + collapse_rows(stability, "reduced")
     lines += ["", "### Notes", "",
               "Computed from the runs file by the command above (no number in them is typed by hand); the tables "
               "hold every value they cite. Ratios are of seed means; \"per seed\" ranges are the per-seed ratios, "
@@ -719,22 +728,11 @@ def matched_notes(by: dict, epochs: int, full_runs=(), stability=()) -> list[str
         text += (" With fewer than 3 seeds the median part of the rule cannot flag a seed, only the early-epoch part "
                  f"applies: {', '.join(small)}.")
     if stability:
-        flagged = []
-        for group in groups(stability):
-            rows = sorted((r for r in stability if run_group(r) == group), key=lambda r: r["seed"])
-            flags = collapsed_seeds([r["best_valid_mse"] for r in rows], [r["best_epoch"] for r in rows], epochs)
-            flagged += [f"{group_label(group).removeprefix('smr_ts ')} seed {r['seed']}" for r, f in zip(rows, flags) if f]
-        best = [r["best_epoch"] for r in stability]
+        flagged, best = flagged_names(stability), [r["best_epoch"] for r in stability]
         text += (f" Reduced budget, other backbones with their chosen recipes: {len(flagged)} of {len(stability)} runs "
                  f"flagged" + (f" ({', '.join(flagged)})" if flagged else "") + f"; best epochs {min(best)}-{max(best)}.")
     if full_runs:
-        full_flags = []
-        for group in groups(full_runs):
-            rows = sorted((r for r in full_runs if run_group(r) == group), key=lambda r: r["seed"])
-            flags = collapsed_seeds([r["best_valid_mse"] for r in rows], [r["best_epoch"] for r in rows],
-                                    rows[0].get("epochs") or rows[0]["epochs_run"])
-            full_flags += [f"{group_label(group).removeprefix('smr_ts ')} seed {r['seed']}"
-                           for r, f in zip(rows, flags) if f]
+        full_flags = flagged_names(full_runs)
         text += (f" Full budget: {len(full_flags)} of {len(full_runs)} runs flagged"
                  + (f" ({', '.join(full_flags)})." if full_flags else "."))
     notes.append(text)

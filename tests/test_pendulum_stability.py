@@ -46,28 +46,20 @@ def pendulum():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ode_rnn_with_its_recipe_learns_past_the_learning_rate_peak(pendulum, seed):
     assert PENDULUM_BACKBONE_SETTINGS["ode_rnn"] == {"lr": 0.003, "grad_clip": 1.0}
-    valid = _probe(pendulum, "ode_rnn", False, seed)
-    # It learns, and it does not fall back after the peak: every epoch after the first improves on
-    # the first, and the last is far below what a model that has learnt nothing scores.
-    assert valid[-1] < LEARNT, valid
-    assert max(valid[1:]) < valid[0], valid
+    _assert_learns_past_the_peak(_probe(pendulum, "ode_rnn", False, seed))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("smr, seed", [(False, 0), (False, 1), (True, 0)])
 def test_s6_with_its_recipe_learns_past_the_learning_rate_peak(pendulum, smr, seed):
     assert PENDULUM_BACKBONE_SETTINGS["s6"] == {"grad_clip": 1.0}
-    valid = _probe(pendulum, "s6", smr, seed)
-    assert valid[-1] < LEARNT, valid
-    assert max(valid[1:]) < valid[0], valid
+    _assert_learns_past_the_peak(_probe(pendulum, "s6", smr, seed))
 
 
 @pytest.mark.slow
 def test_gru_dt_with_its_recipe_learns_past_the_learning_rate_peak(pendulum):
     assert PENDULUM_BACKBONE_SETTINGS["gru_dt"] == {"lr": 0.003, "grad_clip": 1.0}
-    valid = _probe(pendulum, "gru_dt", False, 0)
-    assert valid[-1] < LEARNT, valid
-    assert max(valid[1:]) < valid[0], valid
+    _assert_learns_past_the_peak(_probe(pendulum, "gru_dt", False, 0))
 
 
 def _probe(pendulum, backbone, smr, seed):
@@ -78,3 +70,10 @@ def _probe(pendulum, backbone, smr, seed):
     valid = [h["valid_mse"] for h in model.history_]
     assert len(valid) == EPOCHS and all(math.isfinite(v) for v in valid)
     return valid
+
+
+def _assert_learns_past_the_peak(valid):
+    # It learns, and it does not fall back after the peak: every epoch after the first improves on
+    # the first, and the last is far below what a model that has learnt nothing scores.
+    assert valid[-1] < LEARNT, valid
+    assert max(valid[1:]) < valid[0], valid
