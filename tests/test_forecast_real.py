@@ -151,6 +151,23 @@ def test_smr_rows_are_one_table_of_keyword_arguments():
         assert row in suite.SMR_ROWS and dataset in real_data.LOADERS and budget
 
 
+def test_small_data_sets_run_the_smr_rows_on_more_seeds_unless_seeds_are_given(monkeypatch):
+    from types import SimpleNamespace
+
+    sizes = {"small": suite.SMALL_TEST_ROWS - 1, "large": suite.SMALL_TEST_ROWS}
+    monkeypatch.setattr(suite, "_load", lambda dataset, quick: SimpleNamespace(
+        tasks=[SimpleNamespace(query=pd.DataFrame({"y": np.zeros(sizes[dataset] - 1)})),
+               SimpleNamespace(query=pd.DataFrame({"y": np.zeros(1)}))]))  # rows counted over every cut-off
+    default, peer = suite.DEFAULT, "neuralforecast NHITS"
+    args = suite.parse_args([])
+    assert suite.seeds_for("small", default, args, True) == list(range(suite.SMALL_SET_SEEDS))
+    assert suite.seeds_for("large", default, args, True) == [0, 1, 2]
+    assert suite.seeds_for("small", peer, args, True) == [0]  # peers keep their cap
+    assert suite.seeds_for("small", "Last value", args, False) == [0]
+    assert suite.seeds_for("small", default, suite.parse_args(["--seeds", "2"]), True) == [0, 1]
+    assert suite.seeds_for("small", default, suite.parse_args(["--quick"]), True) == [0]
+
+
 def test_the_covariate_section_measures_the_change_against_its_control():
     """The covariate row's change is against the same settings without covariates, not against the default."""
     rows = [("Quinidine", suite.DEFAULT, 2.0), ("Quinidine", suite.CONTROL, 2.2), ("Quinidine", suite.COVARIATES, 1.76),
