@@ -74,7 +74,7 @@ CONTROL = "SMRForecaster, same settings, no covariates"
 COVARIATE_SETTINGS = {
     # 57 patients: held out by series, validation accepted the model with doses on no seed at 6 held-out
     # patients (2.021, last value) and reached 1.926 at 11 (3 seeds); validating on the last part of every
-    # patient: 1.807.
+    # patient: 1.807 (seeds 0-2; the page now averages 10 seeds).
     "Quinidine": {"validation_by": "time"},
     # Learning what temperature does takes longer than 30 epochs: seed 0, MAE at cut-offs 2014-04 and 2014-08
     # with covariates 0.290 and 0.233 at 30 epochs, 0.222 and 0.159 at 60; without: 0.272, 0.263 at 30, 0.269,
