@@ -25,13 +25,14 @@ out=${OUT:-runs}
 work=${WORK:-runs/device}
 mkdir -p "$out" "$work"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+python=${PYTHON:-python}  # the interpreter that has smr_ts installed (a test passes its own)
 common=(--epochs 100 --shift --device cuda --threads 1 --no-report)
 pids=()
-timeout "${LIMIT:-560}" python benchmarks/pendulum.py --configs s6 s6+smr gru_dt --seeds 0 1 2 --tuned --jobs 9 \
+timeout "${LIMIT:-560}" "$python" benchmarks/pendulum.py --configs s6 s6+smr gru_dt --seeds 0 1 2 --tuned --jobs 9 \
   --results "$work/pendulum_tuned_e100.json" "${common[@]}" "$@" &
 pids+=($!)
 if [ "${WITH_S5:-0}" = 1 ]; then
-  timeout "${LIMIT:-560}" python benchmarks/pendulum.py --configs s5 s5+smr --seeds 3 4 --jobs 4 \
+  timeout "${LIMIT:-560}" "$python" benchmarks/pendulum.py --configs s5 s5+smr --seeds 3 4 --jobs 4 \
     --results "$work/pendulum_s5_seeds34_e100.json" "${common[@]}" "$@" &
   pids+=($!)
 fi

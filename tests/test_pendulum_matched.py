@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,7 +209,7 @@ def test_matched_notes_are_computed_from_the_runs(tmp_path):
 def test_device_script_runs_the_tuned_recipes_at_a_tiny_size(tmp_path):
     # benchmarks/pendulum_device.sh is meant for one device call; its arguments after the script's own win,
     # which is how it is tried on a CPU first (one GRU-dt run here).
-    env = {**os.environ, "OUT": str(tmp_path), "WORK": str(tmp_path / "work")}
+    env = {**os.environ, "OUT": str(tmp_path), "WORK": str(tmp_path / "work"), "PYTHON": sys.executable}
     subprocess.run(["bash", str(ROOT / "benchmarks" / "pendulum_device.sh"), "--device", "cpu", "--configs", "gru_dt",
                     "--seeds", "0", "--jobs", "1", "--epochs", "1", "--n-train", "6", "--n-valid", "3", "--n-test", "3"],
                    env=env, check=True, capture_output=True)
