@@ -46,9 +46,7 @@ __all__ = ["SMRForecaster"]
 
 _CHUNK = 64  # series per forward pass when predicting
 # Forecasting holds out at least this many series (a quarter of a smaller panel): they choose the epoch and
-# calibrate the intervals. Measured on the real-data suite's protocol (benchmarks/forecast_variants.py, 6 seeds):
-# ChickWeight with 5 of 49 chicks held out (validation_fraction 0.1 alone): scaled MAE 0.849, interval coverage
-# 0.70 / 0.91 at 80 / 95 %; 12 (a quarter): 0.788, 0.80 / 0.92; 16: 0.800, 0.78 / 0.93.
+# calibrate the intervals, which a handful of series does not do reliably (docs/results/forecasting_design.md).
 MIN_HELD_OUT_SERIES = 16
 
 class SMRForecaster(RegressorMixin, BaseEstimator):

@@ -40,36 +40,15 @@ PENDULUM_RECIPE = dict(
     validation_fraction=0.0,  # the benchmark has its own validation split
 )
 
-# Per-backbone departures from the recipe, each chosen on validation probes (never the test set) with the
-# same budget for every model: 3 variants (the recipe; clipping at norm 1; lr 0.003 and clipping) x seeds 0-2 x
-# the first 4 epochs of the full schedule (benchmarks/pendulum_probe.py; docs/results/pendulum_probe*.md).
-# ``pendulum_forecaster(..., tuned=True)`` applies them; a backbone's settings hold with and without SMR.
-# - ODE-RNN: with the recipe 3 of 3 seeds collapse in the first 4 epochs (gradient norms jump to 1e4 at the
-#   learning-rate peak); lr 0.003 with clipping at norm 1, 0 of 3, then 2.72 +- 0.21 x1e-3 at the full budget.
-# - S5 and S5+SMR: no variant collapsed, and the recipe had the lowest mean validation MSE after 4 epochs
-#   (S5: 0.018 against 0.020 clipped and 0.033 with lr 0.003 and clipping; S5+SMR: 0.021, 0.028, 0.038), so
-#   they keep it.
-# - S6 and S6+SMR: clipping at norm 1 had the lowest mean validation MSE after 4 epochs (S6: 0.016 against
-#   0.068 with the recipe, whose seed 0 was still at 0.170, and 0.019 with lr 0.003 and clipping; S6+SMR:
-#   0.017 against 0.024 and 0.019). Under the recipe the largest gradient norm of an epoch reaches 100-143 on
-#   the seeds that learn (51-93 before clipping with clipping).
-#   Under the recipe at the full budget S6 seeds 1 and 2 and S6+SMR seed 0 stopped improving at epochs 13,
-#   18 and 6 (a GPU, docs/results/pendulum.md). Over 16 epochs on seed 0 (docs/results/pendulum_probe_long.md)
-#   the recipe's S6 recovers from its stall by epoch 5 (0.011 at epoch 15, clipped 0.006) and S6+SMR does not
-#   stall on this CPU (0.006, clipped 0.007): clipping removes the slow start; the GPU's later stalls are not
-#   reproduced on a CPU, so whether it prevents them needs the full-budget runs (benchmarks/pendulum_device.sh).
-# - GRU-dt: lr 0.003 with clipping at norm 1, as ODE-RNN. After 4 epochs the recipe was still at 0.257 /
-#   0.139 / 0.160, clipping alone left seed 0 at 0.249 (0.025 and 0.018 on seeds 1-2), and lr 0.003 with
-#   clipping reached 0.030 / 0.025 / 0.033 (mean 0.029, against 0.185 and 0.097). Under the recipe at the
-#   full budget seed 0 never went below 0.22; on this CPU, under the recipe, 0.224-0.240 from epoch 4 to 15
-#   (with lr 0.003 and clipping 0.011 at epoch 15).
+# Per-backbone departures from the recipe, chosen on equal-budget validation probes
+# (docs/results/pendulum_recipes.md); ``pendulum_forecaster(..., tuned=True)`` applies them, with and without SMR.
 PENDULUM_BACKBONE_SETTINGS = {
     "ode_rnn": dict(lr=0.003, grad_clip=1.0),
     "s6": dict(grad_clip=1.0),
     "gru_dt": dict(lr=0.003, grad_clip=1.0),
 }
 
-# The reduced budget of issue 16 (for a CPU): training, validation and test sequences, and epochs.
+# The reduced budget, one a CPU can run for every configuration: training, validation and test sequences, and epochs.
 # The schedule (warm-up then cosine) is the recipe's, stretched over these epochs.
 PENDULUM_REDUCED = dict(n_train=1000, n_valid=500, n_test=500, epochs=30)
 
