@@ -1,4 +1,4 @@
-"""Issue 16: the collapse rule, training at another sample rate, and the matched-rate section of the page."""
+"""The pendulum benchmark's collapse rule, training at another sample rate, and the matched-rate section of the page."""
 
 import json
 import os

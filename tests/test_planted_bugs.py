@@ -1,7 +1,7 @@
 """Tests that see a wrong answer: each was checked against a plausible bug planted on purpose.
 
-Issue 13 planted bugs one at a time and found that the estimator, training-loop and generator
-tests missed half of them. Each test here names the bug it catches:
+Bugs planted one at a time once showed that the estimator, training-loop and generator tests missed
+half of them. Each test here names the bug it catches:
 
 - the targets' scaling undone wrongly (the mean not added back, the std left in scaled units);
 - training that keeps the last epoch's weights while reporting the best epoch;
