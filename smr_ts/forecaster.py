@@ -546,12 +546,31 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
 
         The weights file holds tensors only and is read with ``torch.load(weights_only=True)``,
         which cannot execute code. A model trained on GPU loads on CPU. ``callbacks`` are
-        run-time objects and are not written.
+        run-time objects and are not written. Each file is written to a temporary file in ``path``
+        and renamed over the old one, so a save that fails leaves the previous save intact, and a
+        link in ``path`` is replaced, never written through.
+
+        Raises
+        ------
+        TypeError
+            A fitted attribute holds a value JSON cannot hold (named with its key, e.g. an object
+            a callback put in ``history_``).
+        ValueError
+            ``path`` is a file, or ``path/config.json`` or ``path/weights.pt`` is a folder.
         """
         check_is_fitted(self, "model_")
         persistence.save(self, path)
 
     @classmethod
     def load(cls, path) -> "SMRForecaster":
-        """Read a model written by :meth:`save`, on CPU, without executing any code from the files."""
+        """Read a model written by :meth:`save`, on CPU, without executing any code from the files.
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path/config.json`` or ``path/weights.pt`` is missing.
+        ValueError
+            A file is truncated or edited, the two files come from different saves, or the save
+            comes from a version this one cannot read (the message names the file and both versions).
+        """
         return persistence.load(cls, path)

@@ -23,8 +23,8 @@ from smr_ts.callbacks import Callback, TrainingState
 from smr_ts.model import gaussian_nll, masked_mae, masked_mse, pinball, pinball_loss
 from smr_ts.ssm.params import parameter_groups
 
-__all__ = ["EXPLODED", "TrainingSettings", "TrainingResult", "batch_loss", "divergence", "evaluate", "forecast_evaluate", "forecast_loss", "train",
-           "warmup_cosine"]
+__all__ = ["EXPLODED", "TrainingSettings", "TrainingResult", "batch_loss", "divergence", "evaluate", "forecast_evaluate",
+           "forecast_loss", "train", "warmup_cosine"]
 
 
 @dataclass(frozen=True)
