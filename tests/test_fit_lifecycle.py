@@ -223,9 +223,10 @@ def test_ctrl_c_after_an_epoch_keeps_the_best_epoch_so_far(validation_fraction):
 @pytest.mark.parametrize("validation_fraction", [0.0, 0.2])
 @pytest.mark.parametrize("lr", [1e6, 1e30])
 def test_a_diverged_fit_keeps_the_last_value_network_and_says_so(lr, validation_fraction):
-    """Failed with validation_fraction=0: lr=1e6 forecast 1e18 for data within +-1.1 and gave no
-    warning; lr=1e30 forecast NaN after only 'non-finite train_loss; stopping'. With validation the
-    last-value floor kept the forecasts sane, but nothing said training had diverged."""
+    """Failed with validation_fraction=0: the smaller rate served forecasts many orders of magnitude
+    beyond the data with no warning, the larger one NaN forecasts after only 'non-finite train_loss;
+    stopping'. With validation the last-value floor kept the forecasts sane, but nothing said
+    training had diverged."""
     frame = walks()
     with pytest.warns(RuntimeWarning, match=r"training diverged at epoch 0 .*kept the last-value network.*lower lr"):
         model = SMRForecaster(**SMALL, lr=lr, validation_fraction=validation_fraction).fit(frame)
