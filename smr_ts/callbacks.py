@@ -57,7 +57,8 @@ class TrainingState:
     epochs: int
     history: list = field(default_factory=list)
     stop_training: bool = False
-    initial: dict | None = None  # validation metrics of the initial weights, when they are a candidate
+    initial: dict | None = None  # validation metrics of the initial weights ({} without), when they are a candidate
+    diverged: str | None = None  # why training diverged at the last epoch (smr_ts.training.divergence), if it did
 
 
 class Callback:
@@ -95,10 +96,12 @@ class EarlyStopping(Callback):
     ----------
     best_epoch : int or None
         None before any epoch; -1 when the initial weights were a candidate (``state.initial``;
-        in forecasting, the last-value forecast) and no epoch beat them.
+        in forecasting, the last-value forecast) and no epoch beat them (without validation
+        metrics they score ``inf``: kept only when no epoch can be selected).
     best_score : float
 
-    A non-finite score stops training with a ``RuntimeWarning``.
+    A diverged epoch (``state.diverged``) is never selected and stops training; a non-finite score
+    of another metric stops training with a ``RuntimeWarning``.
     """
 
     def __init__(self, patience: int | None = None, monitor: str = "auto", restore_best: bool = True):
@@ -110,11 +113,10 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, state):
         self.best_score, self.best_epoch, self._best_weights = math.inf, None, None
-        if state.initial:
-            score = state.initial.get(self._metric(state.initial), math.inf)
-            if math.isfinite(score):
-                self.best_score, self.best_epoch = score, -1
-                self._best_weights = copy.deepcopy(state.model.state_dict())
+        if state.initial is not None:
+            score = state.initial.get(self._metric(state.initial), math.inf) if state.initial else math.inf
+            self.best_score = score if math.isfinite(score) else math.inf
+            self.best_epoch, self._best_weights = -1, copy.deepcopy(state.model.state_dict())
 
     def _metric(self, record: dict) -> str:
         if self.monitor != "auto":
@@ -126,6 +128,9 @@ class EarlyStopping(Callback):
         if name not in record:
             raise KeyError(f"EarlyStopping: monitor={name!r} is not in the epoch's record {sorted(record)}")
         score, epoch = record[name], record["epoch"]
+        if state.diverged:
+            state.stop_training = True
+            return
         if not math.isfinite(score):
             warnings.warn(f"epoch {epoch}: non-finite {name}; stopping", RuntimeWarning, stacklevel=2)
             state.stop_training = True

@@ -15,6 +15,7 @@ over its gap without input, which for S5 with ZOH is the exact continuous-time p
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
 import numpy as np
@@ -278,7 +279,26 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Notes
+        -----
+        The fitted attributes are those of this fit only, and only once it has succeeded: a fit that
+        raises (an error, a callback, Ctrl-C before the first epoch has finished or while fit finishes
+        after training) leaves the estimator as it was before it, fitted or not. A Ctrl-C after an
+        epoch has finished ends training cleanly (``interrupted_``); a fit whose training diverges
+        keeps the last-value network (regression: raises), with a warning (``docs/estimator.md``).
         """
+        before = dict(vars(self))
+        for name in [k for k in before if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, name)  # a fit starts from no fitted state, so it never keeps a part of the last one
+        try:
+            return self._fit(X, y, validation_data, static)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+
+    def _fit(self, X, y, validation_data, static):
         check_estimator_params(self)
         collective, device = distributed.join(self.device)  # a torchrun group (docs/distributed.md), or None
         self.mode_ = "regression" if y is not None else "forecast"
@@ -328,13 +348,24 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
                            partial(evaluate_fn, self.model_, val_batches) if val_batches else None, callbacks,
                            initial_candidate=forecasting, collective=collective)
         self.model_.to("cpu").eval()
+        best_epoch = stopper.best_epoch
+        if result.diverged:
+            self._report_divergence(result.diverged, best_epoch)
         if forecasting:  # what calibrates forecast(level=...): the held-out part, forecast by the final network
             self.calibration_ahead_, self.calibration_scores_, self.calibration_changes_ = calibration_residuals(
                 self.model_, self.layout_, vars(self).pop("_calibration_source"), np.random.default_rng(seed + 3), device)
             # Each series' state after its last row, which forecast() continues and update() advances.
             self.stream_state_ = streaming.history_state(self.model_, self.layout_, self.history_panel_, device)
-        self.history_, self.best_epoch_, self.interrupted_ = result.history, stopper.best_epoch, result.interrupted
+        self.history_, self.best_epoch_, self.interrupted_ = result.history, best_epoch, result.interrupted
         return self
+
+    def _report_divergence(self, diverged: str, best_epoch: int | None) -> None:
+        """Warn what a diverged fit kept (raise when it has nothing to keep) and what to change."""
+        change = f"lower lr (now {self.lr:g}) or ssm_lr (now {self.ssm_lr:g})"
+        if best_epoch is None:  # sequence regression has no last-value network to fall back on
+            raise ValueError(f"{diverged}, before any epoch could be kept: {change}, or set grad_clip")
+        kept = "the last-value network" if best_epoch == -1 else f"epoch {best_epoch}'s weights"
+        warnings.warn(f"{diverged}; kept {kept}: {change}", RuntimeWarning, stacklevel=4)
 
     def _split(self, n_series: int, seed: int, given: bool):
         """Training and validation series (validation_fraction of them, when there are >= 2)."""
@@ -513,12 +544,31 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
 
         The weights file holds tensors only and is read with ``torch.load(weights_only=True)``,
         which cannot execute code. A model trained on GPU loads on CPU. ``callbacks`` are
-        run-time objects and are not written.
+        run-time objects and are not written. Each file is written to a temporary file in ``path``
+        and renamed over the old one, so a save that fails leaves the previous save intact, and a
+        link in ``path`` is replaced, never written through.
+
+        Raises
+        ------
+        TypeError
+            A fitted attribute holds a value JSON cannot hold (named with its key, e.g. an object
+            a callback put in ``history_``).
+        ValueError
+            ``path`` is a file, or ``path/config.json`` or ``path/weights.pt`` is a folder.
         """
         check_is_fitted(self, "model_")
         persistence.save(self, path)
 
     @classmethod
     def load(cls, path) -> "SMRForecaster":
-        """Read a model written by :meth:`save`, on CPU, without executing any code from the files."""
+        """Read a model written by :meth:`save`, on CPU, without executing any code from the files.
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path/config.json`` or ``path/weights.pt`` is missing.
+        ValueError
+            A file is truncated or edited, the two files come from different saves, or the save
+            comes from a version this one cannot read (the message names the file and both versions).
+        """
         return persistence.load(cls, path)

@@ -23,8 +23,8 @@ from smr_ts.callbacks import Callback, TrainingState
 from smr_ts.model import gaussian_nll, masked_mae, masked_mse, pinball, pinball_loss
 from smr_ts.ssm.params import parameter_groups
 
-__all__ = ["TrainingSettings", "TrainingResult", "batch_loss", "evaluate", "forecast_evaluate", "forecast_loss", "train",
-           "warmup_cosine"]
+__all__ = ["EXPLODED", "TrainingSettings", "TrainingResult", "batch_loss", "divergence", "evaluate", "forecast_evaluate",
+           "forecast_loss", "train", "warmup_cosine"]
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,30 @@ class TrainingSettings:
 
 @dataclass
 class TrainingResult:
-    """``history``: one dict per finished epoch; ``interrupted``: stopped by Ctrl-C."""
+    """``history``: one dict per finished epoch; ``interrupted``: stopped by Ctrl-C; ``diverged``: why
+    training stopped on a diverged epoch (:func:`divergence`), or None."""
 
     history: list[dict]
     interrupted: bool
+    diverged: str | None = None
+
+
+# An epoch whose mean training loss is this many times the initial network's (or 1, on the standardised
+# scale the losses are on, whichever is larger) has blown up: no epoch that trains comes near it.
+EXPLODED = 1e3
+
+
+def divergence(record: dict, initial_loss: float) -> str | None:
+    """Why an epoch's record shows training diverged: a non-finite loss or validation metric, or a
+    training loss over :data:`EXPLODED` times the initial network's; None if it did not."""
+    for key, value in record.items():
+        if (key == "train_loss" or key.startswith("valid_")) and not math.isfinite(value):
+            return f"{key} is {value}"
+    limit = EXPLODED * max(abs(initial_loss), 1.0)
+    if record["train_loss"] > limit:
+        return (f"train_loss {record['train_loss']:.3g} is over {EXPLODED:g} times the initial network's "
+                f"{initial_loss:.3g}")
+    return None
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
@@ -67,14 +87,16 @@ def _optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Opti
     return torch.optim.AdamW(groups)
 
 
-def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip, collective=None) -> tuple[float, float, float]:
-    """One pass over ``batches``: (mean training loss, largest gradient norm before clipping, scored targets),
-    over every rank's batches when data-parallel."""
+def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip, collective=None) -> tuple:
+    """One pass over ``batches``: (mean training loss, largest gradient norm before clipping, scored targets,
+    the first batch's loss, before any step of the epoch), over every rank's batches when data-parallel."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    total, count, peak = 0.0, 0, None
+    total, count, peak, first = 0.0, 0, None, None
     for batch in batches:
         loss, weight = loss_fn(batch)
+        if first is None:
+            first = (loss.item() * weight, weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # An infinite max_norm scales by exactly 1: the norm is measured the same way with or without clipping.
@@ -85,9 +107,10 @@ def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip, colle
         total += loss.item() * weight
         count += weight
     peak = math.nan if peak is None else float(peak)
+    first = first or (0.0, 0.0)
     if collective is not None:
-        (total, count), peak = collective.sum([total, count]), collective.max(peak)
-    return total / max(count, 1), peak, float(count)
+        (total, count, *first), peak = collective.sum([total, count, *first]), collective.max(peak)
+    return total / max(count, 1), peak, float(count), first[0] / max(first[1], 1)
 
 
 def train(
@@ -114,7 +137,14 @@ def train(
     callbacks : sequence of Callback
         Called in order after each epoch; any of them may stop training.
     initial_candidate : bool
-        Evaluate the initial weights too (``state.initial``), so model selection can keep them.
+        The initial weights are a candidate of model selection (``state.initial``: their validation
+        metrics, or ``{}`` without validation), which keeps them when no epoch beats them or every
+        epoch diverged.
+
+    An epoch that diverges (:func:`divergence`: a non-finite loss, or one that exploded) ends
+    training and is never selected (``state.diverged`` and ``TrainingResult.diverged`` say why). A
+    ``KeyboardInterrupt`` (Ctrl-C) after an epoch has finished ends training as if it had stopped
+    there (``TrainingResult.interrupted``); one before, with nothing to keep, is raised.
     collective : smr_ts.distributed.Collective, optional
         Data-parallel training (``torchrun``): each rank trains on its share of every batch through a
         DistributedDataParallel network bound in ``loss_fn``, its loss scaled to its part of the
@@ -131,39 +161,45 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, total_steps))
 
     state = TrainingState(model=model, epochs=settings.epochs)
-    if initial_candidate and evaluate_fn is not None:
-        state.initial = evaluate_fn()
-    interrupted = False
+    if initial_candidate:
+        state.initial = evaluate_fn() if evaluate_fn is not None else {}
+    interrupted, initial_loss = False, None
     for callback in callbacks:
         callback.on_train_begin(state)
     try:
         for epoch in range(settings.epochs):
             start = time.perf_counter()
             batches = make_batches(epoch) if collective is None else map(collective.shard, make_batches(epoch))
-            train_loss, grad_norm, scored = _train_epoch(
+            train_loss, grad_norm, scored, first_loss = _train_epoch(
                 model, batches, loss_fn, optimizer, scheduler, settings.grad_clip, collective
             )
+            initial_loss = first_loss if initial_loss is None else initial_loss
             record = {"epoch": epoch, "train_loss": train_loss, "grad_norm": grad_norm, "scored": scored}
             if evaluate_fn is not None:
                 record.update(evaluate_fn())
             record["seconds"] = time.perf_counter() - start
             state.history.append(record)
+            why = divergence(record, initial_loss)
+            if why is not None:
+                state.diverged = f"training diverged at epoch {epoch} ({why})"
             for callback in callbacks:
                 callback.on_epoch_end(state, record)
-            if state.stop_training:
+            if state.stop_training or state.diverged:
                 break
     except KeyboardInterrupt:
+        if not state.history:
+            raise  # nothing to keep: the caller leaves things as they were before training
         interrupted = True
         warnings.warn(
             f"training interrupted after {len(state.history)} epoch(s); keeping the best weights so far",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=5,
         )
     finally:
         for callback in callbacks:
             callback.on_train_end(state)
     model.eval()
-    return TrainingResult(history=state.history, interrupted=interrupted)
+    return TrainingResult(history=state.history, interrupted=interrupted, diverged=state.diverged)
 
 
 def _loss(mean, std, target, weight, kind: str):
