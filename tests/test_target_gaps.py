@@ -111,9 +111,15 @@ def quantile(panel):
 def test_forecast_h_is_nan_only_where_a_series_never_observed_the_target(gaussian):
     """Point, std and interval bounds; fails if the call raises for the whole panel (as it did), or if
     a lacking series' other targets, or its std, leak NaN or a number into the wrong cells."""
-    result = forecast_warned(lambda: gaussian.forecast(h=3, return_std=True, level=[80, 95]))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        result = gaussian.forecast(h=3, return_std=True, level=[80, 95])
+    (message,) = gap_warnings(record)  # names the missing targets only, an example, and the way out
+    assert message.startswith("3 series never observed target(s) ['ldl', 'crp']: their forecasts of those targets "
+                              "are NaN (for example unique_id='p03' has no observed value of ['ldl'])")
+    assert "(update(), or context=)" in message
     assert len(result) == 3 * 40
-    assert {f"ldl_std", "ldl-lo-95", "crp-hi-80"} <= set(result.columns)
+    assert {"ldl_std", "ldl-lo-95", "crp-hi-80"} <= set(result.columns)
     assert_nan_exactly_where_never_observed(result)
 
 
@@ -137,6 +143,8 @@ def test_forecasts_do_not_depend_on_the_lacking_series_in_the_call(gaussian):
     only_lacking = forecast_warned(lambda: gaussian.forecast(times=queries[lacking], return_std=True, level=[80]))
     pd.testing.assert_frame_equal(complete, every[~lacking].reset_index(drop=True), rtol=1e-6)
     pd.testing.assert_frame_equal(only_lacking, every[lacking].reset_index(drop=True), rtol=1e-6)
+    predicted = forecast_warned(lambda: gaussian.predict(queries))  # forecast mode's predict: the same rule
+    pd.testing.assert_frame_equal(predicted.reset_index(drop=True), every[LABS])
 
 
 def test_a_series_that_observed_no_target_forecasts_nan_and_leaves_the_others_alone(gaussian):
