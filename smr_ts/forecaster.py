@@ -32,7 +32,7 @@ from smr_ts.callbacks import training_callbacks
 from smr_ts.data.covariate_frames import split_static
 from smr_ts.data.frames import (
     SeriesPanel, TimeInfo, align_columns, check_time_kind, features_and_targets, median_gap,
-    numeric_values, parse_time_unit, refuse_array, split_frame, to_panel,
+    numeric_values, parse_time_unit, refuse_array, refuse_forecast_array, split_frame, to_panel,
 )
 from smr_ts.data.queries import history_rows
 from smr_ts.data.windows import Scaling, panel_tensors
@@ -172,15 +172,22 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     time_unit_ : float
         The time unit in raw units of the time column (nanoseconds for datetimes).
     mode_ : {"regression", "forecast"}
-    loss_ : {"mse", "mae", "gaussian"}
+        "regression" when ``fit`` got ``y``, else "forecast".
+    loss_ : {"mse", "mae", "gaussian", "quantile"}
         The loss trained with (``loss`` with "auto" resolved); prediction follows it.
     fitted_params_ : dict
         ``get_params()`` at fit (less ``callbacks``): what the network was built with.
     n_features_in_ : int
+        Number of columns of X at fit.
     feature_names_in_ : ndarray of str
         Columns of X at fit (only for DataFrames).
     target_names_ : list of str
+        What the model predicts, in the order of its output columns. Forecasting: the columns of X it
+        forecasts, ``target_cols`` when given, else the value columns its default picks (see
+        ``target_cols``); the other value columns are inputs only. Regression: the names of ``y``'s
+        columns (a Series' name, "y" for an unnamed or 1-D one; "y0", "y1", ... for a 2-D array).
     quantiles_ : tuple of float or None
+        The quantile levels trained with ``loss="quantile"``, 0.5 among them; None otherwise.
     calibration_ahead_, calibration_scores_, calibration_changes_ : ndarray
         Forecasting: what calibrates ``forecast(level=...)`` (:mod:`smr_ts.intervals`): per held-out
         pair, how far ahead, its score, and the observed changes behind its cut-off.
@@ -266,7 +273,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         ----------
         X : DataFrame or 2-D array
             Long frame with ``id_col``, ``time_col`` (columns or index levels) and value
-            columns. A 2-D array is one series observed at unit gaps.
+            columns. With ``y``, a 2-D array is one series observed at unit gaps; without ``y``
+            (forecasting) X must be a DataFrame, since an array names no id, time or target column.
         y : DataFrame, Series or array, optional
             Per-row targets (sequence regression), aligned with X by index. Without ``y`` the
             model learns to forecast ``target_cols`` of X itself.
@@ -300,6 +308,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
 
     def _fit(self, X, y, validation_data, static):
         check_estimator_params(self)
+        if y is None and not isinstance(X, pd.DataFrame):
+            refuse_forecast_array(X, self.id_col, self.time_col)
         collective, device = distributed.join(self.device)  # a torchrun group (docs/distributed.md), or None
         self.mode_ = "regression" if y is not None else "forecast"
         forecasting = self.mode_ == "forecast"

@@ -79,12 +79,21 @@ def _label(level) -> str:
 
 
 def check_levels(level) -> list:
-    """``level`` as a list of coverage percentages in (0, 100); a ValueError naming it otherwise."""
+    """``level`` as a list of coverage percentages in (0, 100); a ValueError naming it otherwise, and
+    for levels that are all fractions (every one at most 1: ``level=[0.8, 0.95]``) one that shows the
+    call in percent."""
     levels = [level] if isinstance(level, Real) else level
     try:
         levels = list(levels)
     except TypeError:
         levels = None
+    numbers = bool(levels) and all(isinstance(v, Real) and not isinstance(v, bool) for v in levels)
+    if numbers and all(0 < v <= 1 for v in levels):  # read as percent they would be near-zero-width intervals
+        percent = [float(f"{100 * v:.10g}") for v in levels]
+        shown = f"{percent[0]:g}" if isinstance(level, Real) else f"[{', '.join(f'{v:g}' for v in percent)}]"
+        asked = " and ".join(f"{v:g} %" for v in levels)
+        raise ValueError(f"level is a coverage in percent, strictly between 0 and 100, but level={level!r} looks like "
+                         f"fractions: it asks for {asked} intervals, almost zero-width. In percent: level={shown}")
     if not levels or not all(isinstance(v, Real) and not isinstance(v, bool) and 0 < v < 100 for v in levels):
         raise ValueError(f"level must be a coverage in percent strictly between 0 and 100, or a list of them "
                          f"(e.g. level=[80, 95]); got {level!r}")

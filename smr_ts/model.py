@@ -263,7 +263,8 @@ def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, 
                     chunk: int, h_last: torch.Tensor | None = None):
     """Forecasts (mean, std or None) in the targets' units, (n_queries, T), float64. A network with
     quantiles gives (its 0.5 level, every level (n_queries, T, Q)) instead, the levels sorted so that
-    they never cross (monotone rearrangement, Chernozhukov et al. 2010).
+    they never cross (monotone rearrangement, Chernozhukov et al. 2010). Every output of a target the
+    query's series never observed (no anchor) is NaN.
 
     Each query of ``series`` (index into ``data``) at relative time ``t_query`` continues from its
     series' last row: the backbone runs over each history once (``chunk`` series at a time,
@@ -283,5 +284,6 @@ def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, 
     if getattr(model, "quantiles", None) is not None:
         levels = data.anchor[series, k][..., None] + scale[..., None] * np.sort(std.cpu().double().numpy(), -1)
         return levels[..., model.quantiles.index(0.5)], levels
-    mean = data.anchor[series, k] + scale * mean.cpu().double().numpy()
-    return mean, (scale * std.cpu().double().numpy() if std is not None else None)
+    anchor = data.anchor[series, k]
+    mean = anchor + scale * mean.cpu().double().numpy()  # NaN where the series never observed the target
+    return mean, (np.where(np.isfinite(anchor), scale * std.cpu().double().numpy(), np.nan) if std is not None else None)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from smr_ts.data.frames import split_frame
+from smr_ts.intervals import check_levels
 
 __all__ = ["plot_forecast"]
 
@@ -68,8 +69,9 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame | None = None, *
         ``cutoff``).
     target : str, optional
         The column to draw; default: the first value column of ``history``.
-    level : list of float, optional
-        Interval levels to shade; default: every level the forecast frame has.
+    level : float or list of float, optional
+        Interval levels to shade, in percent as ``forecast(level=...)``'s (e.g. ``[80, 95]``); default:
+        every level the forecast frame has.
     cutoffs : list, optional
         Times to mark with dashed vertical lines; default: a backtest frame's cut-offs.
     ids : list, optional
@@ -100,7 +102,7 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame | None = None, *
                              "forecast() or backtest() for this target")
     levels = _levels(f_values.columns, pred) if forecast is not None else []
     if level is not None:
-        levels = [lv for lv in levels if float(lv) in {float(v) for v in np.atleast_1d(level)}]
+        levels = [lv for lv in levels if float(lv) in {float(v) for v in check_levels(level)}]
     backtest_cuts = f_values["cutoff"] if forecast is not None and "cutoff" in f_values.columns else None
     all_cuts = list(pd.unique(backtest_cuts.to_numpy())) if backtest_cuts is not None else []
     if cutoffs is None:

@@ -21,7 +21,7 @@ from smr_ts._validation import check_params, positive_int
 from smr_ts.data.covariate_frames import future_query_values, static_codes
 from smr_ts.data.forecast import forecast_tensors
 from smr_ts.data.frames import to_panel
-from smr_ts.data.queries import check_anchored, horizon_queries, read_queries, warn_past_horizon
+from smr_ts.data.queries import horizon_queries, never_observed, read_queries, warn_never_observed, warn_past_horizon
 from smr_ts.data.windows import FIRST_GAP
 from smr_ts.intervals import uncertainty_columns
 from smr_ts.model import predict_queries
@@ -59,6 +59,7 @@ def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) 
     device = resolve_device(est.device, strict=False)
     outputs = {}
     queried = np.unique(series)  # only the queried series are prepared
+    lacking = np.zeros((len(queried), len(est.target_names_)), bool)  # targets a queried series never observed
     for block in panel_blocks(panel, len(queried)):
         chosen = queried[block]
         at = np.flatnonzero((series >= chosen[0]) & (series <= chosen[-1]))
@@ -66,7 +67,7 @@ def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) 
         future_rows = None if q_future is None else (local, q_times[at], q_future[at])
         data = forecast_tensors(take_series(panel, chosen), est.layout_, FIRST_GAP, future_rows=future_rows,
                                 static=static_codes(est, panel.ids[chosen], *tables))
-        check_anchored(data, local, q_ids[at], est.id_col, est.target_names_, what)
+        lacking[block] = never_observed(data)
         mean, extra = predict_queries(est.model_, data, est.layout_, local, t[at] - data.origin, device, chunk=CHUNK,
                                       h_last=None if h_last is None else h_last[torch.from_numpy(chosen)])
         columns = {"": mean, **({"_std": extra} if return_std else {})}
@@ -77,6 +78,7 @@ def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) 
             if name not in outputs:
                 outputs[name] = np.empty(len(series), np.asarray(values).dtype)
             outputs[name][at] = values
+    warn_never_observed(panel.ids[queried], lacking, est.target_names_, est.id_col)
     out = pd.DataFrame({est.time_col: est.time_info_.to_times(np.asarray(q_times))})
     if est.id_col is not None:
         out.insert(0, est.id_col, q_ids)

@@ -1,6 +1,7 @@
 """SMRForecaster: the scikit-learn contract, both uses (regression, forecasting), persistence,
 bad inputs, and that it learns."""
 
+import inspect
 import pickle
 
 import numpy as np
@@ -349,6 +350,43 @@ def test_bad_fit_input_raises_naming_the_problem(case):
     X, y, match = _bad_inputs()[case]
     with pytest.raises((ValueError, TypeError), match=match):
         SMRForecaster(**SMALL).fit(X, y)
+
+
+@pytest.mark.parametrize("X", [np.column_stack([np.arange(20.0), np.sin(np.arange(20.0))]),
+                               [[0.0, 1.0], [1.0, 2.0], [2.0, 4.0]]], ids=["ndarray", "list"])
+def test_forecasting_refuses_an_array_and_says_to_pass_named_columns(X):
+    """fit(array) without y used to forecast every column as a value at unit gaps, the times among them
+    (as x0). Now a TypeError saying to pass a DataFrame with named id, time and target columns, before
+    anything is fitted; regression on arrays, fit(X, y), is unchanged."""
+    model = SMRForecaster(**SMALL)
+    before = dict(vars(model))
+    with pytest.raises(TypeError, match=r"fit\(X\) without y forecasts the columns of a long frame.*times included.*"
+                                        r"Pass a DataFrame with named columns for the series id \('unique_id'\), the "
+                                        r"time \('ds'\) and the targets, e.g. pd.DataFrame\(array, columns=\['unique_id', "
+                                        r"'ds', 'y'\]\); for sequence regression on arrays, give y"):
+        model.fit(X)
+    assert vars(model) == before
+    with pytest.raises(TypeError, match=r"columns for the time \('ds'; id_col=None: one series\) and the targets"):
+        SMRForecaster(**SMALL, id_col=None).fit(X)
+    y = np.asarray(X, np.float64)[:, 1]
+    prediction = SMRForecaster(**SMALL).fit(X, y).predict(X)
+    assert isinstance(prediction, np.ndarray) and prediction.shape == y.shape and np.isfinite(prediction).all()
+
+
+def test_every_documented_attribute_says_what_it_holds(fitted_forecaster):
+    """Each entry of the Attributes section has a description under its type (target_names_, mode_,
+    n_features_in_ and quantiles_ had none), and target_names_ holds what it says: target_cols in their
+    order, or by default the value columns."""
+    doc = inspect.getdoc(SMRForecaster)
+    lines = doc.split("Attributes\n----------\n", 1)[1].split("\n\nExamples\n--------", 1)[0].splitlines()
+    entries = {line.split(" : ")[0]: i for i, line in enumerate(lines) if line and not line.startswith(" ")}
+    assert "target_names_" in entries and len(entries) >= 10
+    undescribed = [name for name, i in entries.items() if i + 1 == len(lines) or not lines[i + 1].startswith("    ")]
+    assert not undescribed
+    fc, history = fitted_forecaster
+    assert fc.target_names_ == [c for c in history.columns if c not in ("unique_id", "ds")]
+    frame = history.assign(b=history["y"] * 2, a=1.0)
+    assert SMRForecaster(**SMALL, target_cols=["b", "y"]).fit(frame).target_names_ == ["b", "y"]
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,8 @@ from smr_ts.intervals import (
     interval_columns, interval_names, recent_scale, recent_scale_and_changes,
 )
 from smr_ts.model import pinball, pinball_loss
+from smr_ts.model_selection import backtest
+from smr_ts.plotting import plot_forecast
 
 TINY = dict(d_model=8, state_size=8, n_layers=1, random_state=0)
 
@@ -206,6 +208,24 @@ def test_interval_columns_are_named_and_nested_as_nixtlas(walks):
 def test_a_level_outside_0_100_is_refused_naming_it(walks, level):
     with pytest.raises(ValueError, match="level must be a coverage in percent"):
         walks[0].forecast(h=1, level=level)
+
+
+@pytest.mark.parametrize("level, percent", [([0.8, 0.95], r"level=\[80, 95\]"), (0.9, "level=90"),
+                                            ((0.5,), r"level=\[50\]"), ([0.025, 1], r"level=\[2.5, 100\]")])
+def test_levels_given_as_fractions_are_refused_showing_the_call_in_percent(walks, level, percent):
+    """At every entry point that takes ``level``. Fails if fractions are read as percent, as they were:
+    ``level=[0.8, 0.95]`` gave 0.8 % and 0.95 % intervals, nearly zero-width, and no word."""
+    model, future, forecast = walks
+    history = future[["unique_id", "ds", "y"]]
+    calls = {"forecast": lambda: model.forecast(h=1, level=level),
+             "backtest": lambda: backtest(SMRForecaster(**TINY, epochs=1), history, horizon=1.0, n_cutoffs=1,
+                                          level=level),
+             "plot_forecast": lambda: plot_forecast(history, forecast, level=level)}
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=rf"level is a coverage in percent.*looks like fractions.*In percent: "
+                                             rf"{percent}$"):
+            call()
+    assert check_levels([0.5, 80]) == [0.5, 80]  # one level above 1: percent, a 0.5 % interval among them
 
 
 def test_intervals_need_held_out_data_and_say_so():

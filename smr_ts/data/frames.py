@@ -33,6 +33,7 @@ __all__ = [
     "features_and_targets",
     "numeric_values",
     "refuse_array",
+    "refuse_forecast_array",
 ]
 
 
@@ -139,6 +140,20 @@ def refuse_array(X, feature_names, what: str = "X") -> None:
     raise TypeError(f"{what} is a {type(X).__name__}{'' if shape is None else f' of shape {shape}'}, but the model was "
                     f"fitted on a DataFrame with columns {[str(c) for c in feature_names][:10]}: pass a DataFrame "
                     "with those columns (or index levels), e.g. pd.DataFrame(array, columns=...)")
+
+
+def refuse_forecast_array(X, id_col, time_col: str) -> None:
+    """Forecasting reads named columns: an array's columns would all become targets at unit gaps, the
+    times among them."""
+    shape = getattr(X, "shape", None)
+    columns = (f"the series id ({id_col!r}), the time ({time_col!r})" if id_col is not None
+               else f"the time ({time_col!r}; id_col=None: one series)")
+    example = ", ".join(repr(c) for c in ([id_col] if id_col is not None else []) + [time_col, "y"])
+    raise TypeError(f"fit(X) without y forecasts the columns of a long frame, but X is a {type(X).__name__}"
+                    f"{'' if shape is None else f' of shape {shape}'} with no column names: every column, times "
+                    f"included, would be forecast as a value observed at unit gaps. Pass a DataFrame with named "
+                    f"columns for {columns} and the targets, e.g. pd.DataFrame(array, columns=[{example}]); for "
+                    "sequence regression on arrays, give y: fit(X, y)")
 
 
 def _column_or_level(X: pd.DataFrame, name: str, what: str, param: str) -> np.ndarray:

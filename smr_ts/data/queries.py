@@ -14,8 +14,8 @@ import pandas as pd
 
 from smr_ts.data.frames import SeriesPanel, TimeInfo, _plain, check_time_kind, split_frame
 
-__all__ = ["check_anchored", "check_query_times", "history_rows", "horizon_queries", "read_queries",
-           "warn_past_horizon"]
+__all__ = ["check_query_times", "history_rows", "horizon_queries", "never_observed", "read_queries",
+           "warn_never_observed", "warn_past_horizon"]
 
 
 def history_rows(panel: SeriesPanel, n_features: int):
@@ -89,12 +89,27 @@ def _series(id_col, value) -> str:
     return "the series" if id_col is None else f"{id_col}={_plain(value)!r}"
 
 
-def check_anchored(data, series: np.ndarray, q_ids, id_col: str, target_names: list, what: str = "times") -> None:
-    """Every queried series needs an observed value of each target to continue from."""
-    unanchored = ~np.isfinite(data.anchor[series, data.lengths[series] - 1]).all(-1)
-    if unanchored.any():
-        raise ValueError(f"{what}: {_series(id_col, q_ids[np.argmax(unanchored)])} has no observed value of every "
-                         f"target {target_names} in its history, so there is nothing to forecast from")
+def never_observed(data) -> np.ndarray:
+    """(S, T): whether each series of ``data`` has no observed value of each target in its history
+    (no anchor at its last row): its forecasts of that target are NaN."""
+    return ~np.isfinite(data.anchor[np.arange(len(data.lengths)), data.lengths - 1])
+
+
+def warn_never_observed(ids, lacking: np.ndarray, target_names: list, id_col: str) -> None:
+    """One warning for the queried series ``ids`` that never observed a target (``lacking`` (n, T), see
+    :func:`never_observed`): how many, which targets, and how to get forecasts of them."""
+    some = lacking.any(1)
+    if not some.any():
+        return
+    names = [name for name, hit in zip(target_names, lacking.any(0)) if hit]
+    first = int(np.argmax(some))
+    example = [name for name, hit in zip(target_names, lacking[first]) if hit]
+    who = "the series" if id_col is None else f"{int(some.sum())} series"
+    warnings.warn(
+        f"{who} never observed target(s) {names}: their forecasts of those targets are NaN (for example "
+        f"{_series(id_col, ids[first])} has no observed value of {example}); every other target is forecast. "
+        "Once rows observing them are given (update(), or context=), they are forecast too.",
+        UserWarning, stacklevel=6)
 
 
 def warn_past_horizon(ahead: np.ndarray, horizon: float, parameter, info: TimeInfo) -> None:
