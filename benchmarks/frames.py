@@ -26,8 +26,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import sys  # noqa: E402
-import datetime  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -37,7 +35,7 @@ import torch  # noqa: E402
 
 from smr_ts import SMRForecaster  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
-from _machine import cpu_model  # noqa: E402
+from _machine import command, cpu_model, software, today  # noqa: E402
 from smr_ts.data.frames import numeric_values, split_frame, to_panel  # noqa: E402
 from smr_ts.data.scaling import column_moments  # noqa: E402
 from smr_ts.data.windows import Scaling, panel_tensors  # noqa: E402
@@ -131,13 +129,12 @@ def main() -> None:
         "|---|---|---|---|",
         *[f"| {what} | {median:.3f} | {best:.3f} | {cpu:.3f} |" for what, median, best, cpu in rows],
         "",
-        f"- command: `python benchmarks/frames.py --repeats {args.repeats}`",
-        f"- date: {datetime.date.today().isoformat()}",
+        f"- command: `{command('benchmarks/frames.py', ['--repeats', str(args.repeats)])}`",
+        f"- date: {today()}",
         f"- machine: {cpu_model()}, {cores} cores available, load average "
         f"{os.getloadavg()[0]:.1f} at the end of the run (other jobs share the cores), "
         f"torch threads = {torch.get_num_threads()}",
-        f"- software: Python {platform.python_version()}, torch {torch.__version__}, "
-        f"pandas {pd.__version__}, numpy {np.__version__}",
+        f"- software: {software(f', pandas {pd.__version__}, numpy {np.__version__}')}",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)

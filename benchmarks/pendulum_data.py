@@ -16,7 +16,6 @@ os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 import argparse
 import sys  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -25,7 +24,7 @@ import torch  # noqa: E402
 
 from smr_ts.datasets import make_pendulum  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
-from _machine import cpu_model  # noqa: E402
+from _machine import command, cpu_model, software, today  # noqa: E402
 
 
 def _seconds(**kwargs) -> float:
@@ -59,11 +58,11 @@ def main() -> None:
         "|---|---|",
         *[f"| {what} | {seconds:.2f} |" for what, seconds in rows],
         "",
-        f"- command: `python benchmarks/pendulum_data.py --repeats {args.repeats}`",
+        f"- command: `{command('benchmarks/pendulum_data.py', ['--repeats', str(args.repeats)])}`",
         f"- machine: {cpu_model()}, 1 core (pinned with `sched_setaffinity`), "
         f"torch threads = {torch.get_num_threads()}",
-        f"- software: Python {platform.python_version()}, torch {torch.__version__}, "
-        f"numpy {np.__version__}",
+        f"- software: {software(f', numpy {np.__version__}')}",
+        f"- date: {today()}",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The full-budget pendulum runs with the tuned recipes, all at once on one GPU, in one device call.
+# The full-budget pendulum runs of the tuned recipes, all at once on one GPU, in one device call.
 #
 # S6, S6+SMR and GRU-dt with their probe-chosen recipes (--tuned: smr_ts.recipes.PENDULUM_BACKBONE_SETTINGS),
 # 3 seeds each, the full recipe (2000/1000/1000 sequences, 100 epochs), with the sampling-shift test sets:

@@ -19,11 +19,8 @@ the command and the machine.
 from __future__ import annotations
 
 import argparse
-import platform
-import shlex
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -33,8 +30,8 @@ from smr_ts.datasets import make_pendulum
 from smr_ts.recipes import PENDULUM_BACKBONE_SETTINGS, pendulum_forecaster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
-from _machine import cpu_model  # noqa: E402
-from pendulum import CONFIGS, DEPARTURES, config_settings  # noqa: E402
+from _machine import command, cpu_model, software, written  # noqa: E402
+from pendulum_runs import CONFIGS, DEPARTURES, config_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Validation MSE of a model that has learnt nothing: (sin, cos) of a uniform angle has variance 1/2.
@@ -118,7 +115,6 @@ def main(argv=None):
 
 
 def write_report(args, results, argv):
-    given = list(argv if argv is not None else sys.argv[1:])
     lines = [
         "# Pendulum training probe",
         "",
@@ -129,10 +125,9 @@ def write_report(args, results, argv):
         f"clipping. **collapsed**: validation MSE above {COLLAPSED} at the last epoch, where a model "
         "that has learnt nothing sits (about 0.4-0.5).",
         "",
-        f"- command: `{shlex.join(['python', 'benchmarks/pendulum_probe.py', *given])}`",
-        f"- machine: {cpu_model()}, 1 torch thread per probe, {args.jobs} at a time; Python "
-        f"{platform.python_version()}, torch {torch.__version__}",
-        f"- written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- command: `{command('benchmarks/pendulum_probe.py', argv)}`",
+        f"- machine: {cpu_model()}, 1 torch thread per probe, {args.jobs} at a time; {software()}",
+        f"- written: {written()}",
         "",
         "| model | variant | seed | " + " | ".join(f"epoch {e}" for e in range(args.stop_after)) + " | |",
         "|---|---|---|" + "---|" * (args.stop_after + 1),

@@ -28,13 +28,10 @@ its default (unless ``--threads``) and recorded.
 """
 
 import argparse
-import datetime
 import importlib.metadata
 import json
 import os
-import platform
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
@@ -45,7 +42,7 @@ import torch
 
 from smr_ts.ssm.linear_scan import scan, scan_reference
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
-from _machine import cpu_model  # noqa: E402
+from _machine import command, cpu_model, software, today  # noqa: E402
 
 try:
     from mambapy.pscan import pscan
@@ -261,11 +258,11 @@ def main() -> None:
         "",
         *_summary(results),
         "",
-        f"- command: `{shlex.join(['python', 'benchmarks/scan.py', *sys.argv[1:]])}`",
+        f"- command: `{command('benchmarks/scan.py')}`",
         f"- machine: {machine}; 1-minute load average {load_before:.1f} before and {load_after:.1f} after "
         "the run (other processes share the cores)",
-        f"- software: Python {platform.python_version()}, torch {torch.__version__}, mambapy {_version('mambapy')}",
-        f"- date: {datetime.date.today().isoformat()}",
+        f"- software: {software(', mambapy ' + _version('mambapy'))}",
+        f"- date: {today()}",
         "- time: per size, one process calls the methods in interleaved rounds (one warm-up round, then "
         f"{args.repeats} timed rounds, so load from other processes hits every method alike); median and "
         "range of the timed calls. The naive loop is called once, without warm-up.",

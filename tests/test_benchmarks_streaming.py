@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+from _pages import items, table
 from _scripts import load_script
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -15,12 +16,13 @@ def test_streaming_benchmark_table(tmp_path):
     text = out.read_text()
     (r,) = results
     assert r["max_abs_diff"] < 1e-5  # update-then-forecast equals the re-forecast
-    rows = [line for line in text.splitlines() if line.startswith("| s5 |")]
+    rows = [line for line in table(text) if line["backbone"] == "s5"]
     assert len(rows) == 2
     # The ratio printed is the ratio of the times printed next to it.
-    cells = [c.strip() for c in rows[0].strip("|").split("|")]
-    assert cells[5] == f"**{r['full_one'] / r['update_one']:.0f}x**"
-    assert "- command: `python benchmarks/streaming.py --series 8" in text and "- machine:" in text
+    assert list(rows[0].values())[5] == f"**{r['full_one'] / r['update_one']:.0f}x**"
+    provenance = items(text)
+    assert provenance["command"][0].startswith("`python benchmarks/streaming.py --series 8 --rows 60")
+    assert set(provenance) >= {"machine", "software", "date"}
 
 
 def test_forecast_memory_benchmark_table(tmp_path):
@@ -33,4 +35,5 @@ def test_forecast_memory_benchmark_table(tmp_path):
     text = out.read_text()
     peaks = [float(v) for v in re.findall(r"\| forecast[^|]*\| ([\d.]+) \|", text)]
     assert len(peaks) == 1 and 0 < peaks[0] < 4  # the states row; the update row starts with "update"
-    assert "within bound" in text and "- command:" in text
+    assert [line["within bound"] for line in table(text)] == ["yes", "yes"]  # the bound is checked per scenario
+    assert items(text)["command"][0].startswith("`python benchmarks/forecast_memory.py --series 64")

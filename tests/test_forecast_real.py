@@ -10,16 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _pages import headings, numbers, row, table
 from _scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-
-
 suite = load_script(ROOT / "benchmarks" / "forecast_real.py")  # puts benchmarks/ on sys.path for its helpers
 real_data = sys.modules["real_data"]
 real_models = sys.modules["real_models"]
+rows = sys.modules["forecast_real_rows"]
+report = sys.modules["forecast_real_report"]
 
 
 def _frame(ids, times, y):
@@ -43,7 +42,7 @@ def test_scaled_mae_divides_each_series_by_its_in_sample_naive_mae_and_averages(
     assert left_out == 2
     two = pd.DataFrame({"unique_id": ["x", "y"], "n": [1, 1], "mae": [2.0, 1.0], "naive_mae": [1.0, 4.0]})
     assert suite.scaled_mae(two) == (pytest.approx((2.0 + 0.25) / 2), 0)
-    assert suite.geometric_mean([1.0, 4.0]) == pytest.approx(2.0)
+    assert report.geometric_mean([1.0, 4.0]) == pytest.approx(2.0)
 
 
 def test_last_value_is_the_latest_training_value_of_each_series():
@@ -145,22 +144,22 @@ def test_check_task_catches_a_query_row_inside_the_training_rows():
 
 
 def test_smr_rows_are_one_table_of_keyword_arguments():
-    assert suite.SMR_ROWS["SMRForecaster (default: S5)"] == {}
-    assert set(suite.SMR_ROWS) <= set(suite.all_rows())
-    for (row, dataset), budget in suite.REDUCED_BUDGET.items():
-        assert row in suite.SMR_ROWS and dataset in real_data.LOADERS and budget
+    assert rows.SMR_ROWS["SMRForecaster (default: S5)"] == {}
+    assert set(rows.SMR_ROWS) <= set(rows.all_rows())
+    for (name, dataset), budget in rows.REDUCED_BUDGET.items():
+        assert name in rows.SMR_ROWS and dataset in real_data.LOADERS and budget
 
 
 def test_small_data_sets_run_the_smr_rows_on_more_seeds_unless_seeds_are_given(monkeypatch):
     from types import SimpleNamespace
 
-    sizes = {"small": suite.SMALL_TEST_ROWS - 1, "large": suite.SMALL_TEST_ROWS}
+    sizes = {"small": rows.SMALL_TEST_ROWS - 1, "large": rows.SMALL_TEST_ROWS}
     monkeypatch.setattr(suite, "_load", lambda dataset, quick: SimpleNamespace(
         tasks=[SimpleNamespace(query=pd.DataFrame({"y": np.zeros(sizes[dataset] - 1)})),
                SimpleNamespace(query=pd.DataFrame({"y": np.zeros(1)}))]))  # rows counted over every cut-off
-    default, peer = suite.DEFAULT, "neuralforecast NHITS"
+    default, peer = rows.DEFAULT, "neuralforecast NHITS"
     args = suite.parse_args([])
-    assert suite.seeds_for("small", default, args, True) == list(range(suite.SMALL_SET_SEEDS))
+    assert suite.seeds_for("small", default, args, True) == list(range(rows.SMALL_SET_SEEDS))
     assert suite.seeds_for("large", default, args, True) == [0, 1, 2]
     assert suite.seeds_for("small", peer, args, True) == [0]  # peers keep their cap
     assert suite.seeds_for("small", "Last value", args, False) == [0]
@@ -170,14 +169,15 @@ def test_small_data_sets_run_the_smr_rows_on_more_seeds_unless_seeds_are_given(m
 
 def test_the_covariate_section_measures_the_change_against_its_control():
     """The covariate row's change is against the same settings without covariates, not against the default."""
-    rows = [("Quinidine", suite.DEFAULT, 2.0), ("Quinidine", suite.CONTROL, 2.2), ("Quinidine", suite.COVARIATES, 1.76),
-            ("Quinidine", "Last value", 2.0), ("bank_calls", suite.DEFAULT, 1.3), ("bank_calls", "Last value", 8.0)]
-    summary = pd.DataFrame(rows, columns=["dataset", "model", "scaled"])
-    lines = suite.covariate_section(summary, ["Quinidine", "bank_calls"])
-    row = [line for line in lines if line.startswith("| Quinidine")]
-    assert row == ["| Quinidine | 2.000 | 2.200 | 1.760 | -20.0 % | 0.88 (met, target <= 0.9) |"]
-    assert not any(line.startswith("| bank_calls") for line in lines)  # no covariate row there
-    assert suite.ROW_SETTINGS[(suite.CONTROL, "elecdemand")] == suite.ROW_SETTINGS[(suite.COVARIATES, "elecdemand")]
+    cells = [("Quinidine", rows.DEFAULT, 2.0), ("Quinidine", rows.CONTROL, 2.2), ("Quinidine", rows.COVARIATES, 1.76),
+             ("Quinidine", "Last value", 2.0), ("bank_calls", rows.DEFAULT, 1.3), ("bank_calls", "Last value", 8.0)]
+    summary = pd.DataFrame(cells, columns=["dataset", "model", "scaled"])
+    [quinidine] = report.covariate_rows(summary, ["Quinidine", "bank_calls"])  # no covariate row on bank_calls
+    assert (quinidine.dataset, quinidine.default, quinidine.control, quinidine.covariates) == ("Quinidine", 2.0, 2.2, 1.76)
+    assert quinidine.change == pytest.approx(1.76 / 2.2 - 1) and quinidine.target_met  # 0.88 x last value <= 0.9
+    [line] = table("\n".join(report.covariate_section(summary, ["Quinidine", "bank_calls"])), "## Covariates")
+    assert numbers(line["change"]) == [-20.0] and numbers(line["x last value (with)"])[:2] == [0.88, 0.9]
+    assert rows.ROW_SETTINGS[(rows.CONTROL, "elecdemand")] == rows.ROW_SETTINGS[(rows.COVARIATES, "elecdemand")]
 
 
 def test_the_control_row_runs_where_the_covariate_row_runs_without_the_covariates():
@@ -193,11 +193,11 @@ def test_the_control_row_runs_where_the_covariate_row_runs_without_the_covariate
 
 
 def test_wilson_interval_brackets_the_share_and_narrows_with_n():
-    lo, hi = suite.binomial_interval(80, 100)
+    lo, hi = report.binomial_interval(80, 100)
     assert lo < 0.8 < hi and 0.70 < lo and hi < 0.88
-    lo2, hi2 = suite.binomial_interval(800, 1000)
+    lo2, hi2 = report.binomial_interval(800, 1000)
     assert lo < lo2 < 0.8 < hi2 < hi
-    assert suite.binomial_interval(0, 0) == (0.0, 1.0)
+    assert report.binomial_interval(0, 0) == (0.0, 1.0)
 
 
 def test_smr_row_records_coverage_and_the_page_checks_it_against_nominal():
@@ -212,57 +212,119 @@ def test_smr_row_records_coverage_and_the_page_checks_it_against_nominal():
     result = suite.run_row(data, "toy row", factory, 0, {"epochs": 2})
     assert set(result["coverage"]) == {"80", "95"} and result["coverage"]["80"] <= result["coverage"]["95"]
     # The coverage is the share of truths inside the bounds: recompute it from a row of our own.
-    row = factory(data, 0, {"epochs": 2})
+    fitted = factory(data, 0, {"epochs": 2})
     task = data.tasks[0]
-    row.fit(task.train, task.query.drop(columns="y"))
-    row.predict(task.query.drop(columns="y"))
-    lo, hi = row.intervals[80]
+    fitted.fit(task.train, task.query.drop(columns="y"))
+    fitted.predict(task.query.drop(columns="y"))
+    lo, hi = fitted.intervals[80]
     truth = task.query["y"].to_numpy(float)
     assert result["coverage"]["80"] == pytest.approx(np.mean((lo <= truth) & (truth <= hi)))
     records = [{**result, "model": "toy row", "dataset": "toy"}]
-    text = "\n".join(suite.coverage_section(records, ["toy"], ["toy row"]))
-    n, k = result["n_query"], round(result["coverage"]["95"] * result["n_query"])
-    assert f"{k / n:.3f}" in text
-    expected = all(abs(c - float(lv) / 100) <= 0.05
-                   or suite.binomial_interval(round(c * n), n)[0] <= float(lv) / 100 <= suite.binomial_interval(round(c * n), n)[1]
-                   for lv, c in result["coverage"].items())
-    assert text.rstrip().endswith("| met |" if expected else "| not met |")
+    levels, [toy] = report.coverage_rows(records, ["toy"], ["toy row"])
+    n = result["n_query"]
+    for level in toy.levels:
+        k = round(result["coverage"][level.level] * n)
+        assert level.all_seeds.share == k / n and level.all_seeds.bracket == report.binomial_interval(k, n)
+        assert level.all_seeds.met == (abs(k / n - float(level.level) / 100) <= 0.05
+                                       or level.all_seeds.bracket[0] <= float(level.level) / 100 <= level.all_seeds.bracket[1])
+    line = row(table("\n".join(report.coverage_section(records, ["toy"], ["toy row"]))), model="toy row")
+    assert numbers(line["95 %"])[0] == pytest.approx(toy.levels[1].all_seeds.share, abs=5e-4)
+    assert line["target"] == ("met" if toy.met else "not met")
 
 
 def test_coverage_target_is_five_points_or_the_binomial_bracket():
-    def verdict(cov80, cov95, n):
+    def met(cov80, cov95, n):
         rec = {"model": "m", "dataset": "d", "n_query": n, "coverage": {"80": cov80, "95": cov95},
                "unbounded": {"80": 0, "95": 0}}
-        return suite.coverage_section([rec], ["d"], ["m"])[-1].rsplit("|", 2)[-2].strip()
+        return report.coverage_rows([rec], ["d"], ["m"])[1][0].met
 
-    assert verdict(0.84, 0.93, 1000) == "met"  # within 5 points
-    assert verdict(0.70, 0.95, 1000) == "not met"  # 10 points under at 80 %, bracket far from 0.8
-    assert verdict(0.70, 0.90, 20) == "met"  # 14 of 20: 0.8 is inside the small sample's bracket
+    assert met(0.84, 0.93, 1000)  # within 5 points
+    assert not met(0.70, 0.95, 1000)  # 10 points under at 80 %, bracket far from 0.8
+    assert met(0.70, 0.90, 20)  # 14 of 20: 0.8 is inside the small sample's bracket
 
 
 def test_coverage_target_is_judged_on_the_seeds_whose_intervals_are_bounded():
-    def line(*seeds, n=57):
+    def coverage(*seeds, n=57):
         records = [{"model": "m", "dataset": "d", "n_query": n, "coverage": {"95": cov},
                     "unbounded": {"95": unbounded}} for cov, unbounded in seeds]
-        return suite.coverage_section(records, ["d"], ["m"])[-1]
+        [result] = report.coverage_rows(records, ["d"], ["m"])[1]
+        return result
 
-    # 45 of 57 bounded (0.79, bracket [0.67, 0.87]) fails; an infinite seed's 1.0 would lift the mean to 0.895
-    assert line((45 / 57, 0), (1.0, 57)).endswith("| 57 | not met |")
-    assert "bounded (1 of 2 seeds): 0.789" in line((45 / 57, 0), (1.0, 57))
-    assert line((51 / 57, 0), (1.0, 3)).endswith("| met |")  # 0.895: 0.95 is inside its bracket
-    assert line((1.0, 57)).endswith("not met |")  # nothing bounded: nothing to judge
-    assert "bounded" not in line((51 / 57, 0), (52 / 57, 0))
+    # 45 of 57 bounded (0.79, bracket [0.67, 0.88]) fails; an infinite seed's 1.0 would lift the mean to 0.895
+    judged = coverage((45 / 57, 0), (1.0, 57))
+    [level] = judged.levels
+    assert (level.seeds, level.bounded, judged.unbounded, judged.met) == (2, 1, 57, False)
+    assert level.judged.share == pytest.approx(45 / 57) and level.all_seeds.share == pytest.approx(51 / 57)
+    assert level.all_seeds.met  # what the infinite seed would have passed
+    assert coverage((51 / 57, 0), (1.0, 3)).met  # 0.895: 0.95 is inside its bracket
+    nothing = coverage((1.0, 57))
+    assert nothing.levels[0].judged is None and not nothing.met  # nothing bounded: nothing to judge
+    assert coverage((51 / 57, 0), (52 / 57, 0)).levels[0].judged is None  # all bounded: judged on all seeds
+    # the page shows the bounded seeds' share beside the share of all seeds
+    records = [{"model": "m", "dataset": "d", "n_query": 57, "coverage": {"95": c}, "unbounded": {"95": u}}
+               for c, u in ((45 / 57, 0), (1.0, 57))]
+    line = row(table("\n".join(report.coverage_section(records, ["d"], ["m"]))), model="m")
+    shown = [51 / 57, *report.binomial_interval(51, 57), 1, 2, 45 / 57, *report.binomial_interval(45, 57)]
+    assert numbers(line["95 %"]) == pytest.approx(shown, abs=0.005)  # all seeds; bounded (1 of 2 seeds)
+    assert (line["unbounded"], line["target"]) == ("57", "not met")
 
 
 def test_coverage_section_counts_the_data_sets_where_the_default_row_meets_its_target():
     def record(dataset, cov95):
-        return {"model": suite.DEFAULT, "dataset": dataset, "n_query": 1000, "coverage": {"95": cov95},
+        return {"model": rows.DEFAULT, "dataset": dataset, "n_query": 1000, "coverage": {"95": cov95},
                 "unbounded": {"95": 0}}
 
-    lines = suite.coverage_section([record("a", 0.95), record("b", 0.80)], ["a", "b"], [suite.DEFAULT])
-    assert "met on 1 of 2 (not on b)" in lines[-1]
-    lines = suite.coverage_section([record("a", 0.95)], ["a", "b"], [suite.DEFAULT])
-    assert "met on 1 of 1." in lines[-1]
+    found = report.coverage_rows([record("a", 0.95), record("b", 0.80)], ["a", "b"], [rows.DEFAULT])[1]
+    assert [(r.dataset, r.met) for r in found] == [("a", True), ("b", False)]
+    lines = report.coverage_section([record("a", 0.95), record("b", 0.80)], ["a", "b"], [rows.DEFAULT])
+    assert numbers(lines[-1])[-2:] == [1, 2] and "b)" in lines[-1]  # met on 1 of 2, and which one not
+    lines = report.coverage_section([record("a", 0.95)], ["a", "b"], [rows.DEFAULT])
+    assert numbers(lines[-1])[-2:] == [1, 1]
+
+
+def _synthetic_records(protocol="full"):
+    """Records of two data sets as the runner writes them: last value, the default row over two seeds,
+    a failed row and one not applicable."""
+    def record(dataset, model, seed, scaled, **extra):
+        return {"protocol": protocol, "dataset": dataset, "model": model, "seed": seed, "budget": {},
+                "machine": "test machine", "versions": {"python": "3.11", "torch": "2"}, "notes": ["a note"],
+                "mae": 2 * scaled, "scaled_mae": scaled, "n_query": 40, "n_units": 8, "n_excluded": 1,
+                "fit_s": 1.0 + seed, "predict_s": 0.5, "warnings": seed, "warning_messages": [], "tasks": [{}], **extra}
+
+    coverage = {"coverage": {"80": 0.8, "95": 0.95}, "unbounded": {"80": 0, "95": 0}}
+    return [record("Quinidine", "Last value", 0, 2.0), record("ChickWeight", "Last value", 0, 1.0),
+            record("Quinidine", rows.DEFAULT, 0, 1.5, **coverage), record("Quinidine", rows.DEFAULT, 1, 1.7, **coverage),
+            record("ChickWeight", rows.DEFAULT, 0, 0.8, budget={"epochs": 5}, **coverage),
+            {"protocol": protocol, "dataset": "ChickWeight", "model": "S6", "seed": 0, "budget": {},
+             "machine": "test machine", "notes": [], "error": "RuntimeError: boom"},
+            {"protocol": protocol, "dataset": "Quinidine", "model": "Seasonal naive", "seed": 0, "budget": {},
+             "machine": "test machine", "notes": [], "not_applicable": "no season"}]
+
+
+def test_the_page_is_written_from_records_alone(tmp_path):
+    """The page writer on synthetic records: its sections, the summary's numbers and the per data set rows."""
+    runs, page = tmp_path / "runs.json", tmp_path / "page.md"
+    import json
+
+    runs.write_text(json.dumps(_synthetic_records() + _synthetic_records("quick")[:1]))
+    suite.main(["--report-only", "--json", str(runs), "--out", str(page), "--note", "why"])
+    text = page.read_text()
+    assert [h for h in headings(text) if h.startswith("## ")] == [
+        "## Summary: scaled MAE", "## Interval coverage", "## Quinidine", "## ChickWeight", "## Protocol", "## Peers"]
+    summary = table(text, "## Summary")
+    assert [r["model"] for r in summary] == ["Last value", rows.DEFAULT]  # rows that ran, in the suite's order
+    default = row(summary, model=rows.DEFAULT)
+    assert (numbers(default["Quinidine"]), numbers(default["ChickWeight"])) == ([1.6], [0.8])  # mean over seeds
+    assert default["geo mean"] == "—"  # two of five data sets: no geometric mean
+    quinidine = row(table(text, "## Quinidine"), model=rows.DEFAULT)
+    assert numbers(quinidine["scaled MAE"]) == pytest.approx([1.6, np.std([1.5, 1.7], ddof=1)], abs=5e-4)
+    assert (numbers(quinidine["÷ LV"]), quinidine["seeds"], quinidine["warnings"]) == ([0.8], "2", "1")
+    chick = table(text, "## ChickWeight")
+    assert row(chick, model="S6")["MAE"].startswith("failed: RuntimeError")
+    assert "epochs=5" in row(chick, model=rows.DEFAULT)["notes"]  # its reduced budget beside its numbers
+    assert "Seasonal naive" not in [r["model"] for r in table(text, "## Quinidine")]  # not applicable: no row
+    assert [r["target"] for r in table(text, "## Interval coverage")] == ["met", "met"]
+    assert "why" in text and "- machine: test machine" in text.splitlines()
 
 
 def test_parallel_jobs_write_the_same_records_as_one_process(tmp_path):

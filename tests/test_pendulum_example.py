@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _pages import bullets, headings, items, numbers, row, table
 from _scripts import load_script
 from smr_ts.datasets import make_pendulum
 
@@ -93,9 +94,18 @@ def test_pendulum_benchmark_writes_its_report_and_resumes(tmp_path):
     assert [r["config"] for r in runs] == ["s5+smr", "gru_dt"]
     assert set(runs[0]["shift"]) == {label for label, _, _ in bench.SHIFTS} and "shift" not in runs[1]
     text = report.read_text()
-    assert "smr_ts s5+smr" in text and "Sampling shift" in text and "reduced budget" in text and "- a note" in text
+    assert headings(text) == ["# Pendulum regression results", "## Sampling shift"]
     mse = runs[0]["test_mse"] * 1e3  # one seed: its value, and no made-up spread
-    assert f"| **smr_ts s5+smr** | {mse:.2f} (1 seed) |" in text and "+- 0.00" not in text
+    ours = row(table(text), model="**smr_ts s5+smr**")
+    assert ours["test MSE x 1e-3"] == f"{mse:.2f} (1 seed)" and ours["seeds"] == "1"
+    assert ours["parameters"] == f"{runs[0]['parameters']:,}" and ours["best epoch"] == str(runs[0]["best_epoch"])
+    assert "**smr_ts gru_dt**" in [r["model"] for r in table(text)]
+    # the shift table: the SMR run only, a column per test set, the training rate's equal to the test MSE
+    [shift] = table(text, "## Sampling shift")
+    assert list(shift)[1:] == [label for label, _, _ in bench.SHIFTS] and shift["model"].startswith("smr_ts s5+smr")
+    assert numbers(shift["rate 0.5 (train)"]) == [float(f"{mse:.2f}"), 1]
+    assert numbers(items(text)["budget"][0])[:4] == [6, 3, 3, 1]  # sizes and epochs as run
+    assert bullets(text, "Notes:") == ["a note"] and "--note" not in items(text)["command"][0]
     bench.main(argv)  # finished runs are skipped, not repeated
     assert len(json.loads(results.read_text())) == 2
 
@@ -119,7 +129,11 @@ def test_pendulum_benchmark_parallel_jobs_merge_into_one_report(tmp_path):
     bench.main(["--configs", "s5", "gru_dt", "--seeds", "1", "2", "--epochs", "1", "--merge", str(serial),
                 "--results", str(merged), "--report-only", "--out", str(tmp_path / "merged.md")])
     assert json.loads(merged.read_text()) == json.loads(serial.read_text())
-    assert "| **smr_ts s5 (clip 0.5)** |" in report.read_text() and "clipped to norm 0.5" in report.read_text() and len(list((tmp_path / "parts").glob("*.log"))) == 4
+    text = report.read_text()
+    ours = [r for r in table(text) if "smr_ts" in r["model"]]  # ordered by test MSE, among the published rows
+    assert {r["model"] for r in ours} == {"**smr_ts s5 (clip 0.5)**", "**smr_ts gru_dt (clip 0.5)**"}
+    assert [numbers(r["test MSE x 1e-3"])[0] for r in ours] == sorted(numbers(r["test MSE x 1e-3"])[0] for r in ours)
+    assert "clip 0.5" in items(text)["budget"][0] and len(list((tmp_path / "parts").glob("*.log"))) == 4
     assert all("epoch" in log.read_text() for log in (tmp_path / "parts").glob("*.log"))  # --progress reached them
 
 
@@ -133,13 +147,13 @@ def test_pendulum_benchmark_keeps_clipped_and_recipe_runs_apart(tmp_path):
     runs = json.loads(results.read_text())
     assert [r["grad_clip"] for r in runs] == [None, 1.0]
     text = report.read_text()
-    assert "| **smr_ts gru_dt** |" in text and "| **smr_ts gru_dt (clip 1)** |" in text
-    assert "rows marked (clip 1): gradients clipped to norm 1" in text
+    assert {r["model"] for r in table(text) if "smr_ts" in r["model"]} == {"**smr_ts gru_dt**", "**smr_ts gru_dt (clip 1)**"}
+    assert "clip 1" in items(text)["budget"][0]  # the departure is stated with the budget
     bench.main(base + ["--grad-clip", "1.0"])  # both are done: nothing is retrained
     assert json.loads(results.read_text()) == runs
     bench.main(base + ["--grad-clip", "1.0", "--lr", "0.003"])  # a third departure from the recipe: a third row
     assert [(r["lr"], r["grad_clip"]) for r in json.loads(results.read_text())][2:] == [(0.003, 1.0)]
-    assert "| **smr_ts gru_dt (lr 0.003, clip 1)** |" in report.read_text()
+    assert "**smr_ts gru_dt (lr 0.003, clip 1)**" in [r["model"] for r in table(report.read_text())]
 
 
 def test_pendulum_probe_stops_the_full_schedule_early_and_tabulates_each_epoch(tmp_path):

@@ -1,4 +1,8 @@
-"""The pendulum benchmark's collapse rule, training at another sample rate, and the matched-rate section of the page."""
+"""The collapse rule, training at another sample rate, and the matched-rate section of the pendulum page.
+
+The section's tables are read back as cells and its notes are checked on the findings they are
+written from (``benchmarks/pendulum_notes.py``), not on their wording.
+"""
 
 import json
 import os
@@ -8,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from _pages import bullets, headings, items, numbers, row, table
 from _scripts import load_script
 from smr_ts.recipes import collapsed_seeds, pendulum_forecaster
 
 ROOT = Path(__file__).resolve().parents[1]
+bench = load_script(ROOT / "benchmarks" / "pendulum.py")  # puts benchmarks/ on sys.path for its modules
+pendulum_runs = sys.modules["pendulum_runs"]
+pendulum_notes = sys.modules["pendulum_notes"]
 
 
 def test_collapse_rule_reads_the_median_and_the_first_fifth_of_the_schedule():
@@ -26,16 +34,15 @@ def test_collapse_rule_reads_the_median_and_the_first_fifth_of_the_schedule():
 
 
 def test_configurations_name_the_time_aware_gate():
-    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
-    assert bench.config_settings("s5+smr+gaps") == {"backbone": "s5", "smr": True, "smr_use_gaps": True}
-    assert bench.config_settings("s6+smr") == {"backbone": "s6", "smr": True}
-    assert "s5+smr+gaps" not in bench.DEFAULT_CONFIGS  # run only when named
-    model = pendulum_forecaster(**bench.config_settings("s6+smr+gaps"))
+    settings = pendulum_runs.config_settings
+    assert settings("s5+smr+gaps") == {"backbone": "s5", "smr": True, "smr_use_gaps": True}
+    assert settings("s6+smr") == {"backbone": "s6", "smr": True}
+    assert "s5+smr+gaps" not in pendulum_runs.DEFAULT_CONFIGS  # run only when named
+    model = pendulum_forecaster(**settings("s6+smr+gaps"))
     assert (model.backbone, model.smr, model.smr_use_gaps) == ("s6", True, True)
 
 
 def test_training_rate_is_a_setting_of_the_run_and_its_test_rate(tmp_path):
-    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
     results = tmp_path / "runs.json"
     base = ["--configs", "s5+smr+gaps", "--seeds", "0", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
             "--n-test", "3", "--shift", "--threads", "1", "--results", str(results), "--no-report"]
@@ -51,7 +58,6 @@ def test_training_rate_is_a_setting_of_the_run_and_its_test_rate(tmp_path):
 
 
 def test_tuned_runs_take_each_backbones_chosen_departures_and_are_runs_of_their_own(tmp_path, monkeypatch):
-    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
     monkeypatch.setitem(bench.PENDULUM_BACKBONE_SETTINGS, "gru_dt", {"lr": 0.005, "grad_clip": 2.0})
     results = tmp_path / "runs.json"
     base = ["--configs", "gru_dt", "s5", "--seeds", "0", "--epochs", "1", "--n-train", "6", "--n-valid", "3",
@@ -81,8 +87,14 @@ def _s5_runs():
             _record("s5", 0.25, 1, [8e-3, 4e-3, 4e-3, 4e-3, 40e-3], best_epoch=3)]
 
 
+def _by(runs):
+    by = {}
+    for r in runs:
+        by.setdefault((r["config"], r["train_rate"]), {})[r["seed"]] = r
+    return by
+
+
 def test_matched_section_computes_shift_penalties_and_smr_ratios_and_keeps_the_page(tmp_path):
-    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
     runs = [
         *_s5_runs(),
         _record("s5+smr", 0.5, 0, [10e-3, 1.5e-3, 2e-3, 2e-3, 45e-3]),
@@ -96,17 +108,27 @@ def test_matched_section_computes_shift_penalties_and_smr_ratios_and_keeps_the_p
     bench.main(argv)
     text = page.read_text()
     assert text.startswith("# Pendulum regression results\n\nthe full table\n\n## Sampling shift\n\nthe shift table\n")
-    lines = text.splitlines()
+    assert [h for h in headings(text) if h.startswith("##")][1:] == [
+        "## Matched-rate control (reduced budget)", "### Test MSE x 1e-3", "### Shift penalty",
+        "### SMR at the matched rate", "### Collapsed seeds", "### Notes"]
     # shift penalty at 0.25: mean(12, 14) / mean(6, 8) = 13 / 7; per seed 12/6 and 14/8
-    assert f"| s5 | {13 / 7:.2f} (2.00, 1.75) |" in lines
-    assert "| s5+smr | 2.00 (2.00) |" in lines
+    shift = table(text, "### Shift penalty")
+    assert [r["model"] for r in shift] == ["s5", "s5+smr"] and list(shift[0]) == ["model", "r = 0.25"]
+    assert numbers(row(shift, model="s5")["r = 0.25"]) == pytest.approx([13 / 7, 2.0, 1.75], abs=0.005)
+    assert numbers(row(shift, model="s5+smr")["r = 0.25"]) == pytest.approx([2.0, 2.0])
     # SMR at the matched rate: 5 / 7 at 0.25 (seed 0: 5/6), 1.5 / 3 at 0.5, bursty 45 / 30
-    assert f"| s5+smr / s5 | {5 / 7:.2f} (0.83) | 0.50 (0.50) | 1.50 (1.50) |" in lines
-    assert "| s5 | 0.25 | 0, 1 | **7.00 +- 1.00** | 4.00 +- 0.00 | 4.00 +- 0.00 | 4.00 +- 0.00 | 40.00 +- 0.00 | 20, 3 | 10.0 |" in lines
-    assert any(line.startswith("| reduced | s5 (trained at rate 0.25) | 2 | 1 | 1 (best epoch 3") for line in lines)
-    assert "| reduced | s5+smr | 1 | 0 | - |" in lines
-    assert "- SMR helps here" in lines and "--note" not in text
-    assert "1000/500/500 train/valid/test sequences, 30 epochs" in text
+    smr = row(table(text, "### SMR at the matched rate"), ratio="s5+smr / s5")
+    assert [numbers(smr[k]) for k in ("rate 0.25", "rate 0.5", "bursty 0.5 (trained at 0.5)")] == [
+        pytest.approx([5 / 7, 5 / 6], abs=0.005), [0.5, 0.5], [1.5, 1.5]]
+    errors = row(table(text, "### Test MSE"), model="s5", **{"trained at": "0.25"})
+    assert errors["seeds"] == "0, 1" and errors["rate 0.25"] == "**7.00 +- 1.00**"  # bold: the training rate
+    assert numbers(errors["bursty 0.5"]) == [40.0, 0.0] and errors["best epochs"] == "20, 3"
+    assert numbers(errors["s / epoch"]) == [10.0]
+    collapsed = table(text, "### Collapsed seeds")
+    assert numbers(row(collapsed, configuration="s5 (trained at rate 0.25)")["which"]) == [1, 3, 1e-3]  # seed, best epoch, best valid
+    assert row(collapsed, configuration="s5+smr", budget="reduced")["collapsed"] == "0"
+    assert "SMR helps here" in bullets(text, "### Notes") and "--note" not in items(text)["command"][0]
+    assert numbers(items(text)["budget"][0])[:4] == [1000, 500, 500, 30]
 
     bench.main(argv)  # written again: replaced, not appended
     assert page.read_text().count("## Matched-rate control") == 1
@@ -126,7 +148,6 @@ def test_matched_section_computes_shift_penalties_and_smr_ratios_and_keeps_the_p
 
 
 def test_other_backbones_runs_with_their_chosen_recipes_join_the_collapse_table_at_the_same_budget(tmp_path):
-    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
     matched, stability, page = tmp_path / "matched.json", tmp_path / "tuned.json", tmp_path / "pendulum.md"
     matched.write_text(json.dumps(_s5_runs()))
     tuned = [{**_record("gru_dt", 0.5, seed, [1e-3] * 5, best_epoch=best), "lr": 0.003, "grad_clip": 1.0}
@@ -138,17 +159,21 @@ def test_other_backbones_runs_with_their_chosen_recipes_join_the_collapse_table_
             "--stability-runs", str(stability)]
     bench.main(argv)
     text = page.read_text()
-    assert "| reduced | gru_dt (lr 0.003, clip 1) | 3 | 1 | 1 (best epoch 4, best valid 1.00e-3) |" in text
-    assert "--configs gru_dt --seeds 0 1 2 --tuned --epochs 30 --n-train 1000" in text
-    assert "other backbones with their chosen recipes: 1 of 3 runs flagged (gru_dt (lr 0.003, clip 1) seed 1); " \
-           "best epochs 4-28." in text
+    gru = row(table(text, "### Collapsed seeds"), configuration="gru_dt (lr 0.003, clip 1)")
+    assert (gru["budget"], gru["seeds"], gru["collapsed"]) == ("reduced", "3", "1")
+    assert numbers(gru["which"]) == [1, 4, 1e-3]  # seed 1, best epoch 4, best valid 1.00e-3
+    # how the other backbones' runs were made: their configurations, seeds and this budget
+    made_by = [line for line in text.splitlines() if line.startswith("- the collapse table's rows")]
+    assert "--configs gru_dt --seeds 0 1 2 --tuned --epochs 30 --n-train 1000" in made_by[0]
+    found = pendulum_notes.findings(_by(_s5_runs()), epochs=30, stability=tuned)
+    assert found.collapses.stability == (["gru_dt (lr 0.003, clip 1) seed 1"], 3, (4, 28))
+    assert pendulum_notes.notes(found)[-1] in text.replace("\n- ", "\n")  # the page prints the notes it found
     stability.write_text(json.dumps([{**r, "epochs": 100} for r in tuned]))  # another budget: refused
     with pytest.raises(ValueError, match="never mix budgets"):
         bench.main(argv)
 
 
-def test_matched_notes_are_computed_from_the_runs(tmp_path):
-    bench = load_script(ROOT / "benchmarks" / "pendulum.py")
+def test_matched_findings_are_computed_from_the_runs(tmp_path):
     runs = [
         *_s5_runs(),
         _record("s5+smr", 0.5, 0, [10e-3, 1.5e-3, 2e-3, 2e-3, 45e-3]),
@@ -157,53 +182,72 @@ def test_matched_notes_are_computed_from_the_runs(tmp_path):
         _record("s5+smr", 0.25, 1, [8e-3, 4e-3, 4e-3, 4e-3, 40e-3]),
         _record("s6", 0.5, 0, [20e-3, 5e-3, 5e-3, 5e-3, 40e-3]),
     ]
-    by = {}
-    for r in runs:
-        by.setdefault((r["config"], r["train_rate"]), {})[r["seed"]] = r
-    notes = bench.matched_notes(by, epochs=30)
-    text = "\n".join(notes)
+    by = _by(runs)
+    found = pendulum_notes.findings(by, epochs=30)
     # what ran, and the missing cells of the grid, by configuration
-    assert f"{len(runs)} runs" in notes[0] and "is 45 runs, of which 9 ran" in notes[0]
-    assert "  - s6: rate 0.25, seeds 0, 1, 2; rate 0.5, seeds 1, 2; rate 1, seeds 0, 1, 2" in notes
-    assert "  - s5: rate 0.25, seed 2; rate 0.5, seed 2; rate 1, seeds 0, 1, 2" in notes
-    assert "  - s6+smr: rate 0.25, seeds 0, 1, 2; rate 0.5, seeds 0, 1, 2; rate 1, seeds 0, 1, 2" in notes
-    # shift penalty: S5 13 / 7, above 1 on both seeds (2.00, 1.75) -> shift; S5+SMR 7.5 / 8, seeds 1.25 and 0.62
-    assert f"  - s5 at r = 0.25: {13 / 7:.2f}, above 1; above 1 on every one of 2 seeds (per seed 1.75-2.00)." in notes
-    assert f"  - s5+smr at r = 0.25: {7.5 / 8:.2f}, below 1; above 1 on 1 of 2 seeds (per seed 0.62-1.25)" in text
-    shift = next(n for n in notes if n.startswith("**Shift penalty**"))
-    assert "training at the test rate recovers: s5 at 0.25." in shift
-    assert "not shift: s5+smr at 0.25." in shift
-    # SMR: helps at 0.5 on every seed (1.5 / 3), hurts under bursty sampling on every seed (45 / 30)
-    summary = next(n for n in notes if n.startswith("**Where SMR helps"))
-    assert "SMR helps on every paired seed (two or more): s5+smr / s5 at rate 0.5 (0.50, 2 paired seeds)" in summary
-    assert "SMR hurts on every paired seed (two or more): s5+smr / s5 under bursty sampling (trained at 0.5) (1.50" \
-        in summary
-    assert notes.index(summary) < notes.index(shift)  # the plain answer comes first
-    assert "  - s5+smr / s5 under bursty sampling (trained at 0.5): 1.50, above 1; above 1 on every one of 2 seeds" \
-        in text
-    # S5+SMR at 0.25: 8 / 7 on the means, seeds 8/6 and 8/8 = 1.00 -> not below 1 on both: not settled
-    assert f"s5+smr / s5 at rate 0.25 ({8 / 7:.2f}, 2 paired seeds)" in summary.split("Not settled")[1]
+    assert (found.runs, found.grid_runs, found.grid_done) == (9, 45, 9)
+    assert found.missing["s6"] == {0.25: [0, 1, 2], 0.5: [1, 2], 1.0: [0, 1, 2]}
+    assert found.missing["s5"] == {0.25: [2], 0.5: [2], 1.0: [0, 1, 2]}
+    assert found.missing["s6+smr"] == {t: [0, 1, 2] for t in (0.25, 0.5, 1.0)}
+    # shift penalty: S5 13 / 7, above 1 on both seeds (2.00, 1.75): shift; S5+SMR 7.5 / 8, seeds 1.25 and 0.62
+    shift = {(p.config, p.rate): p for p in found.shift}
+    assert set(shift) == {("s5", 0.25), ("s5+smr", 0.25)}
+    assert (shift["s5", 0.25].ratio.mean, shift["s5", 0.25].ratio.paired) == (pytest.approx(13 / 7), (2.0, 1.75))
+    assert shift["s5", 0.25].verdict == "shift"
+    assert shift["s5+smr", 0.25].ratio.mean == pytest.approx(7.5 / 8)
+    assert shift["s5+smr", 0.25].ratio.paired == pytest.approx((1.25, 0.625)) and shift["s5+smr", 0.25].verdict == "within"
+    # off the training rate 0.5: trained at 0.25, tested at 0.5, over trained at 0.5
+    assert found.off_rate == {"s5": [(0.25, 0.5, pytest.approx(4 / 3))], "s5+smr": [(0.25, 0.5, pytest.approx(4 / 1.5))]}
+    # SMR: helps at 0.5 on every seed (1.5 / 3), hurts under bursty sampling (45 / 30); at 0.25, 8 / 7 on the
+    # means with seeds 8/6 and 8/8 = 1.00: not on one side of 1 on both, so not settled
+    smr = {c.test: c for c in found.smr}
+    assert set(smr) == {0.25, 0.5, "bursty"} and all((c.smr, c.base) == ("s5+smr", "s5") for c in found.smr)
+    assert (smr[0.5].ratio.mean, smr[0.5].verdict) == (pytest.approx(0.5), "helps")
+    assert (smr["bursty"].ratio.mean, smr["bursty"].verdict) == (pytest.approx(1.5), "hurts")
+    assert (smr[0.25].ratio.mean, smr[0.25].ratio.paired, smr[0.25].verdict) == (
+        pytest.approx(8 / 7), pytest.approx((8 / 6, 1.0)), "unsure")
+    assert [c.test for c in found.where("helps")] == [0.5] and [c.test for c in found.where("hurts")] == ["bursty"]
+    assert found.seed_counts == [1, 2] and len(found.spread) == 4  # rows with two seeds
     # the seed flagged by the rule, the best epochs, and the rows the median part cannot judge
-    collapsed = notes[-1]
-    assert "1 of 9 runs flagged" in collapsed and "s5 at 0.25 seed 1 (best epoch 3)" in collapsed
-    assert "best epochs 3-20" in collapsed  # two seeds or fewer: the median part of the rule cannot flag
-    assert "only the early-epoch part applies: s5 at 0.25, s5 at 0.5, s5+smr at 0.25, s5+smr at 0.5, s6 at 0.5." \
-        in collapsed
-    assert "time-aware gate" not in text  # no gaps row, no gate note
+    c = found.collapses
+    assert c.flagged == [("s5", 0.25, 1, 3)] and c.runs == 9 and c.best_epochs == (3, 20)
+    assert c.few_seeds == [("s5", 0.25), ("s5", 0.5), ("s5+smr", 0.25), ("s5+smr", 0.5), ("s6", 0.5)]
+    assert c.grad_norms is None and c.stability is None and c.full is None
+    assert found.gate == []  # no gaps row, no gate note
 
-    # no number is typed by hand: change a run and the notes follow
+    # The notes: one item per finding group, a sub-item per missing configuration, shift penalty and SMR
+    # comparison; the plain answer right after what ran; every ratio cited as the findings hold it.
+    notes = pendulum_notes.notes(found)
+    top = [i for i, n in enumerate(notes) if not n.startswith("  - ")]
+    subs = [top[k + 1] - top[k] - 1 for k in range(len(top) - 1)] + [len(notes) - top[-1] - 1]
+    assert subs == [len(found.missing), 0, len(found.shift), len(found.off_rate), len(found.smr), 0]
+    shift_items = notes[top[2] + 1:top[3]]
+    for penalty, item in zip(found.shift, shift_items):
+        which, what = item.split(": ", 1)
+        assert penalty.config in which and numbers(which)[-1] == penalty.rate
+        assert numbers(what)[0] == round(penalty.ratio.mean, 2)  # then the per-seed span, lowest-highest
+        assert numbers(what)[-2:] == [round(min(penalty.ratio.paired), 2), round(max(penalty.ratio.paired), 2)]
+    assert f"{smr[0.5].ratio.mean:.2f}" in notes[top[1]] and f"{smr['bursty'].ratio.mean:.2f}" in notes[top[1]]
+    assert notes == pendulum_notes.matched_notes(by, epochs=30)
+
+    # no number is typed by hand: change a run and the findings follow
     by["s5", 0.5][1] = _record("s5", 0.5, 1, [28e-3, 3e-3, 2e-3, 2e-3, 30e-3])
-    assert f"  - s5 at r = 0.25: {20 / 7:.2f}, above 1; above 1 on every one of 2 seeds (per seed 2.00-3.50)." \
-        in bench.matched_notes(by, epochs=30)
+    moved = pendulum_notes.findings(by, epochs=30).shift[0]
+    assert (moved.ratio.mean, moved.ratio.paired) == (pytest.approx(20 / 7), (2.0, 3.5))
 
     # the gate row against S5+SMR and S5, and the page carries the notes
     runs.append(_record("s5+smr+gaps", 0.25, 0, [5e-3, 4e-3, 4e-3, 4e-3, 40e-3]))
+    [gate] = pendulum_notes.findings(_by(runs), epochs=30).gate
+    assert gate.test == 0.25 and list(gate.errors) == ["s5+smr+gaps", "s5", "s5+smr"] and gate.rank == "best"
+    assert list(gate.errors.values()) == pytest.approx([5e-3, 7e-3, 8e-3])
+    assert gate.against_smr.mean == pytest.approx(5 / 8) and gate.against_smr.paired == pytest.approx((5 / 8,))
     matched, page = tmp_path / "matched.json", tmp_path / "pendulum.md"
     matched.write_text(json.dumps(runs))
-    bench.main(["--matched", str(matched), "--out", str(page), "--full-runs", str(tmp_path / "none.json")])
-    text = page.read_text()
-    assert "### Notes" in text and "**Missing**" in text
-    assert "  - at rate 0.25: s5+smr+gaps 5.00 < s5 7.00 < s5+smr 8.00 x1e-3 (seed means), the gate is the best" in text
+    bench.main(["--matched", str(matched), "--out", str(page), "--full-runs", str(tmp_path / "none.json"),
+                "--stability-runs", str(tmp_path / "none.json")])
+    printed = bullets(page.read_text(), "### Notes")
+    written = [n for n in pendulum_notes.matched_notes(_by(runs), epochs=30) if not n.startswith("  - ")]
+    assert printed == written  # top-level items; the sub-items are indented under them
 
 
 def test_device_script_runs_the_tuned_recipes_at_a_tiny_size(tmp_path):
