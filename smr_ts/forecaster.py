@@ -139,15 +139,16 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     static_cols : list of str, optional
         Forecasting: columns with one value per series (numeric, or categories one-hot encoded); also
         given as a separate frame, ``fit(X, static=frame)``.
-    time_unit : "auto", float or str, default "auto"
+    time_unit : "auto", float, str or timedelta, default "auto"
         Unit of the gaps the model sees. "auto" uses the median gap of the training data
         (``time_unit_``). A number is in the time column's unit (seconds for datetimes);
-        a string such as "15min" is a duration.
-    horizon : "auto", float or str, default "auto"
+        a string such as "15min", a ``pd.Timedelta``, ``np.timedelta64`` or
+        ``datetime.timedelta`` is a duration.
+    horizon : "auto", float, str or timedelta, default "auto"
         Forecasting: the longest time ahead to train for, after a series' last row. Training
         draws how far ahead each scored row is uniformly in time up to it, and ``forecast``
         warns past it. A number is in the time column's unit (seconds for datetimes); a string
-        such as "7D" is a duration. "auto": a quarter of the median series' time span, at least
+        such as "7D" (or a timedelta, as for ``time_unit``) is a duration. "auto": a quarter of the median series' time span, at least
         8 median gaps (``horizon_``). Tell it the longest horizon you will ask for.
     device : str, default "auto"
         "auto" trains on CUDA when available, else on CPU.

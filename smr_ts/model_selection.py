@@ -20,7 +20,9 @@ duration (``"7D"``, ``pd.Timedelta(hours=12)``; a number is seconds, as for the 
 
 from __future__ import annotations
 
-from numbers import Real
+import math
+from datetime import timedelta
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -39,12 +41,16 @@ _DURATION = [positive_real(), str, pd.Timedelta, BaseOffset]
 
 
 def _duration(value, info: TimeInfo, name: str):
-    """A positive duration the time axis can add: a float (numeric times) or a Timedelta / pandas offset."""
+    """A positive duration the time axis can add: a number (numeric times: an int stays an int, exact on
+    integer times) or a Timedelta / pandas offset."""
+    given = value  # messages show what the user wrote
+    if isinstance(value, (np.timedelta64, timedelta)):  # numpy's and the standard library's durations
+        value = pd.Timedelta(value)
     if info.kind == "numeric":
         if isinstance(value, (str, pd.Timedelta, BaseOffset)):
-            raise ValueError(f"{name}={value!r} is a duration but the time column is numeric: give a positive "
+            raise ValueError(f"{name}={given!r} is a duration but the time column is numeric: give a positive "
                              "number in the time column's unit")
-        return float(value)
+        return int(value) if isinstance(value, Integral) else float(value)
     if isinstance(value, Real):
         return pd.Timedelta(seconds=float(value))
     if isinstance(value, str):

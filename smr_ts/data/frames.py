@@ -16,6 +16,7 @@ all work is vectorised: no Python loop runs over rows or series.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -325,22 +326,25 @@ def _plain(value):
 def parse_time_unit(time_unit, info: TimeInfo, name: str = "time_unit") -> float | None:
     """A user's duration (``time_unit``, ``horizon``) in raw units (ns for datetimes); None for "auto".
 
-    A number is in the time column's unit (seconds for datetimes); a string or Timedelta is a
-    duration (datetimes only).
+    A number is in the time column's unit (seconds for datetimes); a string, ``pd.Timedelta``,
+    ``np.timedelta64`` or ``datetime.timedelta`` is a duration (datetimes only).
     """
     if isinstance(time_unit, str) and time_unit == "auto":
         return None
+    given = time_unit  # messages show what the user wrote
+    if isinstance(time_unit, (np.timedelta64, timedelta)):  # numpy's and the standard library's durations
+        time_unit = pd.Timedelta(time_unit)
     if info.kind == "numeric":
         if isinstance(time_unit, (str, pd.Timedelta)):
-            raise ValueError(f"{name}={time_unit!r} is a duration but the time column is numeric: give a positive number")
+            raise ValueError(f"{name}={given!r} is a duration but the time column is numeric: give a positive number")
         unit = float(time_unit)
     else:
         try:
             unit = float(pd.Timedelta(time_unit).value) if isinstance(time_unit, (str, pd.Timedelta)) else float(time_unit) * 1e9
         except ValueError as exc:
-            raise ValueError(f"{name}={time_unit!r} is not a duration pandas can read (e.g. '1h', '15min')") from exc
+            raise ValueError(f"{name}={given!r} is not a duration pandas can read (e.g. '1h', '15min')") from exc
     if not np.isfinite(unit) or unit <= 0:
-        raise ValueError(f"{name} must be positive, got {time_unit!r}")
+        raise ValueError(f"{name} must be positive, got {given!r}")
     return unit
 
 
