@@ -30,8 +30,8 @@ from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
 from smr_ts.data.covariate_frames import split_static
 from smr_ts.data.frames import (
-    SeriesPanel, TimeInfo, align_columns, check_time_kind, features_and_targets, median_gap,
-    numeric_values, parse_time_unit, refuse_array, split_frame, to_panel,
+    SeriesPanel, TimeInfo, align_columns, as_fitted_times, check_id_kind, check_time_kind, features_and_targets,
+    median_gap, numeric_values, parse_time_unit, refuse_array, split_frame, to_panel,
 )
 from smr_ts.data.queries import history_rows
 from smr_ts.data.windows import Scaling, panel_tensors
@@ -465,7 +465,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         DataFrame
             Columns ``id_col`` (unless None), ``time_col`` and one per target (plus ``_std``,
             ``_ql<q>`` and interval columns), sorted by series and time (for ``times``: in the
-            order of ``times``'s rows).
+            order of ``times``'s rows). Integer times come back as int64, exactly (``times``'s own
+            values; ``h`` steps by each series' median gap rounded half up to a whole number).
         """
         return self._forecast(h, times, context, return_std, what="times", level=level)
 
@@ -507,7 +508,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             return ids, times, values
         c_ids, c_times, c_values = self._read_known(context, "context", values.dtype, static_out=static_out)
         # A duplicate (id, time) between history and context is an error (to_panel, in serving.forecast_frame).
-        return (np.concatenate([ids, c_ids]), np.concatenate([times, c_times.astype(times.dtype)]),
+        return (np.concatenate([ids, c_ids]),
+                np.concatenate([times, as_fitted_times(c_times, times.dtype, self.time_col, "context")]),
                 np.concatenate([values, c_values]))
 
     # ------------------------------------------------------------------ persistence

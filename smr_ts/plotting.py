@@ -44,7 +44,9 @@ def _rows(frame: pd.DataFrame, id_col, time_col: str, what: str):
 
 
 def _show(time) -> str:
-    return f"{time:g}" if isinstance(time, (int, float, np.number)) else str(pd.Timestamp(time))
+    if isinstance(time, (int, np.integer)):  # integers in full: 1e+17 would hide the cut-off's last digits
+        return str(int(time))
+    return f"{time:g}" if isinstance(time, (float, np.number)) else str(pd.Timestamp(time))
 
 
 def _levels(columns, name: str) -> list:

@@ -34,7 +34,7 @@ import torch
 from smr_ts._runtime import resolve_device
 from smr_ts.data.covariate_frames import static_codes
 from smr_ts.data.forecast import _EPS_REL, _phase_features, forecast_tensors  # the statistics continued here
-from smr_ts.data.frames import SeriesPanel, to_panel
+from smr_ts.data.frames import SeriesPanel, as_fitted_times, to_panel
 from smr_ts.data.windows import FIRST_GAP
 
 __all__ = ["advance_network", "append_rows", "history_state", "panel_blocks", "running_statistics", "take_series",
@@ -217,6 +217,7 @@ def update(est, new_rows):
     tables = []  # the static columns of new series, when the rows carry them
     ids, times, values = est._read_known(new_rows, "new_rows", np.float64, static_out=tables)
     panel = est.history_panel_
+    times = as_fitted_times(times, panel.time.dtype, est.time_col, "new_rows")
     if not _has_state(est):  # a model saved before streaming, or whose state was dropped
         est.stream_state_ = history_state(est.model_, est.layout_, panel, device)
     codes, uniques = pd.factorize(ids)
