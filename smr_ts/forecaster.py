@@ -28,7 +28,7 @@ from smr_ts import distributed, persistence, serving, streaming
 from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss, resolved_quantiles
 from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
-from smr_ts.data.covariate_frames import split_static
+from smr_ts.data.covariate_frames import check_static_rows, split_static
 from smr_ts.data.frames import (
     SeriesPanel, TimeInfo, align_columns, as_fitted_times, check_id_kind, check_time_kind, features_and_targets,
     median_gap, numeric_values, parse_time_unit, refuse_array, split_frame, to_panel,
@@ -489,14 +489,25 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         compute them. ``forecast(...)`` afterwards equals ``forecast(..., context=new_rows)`` before it,
         without refitting (``docs/estimator.md``, Streaming). Ids not fitted start new series.
 
+        All or nothing: every row and id is checked before anything changes, and a refused update
+        leaves the forecasts, history and states as they were.
+
         Parameters
         ----------
         new_rows : DataFrame
-            Rows with the fitted columns, each later than its series' last row.
+            Rows with the fitted columns, each later than its series' last row. A new series needs
+            an observed target value among its rows and, with static columns, its statics; the
+            rows of a known series may carry its statics only as the model holds them.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            Naming the ids or columns at fault, for any of the above, ids of another type than the
+            fitted ones, or (on integer times) a time with a fraction.
         """
         check_is_fitted(self, "model_")
         return streaming.update(self, new_rows)
@@ -506,7 +517,12 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         ids, times, values = history_rows(self.history_panel_, len(self.value_columns_))
         if context is None:
             return ids, times, values
-        c_ids, c_times, c_values = self._read_known(context, "context", values.dtype, static_out=static_out)
+        tables = []
+        c_ids, c_times, c_values = self._read_known(context, "context", values.dtype, static_out=tables)
+        check_id_kind(c_ids, self.history_panel_.ids, self.id_col, "context")
+        check_static_rows(self, c_ids, tables[0] if tables else None, "context")  # as update() checks them
+        if static_out is not None:
+            static_out.extend(tables)
         # A duplicate (id, time) between history and context is an error (to_panel, in serving.forecast_frame).
         return (np.concatenate([ids, c_ids]),
                 np.concatenate([times, as_fitted_times(c_times, times.dtype, self.time_col, "context")]),
