@@ -12,9 +12,11 @@ scikit-learn versions they are tested with.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
@@ -58,6 +60,9 @@ def check_params(constraints: dict, params: dict, caller: str) -> None:
     InvalidParameterError
         Naming the first parameter that fails, the caller and what it accepts.
     """
+    # numpy's timedelta64 is an integer to Python's number types, so an interval check would compare it with a
+    # float (a raw numpy error); checked as the duration it is, as are the standard library's timedeltas
+    params = {k: pd.Timedelta(v) if isinstance(v, (np.timedelta64, timedelta)) else v for k, v in params.items()}
     validate_parameter_constraints(constraints, params, caller_name=caller)
     for name, options in constraints.items():
         value = params.get(name)

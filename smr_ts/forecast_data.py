@@ -42,8 +42,12 @@ def forecast_targets(est, value_columns: list) -> list:
     """``target_cols``, or every value column that is not a future-known input."""
     if est.target_cols is not None:
         return list(est.target_cols)
-    future = set(getattr(est, "future_names_", ()))
-    return [c for c in value_columns if c not in future]
+    future = list(getattr(est, "future_names_", ()))
+    targets = [c for c in value_columns if c not in future]
+    if value_columns and not targets:
+        raise ValueError(f"future_cols={future} names every value column of X, so there is no target left to "
+                         "forecast: leave the columns to forecast out of future_cols (or name them with target_cols)")
+    return targets
 
 
 def forecast_data(est, panel: SeriesPanel, static_table, validation_data, seed: int, device):

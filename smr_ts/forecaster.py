@@ -29,10 +29,10 @@ from smr_ts import distributed, persistence, serving, streaming
 from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss, resolved_quantiles
 from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
-from smr_ts.data.covariate_frames import split_static
+from smr_ts.data.covariate_frames import check_static_rows, split_static
 from smr_ts.data.frames import (
-    SeriesPanel, TimeInfo, align_columns, check_time_kind, features_and_targets, median_gap,
-    numeric_values, parse_time_unit, refuse_array, refuse_forecast_array, split_frame, to_panel,
+    SeriesPanel, TimeInfo, align_columns, as_fitted_times, check_id_kind, check_time_kind, features_and_targets,
+    median_gap, numeric_values, parse_time_unit, refuse_array, refuse_forecast_array, split_frame, to_panel,
 )
 from smr_ts.data.queries import history_rows
 from smr_ts.data.windows import Scaling, panel_tensors
@@ -138,15 +138,16 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     static_cols : list of str, optional
         Forecasting: columns with one value per series (numeric, or categories one-hot encoded); also
         given as a separate frame, ``fit(X, static=frame)``.
-    time_unit : "auto", float or str, default "auto"
+    time_unit : "auto", float, str or timedelta, default "auto"
         Unit of the gaps the model sees. "auto" uses the median gap of the training data
         (``time_unit_``). A number is in the time column's unit (seconds for datetimes);
-        a string such as "15min" is a duration.
-    horizon : "auto", float or str, default "auto"
+        a string such as "15min", a ``pd.Timedelta``, ``np.timedelta64`` or
+        ``datetime.timedelta`` is a duration.
+    horizon : "auto", float, str or timedelta, default "auto"
         Forecasting: the longest time ahead to train for, after a series' last row. Training
         draws how far ahead each scored row is uniformly in time up to it, and ``forecast``
         warns past it. A number is in the time column's unit (seconds for datetimes); a string
-        such as "7D" is a duration. "auto": a quarter of the median series' time span, at least
+        such as "7D" (or a timedelta, as for ``time_unit``) is a duration. "auto": a quarter of the median series' time span, at least
         8 median gaps (``horizon_``). Tell it the longest horizon you will ask for.
     device : str, default "auto"
         "auto" trains on CUDA when available, else on CPU.
@@ -503,7 +504,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         DataFrame
             Columns ``id_col`` (unless None), ``time_col`` and one per target (plus ``_std``,
             ``_ql<q>`` and interval columns), sorted by series and time (for ``times``: in the
-            order of ``times``'s rows).
+            order of ``times``'s rows). Integer times come back as int64, exactly (``times``'s own
+            values; ``h`` steps by each series' median gap rounded half up to a whole number).
         """
         return self._forecast(h, times, context, return_std, what="times", level=level)
 
@@ -526,14 +528,25 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         compute them. ``forecast(...)`` afterwards equals ``forecast(..., context=new_rows)`` before it,
         without refitting (``docs/estimator.md``, Streaming). Ids not fitted start new series.
 
+        All or nothing: every row and id is checked before anything changes, and a refused update
+        leaves the forecasts, history and states as they were.
+
         Parameters
         ----------
         new_rows : DataFrame
-            Rows with the fitted columns, each later than its series' last row.
+            Rows with the fitted columns, each later than its series' last row. A new series needs
+            an observed target value among its rows and, with static columns, its statics; the
+            rows of a known series may carry its statics only as the model holds them.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            Naming the ids or columns at fault, for any of the above, ids of another type than the
+            fitted ones, or (on integer times) a time with a fraction.
         """
         check_is_fitted(self, "model_")
         return streaming.update(self, new_rows)
@@ -543,9 +556,15 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         ids, times, values = history_rows(self.history_panel_, len(self.value_columns_))
         if context is None:
             return ids, times, values
-        c_ids, c_times, c_values = self._read_known(context, "context", values.dtype, static_out=static_out)
+        tables = []
+        c_ids, c_times, c_values = self._read_known(context, "context", values.dtype, static_out=tables)
+        check_id_kind(c_ids, self.history_panel_.ids, self.id_col, "context")
+        check_static_rows(self, c_ids, tables[0] if tables else None, "context")  # as update() checks them
+        if static_out is not None:
+            static_out.extend(tables)
         # A duplicate (id, time) between history and context is an error (to_panel, in serving.forecast_frame).
-        return (np.concatenate([ids, c_ids]), np.concatenate([times, c_times.astype(times.dtype)]),
+        return (np.concatenate([ids, c_ids]),
+                np.concatenate([times, as_fitted_times(c_times, times.dtype, self.time_col, "context")]),
                 np.concatenate([values, c_values]))
 
     # ------------------------------------------------------------------ persistence

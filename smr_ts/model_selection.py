@@ -20,7 +20,9 @@ duration (``"7D"``, ``pd.Timedelta(hours=12)``; a number is seconds, as for the 
 
 from __future__ import annotations
 
-from numbers import Real
+import math
+from datetime import timedelta
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -39,12 +41,16 @@ _DURATION = [positive_real(), str, pd.Timedelta, BaseOffset]
 
 
 def _duration(value, info: TimeInfo, name: str):
-    """A positive duration the time axis can add: a float (numeric times) or a Timedelta / pandas offset."""
+    """A positive duration the time axis can add: a number (numeric times: an int stays an int, exact on
+    integer times) or a Timedelta / pandas offset."""
+    given = value  # messages show what the user wrote
+    if isinstance(value, (np.timedelta64, timedelta)):  # numpy's and the standard library's durations
+        value = pd.Timedelta(value)
     if info.kind == "numeric":
         if isinstance(value, (str, pd.Timedelta, BaseOffset)):
-            raise ValueError(f"{name}={value!r} is a duration but the time column is numeric: give a positive "
+            raise ValueError(f"{name}={given!r} is a duration but the time column is numeric: give a positive "
                              "number in the time column's unit")
-        return float(value)
+        return int(value) if isinstance(value, Integral) else float(value)
     if isinstance(value, Real):
         return pd.Timedelta(seconds=float(value))
     if isinstance(value, str):
@@ -71,7 +77,7 @@ def _cutoff_stamp(value, info: TimeInfo, time_col: str):
     if info.kind == "numeric":
         if not isinstance(value, Real) or isinstance(value, bool):
             raise TypeError(f"cutoffs: {value!r} is not a number, but the time column {time_col!r} is numeric")
-        return float(value)
+        return int(value) if isinstance(value, Integral) else float(value)
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:
@@ -155,10 +161,12 @@ class TimeCutoffSplit:
             stamps = sorted(_cutoff_stamp(c, info, self.time_col) for c in np.atleast_1d(np.asarray(self.cutoffs, object)))
         else:
             step = horizon if self.step is None else _duration(self.step, info, "step")
-            last = float(times.max()) if info.kind == "numeric" else info.to_times(np.array([times.max()]))[0]
+            last = times.max().item() if info.kind == "numeric" else info.to_times(np.array([times.max()]))[0]
             stamps = [last - horizon]
             for _ in range(self.n_cutoffs - 1):
                 stamps.insert(0, stamps[0] - step)
+        if info.kind == "numeric" and times.dtype.kind in "iu":  # t <= c is t <= floor(c): compared in int64, exactly
+            return [(c, math.floor(c), math.floor(c + horizon)) for c in stamps]
         if info.kind == "numeric":
             return [(c, c, c + horizon) for c in stamps]
         return [(c, _raw(c), _raw(c + horizon)) for c in stamps]
@@ -278,7 +286,8 @@ def backtest(estimator, X, *, horizon, cutoffs=None, n_cutoffs=None, step=None, 
                                                       values.iloc[test]), context=context, level=levels)
         forecast, truth = forecast[observed].reset_index(drop=True), truth[observed].reset_index(drop=True)
         out = forecast[[c for c in (id_col, time_col) if c is not None]].copy()
-        out["cutoff"] = pd.Series([cutoff] * len(out), dtype=out[time_col].dtype)
+        fractional = info.kind == "numeric" and not float(cutoff).is_integer()  # a cut-off between integer times
+        out["cutoff"] = pd.Series([cutoff] * len(out), dtype=np.float64 if fractional else out[time_col].dtype)
         for target in targets:
             out[target] = truth[target].to_numpy()
             names = _prediction_names(fitted, target, levels)

@@ -32,6 +32,7 @@ import json
 import os
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +201,8 @@ def _encode_params(params: dict, where: str = "params") -> tuple[dict, dict]:
     params = {k: v for k, v in params.items() if k not in RUNTIME_PARAMETERS}
     if isinstance(params.get("random_state"), np.random.RandomState):
         params["random_state"] = None
+    # numpy's and datetime's durations are saved (and come back) as the pd.Timedelta they equal
+    params = {k: pd.Timedelta(v) if isinstance(v, (np.timedelta64, timedelta)) else v for k, v in params.items()}
     param_types = {k: type(v).__name__ for k, v in params.items() if isinstance(v, (tuple, pd.Timedelta))}
     return _jsonable({k: str(v) if isinstance(v, pd.Timedelta) else v for k, v in params.items()}, where), param_types
 

@@ -45,7 +45,9 @@ def _rows(frame: pd.DataFrame, id_col, time_col: str, what: str):
 
 
 def _show(time) -> str:
-    return f"{time:g}" if isinstance(time, (int, float, np.number)) else str(pd.Timestamp(time))
+    if isinstance(time, (int, np.integer)):  # integers in full: 1e+17 would hide the cut-off's last digits
+        return str(int(time))
+    return f"{time:g}" if isinstance(time, (float, np.number)) else str(pd.Timestamp(time))
 
 
 def _levels(columns, name: str) -> list:
@@ -108,10 +110,26 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame | None = None, *
     if cutoffs is None:
         cutoffs = all_cuts
     if ids is None:
+        if not isinstance(max_series, (int, np.integer)) or isinstance(max_series, bool) or max_series < 1:
+            raise ValueError(f"max_series must be a positive int (how many series to draw), got {max_series!r}")
         ids = list(pd.unique(np.sort(f_ids if f_ids is not None else h_ids)))[:max_series]
+    else:
+        ids = list(np.atleast_1d(np.asarray(ids, dtype=object)))
+        if not ids:
+            raise ValueError("ids is empty: give the series to draw, or ids=None for the first max_series of them")
+        present = pd.Index(pd.unique(h_ids)).append(pd.Index(pd.unique(f_ids) if f_ids is not None else []))
+        unknown = [i for i, found in zip(ids, pd.Index(ids).isin(present)) if not found]
+        if unknown:
+            raise ValueError(f"ids {unknown[:5]} are in neither history nor forecast ({id_col} values); give ids of "
+                             "series they hold")
     if axes is None:
         fig, axes = plt.subplots(len(ids), 1, figsize=(8, 2.4 * len(ids)), squeeze=False)
         axes = axes[:, 0]
+    else:
+        axes = list(np.ravel(np.asarray(axes, dtype=object)))  # a single Axes, a list, or plt.subplots' grid
+        if len(axes) < len(ids):
+            raise ValueError(f"axes holds {len(axes)} Axes but {len(ids)} series are drawn (ids={ids}): give one "
+                             "Axes per series, or fewer ids (or max_series)")
     fig = axes[0].figure
     for ax, sid in zip(axes, ids):
         rows = (h_ids == sid) & h_values[target].notna().to_numpy()

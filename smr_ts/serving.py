@@ -19,8 +19,8 @@ import torch
 from smr_ts._runtime import resolve_device
 from smr_ts._validation import check_params, positive_int
 from smr_ts.data.covariate_frames import future_query_values, static_codes
-from smr_ts.data.forecast import forecast_tensors
-from smr_ts.data.frames import to_panel
+from smr_ts.data.forecast import forecast_tensors, since_origin
+from smr_ts.data.frames import time_difference, to_panel
 from smr_ts.data.queries import horizon_queries, never_observed, read_queries, warn_never_observed, warn_past_horizon
 from smr_ts.data.windows import FIRST_GAP
 from smr_ts.intervals import uncertainty_columns
@@ -53,8 +53,7 @@ def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) 
         q_ids, q_times = read_queries(times, est.time_info_, panel.ids, last_time, est.id_col, est.time_col, what)
         series = pd.Index(panel.ids).get_indexer(q_ids)
         q_future = future_query_values(est, times, what)
-    t = np.asarray(q_times, np.float64)
-    ahead = t - last_time[series]
+    ahead = time_difference(q_times, last_time[series])
     warn_past_horizon(ahead, est.horizon_, est.horizon, est.time_info_)
     device = resolve_device(est.device, strict=False)
     outputs = {}
@@ -68,7 +67,8 @@ def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) 
         data = forecast_tensors(take_series(panel, chosen), est.layout_, FIRST_GAP, future_rows=future_rows,
                                 static=static_codes(est, panel.ids[chosen], *tables))
         lacking[block] = never_observed(data)
-        mean, extra = predict_queries(est.model_, data, est.layout_, local, t[at] - data.origin, device, chunk=CHUNK,
+        mean, extra = predict_queries(est.model_, data, est.layout_, local, since_origin(q_times[at], data.origin),
+                                      device, chunk=CHUNK,
                                       h_last=None if h_last is None else h_last[torch.from_numpy(chosen)])
         columns = {"": mean, **({"_std": extra} if return_std else {})}
         columns = {f"{name}{suffix}": values[:, j] for suffix, values in columns.items()

@@ -27,14 +27,16 @@ backbone's state), ``h_last`` and ``stats.<name>``.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import torch
 
 from smr_ts._runtime import resolve_device
-from smr_ts.data.covariate_frames import static_codes
+from smr_ts.data.covariate_frames import check_static_rows, static_codes
 from smr_ts.data.forecast import _EPS_REL, _phase_features, forecast_tensors  # the statistics continued here
-from smr_ts.data.frames import SeriesPanel, to_panel
+from smr_ts.data.frames import SeriesPanel, as_fitted_times, check_id_kind, to_panel
 from smr_ts.data.windows import FIRST_GAP
 
 __all__ = ["advance_network", "append_rows", "history_state", "panel_blocks", "running_statistics", "take_series",
@@ -210,15 +212,19 @@ def history_state(network, layout, panel: SeriesPanel, device) -> dict:
 # ---------------------------------------------------------------------------------------- update
 def update(est, new_rows):
     """:meth:`SMRForecaster.update`: append ``new_rows`` to the fitted history and advance the
-    states of the series they touch over them only."""
+    states of the series they touch over them only.
+
+    All or nothing: every row and id is checked, and the new states computed, before anything of
+    ``est`` changes; a refused update leaves its history, states and statics as they were."""
     if est.mode_ != "forecast":
         raise ValueError("update() needs a model fitted without y (forecasting mode)")
     device = resolve_device(est.device, strict=False)
-    tables = []  # the static columns of new series, when the rows carry them
+    tables = []  # the static columns of the rows, one row per series, when the rows carry them
     ids, times, values = est._read_known(new_rows, "new_rows", np.float64, static_out=tables)
     panel = est.history_panel_
-    if not _has_state(est):  # a model saved before streaming, or whose state was dropped
-        est.stream_state_ = history_state(est.model_, est.layout_, panel, device)
+    check_id_kind(ids, panel.ids, est.id_col, "new_rows")
+    times = as_fitted_times(times, panel.time.dtype, est.time_col, "new_rows")
+    check_static_rows(est, ids, tables[0] if tables else None, "new_rows")
     codes, uniques = pd.factorize(ids)
     order = np.lexsort((times, codes))
     ids, times, values, codes = ids[order], times[order], values[order], codes[order]
@@ -235,16 +241,31 @@ def update(est, new_rows):
             raise ValueError(f"new_rows: {_name(est, ids[known][early][0])} has a row at or before the last row of its "
                              "history; update appends later observations (to revise the history, refit, or forecast "
                              "with context=)")
+    if not known.all():
+        _check_starts(est, ids[~known], values[~known])
+
+    # Computed aside, then committed: an error or interrupt before the commit changes nothing.
+    state = est.stream_state_ if _has_state(est) else history_state(est.model_, est.layout_, panel, device)
+    if known.any():
         rows = np.flatnonzero(known)
         rows = rows[np.lexsort((times[rows], series[rows]))]  # by series (the panel's order), then time
-        _advance_known(est, panel, series[rows], times[rows], values[rows], device)
+        k_series, k_times, k_values = series[rows], times[rows], values[rows]
+        advanced = _advance_known(est, panel, state, k_series, k_times, k_values, device)
     if not known.all():
-        _add_series(est, ids[~known], times[~known], values[~known], device)
-        if tables and est.layout_.static_spec:  # new series keep their statics for later forecasts
-            new = pd.unique(ids[~known])
-            unseen = new[pd.Index(est.static_ids_).get_indexer(new) < 0]
-            est.static_codes_ = np.concatenate([est.static_codes_, static_codes(est, unseen, tables[0])])
-            est.static_ids_ = np.concatenate([est.static_ids_, np.asarray(unseen, dtype=object)])
+        new = to_panel(ids[~known], times[~known], values[~known], what="new_rows", id_col=est.id_col,
+                       time_col=est.time_col, info=est.time_info_)
+        new_state = history_state(est.model_, est.layout_, new, device)
+        statics = _new_statics(est, new.ids, tables)
+    # The commit.
+    if known.any():
+        append_rows(panel, k_series, k_times.astype(panel.time.dtype), k_values)
+        for name, (index, value) in advanced.items():
+            state[name][index] = value
+    if not known.all():
+        panel, state = _merged(panel, state, new, new_state)
+        if statics is not None:
+            est.static_ids_, est.static_codes_ = statics
+    est.history_panel_, est.stream_state_ = panel, state
     return est
 
 
@@ -258,63 +279,81 @@ def _has_state(est) -> bool:
     return state is not None and len(state["h_last"]) == len(est.history_panel_.ids)
 
 
-def _advance_known(est, panel: SeriesPanel, series, times, values, device) -> None:
-    """Append rows of fitted series and advance their states, in blocks of series of about
-    :data:`BLOCK_ROWS` padded new rows (so a large update takes bounded memory, as forecasts do)."""
-    touched = np.unique(series)
+def _check_starts(est, ids: np.ndarray, values: np.ndarray) -> None:
+    """A new series needs an observed target to start from: without one, its forecasts have no anchor."""
+    targets = [est.value_columns_.index(c) for c in est.target_names_]
+    observed = pd.Series(~np.isnan(values[:, targets]).all(1)).groupby(ids).any()
+    if not observed.all():
+        blank = observed.index[~observed.to_numpy()]
+        shown = [v.item() if isinstance(v, np.generic) else v for v in blank[:5]]
+        who = "the series" if est.id_col is None else f"{est.id_col}={shown}{' and more' if len(blank) > 5 else ''}"
+        raise ValueError(f"new_rows: the new series {who} have no observed value of any target {est.target_names_} "
+                         "(every row is NaN there); a new series needs at least one observed target value to start "
+                         "from: add one, or leave its rows out until it has one")
+
+
+def _new_statics(est, new_ids: np.ndarray, tables: list):
+    """(static_ids_, static_codes_) with the new series' statics added (None for a model without statics)."""
+    if not est.layout_.static_spec or not tables:
+        return None
+    unseen = new_ids[pd.Index(est.static_ids_).get_indexer(new_ids) < 0]
+    return (np.concatenate([est.static_ids_, np.asarray(unseen, dtype=object)]),
+            np.concatenate([est.static_codes_, static_codes(est, unseen, tables[0])]))
+
+
+def _advance_known(est, panel: SeriesPanel, state: dict, series, times, values, device) -> dict:
+    """The states of fitted series advanced over their new rows, in blocks of series of about
+    :data:`BLOCK_ROWS` padded new rows (so a large update takes bounded memory, as forecasts do), as
+    ``{name: (series index, new value)}`` for the caller to write."""
+    touched, local, counts = np.unique(series, return_inverse=True, return_counts=True)
     prev_time = panel.time[touched, panel.lengths[touched] - 1]
-    position = append_rows(panel, series, times.astype(panel.time.dtype), values)
-    local = np.searchsorted(touched, series)
-    counts = np.bincount(local, minlength=len(touched))
-    rank = position - (panel.lengths[series] - counts[local])  # row within the series' new rows
+    rank = np.arange(len(series)) - (np.cumsum(counts) - counts)[local]  # row within the series' new rows
     size = max(CHUNK, BLOCK_ROWS // int(counts.max()) // CHUNK * CHUNK)
     network = _on(est.model_, device)
+    parts = []
     try:
         for start in range(0, len(touched), size):
             block = slice(start, start + size)
             rows = np.flatnonzero((local >= start) & (local < start + size))
-            _advance_block(est, panel, touched[block], prev_time[block], counts[block], local[rows] - start, rank[rows],
-                           times[rows], values[rows], network, device)
+            parts.append(_advance_block(est, state, touched[block], prev_time[block], counts[block],
+                                        local[rows] - start, rank[rows], times[rows], values[rows], network, device))
     finally:
         network.to("cpu")
+    index = torch.from_numpy(touched)
+    return {name: (index, torch.cat([part[name] for part in parts])) for name in parts[0]}
 
 
-def _advance_block(est, panel, touched, prev_time, counts, local, rank, times, values, network, device) -> None:
-    state = est.stream_state_
+def _advance_block(est, state, touched, prev_time, counts, local, rank, times, values, network, device) -> dict:
     n = int(counts.max())
     x = np.zeros((len(touched), n, values.shape[1]))
     observed = np.zeros(x.shape, bool)
     valid = np.zeros((len(touched), n), bool)
-    new_time = np.repeat(panel.time[touched, panel.lengths[touched] - 1][:, None], n, 1)  # padding: the last time
+    new_time = np.zeros((len(touched), n), times.dtype)
     x[local, rank], observed[local, rank], valid[local, rank] = np.nan_to_num(values), ~np.isnan(values), True
     new_time[local, rank] = times
+    last = new_time[np.arange(len(touched)), counts - 1]
+    new_time = np.where(valid, new_time, last[:, None])  # padding repeats the last time, as in the panel
     stats = {k: state[f"stats.{k}"][touched].numpy() for k in _STATS}
     inputs, dt, mask, after = continued_inputs(stats, x, observed, valid, new_time, prev_time, est.layout_)
     backbone = {k[len("backbone."):]: v[touched] for k, v in state.items() if k.startswith("backbone.")}
     h_last, backbone = _advance_rows(network, inputs, dt, mask, counts, backbone, device)
-    index = torch.from_numpy(touched)
-    state["h_last"][index] = h_last
-    for k, v in backbone.items():
-        state[f"backbone.{k}"][index] = v
-    for k, v in after.items():
-        state[f"stats.{k}"][index] = torch.from_numpy(np.asarray(v, dtype=state[f"stats.{k}"].numpy().dtype))
+    return {"h_last": h_last, **{f"backbone.{k}": v for k, v in backbone.items()},
+            **{f"stats.{k}": torch.from_numpy(np.asarray(v, dtype=state[f"stats.{k}"].numpy().dtype))
+               for k, v in after.items()}}
 
 
-def _add_series(est, ids, times, values, device) -> None:
-    """New series: their panel and state from their start, merged in id order with the others."""
-    new = to_panel(ids, times, values, what="new_rows", id_col=est.id_col, time_col=est.time_col, info=est.time_info_)
-    state = history_state(est.model_, est.layout_, new, device)
-    old = est.history_panel_
+def _merged(old: SeriesPanel, state: dict, new: SeriesPanel, new_state: dict):
+    """The panel and states of the fitted series and of new ones, merged in id order (new arrays)."""
     length = max(old.time.shape[1], new.time.shape[1])
-    parts = [old, new]
-    for p in parts:
+    old, new = copy.copy(old), copy.copy(new)  # _grow replaces arrays: the panels given stay as they are
+    for p in (old, new):
         if p.time.shape[1] < length:
             _grow(p, length)
-    new.rows = np.where(new.valid, new.rows + int(old.lengths.sum()), -1)
+    rows = np.where(new.valid, new.rows + int(old.lengths.sum()), -1)
     all_ids = np.concatenate([old.ids, new.ids])
     order = np.argsort(all_ids, kind="stable")
-    merged = {name: np.concatenate([getattr(old, name), getattr(new, name)])[order]
+    merged = {name: np.concatenate([getattr(old, name), rows if name == "rows" else getattr(new, name)])[order]
               for name in ("rows", "time", "values", "value_observed", "valid", "lengths")}
-    est.history_panel_ = SeriesPanel(ids=all_ids[order], **merged)
     index = torch.from_numpy(order)
-    est.stream_state_ = {k: torch.cat([v, state[k].to(v.dtype)])[index] for k, v in est.stream_state_.items()}
+    return (SeriesPanel(ids=all_ids[order], **merged),
+            {k: torch.cat([v, new_state[k].to(v.dtype)])[index] for k, v in state.items()})

@@ -11,6 +11,7 @@ The rule behind them: a meaningless input gets a clear error, never a confident 
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import warnings
 from dataclasses import dataclass
@@ -208,6 +209,42 @@ case("fit: target_cols names a missing column", hist_inputs(),
      ValueError, r"target_cols \['nope'\] are not columns of X")
 case("fit: forecasting frame without value columns", hist_inputs(lambda h: h.drop(columns="y")), fit_forecaster,
      ValueError, r"X has no value columns to forecast")
+case("fit: future_cols naming every value column (used to raise IndexError)", hist_inputs(lambda h: h.assign(w=1.0)),
+     lambda models, history: fit_forecaster(models, history, future_cols=["y", "w"]),
+     ValueError, r"future_cols=\['y', 'w'\] names every value column of X, so there is no target left to forecast")
+
+
+# ---- fit: durations from numpy and the standard library (np.timedelta64 used to raise numpy's UFuncTypeError)
+def _durations_read_as_timedeltas(result, models, history):
+    assert result.horizon_ == pd.Timedelta(hours=6).value and result.time_unit_ == pd.Timedelta(minutes=90).value
+
+
+case("fit: horizon=np.timedelta64 and time_unit=datetime.timedelta on datetimes",
+     lambda models, tmp_path: {"history": dated_history("2024-01-01")},
+     lambda models, history: fit_forecaster(models, history, horizon=np.timedelta64(6, "h"),
+                                            time_unit=datetime.timedelta(minutes=90)),
+     check=_durations_read_as_timedeltas)
+case("fit: horizon=np.timedelta64 on numeric times", hist_inputs(),
+     lambda models, history: fit_forecaster(models, history, horizon=np.timedelta64(6, "h")),
+     ValueError, r"horizon=(np|numpy)\.timedelta64\(6,'h'\) is a duration but the time column is numeric")
+case("fit: time_unit=np.timedelta64 of zero", lambda models, tmp_path: {"history": dated_history("2024-01-01")},
+     lambda models, history: fit_forecaster(models, history, time_unit=np.timedelta64(0, "s")),
+     ValueError, r"time_unit must be positive")
+def _saves_and_loads_with_its_durations(result, models, history, tmp_path):
+    result.save(tmp_path / "m")
+    loaded = SMRForecaster.load(tmp_path / "m")
+    assert loaded.get_params()["horizon"] == np.timedelta64(6, "h") and loaded.horizon_ == result.horizon_
+    pd.testing.assert_frame_equal(loaded.forecast(h=2), result.forecast(h=2))
+
+
+case("save: a model fitted with np.timedelta64 and datetime.timedelta durations loads with them",
+     lambda models, tmp_path: {"history": dated_history("2024-01-01"), "tmp_path": tmp_path},
+     lambda models, history, tmp_path: fit_forecaster(models, history, horizon=np.timedelta64(6, "h"),
+                                                      time_unit=datetime.timedelta(minutes=90)),
+     check=_saves_and_loads_with_its_durations)
+case("fit: a negative datetime.timedelta horizon", lambda models, tmp_path: {"history": dated_history("2024-01-01")},
+     lambda models, history: fit_forecaster(models, history, horizon=datetime.timedelta(hours=-1)),
+     ValueError, r"horizon must be positive")
 
 
 # ---- fit: datetimes nanoseconds cannot hold (they used to wrap to 1739)

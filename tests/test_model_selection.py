@@ -2,6 +2,7 @@
 series without an id, Pipelines in forecast mode, the horizon warning, and utilsforecast reading
 the output frames."""
 
+import datetime
 import warnings
 
 import numpy as np
@@ -54,6 +55,21 @@ def test_datetime_cutoffs_take_durations_calendar_offsets_and_time_zones():
     aware = frame.assign(ds=frame["ds"].dt.tz_localize("Europe/Paris"))
     cuts = TimeCutoffSplit(horizon="1D", cutoffs=["2024-05-01 00:00+02:00"]).cutoffs_for(aware)
     assert cuts == [pd.Timestamp("2024-05-01", tz="Europe/Paris")] and str(cuts[0].tz) == "Europe/Paris"
+
+
+def test_numpy_and_standard_library_durations_are_durations():
+    """Fails if np.timedelta64 is read as a number (numpy calls it an integer: 12 hours became 12 seconds,
+    or a raw UFuncTypeError) or datetime.timedelta is refused."""
+    days = pd.to_datetime(["2024-03-01 00:00", "2024-05-17 00:00", "2024-06-20 12:00"])
+    frame = pd.DataFrame({"unique_id": ["a", "a", "a"], "ds": days, "y": [1.0, 2.0, 3.0]})
+    expected = TimeCutoffSplit(horizon="12h", n_cutoffs=2, step="1D").cutoffs_for(frame)
+    for horizon, step in ((np.timedelta64(12, "h"), np.timedelta64(1, "D")),
+                          (datetime.timedelta(hours=12), datetime.timedelta(days=1))):
+        assert TimeCutoffSplit(horizon=horizon, n_cutoffs=2, step=step).cutoffs_for(frame) == expected
+    numeric = frame.assign(ds=[0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match=r"horizon=(np|numpy)\.timedelta64\(12,'h'\) is a duration but the time column "
+                                         "is numeric"):
+        TimeCutoffSplit(horizon=np.timedelta64(12, "h"), n_cutoffs=1).cutoffs_for(numeric)
 
 
 def test_split_trains_up_to_each_cutoff_and_tests_every_row_within_the_horizon():

@@ -103,3 +103,24 @@ def test_plot_errors_name_the_column_and_the_missing_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"pip install 'smr_ts\[plot\]'"):
         plot_forecast(history)
+
+
+def test_ids_and_axes_that_cannot_be_drawn_name_the_parameter():
+    """Fails if ids=[] reaches matplotlib ("Number of rows must be a positive integer"), or fewer axes
+    than series raise a bare IndexError."""
+    history = frame()
+    with pytest.raises(ValueError, match=r"ids is empty: give the series to draw, or ids=None"):
+        plot_forecast(history, ids=[])
+    with pytest.raises(ValueError, match=r"ids \['nope'\] are in neither history nor forecast"):
+        plot_forecast(history, ids=["s0", "nope"])
+    with pytest.raises(ValueError, match=r"max_series must be a positive int"):
+        plot_forecast(history, max_series=0)
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match=r"axes holds 1 Axes but 2 series are drawn \(ids=\['s0', 's1'\]\): give one "
+                                         r"Axes per series"):
+        plot_forecast(history, ids=["s0", "s1"], axes=[ax])
+    # one Axes for one series, also given bare; a grid from plt.subplots is read in order
+    assert plot_forecast(history, ids="s2", axes=ax).axes == [ax]
+    fig, grid = plt.subplots(2, 2)
+    plot_forecast(history, ids=["s0", "s1", "s2"], axes=grid)
+    assert [a.get_title(loc="left") for a in grid.ravel()] == ["unique_id = s0", "unique_id = s1", "unique_id = s2", ""]

@@ -196,3 +196,108 @@ def test_a_large_update_runs_in_blocks_and_equals_one_block(monkeypatch):
     for name, value in one_block.stream_state_.items():
         torch.testing.assert_close(model.stream_state_[name], value, rtol=1e-6, atol=1e-6, msg=name)
     pd.testing.assert_frame_equal(model.forecast(h=2), one_block.forecast(h=2), rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------- all or nothing
+def refused_update_changes_nothing(model, rows, match, later):
+    """``update(rows)`` raises a ValueError matching ``match`` and leaves ``model`` as it was: the same
+    forecasts, and the same history and states (a valid update, ``later``, then lands where it lands on
+    a copy that never saw the refused one)."""
+    untouched = copy.deepcopy(model)
+    before = model.forecast(h=3)
+    with pytest.raises(ValueError, match=match):
+        model.update(rows)
+    pd.testing.assert_frame_equal(model.forecast(h=3), before)
+    pd.testing.assert_frame_equal(copy.deepcopy(model).update(later).forecast(h=3),
+                                  untouched.update(later).forecast(h=3))
+
+
+def test_a_new_series_with_no_observed_target_is_refused_and_changes_nothing():
+    """Fails if update accepts a new series whose rows are all NaN: it used to, and then every
+    forecast(h=...) of every series raised until a refit."""
+    model, history, future = fitted("s5")
+    rows = new_rows(future, per_series=2)
+    blank = pd.DataFrame({"unique_id": "blank", "ds": rows["ds"].iloc[:3].to_numpy(), "y": np.nan})
+    refused_update_changes_nothing(model, pd.concat([rows, blank]), r"new series unique_id=\['blank'\] have no "
+                                   r"observed value of any target \['y'\].*at least one observed target", rows)
+    assert len(model.forecast(h=2)) == 2 * history["unique_id"].nunique()
+
+
+def test_an_id_of_another_type_is_refused_before_any_row_is_appended():
+    """Fails if the fitted series' rows are appended before a string id among integer ids is found
+    (it used to raise a raw "'<' not supported" TypeError after appending them)."""
+    history, future = frames()
+    codes = {name: i for i, name in enumerate(sorted(history["unique_id"].unique()))}
+    history, future = (f.assign(unique_id=f["unique_id"].map(codes)) for f in (history, future))
+    model = SMRForecaster(d_model=8, state_size=8, n_layers=1, epochs=1, horizon="1D", validation_fraction=0.0,
+                          random_state=0).fit(history)
+    rows = new_rows(future, per_series=2)
+    stranger = pd.concat([rows, rows.iloc[:1].astype({"unique_id": object}).assign(unique_id="x")])
+    match = r"id column 'unique_id' has the id 'x' \(str\), but the model was fitted on numeric ids"
+    refused_update_changes_nothing(model, stranger, "new_rows: " + match, rows)
+    with pytest.raises(ValueError, match="context: " + match):
+        model.forecast(h=2, context=stranger)
+
+
+def with_statics(frame):
+    """Two static columns per series: a number and a category."""
+    number = frame["unique_id"].str[1:].astype(float)
+    return frame.assign(size=number, group=np.where(number % 2 == 0, "even", "odd"))
+
+
+def fitted_with_statics():
+    history, future = (with_statics(f) for f in frames())
+    model = SMRForecaster(d_model=8, state_size=8, n_layers=1, epochs=1, horizon="1D", validation_fraction=0.0,
+                          static_cols=["size", "group"], random_state=0).fit(history)
+    with torch.no_grad():  # a head that reads the statics (it starts at zero)
+        last = model.model_.mean_head[-1]
+        last.weight.copy_(torch.randn(last.weight.shape, generator=torch.Generator().manual_seed(1)))
+    return model, history, future
+
+
+def test_update_and_context_agree_on_the_statics_of_known_series():
+    """update(rows) then forecast() equals forecast(context=rows) before it, statics in the rows or not;
+    a changed static of a known series is refused by both. Fails if update ignores a changed static
+    while the context forecast uses it (the documented equality broken)."""
+    model, history, future = fitted_with_statics()
+    rows = new_rows(future, per_series=3)
+    changed = rows.assign(size=np.where(rows["unique_id"] == "s002", 99.0, rows["size"]))
+    match = r"static column 'size' of unique_id=\['s002'\] differs from the value the model holds"
+    with pytest.raises(ValueError, match="context: " + match):
+        model.forecast(h=2, context=changed)
+    refused_update_changes_nothing(model, changed, "new_rows: " + match, rows)
+    for given in (rows, rows.drop(columns=["size", "group"])):
+        expected = model.forecast(h=2, context=given)
+        updated = copy.deepcopy(model).update(given)
+        got = updated.forecast(h=2)
+        pd.testing.assert_frame_equal(got[["unique_id", "ds"]], expected[["unique_id", "ds"]])
+        np.testing.assert_allclose(got["y"], expected["y"], rtol=1e-5, atol=1e-5)
+    # the statics matter here: a new series' forecasts move with its size
+    newcomer = rows[rows["unique_id"] == "s001"].assign(unique_id="new")
+    small, large = (model.forecast(h=2, context=newcomer.assign(size=size)).query("unique_id == 'new'")["y"].to_numpy()
+                    for size in (1.0, 99.0))
+    assert np.abs(small - large).max() > 1e-3
+
+
+def test_statics_missing_or_given_as_text_are_refused_by_update_and_context():
+    """Fails if a new series without its static columns gets zeros (the training mean), or a number
+    given as text becomes NaN, without a word."""
+    model, history, future = fitted_with_statics()
+    rows = new_rows(future, per_series=3)
+    newcomer = rows[rows["unique_id"] == "s001"].assign(unique_id="new")
+    bare = pd.concat([rows.drop(columns=["size", "group"]), newcomer.drop(columns=["size", "group"])])
+    match = r"the new series unique_id=\['new'\] have no static columns, but this model reads \['size', 'group'\]"
+    with pytest.raises(ValueError, match="context: " + match):
+        model.forecast(h=2, context=bare)
+    refused_update_changes_nothing(model, bare, "new_rows: " + match, rows)
+    for text in ("3", "large"):
+        worded = pd.concat([rows, newcomer.astype({"size": object}).assign(size=text)])
+        match = rf"static column 'size' is numeric \(as at fit\), but the rows of unique_id=\['new'\] hold the text '{text}'"
+        with pytest.raises(ValueError, match="context: " + match):
+            model.forecast(h=2, context=worded)
+        refused_update_changes_nothing(model, worded, "new_rows: " + match, rows)
+    # a new series with its statics is accepted by both, and they agree
+    given = pd.concat([rows, newcomer.assign(size=1.5)])
+    expected = model.forecast(h=2, context=given)
+    got = copy.deepcopy(model).update(given).forecast(h=2)
+    np.testing.assert_allclose(got["y"], expected["y"], rtol=1e-5, atol=1e-5)

@@ -6,14 +6,16 @@ here; :mod:`smr_ts.data.covariates` turns what this returns into model inputs.
 
 from __future__ import annotations
 
+from numbers import Number
+
 import numpy as np
 import pandas as pd
 
 from smr_ts.data.covariates import encode_static, fit_static_spec, static_values, static_width
 from smr_ts.data.frames import numeric_values
 
-__all__ = ["check_covariate_columns", "fit_statics", "future_query_values", "merge_static_frame", "split_static",
-           "static_codes"]
+__all__ = ["check_covariate_columns", "check_static_rows", "fit_statics", "future_query_values", "merge_static_frame",
+           "split_static", "static_codes"]
 
 
 def merge_static_frame(values: pd.DataFrame, ids: np.ndarray, static, id_col, what: str = "static") -> pd.DataFrame:
@@ -83,6 +85,55 @@ def static_codes(est, ids: np.ndarray, table: pd.DataFrame | None = None) -> np.
         given = table.index.get_indexer(pd.Index(ids))
         codes[given >= 0] = encode_static(table.iloc[given[given >= 0]], spec)
     return codes
+
+
+def check_static_rows(est, ids: np.ndarray, table: pd.DataFrame | None, what: str) -> None:
+    """The statics that rows given after fit (``context``, ``update``) carry, ``table`` (one row per series, or
+    None when the rows have no static columns), checked against the model's: a series without statics known
+    needs them (a silent zero would be the training mean), a column numeric at fit needs numbers, and a series
+    whose statics are known keeps them (a static holds one value per series, as at fit)."""
+    spec = est.layout_.static_spec
+    if not spec:
+        return
+    names = [name for name, *_ in spec]
+    known = pd.Index(est.static_ids_)
+    if table is None:
+        unique = pd.unique(np.asarray(ids))
+        new = unique[~pd.Index(unique).isin(known)]
+        if len(new):
+            raise ValueError(f"{what}: the new series {_ids(est, new)} have no static columns, but this model reads "
+                             f"{names} for every series; add them to their rows (one value per series)")
+        return
+    for name, kind, *rest in spec:
+        if kind != "numeric":
+            continue
+        column = table[name]
+        if pd.api.types.is_numeric_dtype(column.dtype):
+            continue
+        text = column.notna() & ~column.map(lambda v: isinstance(v, Number)).astype(bool)  # text is not read as 0
+        if text.any():
+            raise ValueError(f"{what}: static column {name!r} is numeric (as at fit), but the rows of "
+                             f"{_ids(est, table.index[text])} hold the text {column[text].iloc[0]!r}; give numbers "
+                             f"(e.g. pd.to_numeric({what}[{name!r}]))")
+    fitted = known.get_indexer(table.index)
+    rows = np.flatnonzero(fitted >= 0)
+    width = 0
+    for entry in spec:
+        given = encode_static(table.iloc[rows], [entry])
+        before = est.static_codes_[fitted[rows], width:width + given.shape[1]]
+        width += given.shape[1]
+        changed = (given != before).any(1)
+        if changed.any():
+            raise ValueError(f"{what}: static column {entry[0]!r} of {_ids(est, table.index[rows[changed]])} differs "
+                             "from the value the model holds for the series; a static column holds one value per "
+                             "series: give that value, or leave the static columns out of the rows of known series "
+                             "(refit to change it)")
+
+
+def _ids(est, ids) -> str:
+    shown = [v.item() if isinstance(v, np.generic) else v for v in list(ids)[:5]]
+    more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+    return f"{est.id_col or 'id'}={shown}{more}"
 
 
 def fit_statics(est, table: pd.DataFrame | None) -> list:

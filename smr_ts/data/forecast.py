@@ -37,11 +37,11 @@ import torch
 from smr_ts.data.covariates import (
     FutureTrack, future_features, future_scales, future_track, n_future_features, rows_at_or_before, static_width,
 )
-from smr_ts.data.frames import SeriesPanel
+from smr_ts.data.frames import SeriesPanel, time_difference
 
 __all__ = [
     "ForecastLayout", "ForecastTensors", "PairSampler", "auto_batch_size", "auto_horizon", "calendar_periods", "fit_layout",
-    "forecast_tensors", "origin_pairs", "query_features", "training_pairs", "training_window",
+    "forecast_tensors", "origin_pairs", "query_features", "since_origin", "training_pairs", "training_window",
     "validation_origin",
 ]
 
@@ -197,18 +197,27 @@ def expanding_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarr
     return mean, scale, change, last
 
 
+def since_origin(raw, origin: float) -> np.ndarray:
+    """Raw times relative to a forecast's ``origin`` (:attr:`ForecastTensors.origin`), as float64; integer
+    times subtract in int64, exactly, before the (small) differences become floats."""
+    raw = np.asarray(raw)
+    if raw.dtype.kind in "iu" and float(origin).is_integer() and abs(origin) < 2.0**63:
+        return time_difference(raw, np.int64(origin))
+    return raw.astype(np.float64) - origin
+
+
 def _track(panel: SeriesPanel, layout: ForecastLayout, origin: float, future_rows) -> FutureTrack:
     """The future-known columns' rows of ``panel``, with ``future_rows`` (series, raw times, values (n, F))
     merged in time order (a forecast's query rows), as a :class:`FutureTrack` at times relative to ``origin``."""
     fi = list(layout.future_index)
     valid = panel.valid
     series = np.repeat(np.arange(len(panel.ids)), panel.lengths)
-    times = panel.time[valid].astype(np.float64) - origin
+    times = since_origin(panel.time[valid], origin)
     values = np.where(panel.value_observed, panel.values, np.nan)[valid][:, fi].astype(np.float64)
     if future_rows is not None:
         q_series, q_times, q_values = future_rows
         series = np.concatenate([series, q_series])
-        times = np.concatenate([times, np.asarray(q_times, np.float64) - origin])
+        times = np.concatenate([times, since_origin(q_times, origin)])
         values = np.concatenate([values, np.asarray(q_values, np.float64)])
     order = np.lexsort((times, series))
     series, times, values = series[order], times[order], values[order]
@@ -234,7 +243,7 @@ def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: floa
     change = change / scale
     dt = panel.gaps(layout.time_unit, first_gap)
     origin = float(panel.time[panel.valid].min()) if panel.valid.any() else 0.0
-    time = (panel.time - panel.time.dtype.type(origin)).astype(np.float64)
+    time = since_origin(panel.time, origin)
     calendar = _phase_features(panel.time.astype(np.float64), layout.periods)
     inputs = np.concatenate([level, change, obs, calendar, np.log1p(dt)[..., None]], -1).astype(np.float32)
     inputs *= panel.valid[..., None]

@@ -6,8 +6,9 @@ time may be columns or levels of a MultiIndex (sklearn transformers with
 layers never see a DataFrame, and the estimator glues the two.
 
 Times are kept in their raw unit until a gap is needed: int64 nanoseconds for datetimes (UTC
-for tz-aware ones), float64 for numeric times. Gaps are differences of raw times divided by the
-time unit, so datetimes far from 1970 keep nanosecond resolution.
+for tz-aware ones), int64 for integer times and float64 for other numeric times. Gaps are
+differences of raw times (in int64 where the times are integers) divided by the time unit, so
+datetimes far from 1970 keep nanosecond resolution and integer times near 1e17 stay distinct.
 
 Every check raises ``ValueError`` or ``TypeError`` naming the column or argument at fault, and
 all work is vectorised: no Python loop runs over rows or series.
@@ -16,6 +17,7 @@ all work is vectorised: no Python loop runs over rows or series.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -34,6 +36,9 @@ __all__ = [
     "numeric_values",
     "refuse_array",
     "refuse_forecast_array",
+    "as_fitted_times",
+    "check_id_kind",
+    "time_difference",
 ]
 
 
@@ -110,7 +115,7 @@ def split_frame(X, id_col: str, time_col: str, *, what: str = "X"):
     -------
     ids : ndarray (n,)
     times : ndarray (n,)
-        int64 nanoseconds for datetimes, float64 otherwise.
+        int64 nanoseconds for datetimes, int64 for integer times, float64 otherwise.
     info : TimeInfo
     values : DataFrame
         The other columns, with a RangeIndex.
@@ -178,6 +183,8 @@ def _parse_times(raw, time_col: str, what: str):
         info = TimeInfo("datetime")
     elif pd.api.types.is_bool_dtype(series.dtype):
         raise TypeError(f"{what}: time column {time_col!r} must be datetime or numeric, got bool")
+    elif pd.api.types.is_integer_dtype(series.dtype):
+        return _integers(series, time_col, what), TimeInfo("numeric")
     elif pd.api.types.is_numeric_dtype(series.dtype):
         times = series.to_numpy(dtype=np.float64)
         if np.isnan(times).any():
@@ -191,6 +198,60 @@ def _parse_times(raw, time_col: str, what: str):
     if series.isna().any():
         raise ValueError(f"{what}: time column {time_col!r} has missing times (NaT)")
     return _nanoseconds(series.to_numpy(), time_col, what), info
+
+
+def _integers(series: pd.Series, time_col: str, what: str) -> np.ndarray:
+    """Integer times as int64, never through float64 (which rounds integers above 2**53)."""
+    if series.isna().any():
+        raise ValueError(f"{what}: time column {time_col!r} has missing values")
+    if series.dtype.kind == "u" and len(series) and series.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{what}: time column {time_col!r} has times above {np.iinfo(np.int64).max}, the largest "
+                         f"int64; give them relative to a start, e.g. X[{time_col!r}] - X[{time_col!r}].min()")
+    return series.to_numpy(dtype=np.int64)
+
+
+def time_difference(later, earlier) -> np.ndarray:
+    """``later - earlier`` of raw times as float64: integers subtract exactly in int64 first (the
+    difference of two times near 1e17 is small, their float64 values are 16 apart)."""
+    later, earlier = np.asarray(later), np.asarray(earlier)
+    if later.dtype.kind in "iu" and earlier.dtype.kind in "iu":
+        return (later.astype(np.int64) - earlier.astype(np.int64)).astype(np.float64)
+    return later.astype(np.float64) - earlier.astype(np.float64)
+
+
+def as_fitted_times(times: np.ndarray, fitted_dtype, time_col: str, what: str) -> np.ndarray:
+    """Raw times of new rows in the dtype of the fitted history's: numbers given as floats join integer
+    times only where they are whole (a fraction would be cut off, silently moving the row)."""
+    times = np.asarray(times)
+    if np.dtype(fitted_dtype).kind != "i" or times.dtype.kind in "iu":
+        return times.astype(fitted_dtype)
+    whole = (times == np.round(times)) & (np.abs(times) < 2.0**63)
+    if not whole.all():
+        raise ValueError(f"{what}: time column {time_col!r} has the time {_plain(times[~whole][0])!r}, but the model "
+                         "was fitted on integer times; give whole numbers (or refit on float times)")
+    return times.astype(np.int64)
+
+
+def check_id_kind(ids: np.ndarray, fitted_ids: np.ndarray, id_col, what: str) -> None:
+    """New ids must be of the fitted ids' kind (numbers or strings): a string id among integer ids is
+    neither a fitted series nor one that can be ordered among them."""
+    if id_col is None or not len(ids) or not len(fitted_ids):
+        return
+    fitted = _id_kind(fitted_ids)
+    if _id_kind(ids) == fitted:
+        return
+    unique = pd.unique(np.asarray(ids, dtype=object))
+    example = _plain(next((v for v in unique if _id_kind(np.array([v], dtype=object)) != fitted), unique[0]))
+    raise ValueError(f"{what}: id column {id_col!r} has the id {example!r} ({type(example).__name__}), but the model "
+                     f"was fitted on {fitted} ids; give ids of the fitted type (e.g. {what}[{id_col!r}].astype(...)), "
+                     "so that each row finds its series")
+
+
+def _id_kind(ids: np.ndarray) -> str:
+    inferred = pd.api.types.infer_dtype(np.asarray(ids), skipna=True)
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "numeric"
+    return {"string": "string", "boolean": "bool"}.get(inferred, f"mixed ({inferred})")
 
 
 # The nanosecond range every datetime is computed in (int64 ns since 1970: 1677-09-21 to 2262-04-11).
@@ -340,22 +401,25 @@ def _plain(value):
 def parse_time_unit(time_unit, info: TimeInfo, name: str = "time_unit") -> float | None:
     """A user's duration (``time_unit``, ``horizon``) in raw units (ns for datetimes); None for "auto".
 
-    A number is in the time column's unit (seconds for datetimes); a string or Timedelta is a
-    duration (datetimes only).
+    A number is in the time column's unit (seconds for datetimes); a string, ``pd.Timedelta``,
+    ``np.timedelta64`` or ``datetime.timedelta`` is a duration (datetimes only).
     """
     if isinstance(time_unit, str) and time_unit == "auto":
         return None
+    given = time_unit  # messages show what the user wrote
+    if isinstance(time_unit, (np.timedelta64, timedelta)):  # numpy's and the standard library's durations
+        time_unit = pd.Timedelta(time_unit)
     if info.kind == "numeric":
         if isinstance(time_unit, (str, pd.Timedelta)):
-            raise ValueError(f"{name}={time_unit!r} is a duration but the time column is numeric: give a positive number")
+            raise ValueError(f"{name}={given!r} is a duration but the time column is numeric: give a positive number")
         unit = float(time_unit)
     else:
         try:
             unit = float(pd.Timedelta(time_unit).value) if isinstance(time_unit, (str, pd.Timedelta)) else float(time_unit) * 1e9
         except ValueError as exc:
-            raise ValueError(f"{name}={time_unit!r} is not a duration pandas can read (e.g. '1h', '15min')") from exc
+            raise ValueError(f"{name}={given!r} is not a duration pandas can read (e.g. '1h', '15min')") from exc
     if not np.isfinite(unit) or unit <= 0:
-        raise ValueError(f"{name} must be positive, got {time_unit!r}")
+        raise ValueError(f"{name} must be positive, got {given!r}")
     return unit
 
 

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from smr_ts.data.frames import SeriesPanel, TimeInfo, _plain, check_time_kind, split_frame
+from smr_ts.data.frames import SeriesPanel, TimeInfo, _plain, check_time_kind, split_frame, time_difference
 
 __all__ = ["check_query_times", "history_rows", "horizon_queries", "never_observed", "read_queries",
            "warn_never_observed", "warn_past_horizon"]
@@ -29,20 +29,32 @@ def history_rows(panel: SeriesPanel, n_features: int):
 def horizon_queries(ids: np.ndarray, times: np.ndarray, h: int, time_unit: float, info: TimeInfo):
     """The next ``h`` times of each series at its median gap (``time_unit`` where it has none).
 
-    ``ids`` and ``times`` are history rows sorted by series, then time.
+    ``ids`` and ``times`` are history rows sorted by series, then time. Integer raw times stay
+    integers, added exactly to each series' last time: datetimes step ``k`` median gaps rounded to
+    the nanosecond; integer numbers step by the median gap rounded half up to a whole number (at
+    least 1), so their steps are even.
     """
-    gaps = pd.Series(np.diff(times, prepend=np.nan)).where(np.r_[False, ids[1:] == ids[:-1]]).groupby(ids).median()
+    gaps = np.full(len(times), np.nan)
+    gaps[1:] = time_difference(times[1:], times[:-1])  # in int64 first: integers near 1e17 keep their gaps
+    gaps = pd.Series(gaps).where(np.r_[False, ids[1:] == ids[:-1]]).groupby(ids).median()
     last_time = pd.Series(times).groupby(ids).max()
-    step = gaps.fillna(time_unit).where(gaps > 0, time_unit)
+    step = gaps.fillna(time_unit).where(gaps > 0, time_unit).reindex(last_time.index).to_numpy()
     q_ids = np.repeat(last_time.index.to_numpy(), h)
-    q_times = (last_time.to_numpy()[:, None] + step.reindex(last_time.index).to_numpy()[:, None]
-               * np.arange(1, h + 1)).ravel()
-    if info.kind != "numeric":
-        if len(q_times) and q_times.max() > pd.Timestamp.max.value:  # int64 nanoseconds would wrap to 1677
-            raise ValueError(f"forecast(h={h}) would reach past {pd.Timestamp.max:%Y-%m-%d}, the last nanosecond "
-                             "datetime; ask for fewer steps, or fit on numeric times")
-        q_times = np.round(q_times).astype(np.int64)
-    return q_ids, q_times
+    last, k = last_time.to_numpy(), np.arange(1, h + 1)
+    if last.dtype.kind not in "iu":
+        return q_ids, (last[:, None] + step[:, None] * k).ravel()
+    if info.kind == "numeric":  # even steps of whole numbers: the median gap rounded half up, at least 1
+        offsets = np.maximum(np.floor(step + 0.5), 1.0)[:, None] * k
+    else:
+        offsets = np.round(step[:, None] * k)
+    limit = np.iinfo(np.int64).max if info.kind == "numeric" else pd.Timestamp.max.value
+    if len(last) and (offsets[:, -1] > float(limit) - last.astype(np.float64)).any():  # int64 would wrap around
+        if info.kind == "numeric":
+            raise ValueError(f"forecast(h={h}) would step past {limit}, the largest int64 time; ask for fewer "
+                             "steps, or give the times relative to a start")
+        raise ValueError(f"forecast(h={h}) would reach past {pd.Timestamp.max:%Y-%m-%d}, the last nanosecond "
+                         "datetime; ask for fewer steps, or fit on numeric times")
+    return q_ids, (last.astype(np.int64)[:, None] + offsets.astype(np.int64)).ravel()
 
 
 def read_queries(times, fitted: TimeInfo, ids, hist_times, id_col: str, time_col: str, what: str = "times"):
