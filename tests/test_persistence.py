@@ -61,8 +61,11 @@ def test_a_model_with_statics_saves_and_loads_to_the_same_forecasts(tmp_path, ki
     assert_same_forecasts(model, loaded)
     assert list(loaded.static_ids_) == list(model.static_ids_)
     # a new series with its statics, given to both by update: the loaded model still knows the fitted ones
-    last = frame[frame["unique_id"] == frame["unique_id"].iloc[0]].tail(6)
+    source = frame["unique_id"].iloc[0]
+    last = frame[frame["unique_id"] == source].tail(6)
     new = last.assign(unique_id=999 if int_ids else "new", ds=last["ds"] + 1.0)
+    statics = panel(int_ids=int_ids)[1].set_index("unique_id")
+    new = new.assign(**{c: statics.loc[source, c] for c in model.static_names_ if c not in new})  # a new series brings its statics
     pd.testing.assert_frame_equal(model.update(new).forecast(h=2), loaded.update(new).forecast(h=2))
 
 
