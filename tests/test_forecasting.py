@@ -176,6 +176,29 @@ def test_a_single_series_validates_on_its_last_part():
     assert all("valid_scaled_mae" in h and "valid_gain_z" in h for h in model.history_)
 
 
+def test_a_time_split_trains_on_nothing_after_the_split():
+    """With ``validation_by="time"`` each series' last part validates and training never scores it: mirroring
+    every value after the split (which keeps every absolute change, so the fallback scales too) leaves each
+    epoch's training loss as it was, and moves the validation scores. Catches training pairs whose query lies
+    after the split (the sampler built without ``query_until``)."""
+    frame = poisson_frame(lambda t, rng, i: np.sin(0.5 * t + i) + 0.1 * rng.normal(size=len(t)), n_series=3, n_obs=80)
+    settings = {**FAST, "epochs": 2, "validation_by": "time", "horizon": 5.0}
+    model = SMRForecaster(**settings).fit(frame)
+    mirrored = []
+    for _, rows in frame.groupby("unique_id"):
+        t, y = rows["ds"].to_numpy(), rows["y"].to_numpy().copy()
+        span = t[-1] - t[0]
+        split = t[-1] - np.clip(5.0, model.validation_fraction * span, 0.5 * span)
+        after = t > split
+        assert 3 <= after.sum() < len(t) // 2
+        y[after] = 2 * y[~after][-1] - y[after]  # reflected about the last value before the split
+        mirrored.append(rows.assign(y=y))
+    other = SMRForecaster(**settings).fit(pd.concat(mirrored))
+    np.testing.assert_allclose([h["train_loss"] for h in other.history_], [h["train_loss"] for h in model.history_],
+                               rtol=1e-6)
+    assert other.history_[0]["valid_scaled_mae"] != pytest.approx(model.history_[0]["valid_scaled_mae"], rel=1e-3)
+
+
 def test_auto_batch_size_holds_about_a_fixed_number_of_rows():
     from smr_ts.data.forecast import _BATCH_ROWS, auto_batch_size
 
