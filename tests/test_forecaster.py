@@ -188,6 +188,11 @@ def test_nan_targets_are_left_out_of_the_loss():
 def test_irregular_future_times_agree_with_grid_where_times_coincide(fitted_forecaster):
     model, history = fitted_forecaster
     grid = model.forecast(h=5)
+    # the grid itself: 5 steps of each series' median gap after its last row (Poisson times: the mean is longer)
+    for sid, rows in history.groupby("unique_id"):
+        gaps = np.diff(rows["ds"].to_numpy())
+        expected = rows["ds"].iloc[-1] + np.median(gaps) * np.arange(1, 6)
+        np.testing.assert_allclose(grid.loc[grid["unique_id"] == sid, "ds"], expected, rtol=1e-12)
     sid = grid["unique_id"].iloc[0]
     grid_sid = grid[grid["unique_id"] == sid]
     t = grid_sid["ds"].to_numpy()
@@ -242,7 +247,9 @@ def test_datetime_times_and_time_unit():
     history = make_oscillators(n_series=4, n_obs=20, start="2024-03-01", freq_unit="1h").assign(
         ds=lambda d: d["ds"].dt.tz_localize("UTC"))
     model = SMRForecaster(**SMALL).fit(history)
-    assert 0.1 * 3600e9 < model.time_unit_ < 3 * 3600e9  # median gap, in nanoseconds
+    gaps = (history.sort_values("ds").groupby("unique_id")["ds"].diff().dropna() / pd.Timedelta(1, "ns")).to_numpy()
+    assert model.time_unit_ == np.median(gaps)  # the median gap of every series' rows, in nanoseconds
+    assert np.median(gaps) != pytest.approx(np.mean(gaps), rel=0.05)
     out = model.forecast(h=2)
     assert str(out["ds"].dt.tz) == "UTC"
     last = history.groupby("unique_id")["ds"].max()
