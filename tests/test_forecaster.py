@@ -218,10 +218,14 @@ def test_forecast_with_context_uses_new_observations_without_refitting(fitted_fo
     context = pd.DataFrame({"unique_id": [sid], "ds": [last + 1.0], "y": [3.0]})
     after = model.forecast(times=queries, context=context)
     assert not np.isclose(before["y"].iloc[0], after["y"].iloc[0])
-    # A new series can be forecast from context alone.
-    new = pd.DataFrame({"unique_id": "new", "ds": [0.0, 0.5, 1.3], "y": [0.1, 0.4, 0.2]})
-    out = model.forecast(times=pd.DataFrame({"unique_id": ["new"], "ds": [2.0]}), context=new)
-    assert np.isfinite(out["y"]).all()
+    # A new series can be forecast from context alone: a fitted series' rows under a new id forecast as the
+    # fitted series does, and other rows otherwise.
+    copy_rows = history[history["unique_id"] == sid].assign(unique_id="new")
+    own = model.forecast(times=queries)["y"].iloc[0]
+    out = model.forecast(times=queries.assign(unique_id="new"), context=copy_rows)
+    assert out["y"].iloc[0] == pytest.approx(own, rel=1e-6, abs=1e-6)
+    other = model.forecast(times=queries.assign(unique_id="new"), context=copy_rows.assign(y=copy_rows["y"] * 2))
+    assert abs(other["y"].iloc[0] - own) > 1e-3
     assert len(model.history_panel_.ids) == 6  # the fitted history is unchanged
 
 
