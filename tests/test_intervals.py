@@ -17,8 +17,8 @@ from smr_ts import SMRForecaster
 from smr_ts.data.forecast import forecast_tensors, validation_origin
 from smr_ts.data.windows import FIRST_GAP
 from smr_ts.intervals import (
-    MAX_PAIRS, MIN_LATE_PAIRS, MIN_PER_BIN, RECENT_CHANGES, _pairs, ahead_bins, calibration_source, check_levels, conformal_quantile,
-    interval_columns, interval_names, recent_scale, recent_scale_and_changes,
+    MAX_PAIRS, MIN_LATE_PAIRS, MIN_PER_BIN, RECENT_CHANGES, _pairs, ahead_bins, calibration_source, check_levels,
+    conformal_quantile, interval_columns, interval_names, recent_scale, recent_scale_and_changes,
 )
 from smr_ts.model import pinball, pinball_loss
 
@@ -228,7 +228,8 @@ def test_a_single_series_calibrates_on_every_pair_of_its_validation_part():
     tensors_origin = validation_origin(forecast_tensors(single.history_panel_, single.layout_, FIRST_GAP),
                                        single.layout_, single.validation_fraction)[0] + t[0]
     assert tensors_origin == pytest.approx(origin)
-    pairs = [("s000", k, q) for k in range(len(t)) if t[k] >= origin for q in range(k + 1, len(t)) if t[q] - t[k] <= 6.0]
+    pairs = [("s000", k, q) for k in range(len(t)) if t[k] >= origin
+             for q in range(k + 1, len(t)) if t[q] - t[k] <= 6.0]
     assert 0 < len(pairs) < MAX_PAIRS
     ahead, scores = scores_by_hand(single, past, pairs)
     got_ahead, got_scores = model_scores(single)

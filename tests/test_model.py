@@ -43,8 +43,8 @@ def test_masked_losses_count_the_weighted_targets_only():
 
 def test_a_gaussian_fit_on_pure_noise_recovers_the_noise_sigma():
     """Targets ``5 + 3 * e`` with e standard normal, unrelated to the input: the NLL's best mean is 5 and its
-    best std 3, on the targets' own scale. Fails if the NLL weighs ``log(std)`` wrongly (std 2.1 or 4.2),
-    or if the std is not scaled back to the target's units (about 1)."""
+    best std 3, on the targets' own scale. Fails if the NLL weighs ``log(std)`` wrongly (a std of 3 / sqrt(2)
+    or 3 * sqrt(2)), or if the std is not scaled back to the target's units (about 1)."""
     rng = np.random.default_rng(0)
     n_series, n_obs = 40, 30
     t = np.cumsum(rng.exponential(1.0, (n_series, n_obs)), 1)
