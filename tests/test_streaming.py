@@ -74,8 +74,7 @@ def test_rows_that_observe_one_of_several_columns_advance_the_state_as_the_whole
     rng = np.random.default_rng(0)
     history, future = (f.assign(x=np.cumsum(rng.normal(size=len(f)))) for f in (history, future))
     model = SMRForecaster(d_model=8, state_size=8, n_layers=2, epochs=1, horizon="1D", random_state=0,
-                          validation_fraction=0.0).fit(history)
-    assert model.target_names_ == ["y", "x"]
+                          validation_fraction=0.0, target_cols=["y", "x"]).fit(history)
     with torch.no_grad():  # forecasts that depend on the backbone's state (see fitted)
         last = model.model_.mean_head[-1]
         last.weight.copy_(torch.randn(last.weight.shape, generator=torch.Generator().manual_seed(1)))
