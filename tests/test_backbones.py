@@ -5,7 +5,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 import smr_ts
@@ -20,11 +22,27 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_every_backbone_fits_and_forecasts(name):
+    """A trained network of every backbone forecasts from what its backbone read: near the data's range,
+    away from the last value (the head learned a correction), and differently for two histories whose query
+    features are the same. Catches a backbone whose output never reaches the forecast."""
     history = make_oscillators(n_series=4, n_obs=12, random_state=0)
     smr = BACKBONES[name].takes_smr
-    model = SMRForecaster(backbone=name, smr=smr, d_model=8, state_size=8, n_layers=1, epochs=1,
-                          random_state=0).fit(history)
-    assert np.isfinite(model.forecast(h=2)["y"]).all()
+    model = SMRForecaster(backbone=name, smr=smr, d_model=8, state_size=8, n_layers=1, epochs=2,
+                          validation_fraction=0.0, random_state=0).fit(history)
+    out = model.forecast(h=2)
+    last = history.groupby("unique_id")["y"].last().reindex(out["unique_id"]).to_numpy()
+    spread = np.ptp(history["y"].to_numpy())
+    assert np.abs(out["y"].to_numpy() - last).max() < spread
+    assert np.abs(out["y"].to_numpy() - last).min() > 1e-6
+    t = np.arange(1.0, 11.0)
+    y = np.array([0.0, 1.0, -1.0, 2.0, 0.5, -2.0, 1.0, 0.3, 0.0, 0.7])
+    a = pd.DataFrame({"unique_id": "a", "ds": t, "y": y})
+    # its first nine values reversed: the same last value, mean and absolute changes (every query feature the
+    # same), another past that only the backbone sees
+    b = a.assign(unique_id="b", y=np.r_[y[8::-1], y[9]])
+    queries = pd.DataFrame({"unique_id": ["a", "b"], "ds": [11.0, 11.0]})
+    both = model.forecast(times=queries, context=pd.concat([a, b]))["y"].to_numpy()
+    assert abs(both[0] - both[1]) > 1e-6, both
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -60,11 +78,18 @@ def test_smr_needs_a_backbone_that_takes_it():
 def test_smr_use_gaps_reaches_every_gate(name):
     history = make_oscillators(n_series=4, n_obs=12, random_state=0)
     fits = {use: SMRForecaster(backbone=name, smr=True, smr_use_gaps=use, d_model=8, state_size=8, n_layers=2,
-                               epochs=1, random_state=0).fit(history) for use in (False, True)}
+                               epochs=1, validation_fraction=0.0, random_state=0).fit(history) for use in (False, True)}
     gates = {use: [m for m in f.model_.modules() if type(m).__name__ == "SMRGate"] for use, f in fits.items()}
     assert len(gates[True]) == 2 and all(g.use_gaps and g.gap_weight is not None for g in gates[True])
     assert all(not g.use_gaps and g.gap_weight is None for g in gates[False])
-    assert np.isfinite(fits[True].forecast(h=2)["y"]).all()
+    # the gap weights train (they start at 0) and are read: other weights move the forecasts
+    assert all(float(g.gap_weight.detach().abs().max()) > 0 for g in gates[True])
+    before = fits[True].forecast(h=2)["y"].to_numpy()
+    with torch.no_grad():
+        for g in gates[True]:
+            g.gap_weight.fill_(2.0)
+    fits[True].stream_state_ = None  # the saved states were computed with the trained weights
+    assert np.abs(fits[True].forecast(h=2)["y"].to_numpy() - before).max() > 1e-6
     with pytest.raises(InvalidParameterError, match="smr_use_gaps"):
         SMRForecaster(backbone=name, smr_use_gaps=True, epochs=1).fit(history)
 

@@ -79,6 +79,29 @@ def test_seasonal_changes_equal_the_latest_known_values(rows, t, past_times):
     np.testing.assert_allclose(got[0, -1], expect, rtol=1e-5, atol=1e-5)
 
 
+def test_a_query_at_a_known_row_reads_that_row_and_between_rows_the_one_before():
+    """The deterministic edge the random tests above rarely draw: a query exactly at a known row's time reads
+    that row (its value, age 0, its value in the sums), one just before it reads the row before. Catches a
+    search for the last row strictly before the query (one row early at ties)."""
+    class Layout:
+        time_unit, future_center, future_spread, future_rms, future_changes = 1.0, [0.0], [1.0], [1.0], False
+
+    times, values = np.array([0.0, 2.0, 5.0]), np.array([1.0, -2.0, 3.0])
+    track = future_track(times[None], values[None, :, None], np.array([3]), Layout)
+    t = np.array([2.0, 3.0, 5.0, 2.0 - 1e-9, -1.0])
+    series = np.zeros(len(t), int)
+    np.testing.assert_array_equal(rows_at_or_before(track.time, track.lengths, series, t), [1, 1, 2, 0, -1])
+    got = future_features(track, Layout, series, t, t, np.ones(len(t)))
+    np.testing.assert_allclose(got[:, 0], [-2.0, -2.0, 3.0, 1.0, 0.0])  # the latest value (0: none yet)
+    age = [0.0, np.log1p(1.0), 0.0, np.log1p(2.0 - 1e-9), -1.0]  # log1p(time since it), -1: never known
+    np.testing.assert_allclose(got[:, 1], age, atol=1e-7)
+    taus = np.asarray(TIME_CONSTANTS)
+    for i, ti in enumerate(t):
+        past = times <= ti
+        expect = (values[past][:, None] * np.exp(-(ti - times[past])[:, None] / taus)).sum(0) / taus
+        np.testing.assert_allclose(got[i, 2 : 2 + len(taus)], expect, rtol=1e-6, atol=1e-9)
+
+
 @pytest.fixture(scope="module")
 def fitted():
     train, later = split(doses())
@@ -107,6 +130,15 @@ def test_a_query_reads_known_values_at_or_before_it_only(fitted):
     after = model.forecast(times=changed)["y"].to_numpy()
     np.testing.assert_array_equal(after[times <= t0], base[times <= t0])
     assert not np.allclose(after[times > t0], base[times > t0])
+    # a query reads its own row's known value: one dose changed moves the forecast at that very row
+    own = np.flatnonzero(query["dose"].notna().to_numpy() & (times > t0))
+    for i in own[:3]:
+        moved = query.copy()
+        moved.iloc[i, moved.columns.get_loc("dose")] = query["dose"].iloc[i] + 5.0
+        out = model.forecast(times=moved)["y"].to_numpy()
+        mine = query["unique_id"].to_numpy() == query["unique_id"].iloc[i]
+        assert abs(out[i] - base[i]) > 1e-4
+        np.testing.assert_array_equal(out[mine & (times < times[i])], base[mine & (times < times[i])])
 
 
 def test_future_columns_are_required_in_query_rows(fitted):
@@ -166,10 +198,13 @@ def test_static_columns_and_a_static_frame_are_the_same_model():
     out = a.forecast(h=2, context=new)
     assert np.isfinite(out["y"]).all() and "new" in set(out["unique_id"])
     # update() keeps a new series' statics: its forecasts then equal the context forecast's
+    expected = a.forecast(h=2, context=new.assign(group="up")).query("unique_id == 'new'")["y"].to_numpy()
+    unseen = out.query("unique_id == 'new'")["y"].to_numpy()
+    assert np.abs(expected - unseen).min() > 1e-4  # the group matters to this series' forecasts
     a.update(new.assign(group="up"))
     updated = a.forecast(h=2).query("unique_id == 'new'")["y"].to_numpy()
     assert a.static_ids_[-1] == "new" and a.static_codes_[-1][1] == 1.0  # one-hot of "up" (levels: down, up)
-    assert np.isfinite(updated).all()
+    np.testing.assert_allclose(updated, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_the_level_block_comes_with_future_known_columns_only():

@@ -55,7 +55,11 @@ def test_quickstart(capsys):
     inside = np.abs(aligned["y"] - aligned["y_pred"]) <= 2 * aligned["y_std"]
     assert result["coverage"] == inside.mean()
     assert f"{inside.mean():.0%} of the held-out values lie within 2 predicted std" in out
-    assert (forecast["y_std"] > 0).all() and forecast["ds"].equals(future["ds"].reset_index(drop=True))
+    assert forecast["ds"].equals(future["ds"].reset_index(drop=True))
+    # The std is on the errors' own scale: within a factor 1.5 of their RMS, so 2 std cover most values
+    # and not all (a std left in the series' scaled units is several times too wide here).
+    z = ((aligned["y"] - aligned["y_pred"]) / aligned["y_std"]).to_numpy()
+    assert 1 / 1.5 < np.sqrt(np.mean(z**2)) < 1.5 and 0.8 <= inside.mean() < 0.99
 
     # forecast(h=3): the printed rows are the returned ones, 3 per series, after each history.
     steps = result["steps"]

@@ -189,6 +189,11 @@ def test_nan_targets_are_left_out_of_the_loss():
 def test_irregular_future_times_agree_with_grid_where_times_coincide(fitted_forecaster):
     model, history = fitted_forecaster
     grid = model.forecast(h=5)
+    # the grid itself: 5 steps of each series' median gap after its last row (Poisson times: the mean is longer)
+    for sid, rows in history.groupby("unique_id"):
+        gaps = np.diff(rows["ds"].to_numpy())
+        expected = rows["ds"].iloc[-1] + np.median(gaps) * np.arange(1, 6)
+        np.testing.assert_allclose(grid.loc[grid["unique_id"] == sid, "ds"], expected, rtol=1e-12)
     sid = grid["unique_id"].iloc[0]
     grid_sid = grid[grid["unique_id"] == sid]
     t = grid_sid["ds"].to_numpy()
@@ -214,17 +219,31 @@ def test_forecast_with_context_uses_new_observations_without_refitting(fitted_fo
     context = pd.DataFrame({"unique_id": [sid], "ds": [last + 1.0], "y": [3.0]})
     after = model.forecast(times=queries, context=context)
     assert not np.isclose(before["y"].iloc[0], after["y"].iloc[0])
-    # A new series can be forecast from context alone.
-    new = pd.DataFrame({"unique_id": "new", "ds": [0.0, 0.5, 1.3], "y": [0.1, 0.4, 0.2]})
-    out = model.forecast(times=pd.DataFrame({"unique_id": ["new"], "ds": [2.0]}), context=new)
-    assert np.isfinite(out["y"]).all()
+    # A new series can be forecast from context alone: a fitted series' rows under a new id forecast as the
+    # fitted series does, and other rows otherwise.
+    copy_rows = history[history["unique_id"] == sid].assign(unique_id="new")
+    own = model.forecast(times=queries)["y"].iloc[0]
+    out = model.forecast(times=queries.assign(unique_id="new"), context=copy_rows)
+    assert out["y"].iloc[0] == pytest.approx(own, rel=1e-6, abs=1e-6)
+    other = model.forecast(times=queries.assign(unique_id="new"), context=copy_rows.assign(y=copy_rows["y"] * 2))
+    assert abs(other["y"].iloc[0] - own) > 1e-3
     assert len(model.history_panel_.ids) == 6  # the fitted history is unchanged
 
 
-def test_gaussian_forecasts_come_with_a_positive_std(fitted_forecaster):
-    model, _ = fitted_forecaster
-    out = model.forecast(h=3, return_std=True)
-    assert (out["y_std"] > 0).all()
+def test_gaussian_forecasts_have_the_std_of_the_errors_on_the_series_own_scale():
+    """A random walk with steps of std 2 on a grid of one time unit, forecast one step ahead: the last value is
+    the best forecast, and its error's std is 2 whatever the series' level. Fails if the NLL weighs
+    ``log(std)`` wrongly (about 1.4 or 2.8), or if the std is left in the series' scaled units."""
+    rng = np.random.default_rng(0)
+    n_series, n_obs = 24, 60
+    walks = 100.0 + 2.0 * np.cumsum(rng.normal(size=(n_series, n_obs)), 1)
+    history = pd.DataFrame({"unique_id": np.repeat(np.arange(n_series), n_obs),
+                            "ds": np.tile(np.arange(n_obs, dtype=float), n_series), "y": walks.ravel()})
+    model = SMRForecaster(**{**SMALL, "epochs": 15, "batch_size": "auto", "lr": 0.01}, horizon=1.0, loss="gaussian",
+                          validation_fraction=0.0).fit(history)
+    out = model.forecast(h=1, return_std=True)
+    assert float(np.sqrt(np.mean(out["y_std"] ** 2))) == pytest.approx(2.0, rel=0.15)
+    np.testing.assert_allclose(out["y"], walks[:, -1], atol=0.5)  # by the last value: the best forecast
     with pytest.raises(ValueError, match="return_std"):
         SMRForecaster(**SMALL).fit(*regression_frame(4, 8)).predict(regression_frame(4, 8)[0], return_std=True)
 
@@ -233,7 +252,9 @@ def test_datetime_times_and_time_unit():
     history = make_oscillators(n_series=4, n_obs=20, start="2024-03-01", freq_unit="1h").assign(
         ds=lambda d: d["ds"].dt.tz_localize("UTC"))
     model = SMRForecaster(**SMALL).fit(history)
-    assert 0.1 * 3600e9 < model.time_unit_ < 3 * 3600e9  # median gap, in nanoseconds
+    gaps = (history.sort_values("ds").groupby("unique_id")["ds"].diff().dropna() / pd.Timedelta(1, "ns")).to_numpy()
+    assert model.time_unit_ == np.median(gaps)  # the median gap of every series' rows, in nanoseconds
+    assert np.median(gaps) != pytest.approx(np.mean(gaps), rel=0.05)
     out = model.forecast(h=2)
     assert str(out["ds"].dt.tz) == "UTC"
     last = history.groupby("unique_id")["ds"].max()

@@ -126,6 +126,29 @@ def test_queries_do_not_change_each_other_and_series_do_not_either():
     np.testing.assert_allclose(again["y"].to_numpy(), shuffled["y"].to_numpy(), rtol=1e-6, atol=1e-6)
 
 
+def test_queries_of_one_series_alone_equal_those_in_the_panel_with_a_daily_period():
+    """Hourly datetimes over four days, series starting at different hours: the day's phase is an input, and a
+    series forecast alone (its own first row the time origin) equals its rows of the whole panel's forecast.
+    Catches a query's calendar phase computed from the origin-relative time (it then moves with whichever
+    series are forecast together)."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(4):
+        t = pd.Timestamp("2024-03-01") + pd.to_timedelta(5 * i + np.cumsum(rng.uniform(0.5, 1.5, 100)), unit="h")
+        hours = (t - t.normalize()) / pd.Timedelta(1, "h")
+        frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": t,
+                                    "y": np.sin(2 * np.pi * hours / 24) + 0.1 * rng.normal(size=len(t))}))
+    history = pd.concat(frames, ignore_index=True)
+    model = SMRForecaster(**{**FAST, "epochs": 2, "validation_fraction": 0.0}, horizon="12h").fit(history)
+    assert model.layout_.periods == [24 * 3600e9]
+    grid = model.forecast(h=6)
+    for sid in ("s2", "s3"):  # series that start after the panel's first row
+        rows = grid[grid["unique_id"] == sid]
+        alone = model.forecast(times=rows[["unique_id", "ds"]])
+        np.testing.assert_allclose(alone["y"], rows["y"], rtol=1e-6, atol=1e-6)
+    assert np.ptp(grid["y"].to_numpy()) > 0.1  # the forecasts follow the day, not only the last value
+
+
 def test_forecasting_past_the_trained_horizon_warns_naming_it():
     frame = poisson_frame(lambda t, rng, i: np.sin(t), n_series=4, n_obs=20)
     model = SMRForecaster(**{**FAST, "epochs": 1, "horizon": 3.0}).fit(frame)
@@ -174,6 +197,29 @@ def test_a_single_series_validates_on_its_last_part():
     frame = poisson_frame(lambda t, rng, i: np.sin(t) + 0.1 * rng.normal(size=len(t)), n_series=1, n_obs=300)
     model = SMRForecaster(**{**FAST, "epochs": 2}).fit(frame)
     assert all("valid_scaled_mae" in h and "valid_gain_z" in h for h in model.history_)
+
+
+def test_a_time_split_trains_on_nothing_after_the_split():
+    """With ``validation_by="time"`` each series' last part validates and training never scores it: mirroring
+    every value after the split (which keeps every absolute change, so the fallback scales too) leaves each
+    epoch's training loss as it was, and moves the validation scores. Catches training pairs whose query lies
+    after the split (the sampler built without ``query_until``)."""
+    frame = poisson_frame(lambda t, rng, i: np.sin(0.5 * t + i) + 0.1 * rng.normal(size=len(t)), n_series=3, n_obs=80)
+    settings = {**FAST, "epochs": 2, "validation_by": "time", "horizon": 5.0}
+    model = SMRForecaster(**settings).fit(frame)
+    mirrored = []
+    for _, rows in frame.groupby("unique_id"):
+        t, y = rows["ds"].to_numpy(), rows["y"].to_numpy().copy()
+        span = t[-1] - t[0]
+        split = t[-1] - np.clip(5.0, model.validation_fraction * span, 0.5 * span)
+        after = t > split
+        assert 3 <= after.sum() < len(t) // 2
+        y[after] = 2 * y[~after][-1] - y[after]  # reflected about the last value before the split
+        mirrored.append(rows.assign(y=y))
+    other = SMRForecaster(**settings).fit(pd.concat(mirrored))
+    np.testing.assert_allclose([h["train_loss"] for h in other.history_], [h["train_loss"] for h in model.history_],
+                               rtol=1e-6)
+    assert other.history_[0]["valid_scaled_mae"] != pytest.approx(model.history_[0]["valid_scaled_mae"], rel=1e-3)
 
 
 def test_auto_batch_size_holds_about_a_fixed_number_of_rows():

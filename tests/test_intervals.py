@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from smr_ts import SMRForecaster
-from smr_ts.data.forecast import validation_origin
+from smr_ts.data.forecast import forecast_tensors, validation_origin
+from smr_ts.data.windows import FIRST_GAP
 from smr_ts.intervals import (
-    MAX_PAIRS, MIN_PER_BIN, RECENT_CHANGES, _pairs, ahead_bins, calibration_source, check_levels, conformal_quantile,
-    interval_columns, interval_names, recent_scale, recent_scale_and_changes,
+    MAX_PAIRS, MIN_LATE_PAIRS, MIN_PER_BIN, RECENT_CHANGES, _pairs, ahead_bins, calibration_source, check_levels,
+    conformal_quantile, interval_columns, interval_names, recent_scale, recent_scale_and_changes,
 )
 from smr_ts.model import pinball, pinball_loss
 from smr_ts.model_selection import backtest
@@ -55,6 +56,69 @@ def walks():
     model = SMRForecaster(**TINY, epochs=2, validation_fraction=0.3, horizon=6.0).fit(past)
     forecast = model.forecast(times=future[["unique_id", "ds"]], level=[80, 95])
     return model, future.reset_index(drop=True), forecast
+
+
+def noisy_levels(n_series, n_obs, seed, prefix):
+    """White noise around a level per series, at Poisson times: a trained network beats the last value
+    quickly (it moves the forecast toward the series' mean), so calibration sees its corrections."""
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.exponential(1.0, (n_series, n_obs)), 1)
+    y = rng.uniform(-20, 20, (n_series, 1)) + rng.uniform(0.5, 3, (n_series, 1)) * rng.normal(size=t.shape)
+    return pd.DataFrame({"unique_id": np.repeat([f"{prefix}{i}" for i in range(n_series)], n_obs),
+                         "ds": t.ravel(), "y": y.ravel()})
+
+
+def recent_scale_by_hand(t, y, k, window, prior):
+    """The recent scale at row ``k`` written out: the mean absolute change over the changes observed within
+    ``window`` before it, and over its last RECENT_CHANGES at least; fewer than those count ``prior`` as one
+    more change."""
+    observed = np.isfinite(y[: k + 1])
+    values, times = y[: k + 1][observed], t[: k + 1][observed]
+    changes = np.abs(np.diff(values))
+    in_window = int((times[1:] > t[k] - window).sum())
+    used = min(max(RECENT_CHANGES, in_window), len(changes))
+    total = changes[len(changes) - used:].sum()
+    if used < RECENT_CHANGES:
+        total, used = total + prior, used + 1
+    return total / used
+
+
+def held_out_pairs(frame, horizon, late):
+    """Every (series, cut row, query row) of the held-out ``frame``: cuts from the later half of each
+    series' span (``late``) or all of them, queries within ``horizon`` after their cut."""
+    pairs = []
+    for sid, rows in frame.groupby("unique_id", sort=True):
+        t = rows["ds"].to_numpy()
+        first = t[0] + 0.5 * (t[-1] - t[0]) if late else -np.inf
+        pairs += [(sid, k, q) for k in range(len(t)) if t[k] >= first
+                  for q in range(k + 1, len(t)) if t[q] - t[k] <= horizon]
+    return pairs
+
+
+def scores_by_hand(model, frame, pairs):
+    """(time ahead, score) of each pair, sorted: the model's forecast from the cut's history (given as
+    ``context``, a series of its own per pair) at the query's time, its absolute error in units of the recent
+    scale at the cut (the typical training series' scale as the prior)."""
+    series = {sid: (rows["ds"].to_numpy(), rows["y"].to_numpy()) for sid, rows in frame.groupby("unique_id")}
+    context = pd.concat([pd.DataFrame({"unique_id": f"{sid}|{k}|{q}", "ds": series[sid][0][: k + 1],
+                                       "y": series[sid][1][: k + 1]}) for sid, k, q in pairs])
+    queries = pd.DataFrame({"unique_id": [f"{sid}|{k}|{q}" for sid, k, q in pairs],
+                            "ds": [series[sid][0][q] for sid, k, q in pairs]})
+    point = model.forecast(times=queries, context=context)["y"].to_numpy()
+    prior, horizon = model.layout_.fallback[0], model.layout_.horizon
+    ahead = np.array([series[sid][0][q] - series[sid][0][k] for sid, k, q in pairs])
+    truth = np.array([series[sid][1][q] for sid, k, q in pairs])
+    scale = np.array([recent_scale_by_hand(*series[sid], k, horizon, prior) for sid, k, q in pairs])
+    scores = np.abs(truth - point) / scale
+    order = np.lexsort((scores, np.round(ahead, 9)))
+    return ahead[order], scores[order]
+
+
+def model_scores(model):
+    """The model's calibration (time ahead, score) pairs, sorted as :func:`scores_by_hand` sorts."""
+    ahead, scores = model.calibration_ahead_, model.calibration_scores_[:, 0]
+    order = np.lexsort((scores, np.round(ahead, 9)))
+    return ahead[order], scores[order]
 
 
 # ---------------------------------------------------------------- the pieces
@@ -143,8 +207,6 @@ def test_calibration_comes_from_what_the_fit_held_out(walks):
     model = walks[0]
     assert len(model.calibration_ahead_) == MAX_PAIRS and model.calibration_scores_.shape == (MAX_PAIRS, 1)
     assert (model.calibration_ahead_ > 0).all() and (model.calibration_ahead_ <= model.horizon_).all()
-    from smr_ts.data.forecast import forecast_tensors
-    from smr_ts.data.windows import FIRST_GAP
     held = forecast_tensors(model.history_panel_, model.layout_, FIRST_GAP)
     source, first_cut, fallback = calibration_source(held, model.layout_, [1, 3], None, 0.1)
     assert np.isneginf(fallback).all()
@@ -152,15 +214,57 @@ def test_calibration_comes_from_what_the_fit_held_out(walks):
     end = held.time[[1, 3], held.lengths[[1, 3]] - 1]
     np.testing.assert_allclose(first_cut, held.time[[1, 3], 0] + 0.5 * (end - held.time[[1, 3], 0]))  # the later half
     assert calibration_source(held, model.layout_, [], None, 0.0) is None
+
+
+def test_a_single_series_calibrates_on_every_pair_of_its_validation_part():
+    """One series validates on its last part in time: its calibration pairs are exactly the cut-offs from where
+    that part starts (one horizon back from its end, at least a validation_fraction of its span) with every later
+    observation within the horizon, and their scores are those forecasts' errors in the recent scale.
+    Catches cut-offs taken from before the validation part, queries past the horizon, and scores in another
+    scale."""
     past, _ = random_walks(n_series=1, n_obs=200, history=150)
     single = SMRForecaster(**TINY, epochs=1, horizon=6.0).fit(past)
-    from smr_ts.data.forecast import forecast_tensors
-    from smr_ts.data.windows import FIRST_GAP
-    tensors = forecast_tensors(single.history_panel_, single.layout_, FIRST_GAP)
-    origin = validation_origin(tensors, single.layout_, single.validation_fraction)[0] + tensors.origin
-    last = past["ds"].max()
-    # single series: cut-offs from where its validation part starts, queries up to its end
-    assert 0 < len(single.calibration_ahead_) and single.calibration_ahead_.max() <= last - origin
+    t = past["ds"].to_numpy()
+    span = t[-1] - t[0]
+    origin = t[-1] - np.clip(6.0, single.validation_fraction * span, 0.5 * span)
+    tensors_origin = validation_origin(forecast_tensors(single.history_panel_, single.layout_, FIRST_GAP),
+                                       single.layout_, single.validation_fraction)[0] + t[0]
+    assert tensors_origin == pytest.approx(origin)
+    pairs = [("s000", k, q) for k in range(len(t)) if t[k] >= origin
+             for q in range(k + 1, len(t)) if t[q] - t[k] <= 6.0]
+    assert 0 < len(pairs) < MAX_PAIRS
+    ahead, scores = scores_by_hand(single, past, pairs)
+    got_ahead, got_scores = model_scores(single)
+    np.testing.assert_allclose(got_ahead, ahead, rtol=1e-9)
+    np.testing.assert_allclose(got_scores, scores, rtol=1e-5, atol=1e-7)
+
+
+def test_calibration_scores_are_held_out_errors_in_the_recent_scale_at_the_cut():
+    """Each score recomputed: the trained network's forecast from the held-out history up to the cut (through
+    ``forecast(context=...)``), its absolute error over the recent scale at the cut written out by hand; and an
+    interval's half-width is the recent scale at the series' last row times the conformal rank of those scores.
+
+    Catches a calibration forecast de-scaled at the query row (the future's scale) instead of the cut, and
+    scores or intervals in the model's expanding scale instead of the recent one."""
+    train, held = noisy_levels(12, 40, 0, "s"), noisy_levels(2, 60, 1, "v")
+    model = SMRForecaster(**TINY, epochs=4, horizon=3.0).fit(train, validation_data=held)
+    assert model.best_epoch_ >= 0  # a trained network: its corrections, not only the last value, are scaled
+    pairs = held_out_pairs(held, 3.0, late=True)
+    assert MIN_LATE_PAIRS <= len(pairs) < MIN_PER_BIN * 2  # every late pair serves, in one bin of time ahead
+    ahead, scores = scores_by_hand(model, held, pairs)
+    got_ahead, got_scores = model_scores(model)
+    np.testing.assert_allclose(got_ahead, ahead, rtol=1e-9)
+    np.testing.assert_allclose(got_scores, scores, rtol=1e-5, atol=1e-7)
+
+    out = model.forecast(h=1, level=80)
+    rank = math.ceil((len(scores) + 1) * 0.8)
+    quantile = np.sort(scores)[rank - 1]
+    for sid, rows in train.groupby("unique_id"):
+        t, y = rows["ds"].to_numpy(), rows["y"].to_numpy()
+        scale = recent_scale_by_hand(t, y, len(t) - 1, 3.0, model.layout_.fallback[0])
+        row = out[out["unique_id"] == sid].iloc[0]
+        assert row["y-hi-80"] - row["y"] == pytest.approx(scale * quantile, rel=1e-5)
+        assert row["y"] - row["y-lo-80"] == pytest.approx(scale * quantile, rel=1e-5)
 
 
 @pytest.mark.parametrize("n_series, fraction, held", [(49, 0.1, 12), (80, 0.1, 16), (200, 0.1, 20), (2, 0.1, 1),
@@ -357,8 +461,13 @@ def test_held_out_series_with_too_few_late_pairs_calibrate_from_all_their_cut_of
     model = SMRForecaster(**TINY, epochs=1, horizon=3.0).fit(train, validation_data=short)
     # later halves: cuts at t=2 (queries 3) only, 30 pairs (< MIN_LATE_PAIRS); every cut: 3 + 2 + 1 per series
     assert len(model.calibration_ahead_) == 6 * 30
+    # the pairs and scores are those of every cut-off, recomputed (short histories lean on the prior)
+    for got, expected in zip(model_scores(model), scores_by_hand(model, short, held_out_pairs(short, 3.0, late=False))):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
     long = pd.DataFrame({"unique_id": np.repeat([f"d{i}" for i in range(3)], 40), "ds": np.tile(np.arange(40.0), 3),
                          "y": rng.normal(size=120)})
     model = SMRForecaster(**TINY, epochs=1, horizon=3.0).fit(train, validation_data=long)
     # later halves (cuts at t = 20..38, each with min(3, 39 - t) queries): 3 * 17 + 2 + 1 per series
     assert len(model.calibration_ahead_) == 54 * 3
+    for got, expected in zip(model_scores(model), scores_by_hand(model, long, held_out_pairs(long, 3.0, late=True))):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)

@@ -121,6 +121,36 @@ def test_s5_with_smr_is_s5_on_the_gated_input():
     assert torch.allclose(with_smr(u, dt), plain(gated, dt), atol=1e-12)
 
 
+def test_s6_with_smr_gates_the_scan_input_and_keeps_the_selection_ungated():
+    """S6's twin of the S5 test, written out step by step: the gate scales the selective scan's input (and
+    D's), while Delta, B and C are selected from the ungated input, as in plain S6 (SMR leaves A and Delta
+    unchanged). Catches Delta, B and C computed from the gated input."""
+    torch.manual_seed(0)
+    layer = S6(6, state_size=4, smr=True).double()
+    with torch.no_grad():
+        layer.smr.bias.fill_(-1.0)  # a gate well away from 1, so that gated and ungated differ everywhere
+    u, dt = torch.randn(2, 9, 6, dtype=torch.float64), torch.rand(2, 9, dtype=torch.float64) + 0.1
+    x, z = layer.in_proj(u).chunk(2, dim=-1)
+    kernel = layer.conv_weight.shape[1]
+    x = torch.nn.functional.silu(torch.stack(
+        [sum(layer.conv_weight[:, -1 - j] * x[:, k - j] for j in range(kernel) if k - j >= 0) + layer.conv_bias
+         for k in range(x.shape[1])], 1))
+    gated = _gate_by_formula(layer.smr, x)
+    assert (gated - x).abs().min() > 1e-6
+    a_cont = -torch.exp(layer.A_log)
+    h = torch.zeros(2, layer.d_inner, layer.state_size, dtype=torch.float64)
+    outputs = []
+    for k in range(x.shape[1]):
+        d_raw, b_sel, c_sel = layer.x_proj(x[:, k]).split([layer.dt_rank, layer.state_size, layer.state_size], -1)
+        delta = torch.nn.functional.softplus(layer.dt_proj(d_raw)) * dt[:, k : k + 1]
+        da = delta.unsqueeze(-1) * a_cont
+        h = torch.exp(da) * h + (torch.expm1(da) / a_cont) * b_sel.unsqueeze(1) * gated[:, k].unsqueeze(-1)
+        y = (h * c_sel.unsqueeze(1)).sum(-1) + layer.D * gated[:, k]
+        outputs.append(y * torch.nn.functional.silu(z[:, k]))
+    expected = layer.out_proj(torch.stack(outputs, 1))
+    torch.testing.assert_close(layer(u, dt), expected, rtol=1e-10, atol=1e-10)
+
+
 def test_bad_kernel_size_raises():
     with pytest.raises(ValueError, match="kernel_size"):
         SMRGate(3, kernel_size=0)

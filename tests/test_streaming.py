@@ -66,6 +66,29 @@ def test_update_then_forecast_equals_a_forecast_from_the_full_history(backbone, 
     assert model.history_panel_.lengths.sum() == len(history) + len(rows)
 
 
+def test_rows_that_observe_one_of_several_columns_advance_the_state_as_the_whole_history_does():
+    """Two value columns, and new rows that observe only one of them: such a row is an observation (its other
+    column is missing), in update as in a forecast that reads the whole history. Catches a streaming row mask
+    that asks for every column (all) where one is enough (any)."""
+    history, future = frames()
+    rng = np.random.default_rng(0)
+    history, future = (f.assign(x=np.cumsum(rng.normal(size=len(f)))) for f in (history, future))
+    model = SMRForecaster(d_model=8, state_size=8, n_layers=2, epochs=1, horizon="1D", random_state=0,
+                          validation_fraction=0.0, target_cols=["y", "x"]).fit(history)
+    with torch.no_grad():  # forecasts that depend on the backbone's state (see fitted)
+        last = model.model_.mean_head[-1]
+        last.weight.copy_(torch.randn(last.weight.shape, generator=torch.Generator().manual_seed(1)))
+    rows = future.groupby("unique_id").head(6).copy()
+    rows.loc[rows.index[0::3], "x"] = np.nan
+    rows.loc[rows.index[1::3], "y"] = np.nan  # every third row observes both
+    expected = model.forecast(h=3, context=rows)
+    partial = rows["x"].isna() | rows["y"].isna()
+    assert not np.allclose(model.forecast(h=3, context=rows[~partial])[["y", "x"]], expected[["y", "x"]])
+    model.update(rows)
+    got = model.forecast(h=3)
+    np.testing.assert_allclose(got[["y", "x"]], expected[["y", "x"]], rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("backbone, settings", [("s5", {"smr": True}), ("s6", {"smr": True}), ("gru_dt", {})])
 def test_updated_state_equals_the_state_of_the_whole_history(backbone, settings):
     model, history, future = fitted(backbone, **settings)

@@ -1,0 +1,51 @@
+"""The training loop (smr_ts/training.py): its optimiser's two parameter groups."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from smr_ts import SMRForecaster
+from smr_ts.callbacks import Callback
+from smr_ts.datasets import make_oscillators
+from smr_ts.ssm.params import is_ssm_parameter, tag_ssm_parameters
+from smr_ts.training import TrainingSettings, train
+
+
+class TwoGroups(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.other = nn.Parameter(torch.ones(3, dtype=torch.float64))
+        self.ssm = nn.Parameter(torch.ones(3, dtype=torch.float64))
+        tag_ssm_parameters(self.ssm)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.5])
+def test_the_first_step_moves_ssm_parameters_by_ssm_lr_without_decay(weight_decay):
+    """Adam's first step moves each parameter by its group's rate (times the gradient's sign), and AdamW
+    decays the other group only. Catches the SSM group stepping at the main ``lr`` or with weight decay."""
+    net = TwoGroups()
+    settings = TrainingSettings(epochs=1, lr=0.1, ssm_lr=0.001, weight_decay=weight_decay, warmup_epochs=0.0,
+                                grad_clip=None)
+    loss_fn = lambda batch: ((net.other * batch).sum() + (net.ssm * batch).sum(), 1.0)  # noqa: E731
+    train(net, settings, lambda epoch: [torch.ones(3, dtype=torch.float64)], 1, loss_fn, None)
+    decayed = 1.0 - 0.1 * weight_decay  # AdamW decays before its step
+    torch.testing.assert_close(net.other.detach(), torch.full((3,), decayed - 0.1, dtype=torch.float64))
+    torch.testing.assert_close(net.ssm.detach(), torch.full((3,), 1.0 - 0.001, dtype=torch.float64))
+
+
+class Snapshot(Callback):
+    def on_train_begin(self, state):
+        self.before = {n: p.detach().clone() for n, p in state.model.named_parameters()}
+
+
+def test_the_estimator_trains_the_ssm_group_at_ssm_lr():
+    """Through fit: with ``ssm_lr`` a billionth of ``lr`` the tagged S5 parameters barely move while the others
+    do. Catches ``ssm_lr`` not reaching the optimiser."""
+    snapshot = Snapshot()
+    model = SMRForecaster(d_model=8, state_size=8, n_layers=1, epochs=1, lr=0.01, ssm_lr=1e-11, random_state=0,
+                          validation_fraction=0.0, callbacks=[snapshot]).fit(make_oscillators(n_series=4, n_obs=30))
+    moved = {n: float((p.detach() - snapshot.before[n]).abs().max()) for n, p in model.model_.named_parameters()}
+    tagged = {n for n, p in model.model_.named_parameters() if is_ssm_parameter(p)}
+    assert tagged and max(moved[n] for n in tagged) < 1e-8
+    assert np.median([moved[n] for n in moved if n not in tagged]) > 1e-4
