@@ -24,11 +24,13 @@ __all__ = ["regression_data", "regression_score", "validation_panel"]
 def regression_data(est, panel: SeriesPanel, features, targets, validation_data, seed: int, device):
     """Fit ``est``'s scalers (``feature_mean_``, ``feature_scale_``, ``target_mean_``, ``target_scale_``)
     and return (training sampler, validation batches or None, loss function, evaluation function)."""
-    cnn = est.encoder == "cnn"  # images are fed as they are
-    est.feature_mean_, est.feature_scale_ = identity_moments(features.shape[1]) if cnn else column_moments(features)
-    est.target_mean_, est.target_scale_ = column_moments(targets)
     val_panel = None if validation_data is None else validation_panel(est, validation_data)
     train_idx, val_idx = est._split(len(panel.ids), seed, val_panel is not None)
+    rows = panel.rows[train_idx][panel.valid[train_idx]]  # the training series' rows of X: validation stays unseen
+    cnn = est.encoder == "cnn"  # images are fed as they are
+    est.feature_mean_, est.feature_scale_ = (identity_moments(features.shape[1]) if cnn
+                                             else column_moments(features[rows]))
+    est.target_mean_, est.target_scale_ = column_moments(targets[rows])
     tensors = panel_tensors(panel, est._scaling())
     train_set = {k: v[train_idx] for k, v in tensors.items()}
     val_set = panel_tensors(val_panel, est._scaling()) if val_panel is not None else (
