@@ -225,3 +225,27 @@ def test_a_save_of_the_first_format_still_loads(tmp_path):
 
     _edit_config(folder, first_format)
     assert_same_forecasts(model, SMRForecaster.load(folder))
+
+
+# ---------------------------------------------------------------- saves of earlier versions
+def test_a_save_in_format_2_still_loads_and_forecasts_as_when_it_was_written():
+    """tests/data/saved_model_format2 (tests/make_saved_model.py) holds a trained model with a future-known
+    column and a static one, and the forecasts it gave when saved: a change to how the fitted state is
+    stored must keep reading it. Compared with a tolerance that float noise across BLAS paths cannot break."""
+    from make_saved_model import FOLDER, frame, queries
+
+    model = SMRForecaster.load(FOLDER)
+    assert model.best_epoch_ >= 0  # a trained network, not the last-value one, is pinned
+    expected = pd.read_csv(FOLDER / "forecasts.csv")
+    got = model.forecast(times=queries(frame()), level=[80])
+    assert list(got.columns) == list(expected.columns)
+    assert (got["unique_id"].to_numpy() == expected["unique_id"].to_numpy()).all()
+    for column in expected.columns[1:]:
+        np.testing.assert_allclose(got[column].to_numpy(), expected[column].to_numpy(), rtol=1e-5, atol=1e-6)
+    # and it goes on streaming: a new row of a fitted series moves that series' forecast only
+    history = frame()
+    row = history[history["unique_id"] == "s0"].tail(1).assign(ds=lambda d: d["ds"] + 0.25, y=lambda d: d["y"] + 1.0)
+    after = model.update(row).forecast(h=1)
+    before = SMRForecaster.load(FOLDER).forecast(h=1)
+    moved = after["y"].to_numpy() != before["y"].to_numpy()
+    assert moved[after["unique_id"].to_numpy() == "s0"].all() and not moved[after["unique_id"].to_numpy() != "s0"].any()
