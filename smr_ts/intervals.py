@@ -89,8 +89,9 @@ def check_levels(level) -> list:
         levels = None
     numbers = bool(levels) and all(isinstance(v, Real) and not isinstance(v, bool) for v in levels)
     if numbers and all(0 < v <= 1 for v in levels):  # read as percent they would be near-zero-width intervals
-        percent = [float(f"{100 * v:.10g}") for v in levels]
-        shown = f"{percent[0]:g}" if isinstance(level, Real) else f"[{', '.join(f'{v:g}' for v in percent)}]"
+        percent = [p for p in (float(f"{100 * v:.10g}") for v in levels) if p < 100]  # 1 would be 100 %: no interval
+        shown = (f"{percent[0]:g}" if isinstance(level, Real) and percent else
+                 f"[{', '.join(f'{v:g}' for v in percent or (80, 95))}]")
         asked = " and ".join(f"{v:g} %" for v in levels)
         raise ValueError(f"level is a coverage in percent, strictly between 0 and 100, but level={level!r} looks like "
                          f"fractions: it asks for {asked} intervals, almost zero-width. In percent: level={shown}")

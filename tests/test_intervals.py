@@ -315,7 +315,8 @@ def test_a_level_outside_0_100_is_refused_naming_it(walks, level):
 
 
 @pytest.mark.parametrize("level, percent", [([0.8, 0.95], r"level=\[80, 95\]"), (0.9, "level=90"),
-                                            ((0.5,), r"level=\[50\]"), ([0.025, 1], r"level=\[2.5, 100\]")])
+                                            ((0.5,), r"level=\[50\]"), ([0.025, 1], r"level=\[2.5\]"),
+                                            (1, r"level=\[80, 95\]")])
 def test_levels_given_as_fractions_are_refused_showing_the_call_in_percent(walks, level, percent):
     """At every entry point that takes ``level``. Fails if fractions are read as percent, as they were:
     ``level=[0.8, 0.95]`` gave 0.8 % and 0.95 % intervals, nearly zero-width, and no word."""
