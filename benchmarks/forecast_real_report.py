@@ -2,8 +2,8 @@
 
 Each section's numbers are computed first (``summarise``, ``target_checks``, ``covariate_rows``,
 ``coverage_rows``), then written as tables and lines; ``coverage_rows`` also carries each interval's
-width and Winkler score, computed per run by the runner (``forecast_real.interval_scores``). ``benchmarks/forecast_real.py`` calls
-``write_page`` after its runs, and alone with ``--report-only``.
+width and Winkler score, which the runner computes per run (``forecast_real.interval_scores``).
+``benchmarks/forecast_real.py`` calls ``write_page`` after its runs, and alone with ``--report-only``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ def geometric_mean(values) -> float:
 def geometric_sets(datasets) -> dict[str, list[str]]:
     """The sets of ``GEOMETRIC_SETS`` whose data sets are all among ``datasets``."""
     return {label: names for label, names in GEOMETRIC_SETS.items() if set(names) <= set(datasets)}
-
 
 
 def summarise(records: list[dict]) -> pd.DataFrame:

@@ -158,6 +158,12 @@ class Grids:
         return out
 
 
+def grid_season(data) -> int | None:
+    """The season a grid model fits: the data set's season in grid steps, rounded to a whole number
+    (gasoline's 52.18 weeks: 52); None without a season."""
+    return None if data.season is None else int(round(data.season / (data.grid_step or 1.0)))
+
+
 class StatsForecastRow:
     """statsforecast on the resample-and-fill grid: AutoETS (or AutoARIMA), MSTL for long seasons.
 
@@ -171,7 +177,7 @@ class StatsForecastRow:
     def _models(self):
         from statsforecast.models import MSTL, AutoARIMA, AutoETS
 
-        season = None if self.data.season is None else int(round(self.data.season / (self.data.grid_step or 1.0)))
+        season = grid_season(self.data)
         if self.model == "AutoETS":
             if season is None:
                 return [AutoETS()], "AutoETS"

