@@ -45,7 +45,6 @@ from smr_ts.training import TrainingSettings, train
 
 __all__ = ["SMRForecaster"]
 
-_CHUNK = 64  # series per forward pass when predicting
 # Forecasting holds out at least this many series (a quarter of a smaller panel): they choose the epoch and
 # calibrate the intervals, which a handful of series does not do reliably (docs/results/forecasting_design.md).
 MIN_HELD_OUT_SERIES = 16
@@ -411,7 +410,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     def _run(self, panel: SeriesPanel):
         """Model outputs on every step of a panel of features: (mean, std or None), unscaled, (S, L, T)."""
         device = resolve_device(self.device, strict=False)
-        mean, std = predict_panel(self.model_, panel_tensors(panel, self._scaling()), device, chunk=_CHUNK)
+        mean, std = predict_panel(self.model_, panel_tensors(panel, self._scaling()), device)
         return mean * self.target_scale_ + self.target_mean_, (std * self.target_scale_ if std is not None else None)
 
     def _check_std(self, return_std: bool):

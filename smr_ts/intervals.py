@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from smr_ts.data.forecast import ForecastLayout, ForecastTensors, query_features, validation_origin
+from smr_ts.inference import CHUNK, on_device, over_chunks
 
 __all__ = ["MAX_BINS", "MAX_PAIRS", "MIN_LATE_PAIRS", "MIN_PER_BIN", "ahead_bins", "calibration_residuals",
            "calibration_source", "check_levels", "conformal_quantile", "history_groups", "interval_columns",
@@ -200,9 +201,8 @@ def _pairs(data: ForecastTensors, layout: ForecastLayout, first_cut: np.ndarray,
     return series, out_k, out_q
 
 
-@torch.no_grad()
 def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.Generator, device,
-                          chunk: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Held-out forecasts' time ahead (raw units, (n,)), scores (absolute errors in units of the
     series' recent scale at the cut-off, (n, T), NaN where the query did not observe a target) and
     the observed changes behind each cut-off ((n, T), :func:`recent_scale_and_changes`)."""
@@ -216,23 +216,24 @@ def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.
         series, k, q = _pairs(data, layout, fallback[0], rng)  # every cut-off (the later ones among them)
     if not len(series):
         return nothing
-    model = model.to(device).eval()
+
+    def step(net, sel):  # the backbone's output at the cut-offs of the pairs of these series
+        at = np.flatnonzero((series >= sel.start) & (series < sel.stop))
+        if not len(at):
+            return at, None
+        rows = np.arange(sel.start, sel.stop)
+        length = int(data.lengths[rows].max())
+        h = net.encode(*(torch.from_numpy(a[rows, :length]).to(device) for a in (data.inputs, data.dt, data.mask)))
+        return at, h[torch.from_numpy(series[at] - sel.start), torch.from_numpy(k[at])].cpu()
+
     h_cut = None  # (n, width) the backbone's output at each pair's cut-off
-    try:
-        for start in range(0, len(data.lengths), chunk):
-            sel = np.arange(start, min(start + chunk, len(data.lengths)))
-            at = np.flatnonzero((series >= sel[0]) & (series <= sel[-1]))
-            if not len(at):
-                continue
-            length = int(data.lengths[sel].max())
-            h = model.encode(*(torch.from_numpy(a[sel, :length]).to(device) for a in (data.inputs, data.dt, data.mask)))
+    for at, h in over_chunks(model, device, len(data.lengths), step, chunk):
+        if h is not None:
             h_cut = torch.zeros(len(series), h.shape[-1]) if h_cut is None else h_cut
-            h_cut[at] = h[torch.from_numpy(series[at] - start), torch.from_numpy(k[at])].cpu()
-        query = torch.from_numpy(query_features(data, layout, series, k, data.time[series, q]))
-        point, _ = model.decode(h_cut.to(device), query.to(device))
-    finally:
-        model.to("cpu")
-    forecast = data.anchor[series, k] + data.scale[series, k] * point.cpu().double().numpy()
+            h_cut[at] = h
+    query = torch.from_numpy(query_features(data, layout, series, k, data.time[series, q]))
+    point = on_device(model, device, lambda net: net.decode(h_cut.to(device), query.to(device))[0].cpu())
+    forecast = data.anchor[series, k] + data.scale[series, k] * point.double().numpy()
     scale, n_changes = recent_scale_and_changes(data, series, k, window=layout.horizon, prior=target_prior(layout))
     return data.time[series, q] - data.time[series, k], np.abs(data.target[series, q] - forecast) / scale, n_changes
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from smr_ts.backbones import BACKBONES
 from smr_ts.data.forecast import query_features
+from smr_ts.inference import CHUNK, on_device, over_chunks
 
 __all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "gaussian_nll", "masked_mae", "masked_mse",
            "last_outputs", "pinball", "pinball_loss", "predict_panel", "predict_queries"]
@@ -145,24 +146,17 @@ def pinball_loss(levels, target, weight, quantiles):
     return (pinball(levels, target, quantiles) * weight).sum() / weight.sum().clamp(min=1)
 
 
-@torch.no_grad()
-def predict_panel(model: nn.Module, data: dict, device, chunk: int):
+def predict_panel(model: nn.Module, data: dict, device, chunk: int = CHUNK):
     """Outputs at every step of a panel's tensors, ``chunk`` series at a time: (mean, std or None) as numpy.
 
     The model visits ``device`` for the forward passes only and is back on the CPU afterwards.
     """
-    model = model.to(device).eval()
-    means, stds = [], []
-    n = len(data["values"])
-    try:
-        for start in range(0, n, chunk):
-            sel = slice(start, min(start + chunk, n))
-            mean, std = model(data["values"][sel].to(device), data["dt"][sel].to(device),
-                              data["observed"][sel].to(device))
-            means.append(mean.cpu())
-            stds.append(std.cpu() if std is not None else None)
-    finally:
-        model.to("cpu")
+    def step(net, sel):
+        mean, std = net(data["values"][sel].to(device), data["dt"][sel].to(device), data["observed"][sel].to(device))
+        return mean.cpu(), (std.cpu() if std is not None else None)
+
+    parts = over_chunks(model, device, len(data["values"]), step, chunk)
+    means, stds = [mean for mean, _ in parts], [std for _, std in parts]
     return torch.cat(means).numpy(), (torch.cat(stds).numpy() if stds[0] is not None else None)
 
 
@@ -240,27 +234,20 @@ class ForecastNetwork(nn.Module):
         return self.decode(h_cut, batch["query"])
 
 
-@torch.no_grad()
-def last_outputs(model: "ForecastNetwork", data, device, chunk: int) -> torch.Tensor:
+def last_outputs(model: "ForecastNetwork", data, device, chunk: int = CHUNK) -> torch.Tensor:
     """(S, d_model) the backbone's output at each series' last row, ``chunk`` series at a time (on CPU)."""
-    model = model.to(device).eval()
     last = data.lengths - 1
-    h_last = []
-    try:
-        for start in range(0, len(data.lengths), chunk):
-            sel = slice(start, start + chunk)
-            length = int(data.lengths[sel].max())
-            h = model.encode(*(torch.from_numpy(a[sel, :length]).to(device)
-                               for a in (data.inputs, data.dt, data.mask)))
-            h_last.append(h[torch.arange(h.shape[0]), torch.from_numpy(last[sel]).to(device)].cpu())
-    finally:
-        model.to("cpu")
-    return torch.cat(h_last)
+
+    def step(net, sel):
+        length = int(data.lengths[sel].max())
+        h = net.encode(*(torch.from_numpy(a[sel, :length]).to(device) for a in (data.inputs, data.dt, data.mask)))
+        return h[torch.arange(h.shape[0]), torch.from_numpy(last[sel]).to(device)].cpu()
+
+    return torch.cat(over_chunks(model, device, len(data.lengths), step, chunk))
 
 
-@torch.no_grad()
 def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, t_query: np.ndarray, device,
-                    chunk: int, h_last: torch.Tensor | None = None):
+                    chunk: int = CHUNK, h_last: torch.Tensor | None = None):
     """Forecasts (mean, std or None) in the targets' units, (n_queries, T), float64. A network with
     quantiles gives (its 0.5 level, every level (n_queries, T, Q)) instead, the levels sorted so that
     they never cross (monotone rearrangement, Chernozhukov et al. 2010). Every output of a target the
@@ -274,12 +261,9 @@ def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, 
     if h_last is None:
         h_last = last_outputs(model, data, device, chunk)
     k = data.lengths[series] - 1
-    model = model.to(device).eval()
-    try:
-        query = torch.from_numpy(query_features(data, layout, series, k, t_query))
-        mean, std = model.decode(h_last[torch.from_numpy(series)].to(device), query.to(device))
-    finally:
-        model.to("cpu")
+    query = torch.from_numpy(query_features(data, layout, series, k, t_query))
+    mean, std = on_device(model, device, lambda net: net.decode(h_last[torch.from_numpy(series)].to(device),
+                                                                query.to(device)))
     scale = data.scale[series, k]
     if getattr(model, "quantiles", None) is not None:
         levels = data.anchor[series, k][..., None] + scale[..., None] * np.sort(std.cpu().double().numpy(), -1)

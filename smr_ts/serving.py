@@ -25,7 +25,7 @@ from smr_ts.data.queries import horizon_queries, never_observed, read_queries, w
 from smr_ts.data.windows import FIRST_GAP
 from smr_ts.intervals import uncertainty_columns
 from smr_ts.model import predict_queries
-from smr_ts.streaming import CHUNK, panel_blocks, take_series
+from smr_ts.streaming import panel_blocks, take_series
 
 __all__ = ["forecast_frame"]
 
@@ -68,8 +68,7 @@ def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) 
                                 static=static_codes(est, panel.ids[chosen], *tables))
         lacking[block] = never_observed(data)
         mean, extra = predict_queries(est.model_, data, est.layout_, local, since_origin(q_times[at], data.origin),
-                                      device, chunk=CHUNK,
-                                      h_last=None if h_last is None else h_last[torch.from_numpy(chosen)])
+                                      device, h_last=None if h_last is None else h_last[torch.from_numpy(chosen)])
         columns = {"": mean, **({"_std": extra} if return_std else {})}
         columns = {f"{name}{suffix}": values[:, j] for suffix, values in columns.items()
                    for j, name in enumerate(est.target_names_)}

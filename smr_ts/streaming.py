@@ -38,11 +38,11 @@ from smr_ts.data.covariate_frames import check_static_rows, static_codes
 from smr_ts.data.forecast import _EPS_REL, _phase_features, forecast_tensors  # the statistics continued here
 from smr_ts.data.frames import SeriesPanel, as_fitted_times, check_id_kind, to_panel
 from smr_ts.data.windows import FIRST_GAP
+from smr_ts.inference import CHUNK, over_chunks
 
 __all__ = ["advance_network", "append_rows", "history_state", "panel_blocks", "running_statistics", "take_series",
            "update"]
 
-CHUNK = 64  # series per forward pass, as the forecasts' (smr_ts.forecaster._CHUNK)
 BLOCK_ROWS = 1 << 20  # padded rows per block of series prepared at once: bounds the memory of large panels
 _STATS = ("count", "total", "last", "abs_change", "n_change")
 
@@ -167,45 +167,31 @@ def advance_network(network, inputs: torch.Tensor, dt: torch.Tensor, mask: torch
     return network.backbone.advance(h, dt, mask, state)
 
 
-@torch.no_grad()
 def _advance_rows(network, inputs, dt, mask, lengths, state: dict | None, device):
     """Advance ``len(lengths)`` series over their rows, CHUNK series at a time: (h at each one's
     last row, backbone state after it), on the CPU."""
-    h_last, states = [], []
-    for start in range(0, len(lengths), CHUNK):
-        sel = slice(start, start + CHUNK)
+    def step(net, sel):
         length = max(int(lengths[sel].max()), 1)
         own = None if state is None else {k: v[sel].to(device) for k, v in state.items()}
-        h, after = advance_network(network, *(torch.from_numpy(a[sel, :length]).to(device) for a in (inputs, dt, mask)),
-                                   own)
+        h, after = advance_network(net, *(torch.from_numpy(a[sel, :length]).to(device) for a in (inputs, dt, mask)), own)
         last = torch.from_numpy(np.maximum(lengths[sel] - 1, 0)).to(device)
-        h_last.append(h[torch.arange(h.shape[0], device=device), last].cpu())
-        states.append({k: v.cpu() for k, v in after.items()})
-    return torch.cat(h_last), {k: torch.cat([s[k] for s in states]) for k in states[0]}
+        return h[torch.arange(h.shape[0], device=device), last].cpu(), {k: v.cpu() for k, v in after.items()}
 
-
-def _on(network, device):
-    """The network in eval mode on ``device`` (moved only when it is not there: a move walks every parameter)."""
-    if next(network.parameters()).device != torch.device(device):
-        network = network.to(device)
-    return network.eval()
+    parts = over_chunks(network, device, len(lengths), step)
+    return torch.cat([h for h, _ in parts]), {k: torch.cat([s[k] for _, s in parts]) for k in parts[0][1]}
 
 
 def history_state(network, layout, panel: SeriesPanel, device) -> dict:
     """``stream_state_`` of a panel: every series run from its start, in blocks of series (the
     forecasts' chunks of CHUNK series, so their outputs are the forecasts' own, bit for bit)."""
-    network = _on(network, device)
     parts = []
-    try:
-        for block in panel_blocks(panel):
-            sub = take_series(panel, block)
-            data = forecast_tensors(sub, layout, FIRST_GAP)
-            h_last, backbone = _advance_rows(network, data.inputs, data.dt, data.mask, sub.lengths, None, device)
-            stats = running_statistics(sub.values, sub.value_observed)
-            parts.append({**{f"backbone.{k}": v for k, v in backbone.items()}, "h_last": h_last,
-                          **{f"stats.{k}": torch.from_numpy(v) for k, v in stats.items()}})
-    finally:
-        network.to("cpu")
+    for block in panel_blocks(panel):
+        sub = take_series(panel, block)
+        data = forecast_tensors(sub, layout, FIRST_GAP)
+        h_last, backbone = _advance_rows(network, data.inputs, data.dt, data.mask, sub.lengths, None, device)
+        stats = running_statistics(sub.values, sub.value_observed)
+        parts.append({**{f"backbone.{k}": v for k, v in backbone.items()}, "h_last": h_last,
+                      **{f"stats.{k}": torch.from_numpy(v) for k, v in stats.items()}})
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -309,16 +295,12 @@ def _advance_known(est, panel: SeriesPanel, state: dict, series, times, values, 
     prev_time = panel.time[touched, panel.lengths[touched] - 1]
     rank = np.arange(len(series)) - (np.cumsum(counts) - counts)[local]  # row within the series' new rows
     size = max(CHUNK, BLOCK_ROWS // int(counts.max()) // CHUNK * CHUNK)
-    network = _on(est.model_, device)
     parts = []
-    try:
-        for start in range(0, len(touched), size):
-            block = slice(start, start + size)
-            rows = np.flatnonzero((local >= start) & (local < start + size))
-            parts.append(_advance_block(est, state, touched[block], prev_time[block], counts[block],
-                                        local[rows] - start, rank[rows], times[rows], values[rows], network, device))
-    finally:
-        network.to("cpu")
+    for start in range(0, len(touched), size):
+        block = slice(start, start + size)
+        rows = np.flatnonzero((local >= start) & (local < start + size))
+        parts.append(_advance_block(est, state, touched[block], prev_time[block], counts[block],
+                                    local[rows] - start, rank[rows], times[rows], values[rows], est.model_, device))
     index = torch.from_numpy(touched)
     return {name: (index, torch.cat([part[name] for part in parts])) for name in parts[0]}
 
