@@ -15,7 +15,8 @@ from smr_ts.data.covariate_frames import (
     check_covariate_columns, fit_statics, merge_static_frame, split_static, static_codes,
 )
 from smr_ts.data.forecast import auto_horizon, fit_layout, forecast_tensors, training_pairs, training_window
-from smr_ts.data.frames import SeriesPanel, median_gap, parse_time_unit, to_panel
+from smr_ts.data.frames import SeriesPanel, median_gap, to_panel
+from smr_ts.data.times import parse_time_unit
 from smr_ts.data.windows import FIRST_GAP
 from smr_ts.intervals import calibration_source
 from smr_ts.training import forecast_evaluate, forecast_loss

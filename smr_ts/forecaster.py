@@ -31,10 +31,11 @@ from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
 from smr_ts.data.covariate_frames import check_static_rows, split_static
 from smr_ts.data.frames import (
-    SeriesPanel, TimeInfo, align_columns, as_fitted_times, check_id_kind, check_time_kind, features_and_targets,
-    median_gap, numeric_values, parse_time_unit, refuse_array, refuse_forecast_array, split_frame, to_panel,
+    SeriesPanel, align_columns, check_id_kind, features_and_targets, median_gap, numeric_values, refuse_array,
+    refuse_forecast_array, split_frame, to_panel,
 )
 from smr_ts.data.queries import history_rows
+from smr_ts.data.times import TimeInfo, as_fitted_times, check_time_kind, parse_time_unit
 from smr_ts.data.windows import Scaling, panel_tensors
 from smr_ts.forecast_data import covariates_at_fit, forecast_data, forecast_targets
 from smr_ts.intervals import calibration_residuals, check_levels

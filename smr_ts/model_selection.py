@@ -21,18 +21,17 @@ duration (``"7D"``, ``pd.Timedelta(hours=12)``; a number is seconds, as for the 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import BaseOffset
 from sklearn.base import clone
 
 from smr_ts._validation import check_params, positive_int, positive_real
-from smr_ts.data.frames import TimeInfo, numeric_values, split_frame
+from smr_ts.data.frames import numeric_values, split_frame
 from smr_ts.data.queries import history_rows
+from smr_ts.data.times import TimeInfo, duration
 from smr_ts.intervals import check_levels, interval_names, quantile_names
 
 __all__ = ["TimeCutoffSplit", "backtest", "forecast_score", "naive_scales"]
@@ -41,30 +40,10 @@ _DURATION = [positive_real(), str, pd.Timedelta, BaseOffset]
 
 
 def _duration(value, info: TimeInfo, name: str):
-    """A positive duration the time axis can add: a number (numeric times: an int stays an int, exact on
-    integer times) or a Timedelta / pandas offset."""
-    given = value  # messages show what the user wrote
-    if isinstance(value, (np.timedelta64, timedelta)):  # numpy's and the standard library's durations
-        value = pd.Timedelta(value)
-    if info.kind == "numeric":
-        if isinstance(value, (str, pd.Timedelta, BaseOffset)):
-            raise ValueError(f"{name}={given!r} is a duration but the time column is numeric: give a positive "
-                             "number in the time column's unit")
-        return int(value) if isinstance(value, Integral) else float(value)
-    if isinstance(value, Real):
-        return pd.Timedelta(seconds=float(value))
-    if isinstance(value, str):
-        try:
-            value = pd.Timedelta(value)
-        except ValueError:
-            try:
-                value = to_offset(value)
-            except ValueError:
-                raise ValueError(f"{name}={value!r} is not a duration pandas reads: give e.g. '7D', '12h', "
-                                 "pd.Timedelta(days=7), or a calendar offset such as 'MS'") from None
-    if (isinstance(value, pd.Timedelta) and value <= pd.Timedelta(0)) or (isinstance(value, BaseOffset) and value.n <= 0):
-        raise ValueError(f"{name} must be a positive duration, got {value!r}")
-    return value
+    """A positive duration the time axis can add (:func:`smr_ts.data.times.duration`): a number for numeric
+    times, a Timedelta or a calendar offset for datetimes."""
+    raw = duration(value, info, name, calendar=True)
+    return raw if info.kind == "numeric" or isinstance(raw, BaseOffset) else pd.Timedelta(raw, unit="ns")
 
 
 def _raw(stamp) -> int:

@@ -42,7 +42,8 @@ import torch
 from smr_ts._estimator_params import resolved_loss
 from smr_ts._version import __version__
 from smr_ts.data.forecast import ForecastLayout
-from smr_ts.data.frames import SeriesPanel, TimeInfo
+from smr_ts.data.frames import SeriesPanel
+from smr_ts.data.times import TimeInfo
 from smr_ts.distributed import is_rank_zero
 
 __all__ = ["FITTED_ATTRIBUTES", "FORMAT", "FORMATS", "RUNTIME_PARAMETERS", "fitted_params", "load", "save"]

@@ -20,7 +20,8 @@ from smr_ts._runtime import resolve_device
 from smr_ts._validation import check_params, positive_int
 from smr_ts.data.covariate_frames import future_query_values, static_codes
 from smr_ts.data.forecast import forecast_tensors, since_origin
-from smr_ts.data.frames import time_difference, to_panel
+from smr_ts.data.frames import to_panel
+from smr_ts.data.times import time_difference
 from smr_ts.data.queries import horizon_queries, never_observed, read_queries, warn_never_observed, warn_past_horizon
 from smr_ts.data.windows import FIRST_GAP
 from smr_ts.intervals import uncertainty_columns

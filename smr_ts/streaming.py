@@ -36,7 +36,8 @@ import torch
 from smr_ts._runtime import resolve_device
 from smr_ts.data.covariate_frames import check_static_rows, static_codes
 from smr_ts.data.forecast import _EPS_REL, _phase_features, forecast_tensors  # the statistics continued here
-from smr_ts.data.frames import SeriesPanel, as_fitted_times, check_id_kind, to_panel
+from smr_ts.data.frames import SeriesPanel, check_id_kind, to_panel
+from smr_ts.data.times import as_fitted_times
 from smr_ts.data.windows import FIRST_GAP
 from smr_ts.inference import CHUNK, over_chunks
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from smr_ts import SMRForecaster
-from smr_ts.data.frames import TimeInfo
+from smr_ts.data.times import TimeInfo
 from smr_ts.data.queries import horizon_queries
 
 

@@ -8,6 +8,7 @@
 The torch layers never see a DataFrame; the estimator glues this package to the network.
 """
 
-from smr_ts.data.frames import SeriesPanel, TimeInfo, split_frame, to_panel
+from smr_ts.data.frames import SeriesPanel, split_frame, to_panel
+from smr_ts.data.times import TimeInfo
 
 __all__ = ["SeriesPanel", "TimeInfo", "split_frame", "to_panel"]

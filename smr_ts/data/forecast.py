@@ -37,7 +37,8 @@ import torch
 from smr_ts.data.covariates import (
     FutureTrack, future_features, future_scales, future_track, n_future_features, rows_at_or_before, static_width,
 )
-from smr_ts.data.frames import SeriesPanel, time_difference
+from smr_ts.data.frames import SeriesPanel
+from smr_ts.data.times import time_difference
 
 __all__ = [
     "ForecastLayout", "ForecastTensors", "PairSampler", "auto_batch_size", "auto_horizon", "calendar_periods", "fit_layout",

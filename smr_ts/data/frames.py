@@ -3,12 +3,8 @@
 A long frame has one row per observation: a series id, a time and value columns. The id and
 time may be columns or levels of a MultiIndex (sklearn transformers with
 ``set_output(transform="pandas")`` keep the index). Nothing here knows about models: the torch
-layers never see a DataFrame, and the estimator glues the two.
-
-Times are kept in their raw unit until a gap is needed: int64 nanoseconds for datetimes (UTC
-for tz-aware ones), int64 for integer times and float64 for other numeric times. Gaps are
-differences of raw times (in int64 where the times are integers) divided by the time unit, so
-datetimes far from 1970 keep nanosecond resolution and integer times near 1e17 stay distinct.
+layers never see a DataFrame, and the estimator glues the two. Times are read as raw times
+(:mod:`smr_ts.data.times`).
 
 Every check raises ``ValueError`` or ``TypeError`` naming the column or argument at fault, and
 all work is vectorised: no Python loop runs over rows or series.
@@ -17,48 +13,25 @@ all work is vectorised: no Python loop runs over rows or series.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 
+from smr_ts.data.times import TimeInfo, plain, read_times
+
 __all__ = [
-    "TimeInfo",
     "SeriesPanel",
     "split_frame",
     "to_panel",
-    "parse_time_unit",
     "median_gap",
     "as_target_frame",
     "align_columns",
-    "check_time_kind",
     "features_and_targets",
     "numeric_values",
     "refuse_array",
     "refuse_forecast_array",
-    "as_fitted_times",
     "check_id_kind",
-    "time_difference",
 ]
-
-
-@dataclass(frozen=True)
-class TimeInfo:
-    """What kind of time axis a frame has: ``kind`` is "numeric", "datetime" or "datetime_tz"."""
-
-    kind: str
-    tz: str | None = None
-
-    def describe(self) -> str:
-        return {"numeric": "numeric", "datetime": "tz-naive datetime"}.get(self.kind, f"tz-aware datetime ({self.tz})")
-
-    def to_times(self, raw: np.ndarray):
-        """Raw times (see :func:`split_frame`) back as the user's kind: the array itself for numeric
-        times, a DatetimeIndex (in the original time zone for tz-aware ones) for datetimes."""
-        if self.kind == "numeric":
-            return raw
-        stamps = pd.to_datetime(np.asarray(raw).astype(np.int64))
-        return stamps.tz_localize("UTC").tz_convert(self.tz) if self.kind == "datetime_tz" else stamps
 
 
 @dataclass
@@ -134,7 +107,7 @@ def split_frame(X, id_col: str, time_col: str, *, what: str = "X"):
 
     if pd.isna(ids).any():
         raise ValueError(f"{what}: id column {id_col!r} has missing values")
-    times, info = _parse_times(raw_time, time_col, what)
+    times, info = read_times(raw_time, time_col, what)
     return np.asarray(ids), times, info, values
 
 
@@ -174,64 +147,6 @@ def _column_or_level(X: pd.DataFrame, name: str, what: str, param: str) -> np.nd
     )
 
 
-def _parse_times(raw, time_col: str, what: str):
-    series = pd.Series(raw)
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        info = TimeInfo("datetime_tz", str(series.dtype.tz))
-        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif pd.api.types.is_datetime64_dtype(series.dtype):
-        info = TimeInfo("datetime")
-    elif pd.api.types.is_bool_dtype(series.dtype):
-        raise TypeError(f"{what}: time column {time_col!r} must be datetime or numeric, got bool")
-    elif pd.api.types.is_integer_dtype(series.dtype):
-        return _integers(series, time_col, what), TimeInfo("numeric")
-    elif pd.api.types.is_numeric_dtype(series.dtype):
-        times = series.to_numpy(dtype=np.float64)
-        if np.isnan(times).any():
-            raise ValueError(f"{what}: time column {time_col!r} has missing values (NaN)")
-        if np.isinf(times).any():
-            raise ValueError(f"{what}: time column {time_col!r} has infinite values")
-        return times, TimeInfo("numeric")
-    else:
-        series = _datetimes_from_objects(series, time_col, what)
-        return _parse_times(series, time_col, what)
-    if series.isna().any():
-        raise ValueError(f"{what}: time column {time_col!r} has missing times (NaT)")
-    return _nanoseconds(series.to_numpy(), time_col, what), info
-
-
-def _integers(series: pd.Series, time_col: str, what: str) -> np.ndarray:
-    """Integer times as int64, never through float64 (which rounds integers above 2**53)."""
-    if series.isna().any():
-        raise ValueError(f"{what}: time column {time_col!r} has missing values")
-    if series.dtype.kind == "u" and len(series) and series.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"{what}: time column {time_col!r} has times above {np.iinfo(np.int64).max}, the largest "
-                         f"int64; give them relative to a start, e.g. X[{time_col!r}] - X[{time_col!r}].min()")
-    return series.to_numpy(dtype=np.int64)
-
-
-def time_difference(later, earlier) -> np.ndarray:
-    """``later - earlier`` of raw times as float64: integers subtract exactly in int64 first (the
-    difference of two times near 1e17 is small, their float64 values are 16 apart)."""
-    later, earlier = np.asarray(later), np.asarray(earlier)
-    if later.dtype.kind in "iu" and earlier.dtype.kind in "iu":
-        return (later.astype(np.int64) - earlier.astype(np.int64)).astype(np.float64)
-    return later.astype(np.float64) - earlier.astype(np.float64)
-
-
-def as_fitted_times(times: np.ndarray, fitted_dtype, time_col: str, what: str) -> np.ndarray:
-    """Raw times of new rows in the dtype of the fitted history's: numbers given as floats join integer
-    times only where they are whole (a fraction would be cut off, silently moving the row)."""
-    times = np.asarray(times)
-    if np.dtype(fitted_dtype).kind != "i" or times.dtype.kind in "iu":
-        return times.astype(fitted_dtype)
-    whole = (times == np.round(times)) & (np.abs(times) < 2.0**63)
-    if not whole.all():
-        raise ValueError(f"{what}: time column {time_col!r} has the time {_plain(times[~whole][0])!r}, but the model "
-                         "was fitted on integer times; give whole numbers (or refit on float times)")
-    return times.astype(np.int64)
-
-
 def check_id_kind(ids: np.ndarray, fitted_ids: np.ndarray, id_col, what: str) -> None:
     """New ids must be of the fitted ids' kind (numbers or strings): a string id among integer ids is
     neither a fitted series nor one that can be ordered among them."""
@@ -241,7 +156,7 @@ def check_id_kind(ids: np.ndarray, fitted_ids: np.ndarray, id_col, what: str) ->
     if _id_kind(ids) == fitted:
         return
     unique = pd.unique(np.asarray(ids, dtype=object))
-    example = _plain(next((v for v in unique if _id_kind(np.array([v], dtype=object)) != fitted), unique[0]))
+    example = plain(next((v for v in unique if _id_kind(np.array([v], dtype=object)) != fitted), unique[0]))
     raise ValueError(f"{what}: id column {id_col!r} has the id {example!r} ({type(example).__name__}), but the model "
                      f"was fitted on {fitted} ids; give ids of the fitted type (e.g. {what}[{id_col!r}].astype(...)), "
                      "so that each row finds its series")
@@ -252,41 +167,6 @@ def _id_kind(ids: np.ndarray) -> str:
     if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
         return "numeric"
     return {"string": "string", "boolean": "bool"}.get(inferred, f"mixed ({inferred})")
-
-
-# The nanosecond range every datetime is computed in (int64 ns since 1970: 1677-09-21 to 2262-04-11).
-_NS_RANGE = (pd.Timestamp.min, pd.Timestamp.max)
-
-
-def _nanoseconds(stamps: np.ndarray, time_col: str, what: str) -> np.ndarray:
-    """datetime64 of any resolution -> int64 nanoseconds; times that do not fit are an error, not a wrap."""
-    as_ns = stamps.astype("datetime64[ns]")
-    outside = as_ns.astype(stamps.dtype) != stamps  # a wrapped int64 does not convert back
-    if outside.any():
-        first = stamps[np.argmax(outside)]
-        raise ValueError(
-            f"{what}: time column {time_col!r} has times outside {_NS_RANGE[0]:%Y-%m-%d} .. {_NS_RANGE[1]:%Y-%m-%d} "
-            f"(for example {first}), the range of the nanosecond datetimes smr_ts computes gaps in; give the "
-            f"times as numbers instead, e.g. days since a start: (X[{time_col!r}] - start) / np.timedelta64(1, 'D')"
-        )
-    return as_ns.view(np.int64)
-
-
-def _datetimes_from_objects(series: pd.Series, time_col: str, what: str) -> pd.Series:
-    """Object columns of Timestamps: all naive or all aware (one time zone), never a mix."""
-    values = series.to_numpy()
-    if not all(isinstance(v, (pd.Timestamp, np.datetime64)) or v is pd.NaT for v in values):
-        kinds = sorted({type(v).__name__ for v in values})
-        hint = (f"; convert text to datetimes first: X[{time_col!r}] = pd.to_datetime(X[{time_col!r}])"
-                if any(isinstance(v, str) for v in values) else "")
-        raise TypeError(f"{what}: time column {time_col!r} must be datetime or numeric, got values of type {kinds}{hint}")
-    aware = np.array([getattr(v, "tzinfo", None) is not None for v in values])
-    if aware.any() and not aware.all():
-        raise ValueError(f"{what}: time column {time_col!r} mixes tz-aware and tz-naive timestamps")
-    try:
-        return pd.Series(pd.to_datetime(values, utc=bool(aware.all())))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{what}: time column {time_col!r} could not be read as datetimes: {exc}") from exc
 
 
 def numeric_values(values: pd.DataFrame, what: str, dtype=np.float32) -> np.ndarray:
@@ -348,10 +228,10 @@ def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: st
     if same.any():
         first = order[1:][same][0]
         when = times[first] if info is None else info.to_times(times[first : first + 1])[0]
-        shown = str(when) if isinstance(when, pd.Timestamp) else repr(_plain(when))
+        shown = str(when) if isinstance(when, pd.Timestamp) else repr(plain(when))
         raise ValueError(
             f"{what} has {int(same.sum())} duplicate ({id_col}, {time_col}) rows, for example "
-            f"{id_col}={_plain(ids[first])!r}, {time_col}={shown}"
+            f"{id_col}={plain(ids[first])!r}, {time_col}={shown}"
         )
     n_series = len(uniques)
     lengths = np.bincount(codes_sorted, minlength=n_series).astype(np.int64)
@@ -391,36 +271,6 @@ def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: st
         ids=np.asarray(uniques), rows=rows, time=time, values=packed,
         value_observed=observed, valid=valid, lengths=lengths,
     )
-
-
-def _plain(value):
-    """numpy scalars as Python values, so messages read 'b', not np.str_('b')."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def parse_time_unit(time_unit, info: TimeInfo, name: str = "time_unit") -> float | None:
-    """A user's duration (``time_unit``, ``horizon``) in raw units (ns for datetimes); None for "auto".
-
-    A number is in the time column's unit (seconds for datetimes); a string, ``pd.Timedelta``,
-    ``np.timedelta64`` or ``datetime.timedelta`` is a duration (datetimes only).
-    """
-    if isinstance(time_unit, str) and time_unit == "auto":
-        return None
-    given = time_unit  # messages show what the user wrote
-    if isinstance(time_unit, (np.timedelta64, timedelta)):  # numpy's and the standard library's durations
-        time_unit = pd.Timedelta(time_unit)
-    if info.kind == "numeric":
-        if isinstance(time_unit, (str, pd.Timedelta)):
-            raise ValueError(f"{name}={given!r} is a duration but the time column is numeric: give a positive number")
-        unit = float(time_unit)
-    else:
-        try:
-            unit = float(pd.Timedelta(time_unit).value) if isinstance(time_unit, (str, pd.Timedelta)) else float(time_unit) * 1e9
-        except ValueError as exc:
-            raise ValueError(f"{name}={given!r} is not a duration pandas can read (e.g. '1h', '15min')") from exc
-    if not np.isfinite(unit) or unit <= 0:
-        raise ValueError(f"{name} must be positive, got {given!r}")
-    return unit
 
 
 def median_gap(panel: SeriesPanel) -> float:
@@ -463,18 +313,6 @@ def as_target_frame(y, index: pd.Index, n_rows: int) -> tuple[np.ndarray, list[s
         raise ValueError("Input y contains infinity or a value too large for dtype('float64').")
     names = [f"y{i}" for i in range(array.shape[1])] if array.shape[1] > 1 else ["y"]
     return array.astype(np.float32), names
-
-
-def check_time_kind(info: TimeInfo, fitted: TimeInfo, time_col: str, what: str) -> None:
-    """A frame's time axis must be of the kind the model was fitted on."""
-    if info.kind == fitted.kind:
-        return
-    if {info.kind, fitted.kind} == {"datetime", "datetime_tz"}:
-        raise ValueError(
-            f"{what}: time column {time_col!r} is {info.describe()} but the model was fitted on "
-            f"{fitted.describe()} times; convert one of them (tz_localize / tz_convert)"
-        )
-    raise TypeError(f"{what}: time column {time_col!r} is {info.describe()} but was {fitted.describe()} at fit")
 
 
 def align_columns(values: pd.DataFrame, expected: list[str], what: str) -> pd.DataFrame:

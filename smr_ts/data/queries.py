@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from smr_ts.data.frames import SeriesPanel, TimeInfo, _plain, check_time_kind, split_frame, time_difference
+from smr_ts.data.frames import SeriesPanel, split_frame
+from smr_ts.data.times import TimeInfo, check_time_kind, plain, time_difference
 
 __all__ = ["check_query_times", "history_rows", "horizon_queries", "never_observed", "read_queries",
            "warn_never_observed", "warn_past_horizon"]
@@ -98,7 +99,7 @@ def check_query_times(q_ids, q_times, ids, times, id_col: str, time_col: str, wh
 
 def _series(id_col, value) -> str:
     """How a message names a series: ``unique_id='a'``, or "the series" with ``id_col=None``."""
-    return "the series" if id_col is None else f"{id_col}={_plain(value)!r}"
+    return "the series" if id_col is None else f"{id_col}={plain(value)!r}"
 
 
 def never_observed(data) -> np.ndarray:
