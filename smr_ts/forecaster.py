@@ -25,23 +25,25 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from smr_ts import distributed, persistence, serving, streaming
+from smr_ts import distributed, persistence
 from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss, resolved_quantiles
 from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
-from smr_ts.data.covariate_frames import check_static_rows, split_static
 from smr_ts.data.frames import (
-    SeriesPanel, align_columns, check_id_kind, features_and_targets, median_gap, numeric_values, refuse_array,
-    refuse_forecast_array, split_frame, to_panel,
+    align_columns, check_id_kind, features_and_targets, numeric_values, refuse_array, refuse_forecast_array, split_frame,
 )
-from smr_ts.data.queries import history_rows
+from smr_ts.data.panel import SeriesPanel, median_gap, to_panel
 from smr_ts.data.times import TimeInfo, as_fitted_times, check_time_kind, parse_time_unit
-from smr_ts.data.windows import Scaling, panel_tensors
-from smr_ts.forecast_data import covariates_at_fit, forecast_data, forecast_targets
-from smr_ts.intervals import calibration_residuals, check_levels
-from smr_ts.model import ForecastNetwork, SequenceModel, predict_panel
+from smr_ts.forecasting import predict, streaming
+from smr_ts.forecasting.covariate_frames import check_static_rows, split_static
+from smr_ts.forecasting.fit import covariates_at_fit, forecast_data, forecast_targets
+from smr_ts.forecasting.intervals import calibration_residuals, check_levels
+from smr_ts.forecasting.queries import history_rows
+from smr_ts.model import ForecastNetwork, SequenceModel
 from smr_ts.model_selection import forecast_score
-from smr_ts.regression_data import regression_data, regression_score
+from smr_ts.regression.fit import regression_data, regression_score
+from smr_ts.regression.predict import predict_panel
+from smr_ts.regression.windows import Scaling, panel_tensors
 from smr_ts.training import TrainingSettings, train
 
 __all__ = ["SMRForecaster"]
@@ -190,10 +192,10 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     quantiles_ : tuple of float or None
         The quantile levels trained with ``loss="quantile"``, 0.5 among them; None otherwise.
     calibration_ahead_, calibration_scores_, calibration_changes_ : ndarray
-        Forecasting: what calibrates ``forecast(level=...)`` (:mod:`smr_ts.intervals`): per held-out
+        Forecasting: what calibrates ``forecast(level=...)`` (:mod:`smr_ts.forecasting.intervals`): per held-out
         pair, how far ahead, its score, and the observed changes behind its cut-off.
     stream_state_ : dict of Tensor
-        Forecasting: each series' state after its last row, advanced by ``update`` (:mod:`smr_ts.streaming`).
+        Forecasting: each series' state after its last row, advanced by ``update`` (:mod:`smr_ts.forecasting.streaming`).
 
     Examples
     --------
@@ -497,7 +499,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         level : float or list of float, optional
             Conformal intervals at these coverages in percent (e.g. ``[80, 95]``): ``<target>-lo-80``,
             ``<target>-hi-80``, calibrated at fit on held-out forecasts as far ahead
-            (:mod:`smr_ts.intervals`; needs ``validation_fraction > 0`` or ``validation_data``).
+            (:mod:`smr_ts.forecasting.intervals`; needs ``validation_fraction > 0`` or ``validation_data``).
 
         Returns
         -------
@@ -516,7 +518,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             raise ValueError("forecast() needs a model fitted without y (forecasting mode)")
         if (h is None) == (times is None):
             raise ValueError("give exactly one of h and times")
-        return serving.forecast_frame(self, h, times, context, return_std, what, levels)
+        return predict.forecast_frame(self, h, times, context, return_std, what, levels)
 
     @uses_threads
     def update(self, new_rows) -> "SMRForecaster":

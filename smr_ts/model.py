@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from smr_ts.backbones import BACKBONES
-from smr_ts.data.forecast import query_features
-from smr_ts.inference import CHUNK, on_device, over_chunks
 
 __all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "gaussian_nll", "masked_mae", "masked_mse",
            "last_outputs", "pinball", "pinball_loss", "predict_panel", "predict_queries"]
@@ -146,20 +143,6 @@ def pinball_loss(levels, target, weight, quantiles):
     return (pinball(levels, target, quantiles) * weight).sum() / weight.sum().clamp(min=1)
 
 
-def predict_panel(model: nn.Module, data: dict, device, chunk: int = CHUNK):
-    """Outputs at every step of a panel's tensors, ``chunk`` series at a time: (mean, std or None) as numpy.
-
-    The model visits ``device`` for the forward passes only and is back on the CPU afterwards.
-    """
-    def step(net, sel):
-        mean, std = net(data["values"][sel].to(device), data["dt"][sel].to(device), data["observed"][sel].to(device))
-        return mean.cpu(), (std.cpu() if std is not None else None)
-
-    parts = over_chunks(model, device, len(data["values"]), step, chunk)
-    means, stds = [mean for mean, _ in parts], [std for _, std in parts]
-    return torch.cat(means).numpy(), (torch.cat(stds).numpy() if stds[0] is not None else None)
-
-
 class ForecastNetwork(nn.Module):
     """Backbone over the history, and a head from the output at a cut to a forecast at a later time.
 
@@ -183,7 +166,7 @@ class ForecastNetwork(nn.Module):
         Sorted quantile levels, 0.5 among them: the mean head then gives one output per target and
         level (the pinball loss trains them), and the 0.5 level is the point forecast.
     n_linear : int, default 0
-        The last ``n_linear`` query features (the covariates, :mod:`smr_ts.data.covariates`) also reach
+        The last ``n_linear`` query features (the covariates, :mod:`smr_ts.forecasting.covariates`) also reach
         the mean through a linear path, zero at the start: an input's effect is often close to linear,
         and few series teach a linear effect more reliably than one through the MLP alone.
     """
@@ -228,46 +211,9 @@ class ForecastNetwork(nn.Module):
         return mean, torch.sqrt(F.softplus(self.var_head(z) + 0.5413) + _VARIANCE_FLOOR)  # std 1 at the start
 
     def forward(self, batch: dict):
-        """(mean, std or None) at each pair of a batch from :class:`~smr_ts.data.forecast.PairSampler`."""
+        """(mean, std or None) at each pair of a batch from :class:`~smr_ts.forecasting.pairs.PairSampler`."""
         h = self.encode(batch["inputs"], batch["dt"], batch["mask"])
         h_cut = torch.gather(h, 1, batch["k"].unsqueeze(-1).expand(-1, -1, h.shape[-1]))
         return self.decode(h_cut, batch["query"])
 
 
-def last_outputs(model: "ForecastNetwork", data, device, chunk: int = CHUNK) -> torch.Tensor:
-    """(S, d_model) the backbone's output at each series' last row, ``chunk`` series at a time (on CPU)."""
-    last = data.lengths - 1
-
-    def step(net, sel):
-        length = int(data.lengths[sel].max())
-        h = net.encode(*(torch.from_numpy(a[sel, :length]).to(device) for a in (data.inputs, data.dt, data.mask)))
-        return h[torch.arange(h.shape[0]), torch.from_numpy(last[sel]).to(device)].cpu()
-
-    return torch.cat(over_chunks(model, device, len(data.lengths), step, chunk))
-
-
-def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, t_query: np.ndarray, device,
-                    chunk: int = CHUNK, h_last: torch.Tensor | None = None):
-    """Forecasts (mean, std or None) in the targets' units, (n_queries, T), float64. A network with
-    quantiles gives (its 0.5 level, every level (n_queries, T, Q)) instead, the levels sorted so that
-    they never cross (monotone rearrangement, Chernozhukov et al. 2010). Every output of a target the
-    query's series never observed (no anchor) is NaN.
-
-    Each query of ``series`` (index into ``data``) at relative time ``t_query`` continues from its
-    series' last row: the backbone runs over each history once (``chunk`` series at a time,
-    :func:`last_outputs`) and the head answers every query from the output there. ``h_last``: those
-    outputs, when they are known already (a streaming state, :mod:`smr_ts.streaming`).
-    """
-    if h_last is None:
-        h_last = last_outputs(model, data, device, chunk)
-    k = data.lengths[series] - 1
-    query = torch.from_numpy(query_features(data, layout, series, k, t_query))
-    mean, std = on_device(model, device, lambda net: net.decode(h_last[torch.from_numpy(series)].to(device),
-                                                                query.to(device)))
-    scale = data.scale[series, k]
-    if getattr(model, "quantiles", None) is not None:
-        levels = data.anchor[series, k][..., None] + scale[..., None] * np.sort(std.cpu().double().numpy(), -1)
-        return levels[..., model.quantiles.index(0.5)], levels
-    anchor = data.anchor[series, k]
-    mean = anchor + scale * mean.cpu().double().numpy()  # NaN where the series never observed the target
-    return mean, (np.where(np.isfinite(anchor), scale * std.cpu().double().numpy(), np.nan) if std is not None else None)

@@ -30,9 +30,9 @@ from sklearn.base import clone
 
 from smr_ts._validation import check_params, positive_int, positive_real
 from smr_ts.data.frames import numeric_values, split_frame
-from smr_ts.data.queries import history_rows
 from smr_ts.data.times import TimeInfo, duration
-from smr_ts.intervals import check_levels, interval_names, quantile_names
+from smr_ts.forecasting.intervals import check_levels, interval_names, quantile_names
+from smr_ts.forecasting.queries import history_rows
 
 __all__ = ["TimeCutoffSplit", "backtest", "forecast_score", "naive_scales"]
 

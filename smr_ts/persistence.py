@@ -41,10 +41,10 @@ import torch
 
 from smr_ts._estimator_params import resolved_loss
 from smr_ts._version import __version__
-from smr_ts.data.forecast import ForecastLayout
-from smr_ts.data.frames import SeriesPanel
+from smr_ts.data.panel import SeriesPanel
 from smr_ts.data.times import TimeInfo
 from smr_ts.distributed import is_rank_zero
+from smr_ts.forecasting.layout import ForecastLayout
 
 __all__ = ["FITTED_ATTRIBUTES", "FORMAT", "FORMATS", "RUNTIME_PARAMETERS", "fitted_params", "load", "save"]
 
@@ -62,7 +62,7 @@ _CONFIG_KEYS = {1: {"version", "params", "param_types", "fitted"},
 # parameters, as the top-level "params" are written; "names": an array of
 # column names; "ids": an array of series ids (ints or strings, given back as they were); "time_info": a TimeInfo; "layout": a ForecastLayout; "array": a numpy array in
 # weights.pt; "panel": a SeriesPanel in weights.pt; "tensors": a dict of tensors in weights.pt (the
-# streaming state, smr_ts.streaming); "module": the network's state dict in
+# streaming state, smr_ts.forecasting.streaming); "module": the network's state dict in
 # weights.pt. An attribute a model does not have (``feature_names_in_`` after an array X, the
 # scalers in forecasting, ``history_panel_`` in regression) is skipped.
 FITTED_ATTRIBUTES = {

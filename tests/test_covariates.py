@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from smr_ts import SMRForecaster
-from smr_ts.data.covariates import TIME_CONSTANTS, future_features, future_track, rows_at_or_before, _sums_at
+from smr_ts.forecasting.covariates import TIME_CONSTANTS, future_features, future_track, rows_at_or_before, _sums_at
 from smr_ts.model_selection import backtest
 
 

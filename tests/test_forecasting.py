@@ -15,9 +15,9 @@ import torch
 
 from smr_ts import SMRForecaster
 from smr_ts.callbacks import EarlyStopping, RequireGain, TrainingState
-from smr_ts.data.forecast import _collate, forecast_tensors
-from smr_ts.data.frames import to_panel
-from smr_ts.data.windows import FIRST_GAP
+from smr_ts.data.panel import FIRST_GAP, to_panel
+from smr_ts.forecasting.features import forecast_tensors
+from smr_ts.forecasting.pairs import _collate
 
 FAST = dict(d_model=16, state_size=8, n_layers=1, epochs=12, batch_size=16, random_state=0)
 
@@ -223,7 +223,7 @@ def test_a_time_split_trains_on_nothing_after_the_split():
 
 
 def test_auto_batch_size_holds_about_a_fixed_number_of_rows():
-    from smr_ts.data.forecast import _BATCH_ROWS, auto_batch_size
+    from smr_ts.forecasting.layout import _BATCH_ROWS, auto_batch_size
 
     sizes = [auto_batch_size(w) for w in (64, 128, 256, 512, 1024)]
     assert sizes == sorted(sizes, reverse=True) and all(8 <= b <= 32 for b in sizes)
@@ -238,14 +238,14 @@ def _daily_panel(values, hours):
 
 
 def _lag_columns(data, layout, k, t_query):
-    from smr_ts.data.forecast import query_features
+    from smr_ts.forecasting.queries import query_features
 
     features = query_features(data, layout, np.zeros(len(t_query), int), np.full(len(t_query), k), t_query)
     return features[:, -2 * len(layout.periods):]  # one target: (season mean, share found) per period
 
 
 def test_seasonal_lags_read_the_seasons_before_the_query_and_nothing_after_the_cut():
-    from smr_ts.data.forecast import ForecastLayout
+    from smr_ts.forecasting.layout import ForecastLayout
 
     day = 24 * 3600e9
     hours = np.arange(10 * 24, dtype=float)  # hourly for ten days
@@ -273,7 +273,7 @@ def test_seasonal_lags_read_the_seasons_before_the_query_and_nothing_after_the_c
 
 
 def test_the_vectorised_row_search_matches_searchsorted_per_series():
-    from smr_ts.data.covariates import rows_at_or_before
+    from smr_ts.forecasting.covariates import rows_at_or_before
 
     rng = np.random.default_rng(0)
     ids = np.repeat(np.arange(5), [1, 3, 8, 2, 6])
@@ -287,6 +287,6 @@ def test_the_vectorised_row_search_matches_searchsorted_per_series():
 
 
 def _layout_without_periods():
-    from smr_ts.data.forecast import ForecastLayout
+    from smr_ts.forecasting.layout import ForecastLayout
 
     return ForecastLayout(target_index=[0], time_unit=1.0, horizon=5.0, periods=[], fallback=[1.0], gap=1.0)

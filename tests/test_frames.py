@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smr_ts.data.frames import median_gap, split_frame, to_panel
+from smr_ts.data.frames import split_frame
+from smr_ts.data.panel import median_gap, to_panel
 from smr_ts.data.times import TimeInfo, parse_time_unit
 
 

@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from smr_ts import SMRForecaster
-from smr_ts.data.forecast import forecast_tensors, validation_origin
-from smr_ts.data.windows import FIRST_GAP
-from smr_ts.intervals import (
+from smr_ts.data.panel import FIRST_GAP
+from smr_ts.forecasting.features import forecast_tensors
+from smr_ts.forecasting.pairs import validation_origin
+from smr_ts.forecasting.intervals import (
     MAX_PAIRS, MIN_LATE_PAIRS, MIN_PER_BIN, RECENT_CHANGES, _pairs, ahead_bins, calibration_source, check_levels,
     conformal_quantile, interval_columns, interval_names, recent_scale, recent_scale_and_changes,
 )

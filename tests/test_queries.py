@@ -5,7 +5,7 @@ import pandas as pd
 
 from smr_ts import SMRForecaster
 from smr_ts.data.times import TimeInfo
-from smr_ts.data.queries import horizon_queries
+from smr_ts.forecasting.queries import horizon_queries
 
 
 def test_h_steps_go_at_each_series_median_gap():

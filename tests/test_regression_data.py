@@ -1,4 +1,4 @@
-"""What a sequence-regression fit trains on (``smr_ts/regression_data.py``): its scalers."""
+"""What a sequence-regression fit trains on (``smr_ts/regression/fit.py``): its scalers."""
 
 import numpy as np
 import pandas as pd

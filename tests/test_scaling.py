@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from smr_ts import SMRForecaster
-from smr_ts.data.scaling import column_moments, standardise
+from smr_ts.regression.scaling import column_moments, standardise
 
 
 def test_unobserved_slots_hold_zero_and_observed_ones_are_standardised():

@@ -1,4 +1,4 @@
-"""Forecasting through serving (smr_ts/serving.py): which series a forecast prepares, and what each reads."""
+"""Forecasting through serving (smr_ts/forecasting/predict.py): which series a forecast prepares, and what each reads."""
 
 import numpy as np
 import pandas as pd

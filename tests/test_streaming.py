@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
-from smr_ts import SMRForecaster, streaming
-from smr_ts.data.forecast import forecast_tensors
-from smr_ts.data.frames import to_panel
-from smr_ts.data.queries import history_rows
-from smr_ts.data.windows import FIRST_GAP
+from smr_ts import SMRForecaster
+from smr_ts.data import panel as panels
+from smr_ts.data.panel import FIRST_GAP, to_panel
+from smr_ts.forecasting import streaming
+from smr_ts.forecasting.features import forecast_tensors
+from smr_ts.forecasting.queries import history_rows
 from smr_ts.datasets import make_oscillators
 
 BACKBONES = [("s5", {}), ("s5", {"smr": True}), ("s6", {}), ("s6", {"smr": True}), ("gru_dt", {}), ("ode_rnn", {})]
@@ -204,8 +205,8 @@ def test_forecasts_in_blocks_equal_one_block(monkeypatch):
     one = model.forecast(h=2, level=[80])
     without_state = copy.deepcopy(model)
     del without_state.stream_state_  # the backbone runs over the history
-    monkeypatch.setattr(streaming, "BLOCK_ROWS", 64 * 40)  # blocks of 64 series
-    assert len(streaming.panel_blocks(model.history_panel_)) == 3
+    monkeypatch.setattr(panels, "BLOCK_ROWS", 64 * 40)  # blocks of 64 series
+    assert len(panels.panel_blocks(model.history_panel_)) == 3
     pd.testing.assert_frame_equal(model.forecast(h=2, level=[80]), one)
     pd.testing.assert_frame_equal(without_state.forecast(h=2, level=[80]), one)
 
@@ -214,7 +215,7 @@ def test_a_large_update_runs_in_blocks_and_equals_one_block(monkeypatch):
     model, history, future = fitted("s6", n_series=150)
     rows = new_rows(future, per_series=4)
     one_block = copy.deepcopy(model).update(rows)
-    monkeypatch.setattr(streaming, "BLOCK_ROWS", 64 * 4)  # blocks of 64 series
+    monkeypatch.setattr(panels, "BLOCK_ROWS", 64 * 4)  # blocks of 64 series
     model.update(rows)
     for name, value in one_block.stream_state_.items():
         torch.testing.assert_close(model.stream_state_[name], value, rtol=1e-6, atol=1e-6, msg=name)

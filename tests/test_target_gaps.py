@@ -19,8 +19,9 @@ import pytest
 import torch
 
 from smr_ts import SMRForecaster
-from smr_ts.data.forecast import PairSampler, forecast_tensors
-from smr_ts.data.windows import FIRST_GAP
+from smr_ts.data.panel import FIRST_GAP
+from smr_ts.forecasting.features import forecast_tensors
+from smr_ts.forecasting.pairs import PairSampler
 from smr_ts.model_selection import backtest
 from smr_ts.training import forecast_loss
 

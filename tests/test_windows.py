@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 
 from smr_ts import SMRForecaster
-from smr_ts.data.frames import to_panel
-from smr_ts.data.scaling import column_moments
-from smr_ts.data.windows import Scaling, panel_tensors
+from smr_ts.data.panel import to_panel
+from smr_ts.regression.scaling import column_moments
+from smr_ts.regression.windows import Scaling, panel_tensors
 
 
 def two_feature_frame(n_series=4, n_obs=20, seed=0):

@@ -12,7 +12,6 @@ all work is vectorised: no Python loop runs over rows or series.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,10 +19,7 @@ import pandas as pd
 from smr_ts.data.times import TimeInfo, plain, read_times
 
 __all__ = [
-    "SeriesPanel",
     "split_frame",
-    "to_panel",
-    "median_gap",
     "as_target_frame",
     "align_columns",
     "features_and_targets",
@@ -32,44 +28,6 @@ __all__ = [
     "refuse_forecast_array",
     "check_id_kind",
 ]
-
-
-@dataclass
-class SeriesPanel:
-    """Series of one frame, padded to a common length ``L``; ``S`` series, ``F`` value columns.
-
-    Attributes
-    ----------
-    ids : ndarray (S,)
-        Series ids, sorted.
-    rows : ndarray of int64 (S, L)
-        Position of each step's row in the input frame; -1 at padding.
-    time : ndarray (S, L)
-        Raw times: int64 nanoseconds for datetimes, float64 otherwise; padding repeats the
-        series' last time.
-    values : ndarray of float32 (S, L, F)
-        Values with NaN (unobserved) and padding replaced by 0.
-    value_observed : ndarray of bool (S, L, F)
-        False where a value was NaN or is padding.
-    valid : ndarray of bool (S, L)
-        True where a row exists (False at padding).
-    lengths : ndarray of int64 (S,)
-        Rows per series.
-    """
-
-    ids: np.ndarray
-    rows: np.ndarray
-    time: np.ndarray
-    values: np.ndarray
-    value_observed: np.ndarray
-    valid: np.ndarray
-    lengths: np.ndarray
-
-    def gaps(self, unit: float, first_gap: float = 1.0) -> np.ndarray:
-        """(S, L) float64 time since the previous row in ``unit`` s; ``first_gap`` at each first row, 0 at padding."""
-        dt = np.diff(self.time, axis=1, prepend=self.time[:, :1]).astype(np.float64) / unit
-        dt[:, 0] = first_gap
-        return np.where(self.valid, dt, 0.0)
 
 
 def split_frame(X, id_col: str, time_col: str, *, what: str = "X"):
@@ -188,96 +146,6 @@ def numeric_values(values: pd.DataFrame, what: str, dtype=np.float32) -> np.ndar
             if len(inf_cols):
                 raise ValueError(f"{what}: columns {list(map(str, inf_cols))[:10]} contain infinite values")
     return array
-
-
-_BLOCK_VALUES = 1 << 20  # values per block when to_panel scatters rows: a few MB, cache-sized
-
-
-def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: str = "X", id_col="id", time_col="time",
-             info: TimeInfo | None = None):
-    """Group rows by series, sort each series by time and pad: rows -> :class:`SeriesPanel`.
-
-    Parameters
-    ----------
-    ids : ndarray (n,)
-    times : ndarray (n,)
-        Raw times (see :func:`split_frame`).
-    values : ndarray (n, F)
-        float32 or float64 values (the panel keeps the dtype); NaN means not observed.
-    what, id_col, time_col : str
-        Names used in error messages.
-    info : TimeInfo, optional
-        The kind of ``times``, so that error messages show datetimes as datetimes.
-
-    Raises
-    ------
-    ValueError
-        If two rows share a (series id, time) pair.
-
-    Examples
-    --------
-    >>> panel = to_panel(np.array(["b", "a", "a"]), np.array([5.0, 2.0, 1.0]),
-    ...                  np.array([[1.0], [2.0], [3.0]], dtype=np.float32))
-    >>> panel.ids.tolist(), panel.rows.tolist()
-    (['a', 'b'], [[2, 1], [0, -1]])
-    """
-    codes, uniques = pd.factorize(ids, sort=True)
-    order = np.lexsort((times, codes))
-    codes_sorted, times_sorted = codes[order], times[order]
-    same = (codes_sorted[1:] == codes_sorted[:-1]) & (times_sorted[1:] == times_sorted[:-1])
-    if same.any():
-        first = order[1:][same][0]
-        when = times[first] if info is None else info.to_times(times[first : first + 1])[0]
-        shown = str(when) if isinstance(when, pd.Timestamp) else repr(plain(when))
-        raise ValueError(
-            f"{what} has {int(same.sum())} duplicate ({id_col}, {time_col}) rows, for example "
-            f"{id_col}={plain(ids[first])!r}, {time_col}={shown}"
-        )
-    n_series = len(uniques)
-    lengths = np.bincount(codes_sorted, minlength=n_series).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    position = np.arange(len(order)) - starts[codes_sorted]
-    length = int(lengths.max())
-
-    rows = np.full((n_series, length), -1, dtype=np.int64)
-    rows[codes_sorted, position] = order
-    valid = rows >= 0
-    # Padding repeats the last time, so gaps over padding are 0.
-    # int64 nanoseconds stay integers: float64 would round present-day datetimes to 256 ns.
-    time = np.empty((n_series, length), dtype=np.int64 if times.dtype.kind in "iu" else np.float64)
-    time[codes_sorted, position] = times_sorted
-    last = time[np.arange(n_series), lengths - 1]
-    time = np.where(valid, time, last[:, None])
-    # Rows are scattered to their padded slots in blocks of the input's order. pandas hands out
-    # column-major arrays: a block is transposed in cache on its way, where a row-major copy of
-    # the whole input first costs a third more time and memory. Padding stays uninitialised
-    # until the NaNs are zeroed below.
-    n_features = values.shape[1]
-    destination = np.empty(len(order), dtype=np.int64)
-    destination[order] = codes_sorted * length + position
-    packed = np.empty((n_series, length, n_features), dtype=values.dtype)
-    flat = packed.reshape(n_series * length, n_features)
-    block = max(1024, _BLOCK_VALUES // max(n_features, 1))
-    for start in range(0, len(order), block):
-        flat[destination[start : start + block]] = values[start : start + block]
-    observed = np.isnan(packed)
-    np.logical_not(observed, out=observed)
-    observed &= valid[:, :, None]
-    # Zero NaN and padding by multiplying the float bits by 0 or 1: exact, and 3-10x faster
-    # than np.putmask / np.nan_to_num on 10^5 rows x 600 columns.
-    bits = packed.view(np.uint64 if packed.dtype == np.float64 else np.uint32)
-    np.multiply(bits, observed, out=bits)
-    return SeriesPanel(
-        ids=np.asarray(uniques), rows=rows, time=time, values=packed,
-        value_observed=observed, valid=valid, lengths=lengths,
-    )
-
-
-def median_gap(panel: SeriesPanel) -> float:
-    """Median positive gap between consecutive rows of a series, in raw units (1.0 if none)."""
-    gaps = np.diff(panel.time, axis=1)[panel.valid[:, 1:]]
-    gaps = gaps[gaps > 0]
-    return float(np.median(gaps)) if gaps.size else 1.0
 
 
 def as_target_frame(y, index: pd.Index, n_rows: int) -> tuple[np.ndarray, list[str]]:

@@ -1,8 +1,11 @@
-"""Forecast queries: the future (id, time) rows a forecast is asked for, checked against the history.
+"""Forecast queries: the future (id, time) rows a forecast is asked for, and what the head reads of each.
 
 A forecast runs the network over each series' history once and answers every query of that
-series from its last row (:func:`smr_ts.model.predict_queries`), so queries never change each
+series from its last row (:func:`smr_ts.forecasting.predict.predict_queries`), so queries never change each
 other's answers.
+
+:func:`query_features` turns a query into the head's inputs: its calendar phases, how far ahead
+it is, how long since each anchor, the season-ago values and the covariates.
 """
 
 from __future__ import annotations
@@ -12,11 +15,100 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from smr_ts.data.frames import SeriesPanel, split_frame
+from smr_ts.data.frames import split_frame
+from smr_ts.data.panel import SeriesPanel
 from smr_ts.data.times import TimeInfo, check_time_kind, plain, time_difference
+from smr_ts.forecasting.covariates import future_features, rows_at_or_before
+from smr_ts.forecasting.features import ForecastTensors, phase_features
+from smr_ts.forecasting.layout import AHEAD_PERIODS, ForecastLayout
 
-__all__ = ["check_query_times", "history_rows", "horizon_queries", "never_observed", "read_queries",
+__all__ = ["check_query_times", "history_rows", "horizon_queries", "never_observed", "query_features", "read_queries",
            "warn_never_observed", "warn_past_horizon"]
+
+
+_SEASONS = 3  # seasons averaged in the seasonal-lag features
+
+
+def _latest_at(data: ForecastTensors, series, t) -> np.ndarray:
+    """(P, T) the latest observed targets at or before relative times ``t`` of ``series``, NaN where
+    there is none (a row's anchor is the latest observation at or before it)."""
+    row = rows_at_or_before(data.time, data.lengths, series, t)
+    return np.where((row >= 0)[:, None], data.anchor[series, np.maximum(row, 0)], np.nan)
+
+
+def _season_times(data: ForecastTensors, layout: ForecastLayout, series, k, t_query) -> list:
+    """Per calendar period p, the (``_SEASONS``, P) times ``t_query - (n + m) * p``, m < ``_SEASONS``, with the
+    smallest n >= 1 that keeps them at or before the cut (row ``k``): the seasons the lag features read."""
+    t_cut = data.time[series, k]
+    out = []
+    for p in layout.periods:
+        n = np.maximum(1.0, np.ceil((t_query - t_cut) / p))
+        out.append(np.stack([t_query - (n + m) * p for m in range(_SEASONS)]))
+    return out
+
+
+def _seasonal_lags(data: ForecastTensors, series, k, seasons: list) -> list:
+    """Per calendar period p, what the series did in the seasons before each query: the mean of
+    the latest observed targets at or before the ``seasons`` times (:func:`_season_times`), as a
+    change from the anchor in the cut's scale, and the share of those seasons that had an
+    observation. (A mean over seasons, not the seasonal-naive value alone: on noisy counts one
+    season ago overfits.)"""
+    anchor, scale = data.anchor[series, k], data.scale[series, k]
+    parts = []
+    for times in seasons:
+        values = np.stack([_latest_at(data, series, t) for t in times])
+        found = np.isfinite(values)
+        mean = np.where(found, values, 0.0).sum(0) / np.maximum(found.sum(0), 1)
+        parts += [np.nan_to_num(np.where(found.any(0), (mean - anchor) / scale, 0.0)), found.mean(0)]
+    return parts
+
+
+def _scale_ratio(data: ForecastTensors, layout: ForecastLayout, series, k) -> np.ndarray:
+    """(P,) the first target's typical scale over the series' scale at rows ``k``, clipped to [0.1, 10]."""
+    return np.clip(layout.fallback[layout.target_index[0]] / data.scale[series, k, 0], 0.1, 10.0)
+
+
+def _level_features(data: ForecastTensors, layout: ForecastLayout, series, k, ratio=None) -> np.ndarray:
+    """(P, 3) for models with future-known columns fitted on several series: the series' typical scale over
+    its own (clipped to [0.1, 10]), the anchor's level standardised over the training rows, and their product. An
+    input moves a target by an amount in the target's units, which is that amount over the series' scale
+    in the scaled units the head predicts in, and often in proportion to the level (a concentration decays
+    towards zero, not towards its few observations' mean). Not used on a single series, where the level
+    relative to its own past drifts with the season, nor for static columns alone, where it lets the network
+    fit growth by size (both measured in docs/results/forecasting_design.md)."""
+    ratio = _scale_ratio(data, layout, series, k) if ratio is None else ratio
+    z = np.nan_to_num((data.anchor[series, k, 0] - layout.level[0]) / layout.level[1])
+    return np.stack([ratio, z, ratio * z], -1)
+
+
+def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.ndarray, k: np.ndarray,
+                   t_query: np.ndarray) -> np.ndarray:
+    """(P, n_qf) features of queries at relative times ``t_query`` continued from rows ``k`` of ``series``:
+    the query's calendar phases, how far ahead it is, how long since each anchor, the gap from the
+    anchor to the series' mean, the season-ago values (:func:`_seasonal_lags`), and the covariates
+    (:mod:`smr_ts.forecasting.covariates`)."""
+    ahead = t_query - data.time[series, k]
+    since_anchor = t_query[:, None] - data.anchor_time[series, k]
+    gap_to_mean = (data.mean[series, k] - data.anchor[series, k]) / data.scale[series, k]
+    seasons = _season_times(data, layout, series, k, t_query)
+    parts = [
+        phase_features(t_query + data.origin, layout.periods),
+        np.log1p(np.maximum(ahead, 0) / layout.time_unit)[:, None],
+        (ahead / layout.horizon)[:, None],
+        phase_features(ahead / layout.time_unit, list(AHEAD_PERIODS)),
+        np.log1p(np.nan_to_num(np.maximum(since_anchor, 0), nan=0.0) / layout.time_unit),
+        np.nan_to_num(gap_to_mean, nan=0.0),
+        *_seasonal_lags(data, series, k, seasons),
+    ]
+    ratio = _scale_ratio(data, layout, series, k) if layout.level or data.track is not None else None
+    if layout.level:  # the covariates' features come last: the head's linear path reads them
+        parts.append(_level_features(data, layout, series, k, ratio))
+    if data.track is not None:
+        parts.append(future_features(data.track, layout, series, data.anchor_time[series, k, 0], t_query, ratio,
+                                     seasons=seasons))
+    if data.static is not None:
+        parts.append(data.static[series])
+    return np.concatenate(parts, -1).astype(np.float32)
 
 
 def history_rows(panel: SeriesPanel, n_features: int):

@@ -44,7 +44,10 @@ from numbers import Real
 import numpy as np
 import torch
 
-from smr_ts.data.forecast import ForecastLayout, ForecastTensors, query_features, validation_origin
+from smr_ts.forecasting.features import ForecastTensors
+from smr_ts.forecasting.layout import ForecastLayout
+from smr_ts.forecasting.pairs import validation_origin
+from smr_ts.forecasting.queries import query_features
 from smr_ts.inference import CHUNK, on_device, over_chunks
 
 __all__ = ["MAX_BINS", "MAX_PAIRS", "MIN_LATE_PAIRS", "MIN_PER_BIN", "ahead_bins", "calibration_residuals",

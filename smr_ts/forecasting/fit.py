@@ -1,6 +1,6 @@
 """What a forecasting fit trains on: the layout, covariates, training pairs and validation.
 
-The forecasting counterpart of :mod:`smr_ts.regression_data`: the estimator calls
+The forecasting counterpart of :mod:`smr_ts.regression.fit`: the estimator calls
 :func:`forecast_data` with itself, so that what it fixes (``layout_``, ``horizon_``,
 ``history_panel_``, the static encodings) becomes its fitted attributes.
 """
@@ -11,14 +11,15 @@ from functools import partial
 
 import numpy as np
 
-from smr_ts.data.covariate_frames import (
+from smr_ts.data.panel import FIRST_GAP, SeriesPanel, median_gap, to_panel
+from smr_ts.data.times import parse_time_unit
+from smr_ts.forecasting.covariate_frames import (
     check_covariate_columns, fit_statics, merge_static_frame, split_static, static_codes,
 )
-from smr_ts.data.forecast import auto_horizon, fit_layout, forecast_tensors, training_pairs, training_window
-from smr_ts.data.frames import SeriesPanel, median_gap, to_panel
-from smr_ts.data.times import parse_time_unit
-from smr_ts.data.windows import FIRST_GAP
-from smr_ts.intervals import calibration_source
+from smr_ts.forecasting.features import forecast_tensors
+from smr_ts.forecasting.intervals import calibration_source
+from smr_ts.forecasting.layout import auto_horizon, fit_layout, training_window
+from smr_ts.forecasting.pairs import training_pairs
 from smr_ts.training import forecast_evaluate, forecast_loss
 
 __all__ = ["covariates_at_fit", "forecast_data", "forecast_targets"]

@@ -1,7 +1,7 @@
 """Forecasting many series in bounded memory, from the saved states or from the history.
 
 :meth:`SMRForecaster.forecast` lands here. The work runs block by block of series
-(:func:`smr_ts.streaming.panel_blocks`: about a million padded rows each), so memory stays
+(:func:`smr_ts.data.panel.panel_blocks`: about a million padded rows each), so memory stays
 bounded by the panel itself plus one block's tensors, whatever the number of series: the rows'
 inputs and statistics are prepared for one block, the backbone runs over it 64 series at a time,
 and the head answers that block's queries. Without ``context`` the fitted history is read in
@@ -18,15 +18,15 @@ import torch
 
 from smr_ts._runtime import resolve_device
 from smr_ts._validation import check_params, positive_int
-from smr_ts.data.covariate_frames import future_query_values, static_codes
-from smr_ts.data.forecast import forecast_tensors, since_origin
-from smr_ts.data.frames import to_panel
+from smr_ts.data.panel import FIRST_GAP, panel_blocks, take_series, to_panel
 from smr_ts.data.times import time_difference
-from smr_ts.data.queries import horizon_queries, never_observed, read_queries, warn_never_observed, warn_past_horizon
-from smr_ts.data.windows import FIRST_GAP
-from smr_ts.intervals import uncertainty_columns
-from smr_ts.model import predict_queries
-from smr_ts.streaming import panel_blocks, take_series
+from smr_ts.forecasting.covariate_frames import future_query_values, static_codes
+from smr_ts.forecasting.features import forecast_tensors, since_origin
+from smr_ts.forecasting.intervals import uncertainty_columns
+from smr_ts.forecasting.queries import (
+    horizon_queries, never_observed, query_features, read_queries, warn_never_observed, warn_past_horizon,
+)
+from smr_ts.inference import CHUNK, on_device, over_chunks
 
 __all__ = ["forecast_frame"]
 
@@ -83,3 +83,42 @@ def forecast_frame(est, h, times, context, return_std: bool, what: str, levels) 
     if est.id_col is not None:
         out.insert(0, est.id_col, q_ids)
     return out.assign(**outputs)
+
+
+def last_outputs(model: "ForecastNetwork", data, device, chunk: int = CHUNK) -> torch.Tensor:
+    """(S, d_model) the backbone's output at each series' last row, ``chunk`` series at a time (on CPU)."""
+    last = data.lengths - 1
+
+    def step(net, sel):
+        length = int(data.lengths[sel].max())
+        h = net.encode(*(torch.from_numpy(a[sel, :length]).to(device) for a in (data.inputs, data.dt, data.mask)))
+        return h[torch.arange(h.shape[0]), torch.from_numpy(last[sel]).to(device)].cpu()
+
+    return torch.cat(over_chunks(model, device, len(data.lengths), step, chunk))
+
+
+def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, t_query: np.ndarray, device,
+                    chunk: int = CHUNK, h_last: torch.Tensor | None = None):
+    """Forecasts (mean, std or None) in the targets' units, (n_queries, T), float64. A network with
+    quantiles gives (its 0.5 level, every level (n_queries, T, Q)) instead, the levels sorted so that
+    they never cross (monotone rearrangement, Chernozhukov et al. 2010). Every output of a target the
+    query's series never observed (no anchor) is NaN.
+
+    Each query of ``series`` (index into ``data``) at relative time ``t_query`` continues from its
+    series' last row: the backbone runs over each history once (``chunk`` series at a time,
+    :func:`last_outputs`) and the head answers every query from the output there. ``h_last``: those
+    outputs, when they are known already (a streaming state, :mod:`smr_ts.forecasting.streaming`).
+    """
+    if h_last is None:
+        h_last = last_outputs(model, data, device, chunk)
+    k = data.lengths[series] - 1
+    query = torch.from_numpy(query_features(data, layout, series, k, t_query))
+    mean, std = on_device(model, device, lambda net: net.decode(h_last[torch.from_numpy(series)].to(device),
+                                                                query.to(device)))
+    scale = data.scale[series, k]
+    if getattr(model, "quantiles", None) is not None:
+        levels = data.anchor[series, k][..., None] + scale[..., None] * np.sort(std.cpu().double().numpy(), -1)
+        return levels[..., model.quantiles.index(0.5)], levels
+    anchor = data.anchor[series, k]
+    mean = anchor + scale * mean.cpu().double().numpy()  # NaN where the series never observed the target
+    return mean, (np.where(np.isfinite(anchor), scale * std.cpu().double().numpy(), np.nan) if std is not None else None)

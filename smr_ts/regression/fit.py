@@ -1,8 +1,8 @@
 """What a sequence-regression fit trains on: scalers, training and validation series, batches.
 
 Sequence regression (``fit(X, y)``) scores whole series at every row with a target
-(:mod:`smr_ts.data.windows`); forecasting prepares (cut, query) pairs instead
-(:mod:`smr_ts.data.forecast`). The estimator calls :func:`regression_data` with itself, so that
+(:mod:`smr_ts.regression.windows`); forecasting prepares (cut, query) pairs instead
+(:mod:`smr_ts.forecasting.pairs`). The estimator calls :func:`regression_data` with itself, so that
 the scalers it fits become its fitted attributes.
 """
 
@@ -13,9 +13,10 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from smr_ts.data.frames import SeriesPanel, as_target_frame, to_panel
-from smr_ts.data.scaling import column_moments, identity_moments
-from smr_ts.data.windows import WindowSampler, panel_tensors
+from smr_ts.data.frames import as_target_frame
+from smr_ts.data.panel import SeriesPanel, to_panel
+from smr_ts.regression.scaling import column_moments, identity_moments
+from smr_ts.regression.windows import WindowSampler, panel_tensors
 from smr_ts.training import batch_loss, evaluate
 
 __all__ = ["regression_data", "regression_score", "validation_panel"]

@@ -1,6 +1,6 @@
 """Streaming: each series' state after its last row, advanced over new rows only.
 
-A forecast continues a series from its last row (:mod:`smr_ts.data.forecast`)::
+A forecast continues a series from its last row (:mod:`smr_ts.forecasting.features`)::
 
     forecast(t) = anchor + scale * head(h_cut, features(t))
 
@@ -12,7 +12,7 @@ three current without re-running the history:
 - the rows are appended to ``history_panel_`` (:func:`append_rows`, in place, with spare room);
 - the statistics are running sums per series and value column (count, total, last value, sum and
   number of absolute changes), continued over the new rows with the same float64 operations as
-  :func:`smr_ts.data.forecast.expanding_statistics` (a cumulative sum seeded with the carried
+  :func:`smr_ts.forecasting.features.expanding_statistics` (a cumulative sum seeded with the carried
   total is the whole history's cumulative sum, bit for bit);
 - the backbone's state is advanced over the new rows (``advance`` of :mod:`smr_ts.ssm` and
   :mod:`smr_ts.baselines`: S5, S6, GRU-dt and ODE-RNN all carry one; SMR's gate carries its last
@@ -34,77 +34,24 @@ import pandas as pd
 import torch
 
 from smr_ts._runtime import resolve_device
-from smr_ts.data.covariate_frames import check_static_rows, static_codes
-from smr_ts.data.forecast import _EPS_REL, _phase_features, forecast_tensors  # the statistics continued here
-from smr_ts.data.frames import SeriesPanel, check_id_kind, to_panel
+from smr_ts.data.frames import check_id_kind
+from smr_ts.data.panel import (
+    FIRST_GAP, SeriesPanel, append_rows, block_size, pad_to_length, panel_blocks, take_series, to_panel,
+)
 from smr_ts.data.times import as_fitted_times
-from smr_ts.data.windows import FIRST_GAP
+from smr_ts.forecasting.covariate_frames import check_static_rows, static_codes
+from smr_ts.forecasting.features import _EPS_REL, forecast_tensors, phase_features  # the statistics continued here
 from smr_ts.inference import CHUNK, over_chunks
 
 __all__ = ["advance_network", "append_rows", "history_state", "panel_blocks", "running_statistics", "take_series",
            "update"]
 
-BLOCK_ROWS = 1 << 20  # padded rows per block of series prepared at once: bounds the memory of large panels
 _STATS = ("count", "total", "last", "abs_change", "n_change")
-
-
-# ---------------------------------------------------------------------------------------- panels
-def take_series(panel: SeriesPanel, sel) -> SeriesPanel:
-    """The series ``sel`` (a slice or indices) of a panel, cut to their longest length."""
-    lengths = panel.lengths[sel]
-    length = max(int(lengths.max()), 1) if len(lengths) else 1
-    return SeriesPanel(ids=panel.ids[sel], rows=panel.rows[sel, :length], time=panel.time[sel, :length],
-                       values=panel.values[sel, :length], value_observed=panel.value_observed[sel, :length],
-                       valid=panel.valid[sel, :length], lengths=lengths)
-
-
-def panel_blocks(panel: SeriesPanel, n: int | None = None, chunk: int = CHUNK, rows: int | None = None):
-    """Slices of ``n`` series (default: all the panel's), each a multiple of ``chunk`` series
-    holding about ``rows`` (default :data:`BLOCK_ROWS`) padded rows at most (one chunk at least),
-    so that preparing a block takes bounded memory."""
-    rows = BLOCK_ROWS if rows is None else rows
-    n = len(panel.lengths) if n is None else n
-    longest = max(int(panel.lengths.max()), 1) if len(panel.lengths) else 1
-    size = max(chunk, (rows // longest) // chunk * chunk)
-    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
-
-
-def append_rows(panel: SeriesPanel, series: np.ndarray, times: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Append rows (sorted by series, then time; every time after its series' last) to ``panel`` in
-    place, growing its padded length by an eighth when it must. Returns each row's position."""
-    counts = np.bincount(series, minlength=len(panel.lengths))
-    first = np.r_[0, np.cumsum(counts)[:-1]]
-    position = panel.lengths[series] + np.arange(len(series)) - first[series]
-    needed = int((panel.lengths + counts).max())
-    if needed > panel.time.shape[1]:
-        _grow(panel, max(needed, panel.time.shape[1] + panel.time.shape[1] // 8 + 8))
-    start = int(panel.lengths.sum())  # rows number the fitted frame's rows, then every update's
-    observed = ~np.isnan(values)
-    panel.rows[series, position] = start + np.arange(len(series))
-    panel.time[series, position] = times
-    panel.values[series, position] = np.where(observed, values, 0.0)
-    panel.value_observed[series, position] = observed
-    panel.valid[series, position] = True
-    panel.lengths += counts
-    touched = np.flatnonzero(counts)
-    last = panel.time[touched, panel.lengths[touched] - 1]
-    after = np.arange(panel.time.shape[1]) >= panel.lengths[touched, None]
-    panel.time[touched] = np.where(after, last[:, None], panel.time[touched])  # padding repeats the last time
-    return position
-
-
-def _grow(panel: SeriesPanel, length: int) -> None:
-    extra = length - panel.time.shape[1]
-    pad = lambda a, value: np.concatenate(  # noqa: E731
-        [a, np.full((a.shape[0], extra) + a.shape[2:], value, a.dtype)], 1)
-    panel.time = np.concatenate([panel.time, np.repeat(panel.time[:, -1:], extra, 1)], 1)
-    panel.rows, panel.values = pad(panel.rows, -1), pad(panel.values, 0)
-    panel.value_observed, panel.valid = pad(panel.value_observed, False), pad(panel.valid, False)
 
 
 # ---------------------------------------------------------------------------------------- statistics
 def running_statistics(values: np.ndarray, observed: np.ndarray) -> dict:
-    """Per series and value column (S, F), the sums that :func:`~smr_ts.data.forecast.expanding_statistics`
+    """Per series and value column (S, F), the sums that :func:`~smr_ts.forecasting.features.expanding_statistics`
     has reached at the last row: observations, their total, the last observed value, the sum and the
     number of absolute changes between consecutive observations (float64, int64 counts)."""
     x = values.astype(np.float64)
@@ -131,7 +78,7 @@ def continued_inputs(stats: dict, x: np.ndarray, observed: np.ndarray, valid: np
                      prev_time: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """The backbone inputs of new rows (S, n, F values; padding where not ``valid``) of series whose
     statistics so far are ``stats`` and whose last row was at ``prev_time``: (inputs, dt, mask, the
-    statistics after them). The same numbers as :func:`~smr_ts.data.forecast.forecast_tensors` gives
+    statistics after them). The same numbers as :func:`~smr_ts.forecasting.features.forecast_tensors` gives
     those rows when it reads the whole history."""
     fallback = np.asarray(layout.fallback, np.float64)
     x = np.where(observed, x.astype(np.float64), 0.0)
@@ -151,7 +98,7 @@ def continued_inputs(stats: dict, x: np.ndarray, observed: np.ndarray, valid: np
     level = np.where(observed, (x - mean) / scale, 0.0)
     dt = np.diff(np.concatenate([prev_time[:, None], time], 1), axis=1).astype(np.float64) / layout.time_unit
     dt = np.where(valid, dt, 0.0)
-    calendar = _phase_features(time.astype(np.float64), layout.periods)
+    calendar = phase_features(time.astype(np.float64), layout.periods)
     inputs = np.concatenate([level, change / scale, observed, calendar, np.log1p(dt)[..., None]], -1).astype(np.float32)
     inputs *= valid[..., None]
     last = latest[:, -1]
@@ -295,7 +242,7 @@ def _advance_known(est, panel: SeriesPanel, state: dict, series, times, values, 
     touched, local, counts = np.unique(series, return_inverse=True, return_counts=True)
     prev_time = panel.time[touched, panel.lengths[touched] - 1]
     rank = np.arange(len(series)) - (np.cumsum(counts) - counts)[local]  # row within the series' new rows
-    size = max(CHUNK, BLOCK_ROWS // int(counts.max()) // CHUNK * CHUNK)
+    size = block_size(int(counts.max()))
     parts = []
     for start in range(0, len(touched), size):
         block = slice(start, start + size)
@@ -328,10 +275,10 @@ def _advance_block(est, state, touched, prev_time, counts, local, rank, times, v
 def _merged(old: SeriesPanel, state: dict, new: SeriesPanel, new_state: dict):
     """The panel and states of the fitted series and of new ones, merged in id order (new arrays)."""
     length = max(old.time.shape[1], new.time.shape[1])
-    old, new = copy.copy(old), copy.copy(new)  # _grow replaces arrays: the panels given stay as they are
+    old, new = copy.copy(old), copy.copy(new)  # pad_to_length replaces arrays: the panels given stay as they are
     for p in (old, new):
         if p.time.shape[1] < length:
-            _grow(p, length)
+            pad_to_length(p, length)
     rows = np.where(new.valid, new.rows + int(old.lengths.sum()), -1)
     all_ids = np.concatenate([old.ids, new.ids])
     order = np.argsort(all_ids, kind="stable")

@@ -1,7 +1,7 @@
 """The pandas side of covariates: which columns are static or future-known, read from the frames.
 
 The estimator's ``future_cols`` and ``static_cols`` (and ``fit(static=...)``) are checked and read
-here; :mod:`smr_ts.data.covariates` turns what this returns into model inputs.
+here; :mod:`smr_ts.forecasting.covariates` turns what this returns into model inputs.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from numbers import Number
 import numpy as np
 import pandas as pd
 
-from smr_ts.data.covariates import encode_static, fit_static_spec, static_values, static_width
 from smr_ts.data.frames import numeric_values
+from smr_ts.forecasting.covariates import encode_static, fit_static_spec, static_values, static_width
 
 __all__ = ["check_covariate_columns", "check_static_rows", "fit_statics", "future_query_values", "merge_static_frame",
            "split_static", "static_codes"]

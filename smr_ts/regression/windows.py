@@ -1,7 +1,7 @@
 """Sequence regression: panels to tensors, and tensors to batches of whole series.
 
 Sequence regression trains on whole series, scored at every row with a target (forecasting has
-its own examples, :mod:`smr_ts.data.forecast`). Everything here is torch tensors and numpy
+its own examples, :mod:`smr_ts.forecasting.pairs`). Everything here is torch tensors and numpy
 random generators; no DataFrame comes in.
 """
 
@@ -12,13 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from smr_ts.data.frames import SeriesPanel
-from smr_ts.data.scaling import standardise
+from smr_ts.data.panel import FIRST_GAP, SeriesPanel
+from smr_ts.regression.scaling import standardise
 
-__all__ = ["FIRST_GAP", "Scaling", "WindowSampler", "panel_tensors"]
-
-FIRST_GAP = 1.0  # gap given to each series' first step, in time units (the S5 convention)
-
+__all__ = ["Scaling", "WindowSampler", "panel_tensors"]
 
 @dataclass(frozen=True)
 class Scaling:

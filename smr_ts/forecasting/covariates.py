@@ -17,7 +17,7 @@ Three kinds of inputs besides the targets (``docs/estimator.md#covariates``):
   - and the part of each sum that arrived after the anchor (the last observed target),
     ``S_tau(t) - S_tau(t_a) * exp(-(t - t_a) / tau)``: what moved the target since it was last seen;
   - and per calendar period in use, the latest value's change from the mean of the latest values at
-    the season times the target's seasonal lags read (``smr_ts.data.forecast._season_times``): the
+    the season times the target's seasonal lags read (``smr_ts.forecasting.queries._season_times``): the
     temperature now against the same hours of the last three days, next to the demand then.
 
   Training reads the same features from the training rows, so the model learns them on the
