@@ -104,12 +104,12 @@ def test_updated_state_equals_the_state_of_the_whole_history(backbone, settings)
 
 
 def test_new_rows_get_the_inputs_of_the_whole_history_bit_for_bit():
-    # The running statistics continue expanding_statistics' float64 sums exactly: the inputs of the
+    # The running statistics continue the float64 sums of the history's exactly: the inputs of the
     # new rows equal those forecast_tensors computes over the whole history.
     model, history, future = fitted("s5")
     rows = new_rows(future, per_series=7)
     panel = copy.deepcopy(model.history_panel_)
-    stats = streaming.running_statistics(panel.values, panel.value_observed)
+    stats = forecast_tensors(panel, model.layout_, FIRST_GAP).statistics
     ids, times, values = history_rows(panel, 1)
     whole = forecast_tensors(to_panel(np.concatenate([ids, rows["unique_id"].to_numpy()]),
                                       np.concatenate([times, rows["ds"].to_numpy().view(np.int64)]),
@@ -325,3 +325,47 @@ def test_statics_missing_or_given_as_text_are_refused_by_update_and_context():
     expected = model.forecast(h=2, context=given)
     got = copy.deepcopy(model).update(given).forecast(h=2)
     np.testing.assert_allclose(got["y"], expected["y"], rtol=1e-5, atol=1e-5)
+
+
+def test_update_gives_the_state_of_a_refit_on_history_plus_rows_for_every_input_feature(monkeypatch):
+    """After update(rows), the state equals the one rebuilt from history plus rows with the same network:
+    the running statistics bit for bit, and the input the backbone read at every new row, feature by feature
+    (each value column's level, change and observed flag, the daily phase, the log gap), bit for bit; the
+    backbone's states and the forecasts to float rounding. Fails if update computes an input feature its own
+    way (a plain mean where the fit's scale has its prior, a calendar phase of the wrong time)."""
+    history, future = frames(n_obs=120)  # five days of hours: the daily phase is an input
+    rng = np.random.default_rng(0)
+    history, future = (f.assign(x=rng.normal(size=len(f))) for f in (history, future))  # a past-only column
+    model = SMRForecaster(d_model=8, state_size=8, n_layers=2, epochs=1, horizon="1D", random_state=0,
+                          validation_fraction=0.0, target_cols=["y"]).fit(history)
+    assert model.layout_.periods  # the calendar features are in play
+    rows = new_rows(future, per_series=6)
+    rows.loc[rows.index[2::5], "x"] = np.nan
+    seen = []
+    advance = streaming.advance_network
+
+    def spy(network, inputs, dt, mask, state):
+        seen.append(inputs.numpy().copy())
+        return advance(network, inputs, dt, mask, state)
+
+    monkeypatch.setattr(streaming, "advance_network", spy)
+    before_lengths = model.history_panel_.lengths.copy()
+    model.update(rows)
+    monkeypatch.setattr(streaming, "advance_network", advance)
+    ids, times, values = history_rows(model.history_panel_, 2)
+    whole = to_panel(ids, times, values)
+    refit = streaming.history_state(model.model_, model.layout_, whole, torch.device("cpu"))
+    assert sorted(refit) == sorted(model.stream_state_)
+    for name, value in refit.items():
+        if name.startswith("stats."):
+            assert torch.equal(model.stream_state_[name], value), name
+        else:
+            torch.testing.assert_close(model.stream_state_[name], value, rtol=1e-5, atol=1e-5, msg=name)
+    data = forecast_tensors(whole, model.layout_, FIRST_GAP)
+    n_features = data.inputs.shape[-1]
+    assert n_features == 3 * 2 + 2 * len(model.layout_.periods) + 1
+    (updated,) = seen  # one chunk of series, every one of them with new rows
+    tail = before_lengths[:, None] + np.arange(6)
+    expected = data.inputs[np.arange(len(whole.ids))[:, None], tail]
+    for feature in range(n_features):
+        np.testing.assert_array_equal(updated[..., feature], expected[..., feature], err_msg=f"input feature {feature}")

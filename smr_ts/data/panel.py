@@ -17,7 +17,7 @@ from smr_ts.data.times import plain
 from smr_ts.inference import CHUNK
 
 __all__ = ["BLOCK_ROWS", "FIRST_GAP", "SeriesPanel", "append_rows", "block_size", "median_gap", "pad_to_length",
-           "panel_blocks", "take_series", "to_panel"]
+           "panel_blocks", "row_gaps", "take_series", "to_panel"]
 
 FIRST_GAP = 1.0  # gap given to each series' first step, in time units (the S5 convention)
 BLOCK_ROWS = 1 << 20  # padded rows per block of series prepared at once: bounds the memory of large panels
@@ -54,11 +54,21 @@ class SeriesPanel:
     valid: np.ndarray
     lengths: np.ndarray
 
-    def gaps(self, unit: float, first_gap: float = 1.0) -> np.ndarray:
+    def gaps(self, unit: float, first_gap: float = FIRST_GAP) -> np.ndarray:
         """(S, L) float64 time since the previous row in ``unit`` s; ``first_gap`` at each first row, 0 at padding."""
-        dt = np.diff(self.time, axis=1, prepend=self.time[:, :1]).astype(np.float64) / unit
+        return row_gaps(self.time, self.valid, unit, first_gap=first_gap)
+
+
+def row_gaps(time: np.ndarray, valid: np.ndarray, unit: float, previous: np.ndarray | None = None,
+             first_gap: float = FIRST_GAP) -> np.ndarray:
+    """(S, L) float64 time since each row's previous one in ``unit`` s, 0 at padding (not ``valid``). The
+    first row's previous one is at ``previous`` (S,) raw times (rows that continue a history), or, without
+    it, the first row's gap is ``first_gap``. Raw times subtract in their own dtype: integers exactly."""
+    before = time[:, :1] if previous is None else np.asarray(previous, time.dtype)[:, None]
+    dt = np.diff(np.concatenate([before, time], axis=1), axis=1).astype(np.float64) / unit
+    if previous is None:
         dt[:, 0] = first_gap
-        return np.where(self.valid, dt, 0.0)
+    return np.where(valid, dt, 0.0)
 
 
 _BLOCK_VALUES = 1 << 20  # values per block when to_panel scatters rows: a few MB, cache-sized

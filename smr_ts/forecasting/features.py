@@ -12,7 +12,7 @@ So carrying the last value forward is where the model starts (the head's last la
 zero), and training teaches it what to add.
 
 Everything is per series and causal, so series of very different levels train together and a
-training cut sees no more than a forecast would (:func:`expanding_statistics`):
+training cut sees no more than a forecast would (:func:`causal_statistics`):
 
 - **scale** at a row: the mean absolute change between consecutive observations of the series up
   to that row (what the scaled MAE divides by), in float64, with the training series' median
@@ -21,10 +21,10 @@ training cut sees no more than a forecast would (:func:`expanding_statistics`):
   previous observation ``(x - x_prev) / scale`` per value column, an observed flag, the log gap,
   and calendar features of the row's time.
 
-Training is linear in series length: the backbone runs once over a window of rows and every row of
-the window can serve as a cut, so one pass scores many (cut, query) pairs. A pair's query is a
-row with an observed target; its distance ahead is drawn uniformly in time up to ``horizon``, and
-the cut is the last row at least that far before it (:func:`draw_ahead`).
+They are computed once, here, for every use: :func:`row_inputs` continues the statistics from
+where a series stood (:class:`RunningStatistics`; none: from its start), so a fit, a forecast, a
+forecast with ``context`` and ``update`` (which carries them in each series' stream state) read
+the same inputs, bit for bit.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from smr_ts.data.panel import SeriesPanel
 from smr_ts.data.times import time_difference
 from smr_ts.forecasting.covariates import FutureTrack, future_track, static_width
 
-__all__ = ["ForecastTensors", "expanding_statistics", "fallback_scales", "forecast_tensors", "phase_features",
-           "since_origin"]
+__all__ = ["ForecastTensors", "RowStatistics", "RunningStatistics", "causal_statistics", "fallback_scales",
+           "forecast_tensors", "phase_features", "row_inputs", "since_origin"]
 
 
 _EPS_REL = 1e-10  # a scale below this fraction of the level is rounding noise, not variation
@@ -58,14 +58,19 @@ def _last_observed_index(observed: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(observed, steps, -1), axis=1)
 
 
-def _changes(x: np.ndarray, observed: np.ndarray):
+def _changes(x: np.ndarray, observed: np.ndarray, carry: RunningStatistics | None = None):
     """(S, L, F): the latest observed row at or before each row (-1 if none), whether the row is
-    an observation with an earlier one, and its change since that earlier one (0 otherwise)."""
-    last = _last_observed_index(observed)
-    prev = np.concatenate([np.full_like(last[:, :1], -1), last[:, :-1]], axis=1)
-    has_prev = observed & (prev >= 0)
+    an observation with an earlier one, and its change since that earlier one (0 otherwise). With
+    ``carry``, the rows continue a history whose last observation is ``carry.last``."""
+    latest = _last_observed_index(observed)
+    prev = np.concatenate([np.full_like(latest[:, :1], -1), latest[:, :-1]], axis=1)
+    seen = prev >= 0
     x_prev = np.take_along_axis(x, np.maximum(prev, 0), axis=1)
-    return last, has_prev, np.where(has_prev, x - x_prev, 0.0)
+    if carry is not None:
+        x_prev = np.where(seen, x_prev, carry.last[:, None])
+        seen = seen | (carry.count[:, None] > 0)
+    has_prev = observed & seen
+    return latest, has_prev, np.where(has_prev, x - x_prev, 0.0)
 
 
 def fallback_scales(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -107,32 +112,92 @@ class ForecastTensors:
     scale: np.ndarray  # (S, L, T) float64 target scale of the observations up to each row
     track: FutureTrack | None = None  # the future-known columns' known rows (None without any)
     static: np.ndarray | None = None  # (S, W) float32 static encodings (None without any)
+    statistics: RunningStatistics | None = None  # where each series' statistics stand after its last row
 
     def take(self, idx: np.ndarray) -> "ForecastTensors":
         """The series ``idx``."""
         return ForecastTensors(**{name: value if name == "origin" or value is None else
-                                  (value.take(idx) if name == "track" else value[idx])
+                                  (value.take(idx) if name in ("track", "statistics") else value[idx])
                                   for name, value in vars(self).items()})
 
 
-def expanding_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray):
+@dataclass(frozen=True)
+class RunningStatistics:
+    """Where the causal statistics of each series and value column (S, F) stand after its last row: the
+    observations, their total, the last observed value (0 before any), and the sum and number of
+    absolute changes between consecutive observations (float64; int64 counts)."""
+
+    count: np.ndarray
+    total: np.ndarray
+    last: np.ndarray
+    abs_change: np.ndarray
+    n_change: np.ndarray
+
+    def take(self, idx) -> "RunningStatistics":
+        """The series ``idx``."""
+        return RunningStatistics(**{name: value[idx] for name, value in vars(self).items()})
+
+
+@dataclass(frozen=True)
+class RowStatistics:
+    """The causal statistics at each row (S, L, F), float64, and where they stand after the last one."""
+
+    mean: np.ndarray  # running mean of the observations up to the row (0 before the first)
+    scale: np.ndarray  # running mean absolute change, with the fallback as one prior change, floored
+    change: np.ndarray  # each observation's change since the previous one (0 elsewhere)
+    latest: np.ndarray  # int: the latest observed row at or before the row (-1 if none among these rows)
+    after: RunningStatistics
+
+
+def _cumsum(x: np.ndarray, carry: np.ndarray | None) -> np.ndarray:
+    """The cumulative sum over axis 1 of ``x`` continuing from ``carry`` (S, F) (None: from 0): seeded, not
+    added afterwards, so it equals the whole sequence's cumulative sum bit for bit."""
+    if carry is None:
+        return np.cumsum(x, axis=1)
+    return np.cumsum(np.concatenate([carry[:, None], x], axis=1), axis=1)[:, 1:]
+
+
+def causal_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray,
+                      carry: RunningStatistics | None = None) -> RowStatistics:
     """Per row, the statistics of each column over the series' observations up to that row.
 
     Causal, so a training cut never sees the values after it, and at a series' last row they are
     the statistics of its whole history. ``mean`` is the running mean (0 before the first
     observation); ``scale`` the running mean absolute change between consecutive observations,
     with the fallback scale counted as one prior change (so a series with one or two observations
-    leans on the training series' typical scale) and floored at ``1e-3 * fallback``. Also returns
-    each observation's change since the previous one and the latest observed row (see
-    :func:`_changes`). All float64, ``(S, L, F)``.
+    leans on the training series' typical scale) and floored at ``1e-3 * fallback``. With
+    ``carry``, the rows ``x`` (S, L, F, 0 where not observed) continue histories whose statistics
+    stood there, and the result is what the whole histories would give at these rows.
     """
-    count = np.cumsum(observed, axis=1)
-    total = np.cumsum(np.where(observed, x, 0.0), axis=1)
+    latest, has_prev, change = _changes(x, observed, carry)
+    count = _cumsum(observed, None if carry is None else carry.count)
+    total = _cumsum(np.where(observed, x, 0.0), None if carry is None else carry.total)
+    abs_change = _cumsum(np.abs(change), None if carry is None else carry.abs_change)
+    n_change = _cumsum(has_prev, None if carry is None else carry.n_change)
     mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    last, has_prev, change = _changes(x, observed)
-    scale = (np.cumsum(np.abs(change), axis=1) + fallback) / (np.cumsum(has_prev, axis=1) + 1)
+    scale = (abs_change + fallback) / (n_change + 1)
     scale = np.maximum(scale, np.maximum(1e-3 * fallback, _EPS_REL * np.abs(mean)))
-    return mean, scale, change, last
+    last = latest[:, -1]
+    before = 0.0 if carry is None else carry.last
+    after = RunningStatistics(
+        count=count[:, -1], total=total[:, -1], abs_change=abs_change[:, -1], n_change=n_change[:, -1],
+        last=np.where(last >= 0, np.take_along_axis(x, np.maximum(last, 0)[:, None], axis=1)[:, 0], before))
+    return RowStatistics(mean=mean, scale=scale, change=change, latest=latest, after=after)
+
+
+def row_inputs(x: np.ndarray, observed: np.ndarray, valid: np.ndarray, time: np.ndarray, dt: np.ndarray, layout,
+               carry: RunningStatistics | None = None) -> tuple[np.ndarray, RowStatistics]:
+    """The backbone's input at each row (S, L, n_inputs) float32, 0 where not ``valid``, and the statistics
+    it came from (:func:`causal_statistics`, continued from ``carry``): per value column the level
+    ``(x - mean) / scale`` and the change since the previous observation over the scale, the observed
+    flags, the calendar phases of the row's raw ``time`` and the log of its gap ``dt`` (time units)."""
+    stats = causal_statistics(x, observed, np.asarray(layout.fallback, np.float64), carry)
+    level = np.where(observed, (x - stats.mean) / stats.scale, 0.0)
+    calendar = phase_features(time.astype(np.float64), layout.periods)
+    inputs = np.concatenate([level, stats.change / stats.scale, observed, calendar, np.log1p(dt)[..., None]], -1)
+    inputs = inputs.astype(np.float32)
+    inputs *= valid[..., None]
+    return inputs, stats
 
 
 def since_origin(raw, origin: float) -> np.ndarray:
@@ -175,19 +240,13 @@ def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: floa
     later rows, ``(series, raw times, values)``, that queries read (:mod:`smr_ts.forecasting.covariates`)."""
     x = panel.values.astype(np.float64)
     obs = panel.value_observed
-    fallback = np.asarray(layout.fallback, np.float64)
-    mean, scale, change, last = expanding_statistics(x, obs, fallback)
-    level = np.where(obs, (x - mean) / scale, 0.0)
-    change = change / scale
     dt = panel.gaps(layout.time_unit, first_gap)
+    inputs, stats = row_inputs(x, obs, panel.valid, panel.time, dt, layout)
     origin = float(panel.time[panel.valid].min()) if panel.valid.any() else 0.0
     time = since_origin(panel.time, origin)
-    calendar = phase_features(panel.time.astype(np.float64), layout.periods)
-    inputs = np.concatenate([level, change, obs, calendar, np.log1p(dt)[..., None]], -1).astype(np.float32)
-    inputs *= panel.valid[..., None]
 
     ti = list(layout.target_index)
-    t_obs, t_last = obs[..., ti], last[..., ti]
+    t_obs, t_last = obs[..., ti], stats.latest[..., ti]
     target = np.where(t_obs, x[..., ti], np.nan)
     has_anchor = t_last >= 0
     anchor = np.where(has_anchor, np.take_along_axis(x[..., ti], np.maximum(t_last, 0), axis=1), np.nan)
@@ -196,7 +255,7 @@ def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: floa
     return ForecastTensors(
         inputs=inputs, dt=dt.astype(np.float32), mask=obs.any(-1), valid=panel.valid, lengths=panel.lengths,
         time=time, origin=origin, target=target, anchor=anchor, anchor_time=anchor_time,
-        mean=mean[..., ti], scale=scale[..., ti],
+        mean=stats.mean[..., ti], scale=stats.scale[..., ti], statistics=stats.after,
         track=_track(panel, layout, origin, future_rows) if layout.future_index else None,
         static=(np.zeros((len(panel.ids), static_width(layout.static_spec)), np.float32) if static is None else
                 np.asarray(static, np.float32)) if layout.static_spec else None,

@@ -11,9 +11,10 @@ three current without re-running the history:
 
 - the rows are appended to ``history_panel_`` (:func:`append_rows`, in place, with spare room);
 - the statistics are running sums per series and value column (count, total, last value, sum and
-  number of absolute changes), continued over the new rows with the same float64 operations as
-  :func:`smr_ts.forecasting.features.expanding_statistics` (a cumulative sum seeded with the carried
-  total is the whole history's cumulative sum, bit for bit);
+  number of absolute changes), continued over the new rows by
+  :func:`smr_ts.forecasting.features.row_inputs`, the one function that computes them for a fit and
+  a forecast too (a cumulative sum seeded with the carried total is the whole history's cumulative
+  sum, bit for bit);
 - the backbone's state is advanced over the new rows (``advance`` of :mod:`smr_ts.ssm` and
   :mod:`smr_ts.baselines`: S5, S6, GRU-dt and ODE-RNN all carry one; SMR's gate carries its last
   tau inputs), and ``h_cut`` is its output at the new last row.
@@ -28,6 +29,7 @@ backbone's state), ``h_last`` and ``stats.<name>``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -36,75 +38,29 @@ import torch
 from smr_ts._runtime import resolve_device
 from smr_ts.data.frames import check_id_kind
 from smr_ts.data.panel import (
-    FIRST_GAP, SeriesPanel, append_rows, block_size, pad_to_length, panel_blocks, take_series, to_panel,
+    FIRST_GAP, SeriesPanel, append_rows, block_size, pad_to_length, panel_blocks, row_gaps, take_series, to_panel,
 )
 from smr_ts.data.times import as_fitted_times
 from smr_ts.forecasting.covariate_frames import check_static_rows, static_codes
-from smr_ts.forecasting.features import _EPS_REL, forecast_tensors, phase_features  # the statistics continued here
+from smr_ts.forecasting.features import RunningStatistics, forecast_tensors, row_inputs
 from smr_ts.inference import CHUNK, over_chunks
 
-__all__ = ["advance_network", "append_rows", "history_state", "panel_blocks", "running_statistics", "take_series",
-           "update"]
+__all__ = ["advance_network", "continued_inputs", "history_state", "update"]
 
-_STATS = ("count", "total", "last", "abs_change", "n_change")
+_STATS = tuple(f.name for f in dataclasses.fields(RunningStatistics))
 
 
 # ---------------------------------------------------------------------------------------- statistics
-def running_statistics(values: np.ndarray, observed: np.ndarray) -> dict:
-    """Per series and value column (S, F), the sums that :func:`~smr_ts.forecasting.features.expanding_statistics`
-    has reached at the last row: observations, their total, the last observed value, the sum and the
-    number of absolute changes between consecutive observations (float64, int64 counts)."""
-    x = values.astype(np.float64)
-    steps = np.arange(x.shape[1])[None, :, None]
-    latest = np.maximum.accumulate(np.where(observed, steps, -1), axis=1)
-    prev = np.concatenate([np.full_like(latest[:, :1], -1), latest[:, :-1]], axis=1)
-    has_prev = observed & (prev >= 0)
-    change = np.where(has_prev, x - np.take_along_axis(x, np.maximum(prev, 0), axis=1), 0.0)
-    last = latest[:, -1]
-    return {"count": observed.sum(1).astype(np.int64),
-            "total": np.cumsum(np.where(observed, x, 0.0), axis=1)[:, -1],
-            "last": np.where(last >= 0, np.take_along_axis(x, np.maximum(last, 0)[:, None], axis=1)[:, 0], 0.0),
-            "abs_change": np.cumsum(np.abs(change), axis=1)[:, -1],
-            "n_change": has_prev.sum(1).astype(np.int64)}
-
-
-def _continued(carry: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The cumulative sum over axis 1 of ``x`` continuing from ``carry`` (S, F): seeded, not added
-    afterwards, so it equals the whole sequence's cumulative sum bit for bit."""
-    return np.cumsum(np.concatenate([carry[:, None], x], axis=1), axis=1)[:, 1:]
-
-
-def continued_inputs(stats: dict, x: np.ndarray, observed: np.ndarray, valid: np.ndarray, time: np.ndarray,
-                     prev_time: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def continued_inputs(stats: RunningStatistics, x: np.ndarray, observed: np.ndarray, valid: np.ndarray,
+                     time: np.ndarray, prev_time: np.ndarray, layout):
     """The backbone inputs of new rows (S, n, F values; padding where not ``valid``) of series whose
     statistics so far are ``stats`` and whose last row was at ``prev_time``: (inputs, dt, mask, the
-    statistics after them). The same numbers as :func:`~smr_ts.forecasting.features.forecast_tensors` gives
-    those rows when it reads the whole history."""
-    fallback = np.asarray(layout.fallback, np.float64)
+    statistics after them), from :func:`~smr_ts.forecasting.features.row_inputs`: the same numbers as a
+    forecast from the whole history gives those rows."""
     x = np.where(observed, x.astype(np.float64), 0.0)
-    count = stats["count"][:, None] + np.cumsum(observed, axis=1)
-    total = _continued(stats["total"], x)
-    mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    steps = np.arange(x.shape[1])[None, :, None]
-    latest = np.maximum.accumulate(np.where(observed, steps, -1), axis=1)
-    prev = np.concatenate([np.full_like(latest[:, :1], -1), latest[:, :-1]], axis=1)
-    x_prev = np.where(prev >= 0, np.take_along_axis(x, np.maximum(prev, 0), axis=1), stats["last"][:, None])
-    has_prev = observed & ((prev >= 0) | (stats["count"][:, None] > 0))
-    change = np.where(has_prev, x - x_prev, 0.0)
-    abs_change = _continued(stats["abs_change"], np.abs(change))
-    n_change = stats["n_change"][:, None] + np.cumsum(has_prev, axis=1)
-    scale = (abs_change + fallback) / (n_change + 1)
-    scale = np.maximum(scale, np.maximum(1e-3 * fallback, _EPS_REL * np.abs(mean)))
-    level = np.where(observed, (x - mean) / scale, 0.0)
-    dt = np.diff(np.concatenate([prev_time[:, None], time], 1), axis=1).astype(np.float64) / layout.time_unit
-    dt = np.where(valid, dt, 0.0)
-    calendar = phase_features(time.astype(np.float64), layout.periods)
-    inputs = np.concatenate([level, change / scale, observed, calendar, np.log1p(dt)[..., None]], -1).astype(np.float32)
-    inputs *= valid[..., None]
-    last = latest[:, -1]
-    after = {"count": count[:, -1], "total": total[:, -1], "abs_change": abs_change[:, -1], "n_change": n_change[:, -1],
-             "last": np.where(last >= 0, np.take_along_axis(x, np.maximum(last, 0)[:, None], axis=1)[:, 0], stats["last"])}
-    return inputs, dt.astype(np.float32), observed.any(-1), after
+    dt = row_gaps(time, valid, layout.time_unit, previous=prev_time)
+    inputs, row_stats = row_inputs(x, observed, valid, time, dt, layout, carry=stats)
+    return inputs, dt.astype(np.float32), observed.any(-1), row_stats.after
 
 
 # ---------------------------------------------------------------------------------------- the network
@@ -137,9 +93,8 @@ def history_state(network, layout, panel: SeriesPanel, device) -> dict:
         sub = take_series(panel, block)
         data = forecast_tensors(sub, layout, FIRST_GAP)
         h_last, backbone = _advance_rows(network, data.inputs, data.dt, data.mask, sub.lengths, None, device)
-        stats = running_statistics(sub.values, sub.value_observed)
         parts.append({**{f"backbone.{k}": v for k, v in backbone.items()}, "h_last": h_last,
-                      **{f"stats.{k}": torch.from_numpy(v) for k, v in stats.items()}})
+                      **{f"stats.{k}": torch.from_numpy(v) for k, v in vars(data.statistics).items()}})
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -263,13 +218,13 @@ def _advance_block(est, state, touched, prev_time, counts, local, rank, times, v
     new_time[local, rank] = times
     last = new_time[np.arange(len(touched)), counts - 1]
     new_time = np.where(valid, new_time, last[:, None])  # padding repeats the last time, as in the panel
-    stats = {k: state[f"stats.{k}"][touched].numpy() for k in _STATS}
+    stats = RunningStatistics(**{k: state[f"stats.{k}"][touched].numpy() for k in _STATS})
     inputs, dt, mask, after = continued_inputs(stats, x, observed, valid, new_time, prev_time, est.layout_)
     backbone = {k[len("backbone."):]: v[touched] for k, v in state.items() if k.startswith("backbone.")}
     h_last, backbone = _advance_rows(network, inputs, dt, mask, counts, backbone, device)
     return {"h_last": h_last, **{f"backbone.{k}": v for k, v in backbone.items()},
             **{f"stats.{k}": torch.from_numpy(np.asarray(v, dtype=state[f"stats.{k}"].numpy().dtype))
-               for k, v in after.items()}}
+               for k, v in vars(after).items()}}
 
 
 def _merged(old: SeriesPanel, state: dict, new: SeriesPanel, new_state: dict):
