@@ -15,6 +15,7 @@ over its gap without input, which for S5 with ZOH is the exact continuous-time p
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from functools import partial
 
@@ -30,27 +31,27 @@ from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_para
 from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
 from smr_ts.data.frames import (
-    align_columns, check_id_kind, features_and_targets, numeric_values, refuse_array, refuse_forecast_array, split_frame,
+    FrameSchema, Rows, features_and_targets, known_rows, refuse_array, refuse_forecast_array, split_frame,
 )
-from smr_ts.data.panel import SeriesPanel, median_gap, to_panel
-from smr_ts.data.times import TimeInfo, as_fitted_times, check_time_kind, parse_time_unit
-from smr_ts.forecasting import predict, streaming
-from smr_ts.forecasting.covariate_frames import check_static_rows, split_static
-from smr_ts.forecasting.fit import covariates_at_fit, forecast_data, forecast_targets
+from smr_ts.data.panel import median_gap, to_panel
+from smr_ts.data.times import TimeInfo, parse_time_unit
+from smr_ts.forecasting import streaming
+from smr_ts.forecasting.fit import covariate_columns, forecast_targets
+from smr_ts.forecasting.fit import prepare as prepare_forecasting
 from smr_ts.forecasting.intervals import calibration_residuals, check_levels
-from smr_ts.forecasting.queries import history_rows
-from smr_ts.model import ForecastNetwork, SequenceModel
-from smr_ts.model_selection import forecast_score
-from smr_ts.regression.fit import regression_data, regression_score
-from smr_ts.regression.predict import predict_panel
-from smr_ts.regression.windows import Scaling, panel_tensors
+from smr_ts.forecasting.predict import forecast_frame
+from smr_ts.forecasting.state import Calibration
+from smr_ts.model import build_network
+from smr_ts.model_selection import score_forecasts
+from smr_ts.persistence import fitted_params
+from smr_ts.regression.fit import prepare as prepare_regression
+from smr_ts.regression.fit import r2, validation_panel
+from smr_ts.regression.predict import predict_rows
+from smr_ts.regression.windows import Scaling
 from smr_ts.training import TrainingSettings, train
 
 __all__ = ["SMRForecaster"]
 
-# Forecasting holds out at least this many series (a quarter of a smaller panel): they choose the epoch and
-# calibrate the intervals, which a handful of series does not do reliably (docs/results/forecasting_design.md).
-MIN_HELD_OUT_SERIES = 16
 
 class SMRForecaster(RegressorMixin, BaseEstimator):
     """Variable-step state-space model (S5 or S6, optionally with SMR) for irregular time series.
@@ -252,20 +253,16 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         values = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
         return np.zeros(n, dtype=np.int64), np.arange(n, dtype=np.float64), TimeInfo("numeric"), values
 
-    def _read_known(self, X, what: str, dtype=np.float32, static_out: list | None = None):
-        """Rows of a frame for a fitted model: (ids, raw times, features in fit's column order). Static
-        columns, when the rows carry them, go to ``static_out`` as one row per series."""
+    def _read_known(self, X, what: str, dtype=np.float32, schema: FrameSchema | None = None) -> Rows:
+        """Rows of a frame for a fitted model, in fit's column order, their static columns apart."""
         ids, times, info, values = self._read_rows(X, fitting=False, what=what)
-        check_time_kind(info, self.time_info_, self.time_col, what)
-        static = [c for c in getattr(self, "static_names_", ()) if c in values.columns]
-        if static:
-            values, table = split_static(values, ids, static if len(static) == len(self.static_names_)
-                                         else self.static_names_, self.id_col, what)
-            if static_out is not None:
-                static_out.append(table)
-        if isinstance(X, pd.DataFrame):
-            values = align_columns(values, self.value_columns_, what)
-        return ids, times, numeric_values(values, what, dtype)
+        return known_rows(ids, times, info, values, schema or self._schema(), what, dtype,
+                          named=isinstance(X, pd.DataFrame))
+
+    def _schema(self) -> FrameSchema:
+        """How this fitted model reads frames (its id and time columns are the current parameters)."""
+        return FrameSchema(self.id_col, self.time_col, self.time_info_, self.value_columns_, self.target_names_,
+                           list(getattr(self, "future_names_", ())), list(getattr(self, "static_names_", ())))
 
     # ------------------------------------------------------------------ fit
     @uses_threads
@@ -310,40 +307,41 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             raise
 
     def _fit(self, X, y, validation_data, static):
-        check_estimator_params(self)
+        params = self.get_params(deep=False)
+        check_estimator_params(params, type(self).__name__)
         if y is None and not isinstance(X, pd.DataFrame):
             refuse_forecast_array(X, self.id_col, self.time_col)
         collective, device = distributed.join(self.device)  # a torchrun group (docs/distributed.md), or None
-        self.mode_ = "regression" if y is not None else "forecast"
-        forecasting = self.mode_ == "forecast"
-        self.loss_, self.fitted_params_ = resolved_loss(self.loss, self.mode_), persistence.fitted_params(self)
-        self.quantiles_ = resolved_quantiles(self)
-        ids, times, info, values = self._read_rows(X, fitting=True)
-        self.time_info_ = info
-        static_table = None
+        mode = "regression" if y is not None else "forecast"
+        forecasting = mode == "forecast"
+        loss, quantiles = resolved_loss(self.loss, mode), resolved_quantiles(self.loss, self.quantiles)
+        ids, times, info, values = self._read_rows(X, fitting=True)  # sklearn's n_features_in_, feature_names_in_
+        static_table, future_names, static_names = None, [], []
         if forecasting:
-            values, static_table = covariates_at_fit(self, values, ids, static)
+            values, static_table, future_names, static_names = covariate_columns(values, ids, static, params)
         elif self.future_cols or self.static_cols or static is not None:
             raise ValueError("future_cols, static_cols and static= are for forecasting (fit(df) without y)")
-        features, targets, self.value_columns_, self.target_names_, self.y_ndim_ = features_and_targets(
-            X, y, values, forecast_targets(self, [str(c) for c in values.columns]) if forecasting else self.target_cols,
-            np.float64 if forecasting else np.float32)
-        self.n_targets_ = targets.shape[1]
+        targets_of_X = forecast_targets(self.target_cols, future_names, [str(c) for c in values.columns])
+        features, targets, value_columns, target_names, y_ndim = features_and_targets(
+            X, y, values, targets_of_X if forecasting else self.target_cols, np.float64 if forecasting else np.float32)
         if self.encoder == "cnn" and features.shape[1] != int(np.prod(self.image_shape)):
             raise ValueError(f"image_shape={tuple(self.image_shape)} needs {int(np.prod(self.image_shape))} "
                              f"value columns, X has {features.shape[1]}")
         panel = to_panel(ids, times, features if forecasting else np.concatenate([features, targets], 1),
                          id_col=self.id_col, time_col=self.time_col, info=info)
         unit = parse_time_unit(self.time_unit, info)
-        self.time_unit_ = unit if unit is not None else median_gap(panel)
+        time_unit = unit if unit is not None else median_gap(panel)
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         seed = distributed.same_on_every_rank(collective, seed)  # every rank draws the same windows
+        schema = FrameSchema(self.id_col, self.time_col, info, value_columns, target_names, future_names, static_names)
         if forecasting:
-            sampler, val_batches, loss_fn, evaluate_fn = forecast_data(self, panel, static_table, validation_data,
-                                                                       seed, device)
+            rows = None if validation_data is None else self._read_known(validation_data, "validation_data",
+                                                                         np.float64, schema)
+            prepared = prepare_forecasting(panel, static_table, rows, schema, time_unit, params, loss, seed, device)
         else:
-            sampler, val_batches, loss_fn, evaluate_fn = regression_data(self, panel, features, targets,
-                                                                         validation_data, seed, device)
+            prepared = prepare_regression(panel, features, targets, self._validation_panel(validation_data, schema),
+                                          time_unit, params, loss, seed, device)
+        val_batches, evaluate_fn = prepared.validation, prepared.evaluate
         if collective is not None:  # each rank validates its share; the sums are all-reduced
             val_batches, evaluate_fn = collective.shard_list(val_batches), partial(evaluate_fn, reduce=collective)
 
@@ -352,25 +350,45 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         # Model selection (with patience), last value as the floor when forecasting, the progress bar.
         callbacks, stopper = training_callbacks(self.callbacks, self.patience, int(self.verbose),
                                                 require_gain=forecasting and bool(val_batches))
+        layout = prepared.state.layout if forecasting else None
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            self.model_ = self._build_model().to(device)
+            network = build_network(params, len(value_columns), targets.shape[1], loss, layout, quantiles).to(device)
             batch_rng = np.random.default_rng(seed + 1)
-            result = train(self.model_, settings, lambda epoch: sampler.epoch(batch_rng), sampler.n_batches,
-                           partial(loss_fn, distributed.parallel(self.model_, collective)),
-                           partial(evaluate_fn, self.model_, val_batches) if val_batches else None, callbacks,
+            sampler = prepared.sampler
+            result = train(network, settings, lambda epoch: sampler.epoch(batch_rng), sampler.n_batches,
+                           partial(prepared.loss, distributed.parallel(network, collective)),
+                           partial(evaluate_fn, network, val_batches) if val_batches else None, callbacks,
                            initial_candidate=forecasting, collective=collective)
-        self.model_.to("cpu").eval()
-        best_epoch = stopper.best_epoch
+        network.to("cpu").eval()
         if result.diverged:
-            self._report_divergence(result.diverged, best_epoch)
+            self._report_divergence(result.diverged, stopper.best_epoch)
         if forecasting:  # what calibrates forecast(level=...): the held-out part, forecast by the final network
-            self.calibration_ahead_, self.calibration_scores_, self.calibration_changes_ = calibration_residuals(
-                self.model_, self.layout_, vars(self).pop("_calibration_source"), np.random.default_rng(seed + 3), device)
+            calibration = Calibration(*calibration_residuals(network, layout, prepared.calibration_source,
+                                                             np.random.default_rng(seed + 3), device))
             # Each series' state after its last row, which forecast() continues and update() advances.
-            self.stream_state_ = streaming.history_state(self.model_, self.layout_, self.history_panel_, device)
-        self.history_, self.best_epoch_, self.interrupted_ = result.history, best_epoch, result.interrupted
+            stream = streaming.history_state(network, layout, panel, device)
+            self.forecast_state_ = dataclasses.replace(prepared.state, calibration=calibration, stream=stream)
+            self.future_names_, self.static_names_ = future_names, static_names
+        else:
+            scaling = prepared.scaling
+            self.feature_mean_, self.feature_scale_ = scaling.feature_mean, scaling.feature_scale
+            self.target_mean_, self.target_scale_ = scaling.target_mean, scaling.target_scale
+        self.mode_, self.loss_, self.quantiles_, self.fitted_params_ = mode, loss, quantiles, fitted_params(params)
+        self.time_info_, self.time_unit_, self.value_columns_ = info, time_unit, value_columns
+        self.target_names_, self.n_targets_, self.y_ndim_ = target_names, targets.shape[1], y_ndim
+        self.model_, self.history_, self.best_epoch_ = network, result.history, stopper.best_epoch
+        self.interrupted_ = result.interrupted
         return self
+
+    def _validation_panel(self, validation_data, schema: FrameSchema):
+        """Regression's ``validation_data=(X_val, y_val)`` as a panel of [features, targets] (None when not given)."""
+        if validation_data is None:
+            return None
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError("validation_data must be a pair (X_val, y_val) when fit gets y")
+        X_val, y_val = validation_data
+        return validation_panel(self._read_known(X_val, "validation_data", schema=schema), X_val, y_val, schema)
 
     def _report_divergence(self, diverged: str, best_epoch: int | None) -> None:
         """Warn what a diverged fit kept (raise when it has nothing to keep) and what to change."""
@@ -380,42 +398,16 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         kept = "the last-value network" if best_epoch == -1 else f"epoch {best_epoch}'s weights"
         warnings.warn(f"{diverged}; kept {kept}: {change}", RuntimeWarning, stacklevel=4)
 
-    def _split(self, n_series: int, seed: int, given: bool):
-        """Training and validation series (validation_fraction of them, when there are >= 2)."""
-        order = np.random.default_rng(seed).permutation(n_series)
-        by_time = self.mode_ == "forecast" and self.validation_by == "time"
-        split = not given and not by_time and self.validation_fraction > 0 and n_series >= 2
-        n_val = max(1, int(round(self.validation_fraction * n_series)))
-        if self.mode_ == "forecast":  # calibration and early stopping need enough held-out series
-            n_val = max(n_val, min(MIN_HELD_OUT_SERIES, n_series // 4))
-        n_val = min(n_series - 1, n_val) if split else 0
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
-
     def _scaling(self) -> Scaling:
         return Scaling(self.feature_mean_, self.feature_scale_, self.target_mean_, self.target_scale_, self.time_unit_)
 
     def _build_model(self):
-        n_features = len(self.value_columns_)
-        if self.mode_ == "forecast":
-            return ForecastNetwork(self.layout_.n_inputs(n_features), self.layout_.n_query_features, self.n_targets_,
-                                   self.d_model, self.n_layers, self.backbone, self.get_params(deep=False),
-                                   gaussian=self.loss_ == "gaussian", dropout=self.dropout,
-                                   quantiles=getattr(self, "quantiles_", None),
-                                   n_linear=self.layout_.n_covariate_features)
-        return SequenceModel(
-            n_features=n_features, n_outputs=self.n_targets_, d_model=self.d_model, n_layers=self.n_layers,
-            backbone=self.backbone, encoder=self.encoder, image_shape=self.image_shape,
-            encoder_hidden=self.encoder_hidden, gaussian=self.loss_ == "gaussian", dropout=self.dropout,
-            backbone_settings=self.get_params(deep=False),
-        )
+        """A network of this fitted model's shape (untrained)."""
+        layout = self.forecast_state_.layout if self.mode_ == "forecast" else None
+        return build_network(self.get_params(deep=False), len(self.value_columns_), self.n_targets_, self.loss_,
+                             layout, getattr(self, "quantiles_", None))
 
     # ------------------------------------------------------------------ prediction
-    def _run(self, panel: SeriesPanel):
-        """Model outputs on every step of a panel of features: (mean, std or None), unscaled, (S, L, T)."""
-        device = resolve_device(self.device, strict=False)
-        mean, std = predict_panel(self.model_, panel_tensors(panel, self._scaling()), device)
-        return mean * self.target_scale_ + self.target_mean_, (std * self.target_scale_ if std is not None else None)
-
     def _check_std(self, return_std: bool):
         check_is_fitted(self, "model_")
         if return_std and self.loss_ != "gaussian":
@@ -452,15 +444,10 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
                 return mean, result[[f"{c}_std" for c in self.target_names_]].set_axis(X.index).set_axis(
                     self.target_names_, axis=1)
             return mean
-        ids, times, features = self._read_known(X, "X")
-        panel = to_panel(ids, times, features, id_col=self.id_col, time_col=self.time_col, info=self.time_info_)
-        mean, std = self._run(panel)
-        rows = panel.rows[panel.valid]
-        outputs = []
-        for values in (mean, std) if return_std else (mean,):
-            out = np.empty((len(features), self.n_targets_), np.float64)
-            out[rows] = values[panel.valid]
-            outputs.append(self._format_rows(out, X))
+        rows = self._read_known(X, "X")
+        outputs = predict_rows(self.model_, rows, self._schema(), self._scaling(), resolve_device(self.device, strict=False),
+                               return_std)
+        outputs = [self._format_rows(out, X) for out in outputs]
         return tuple(outputs) if return_std else outputs[0]
 
     def _format_rows(self, array: np.ndarray, X):
@@ -476,7 +463,11 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         regressor. Forecast mode (no y): minus the mean scaled MAE of forecasts at X's rows against X's
         target columns (:func:`smr_ts.model_selection.forecast_score`)."""
         check_is_fitted(self, "model_")
-        return (forecast_score if self.mode_ == "forecast" else regression_score)(self, X, y, sample_weight)
+        if self.mode_ != "forecast":
+            return r2(self.predict, X, y, sample_weight)
+        return score_forecasts(self.forecast, X, y, sample_weight, history=self.forecast_state_.panel,
+                               value_columns=self.value_columns_, target_names=self.target_names_,
+                               future_names=self.future_names_, id_col=self.id_col, time_col=self.time_col)
 
     # ------------------------------------------------------------------ forecasting
     @uses_threads
@@ -518,7 +509,11 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             raise ValueError("forecast() needs a model fitted without y (forecasting mode)")
         if (h is None) == (times is None):
             raise ValueError("give exactly one of h and times")
-        return predict.forecast_frame(self, h, times, context, return_std, what, levels)
+        state = self.forecast_state_
+        rows = None if context is None else self._read_known(context, "context", state.panel.values.dtype)
+        return forecast_frame(state, self.model_, self._schema(), h=h, times=times, context=rows,
+                              return_std=return_std, what=what, levels=levels, quantiles=self.quantiles_,
+                              horizon=self.horizon, device=resolve_device(self.device, strict=False))
 
     @uses_threads
     def update(self, new_rows) -> "SMRForecaster":
@@ -551,23 +546,40 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             fitted ones, or (on integer times) a time with a fraction.
         """
         check_is_fitted(self, "model_")
-        return streaming.update(self, new_rows)
+        if self.mode_ != "forecast":
+            raise ValueError("update() needs a model fitted without y (forecasting mode)")
+        rows = self._read_known(new_rows, "new_rows", np.float64)
+        self.forecast_state_ = streaming.update(self.forecast_state_, self.model_, rows, self._schema(),
+                                                resolve_device(self.device, strict=False))
+        return self
 
-    def _history(self, context, static_out: list | None = None):
-        """The fitted history's rows, extended by ``context`` rows when given (their statics to ``static_out``)."""
-        ids, times, values = history_rows(self.history_panel_, len(self.value_columns_))
-        if context is None:
-            return ids, times, values
-        tables = []
-        c_ids, c_times, c_values = self._read_known(context, "context", values.dtype, static_out=tables)
-        check_id_kind(c_ids, self.history_panel_.ids, self.id_col, "context")
-        check_static_rows(self, c_ids, tables[0] if tables else None, "context")  # as update() checks them
-        if static_out is not None:
-            static_out.extend(tables)
-        # A duplicate (id, time) between history and context is an error (to_panel, in serving.forecast_frame).
-        return (np.concatenate([ids, c_ids]),
-                np.concatenate([times, as_fitted_times(c_times, times.dtype, self.time_col, "context")]),
-                np.concatenate([values, c_values]))
+    # ------------------------------------------------------------------ forecasting's fitted state, documented
+    history_panel_ = property(lambda self: self.forecast_state_.panel,
+                              doc="Forecasting: the fitted series (and the rows update appended), forecasts continue.")
+    layout_ = property(lambda self: self.forecast_state_.layout, doc="Forecasting: what the network's inputs are.")
+    horizon_ = property(lambda self: self.forecast_state_.layout.horizon,
+                        doc="Forecasting: the longest time ahead trained, in raw units.")
+    static_ids_ = property(lambda self: _present(self.forecast_state_.statics, "static columns").ids,
+                           doc="Forecasting with static columns: the series whose statics are known.")
+    static_codes_ = property(lambda self: _present(self.forecast_state_.statics, "static columns").codes,
+                             doc="Forecasting with static columns: their encodings.")
+    calibration_ahead_ = property(lambda self: _present(self.forecast_state_.calibration, "calibration").ahead,
+                                  doc="Forecasting: how far ahead each held-out calibration pair is (raw units).")
+    calibration_scores_ = property(lambda self: _present(self.forecast_state_.calibration, "calibration").scores,
+                                   doc="Forecasting: each calibration pair's score.")
+    calibration_changes_ = property(
+        lambda self: _present(_present(self.forecast_state_.calibration, "calibration").changes, "history groups"),
+        doc="Forecasting: the observed changes behind each calibration pair's cut-off.")
+
+    @property
+    def stream_state_(self) -> dict:
+        """Forecasting: each series' state after its last row, as a dict of tensors (``backbone.<name>``,
+        ``h_last``, ``stats.<name>``); ``del`` it and forecasts run the backbone over the history again."""
+        return _present(self.forecast_state_.stream, "stream state").as_dict()
+
+    @stream_state_.deleter
+    def stream_state_(self):
+        self.forecast_state_ = dataclasses.replace(self.forecast_state_, stream=None)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
@@ -588,7 +600,8 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             ``path`` is a file, or ``path/config.json`` or ``path/weights.pt`` is a folder.
         """
         check_is_fitted(self, "model_")
-        persistence.save(self, path)
+        fitted = {name: getattr(self, name) for name in persistence.FITTED_ATTRIBUTES if name in vars(self)}
+        persistence.save(path, self.get_params(deep=False), fitted)
 
     @classmethod
     def load(cls, path) -> "SMRForecaster":
@@ -602,4 +615,14 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             A file is truncated or edited, the two files come from different saves, or the save
             comes from a version this one cannot read (the message names the file and both versions).
         """
-        return persistence.load(cls, path)
+        params, at_fit, fitted = persistence.load(path, cls._get_param_names())
+        estimator = cls(**at_fit)  # the network is built as it was fitted; the current parameters come last
+        vars(estimator).update(fitted)
+        return estimator.set_params(**params)
+
+
+def _present(value, what: str):
+    """``value``, or an AttributeError (so ``hasattr`` is False) when this fitted model has no ``what``."""
+    if value is None:
+        raise AttributeError(f"this fitted model has no {what}")
+    return value

@@ -16,8 +16,8 @@ from torch import nn
 
 from smr_ts.backbones import BACKBONES
 
-__all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "gaussian_nll", "masked_mae", "masked_mse",
-           "last_outputs", "pinball", "pinball_loss", "predict_panel", "predict_queries"]
+__all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "build_network", "gaussian_nll", "masked_mae",
+           "masked_mse", "pinball", "pinball_loss"]
 
 ENCODERS = ("linear", "mlp", "cnn")
 _VARIANCE_FLOOR = 1e-4
@@ -217,3 +217,20 @@ class ForecastNetwork(nn.Module):
         return self.decode(h_cut, batch["query"])
 
 
+
+
+def build_network(params: dict, n_features: int, n_targets: int, loss: str, layout=None, quantiles=None) -> nn.Module:
+    """The network a fit trains, from the estimator's parameters (``get_params()``) and what the fit fixed:
+    a :class:`ForecastNetwork` for a forecasting ``layout`` (:class:`~smr_ts.forecasting.layout.ForecastLayout`)
+    over ``n_features`` value columns, else a :class:`SequenceModel`; a variance head with ``loss="gaussian"``."""
+    gaussian = loss == "gaussian"
+    if layout is not None:
+        return ForecastNetwork(layout.n_inputs(n_features), layout.n_query_features, n_targets, params["d_model"],
+                               params["n_layers"], params["backbone"], params, gaussian=gaussian,
+                               dropout=params["dropout"], quantiles=quantiles, n_linear=layout.n_covariate_features)
+    return SequenceModel(
+        n_features=n_features, n_outputs=n_targets, d_model=params["d_model"], n_layers=params["n_layers"],
+        backbone=params["backbone"], encoder=params["encoder"], image_shape=params["image_shape"],
+        encoder_hidden=params["encoder_hidden"], gaussian=gaussian, dropout=params["dropout"],
+        backbone_settings=params,
+    )

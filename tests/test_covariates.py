@@ -213,12 +213,12 @@ def test_the_level_block_comes_with_future_known_columns_only():
     static = SMRForecaster(static_cols=["group"], **kwargs).fit(frame.drop(columns=["size"]))
     plain = SMRForecaster(**kwargs).fit(frame.drop(columns=["group", "size"]))
     future = SMRForecaster(future_cols=["size"], **kwargs).fit(frame.drop(columns=["group"]))
-    assert static.layout_.level == [] and len(future.layout_.level) == 2
+    assert static.layout_.target_moments == [] and len(future.layout_.target_moments) == 2
     # the static model reads exactly the plain model's features plus the diet-like one-hot
     assert static.layout_.n_query_features == plain.layout_.n_query_features + 2
     one = frame[frame["unique_id"] == "s1"].drop(columns=["group"])
     single = SMRForecaster(future_cols=["size"], **kwargs).fit(one)
-    assert single.layout_.level == []  # one series: its level against its own past only drifts
+    assert single.layout_.target_moments == []  # one series: its level against its own past only drifts
 
 
 def test_a_static_column_must_be_constant_per_series():

@@ -16,7 +16,7 @@ import torch
 from smr_ts import SMRForecaster
 from smr_ts.data.panel import FIRST_GAP
 from smr_ts.forecasting.features import forecast_tensors
-from smr_ts.forecasting.pairs import validation_origin
+from smr_ts.holdout import ValidationPlan, plan_validation, validation_origin
 from smr_ts.forecasting.intervals import (
     MAX_PAIRS, MIN_LATE_PAIRS, MIN_PER_BIN, RECENT_CHANGES, _pairs, ahead_bins, calibration_source, check_levels,
     conformal_quantile, interval_columns, interval_names, recent_scale, recent_scale_and_changes,
@@ -209,12 +209,14 @@ def test_calibration_comes_from_what_the_fit_held_out(walks):
     assert len(model.calibration_ahead_) == MAX_PAIRS and model.calibration_scores_.shape == (MAX_PAIRS, 1)
     assert (model.calibration_ahead_ > 0).all() and (model.calibration_ahead_ <= model.horizon_).all()
     held = forecast_tensors(model.history_panel_, model.layout_, FIRST_GAP)
-    source, first_cut, fallback = calibration_source(held, model.layout_, [1, 3], None, 0.1)
+    plan = ValidationPlan("series", np.array([0, 2]), np.array([1, 3]), 0.1)
+    source, first_cut, fallback = calibration_source(held, model.layout_, plan)
     assert np.isneginf(fallback).all()
     np.testing.assert_array_equal(source.lengths, held.lengths[[1, 3]])
     end = held.time[[1, 3], held.lengths[[1, 3]] - 1]
     np.testing.assert_allclose(first_cut, held.time[[1, 3], 0] + 0.5 * (end - held.time[[1, 3], 0]))  # the later half
-    assert calibration_source(held, model.layout_, [], None, 0.0) is None
+    nothing = plan_validation(len(held.lengths), 0, given=False, forecasting=True, validation_fraction=0.0)
+    assert nothing.kind == "none" and calibration_source(held, model.layout_, nothing) is None
 
 
 def test_a_single_series_calibrates_on_every_pair_of_its_validation_part():
@@ -273,12 +275,11 @@ def test_calibration_scores_are_held_out_errors_in_the_recent_scale_at_the_cut()
 def test_forecasting_holds_out_enough_series_to_calibrate(n_series, fraction, held):
     """Forecasting holds out MIN_HELD_OUT_SERIES (16) series at least, or a quarter of a smaller panel; regression
     keeps validation_fraction as given."""
-    est = SMRForecaster(validation_fraction=fraction)
-    est.mode_ = "forecast"
-    train, val = est._split(n_series, 0, given=False)
+    plan = plan_validation(n_series, 0, given=False, forecasting=True, validation_fraction=fraction)
+    train, val = plan.train, plan.held_out
     assert len(val) == held and len(train) + len(val) == n_series and not set(train) & set(val)
-    est.mode_ = "regression"
-    assert len(est._split(n_series, 0, given=False)[1]) == (max(1, round(fraction * n_series)) if fraction else 0)
+    regression = plan_validation(n_series, 0, given=False, forecasting=False, validation_fraction=fraction)
+    assert len(regression.held_out) == (max(1, round(fraction * n_series)) if fraction else 0)
 
 
 # ---------------------------------------------------------------- intervals

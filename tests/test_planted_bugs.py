@@ -11,6 +11,7 @@ half of them. Each test here names the bug it catches:
 """
 
 import copy
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -182,7 +183,8 @@ def test_context_rows_forecast_like_the_same_rows_in_the_fitted_history():
     full = SMRForecaster(**settings, epochs=2).fit(history)
     short = SMRForecaster(**settings, epochs=1).fit(history[~recent])
     without_recent = copy.deepcopy(full)
-    without_recent.history_panel_ = short.history_panel_  # full's weights, the shorter history
+    # full's weights, the shorter history (and no saved states: those are full's)
+    without_recent.forecast_state_ = dataclasses.replace(full.forecast_state_, panel=short.history_panel_, stream=None)
     last = history.groupby("unique_id")["ds"].max()
     queries = pd.DataFrame({"unique_id": np.repeat(last.index, 2),
                             "ds": np.repeat(last.to_numpy(), 2) + np.tile([0.5, 2.0], len(last))})

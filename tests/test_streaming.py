@@ -97,7 +97,7 @@ def test_updated_state_equals_the_state_of_the_whole_history(backbone, settings)
     model.update(rows)
     ids, times, values = history_rows(model.history_panel_, 1)
     whole = to_panel(ids, times, values)
-    expected = streaming.history_state(model.model_, model.layout_, whole, torch.device("cpu"))
+    expected = streaming.history_state(model.model_, model.layout_, whole, torch.device("cpu")).as_dict()
     assert sorted(expected) == sorted(model.stream_state_)
     for name, value in expected.items():
         torch.testing.assert_close(model.stream_state_[name], value, rtol=1e-5, atol=1e-5, msg=name)
@@ -354,7 +354,7 @@ def test_update_gives_the_state_of_a_refit_on_history_plus_rows_for_every_input_
     monkeypatch.setattr(streaming, "advance_network", advance)
     ids, times, values = history_rows(model.history_panel_, 2)
     whole = to_panel(ids, times, values)
-    refit = streaming.history_state(model.model_, model.layout_, whole, torch.device("cpu"))
+    refit = streaming.history_state(model.model_, model.layout_, whole, torch.device("cpu")).as_dict()
     assert sorted(refit) == sorted(model.stream_state_)
     for name, value in refit.items():
         if name.startswith("stats."):

@@ -13,12 +13,17 @@ all work is vectorised: no Python loop runs over rows or series.
 from __future__ import annotations
 
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
-from smr_ts.data.times import TimeInfo, plain, read_times
+from smr_ts.data.times import TimeInfo, check_time_kind, plain, read_times
 
 __all__ = [
+    "FrameSchema",
+    "Rows",
+    "known_rows",
     "split_frame",
     "as_target_frame",
     "align_columns",
@@ -28,6 +33,78 @@ __all__ = [
     "refuse_forecast_array",
     "check_id_kind",
 ]
+
+
+@dataclass(frozen=True)
+class FrameSchema:
+    """How a fitted model reads a frame: its id and time columns (``id_col=None``: one series), the kind
+    of its time axis, its value columns in order, and the targets, future-known and static columns among
+    them (the static columns come apart from the values: one row per series)."""
+
+    id_col: str | None
+    time_col: str
+    time_info: TimeInfo
+    value_columns: list
+    target_names: list
+    future_names: list = field(default_factory=list)
+    static_names: list = field(default_factory=list)
+
+    def name(self, value) -> str:
+        """How a message names the series ``value``: ``unique_id='a'``, or "the series" with ``id_col=None``."""
+        return "the series" if self.id_col is None else f"{self.id_col}={plain(value)!r}"
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows of a frame read for a fitted model: ids, raw times, values in the value columns' order (NaN:
+    not observed), and the static columns they carry as one row per series (None when they carry none)."""
+
+    ids: np.ndarray
+    times: np.ndarray
+    values: np.ndarray
+    statics: pd.DataFrame | None = None
+
+
+def known_rows(ids: np.ndarray, times: np.ndarray, info: TimeInfo, values: pd.DataFrame, schema: FrameSchema,
+               what: str, dtype=np.float32, *, named: bool = True) -> Rows:
+    """The rows of a frame split by :func:`split_frame` (``named``: columns to align by name; an array's
+    are taken in order), checked against the fitted ``schema``: the time kind, the value columns, and
+    the static columns split off (when the rows carry them: all of them, or a ValueError naming those
+    missing)."""
+    check_time_kind(info, schema.time_info, schema.time_col, what)
+    static = [c for c in schema.static_names if c in values.columns]
+    table = None
+    if static:
+        values, table = split_static_columns(values, ids, static if len(static) == len(schema.static_names)
+                                             else schema.static_names, schema.id_col, what)
+    if named:
+        values = align_columns(values, schema.value_columns, what)
+    return Rows(ids, times, numeric_values(values, what, dtype), table)
+
+
+def static_table(frame: pd.DataFrame, ids: np.ndarray, columns: list, id_col, what: str) -> pd.DataFrame:
+    """One row per series (indexed by ``ids``' unique values) of the static ``columns`` of rows ``frame``
+    (aligned with ``ids``); a ValueError when a series has two different values of one."""
+    table = frame[columns].set_axis(pd.Index(ids, name="__series__"), axis=0)
+    varies = table.groupby(level=0, sort=False).nunique(dropna=False).gt(1)
+    if varies.to_numpy().any():
+        column = varies.columns[varies.any(axis=0)][0]
+        series = varies.index[varies[column]][0]
+        who = "the series" if id_col is None else f"{id_col}={series!r}"
+        raise ValueError(f"{what}: static column {column!r} must hold one value per series, but {who} has several; "
+                         "give it in future_cols (known ahead) or as a past-only value column instead")
+    return table.groupby(level=0, sort=False).first()
+
+
+def split_static_columns(values: pd.DataFrame, ids: np.ndarray, static_names: list, id_col, what: str):
+    """(the value columns without the static ones, one row per series of the static ones or None)."""
+    if not static_names:
+        return values, None
+    missing = [c for c in static_names if c not in values.columns]
+    if missing:
+        raise ValueError(f"{what}: the static columns {missing} are missing; give them as at fit (constant per "
+                         "series)")
+    return values.drop(columns=static_names), static_table(values, ids, static_names, id_col, what)
 
 
 def split_frame(X, id_col: str, time_col: str, *, what: str = "X"):

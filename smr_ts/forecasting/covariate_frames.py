@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from smr_ts.data.frames import numeric_values
-from smr_ts.forecasting.covariates import encode_static, fit_static_spec, static_values, static_width
+from smr_ts.forecasting.covariates import encode_static, fit_static_spec, static_width
+from smr_ts.forecasting.state import Statics
 
 __all__ = ["check_covariate_columns", "check_static_rows", "fit_statics", "future_query_values", "merge_static_frame",
-           "split_static", "static_codes"]
+           "static_codes"]
 
 
 def merge_static_frame(values: pd.DataFrame, ids: np.ndarray, static, id_col, what: str = "static") -> pd.DataFrame:
@@ -42,9 +43,9 @@ def merge_static_frame(values: pd.DataFrame, ids: np.ndarray, static, id_col, wh
     return pd.concat([values, table.iloc[at].reset_index(drop=True)], axis=1)
 
 
-def check_covariate_columns(est, columns: list) -> tuple[list, list]:
-    """(future_cols, static_cols) of the estimator, checked against the rows' columns (statics merged)."""
-    future, static = list(est.future_cols or ()), list(est.static_cols or ())
+def check_covariate_columns(columns: list, future_cols, static_cols, target_cols) -> tuple[list, list]:
+    """(future_cols, static_cols), the parameters, checked against the rows' columns (statics merged)."""
+    future, static = list(future_cols or ()), list(static_cols or ())
     for name, given in (("future_cols", future), ("static_cols", static)):
         missing = [c for c in given if c not in columns]
         if missing:
@@ -52,7 +53,7 @@ def check_covariate_columns(est, columns: list) -> tuple[list, list]:
     both = sorted(set(future) & set(static))
     if both:
         raise ValueError(f"columns {both} are in both future_cols and static_cols; a column is one or the other")
-    targets = set(est.target_cols or ())
+    targets = set(target_cols or ())
     clash = sorted(targets & (set(future) | set(static)))
     if clash:
         raise ValueError(f"target_cols {clash} are also covariates (future_cols or static_cols); a forecast target is "
@@ -60,48 +61,37 @@ def check_covariate_columns(est, columns: list) -> tuple[list, list]:
     return future, static
 
 
-def split_static(values: pd.DataFrame, ids: np.ndarray, static_names: list, id_col, what: str):
-    """(the value columns without the static ones, one row per series of the static ones or None)."""
-    if not static_names:
-        return values, None
-    missing = [c for c in static_names if c not in values.columns]
-    if missing:
-        raise ValueError(f"{what}: the static columns {missing} are missing; give them as at fit (constant per "
-                         "series)")
-    table = static_values(values, ids, static_names, id_col, what)
-    return values.drop(columns=static_names), table
-
-
-def static_codes(est, ids: np.ndarray, table: pd.DataFrame | None = None) -> np.ndarray | None:
+def static_codes(statics: Statics | None, spec: list, ids: np.ndarray,
+                 table: pd.DataFrame | None = None) -> np.ndarray | None:
     """(S, W) encoded statics of series ``ids``: from ``table`` (rows given now) where it has the series,
-    else as fitted; a series known to neither encodes as zeros. None for a model without statics."""
-    spec = est.layout_.static_spec
+    else as the model holds them (``statics``); a series known to neither encodes as zeros. None for a
+    model without statics (an empty encoding ``spec``)."""
     if not spec:
         return None
     codes = np.zeros((len(ids), static_width(spec)), np.float32)
-    fitted = pd.Index(est.static_ids_).get_indexer(pd.Index(ids))
-    codes[fitted >= 0] = est.static_codes_[fitted[fitted >= 0]]
+    fitted = pd.Index(statics.ids).get_indexer(pd.Index(ids))
+    codes[fitted >= 0] = statics.codes[fitted[fitted >= 0]]
     if table is not None and len(table):
         given = table.index.get_indexer(pd.Index(ids))
         codes[given >= 0] = encode_static(table.iloc[given[given >= 0]], spec)
     return codes
 
 
-def check_static_rows(est, ids: np.ndarray, table: pd.DataFrame | None, what: str) -> None:
+def check_static_rows(statics: Statics | None, spec: list, ids: np.ndarray, table: pd.DataFrame | None, what: str,
+                      id_col) -> None:
     """The statics that rows given after fit (``context``, ``update``) carry, ``table`` (one row per series, or
     None when the rows have no static columns), checked against the model's: a series without statics known
     needs them (a silent zero would be the training mean), a column numeric at fit needs numbers, and a series
     whose statics are known keeps them (a static holds one value per series, as at fit)."""
-    spec = est.layout_.static_spec
     if not spec:
         return
     names = [name for name, *_ in spec]
-    known = pd.Index(est.static_ids_)
+    known = pd.Index(statics.ids)
     if table is None:
         unique = pd.unique(np.asarray(ids))
         new = unique[~pd.Index(unique).isin(known)]
         if len(new):
-            raise ValueError(f"{what}: the new series {_ids(est, new)} have no static columns, but this model reads "
+            raise ValueError(f"{what}: the new series {_ids(id_col, new)} have no static columns, but this model reads "
                              f"{names} for every series; add them to their rows (one value per series)")
         return
     for name, kind, *rest in spec:
@@ -113,44 +103,42 @@ def check_static_rows(est, ids: np.ndarray, table: pd.DataFrame | None, what: st
         text = column.notna() & ~column.map(lambda v: isinstance(v, Number)).astype(bool)  # text is not read as 0
         if text.any():
             raise ValueError(f"{what}: static column {name!r} is numeric (as at fit), but the rows of "
-                             f"{_ids(est, table.index[text])} hold the text {column[text].iloc[0]!r}; give numbers "
+                             f"{_ids(id_col, table.index[text])} hold the text {column[text].iloc[0]!r}; give numbers "
                              f"(e.g. pd.to_numeric({what}[{name!r}]))")
     fitted = known.get_indexer(table.index)
     rows = np.flatnonzero(fitted >= 0)
     width = 0
     for entry in spec:
         given = encode_static(table.iloc[rows], [entry])
-        before = est.static_codes_[fitted[rows], width:width + given.shape[1]]
+        before = statics.codes[fitted[rows], width:width + given.shape[1]]
         width += given.shape[1]
         changed = (given != before).any(1)
         if changed.any():
-            raise ValueError(f"{what}: static column {entry[0]!r} of {_ids(est, table.index[rows[changed]])} differs "
+            raise ValueError(f"{what}: static column {entry[0]!r} of {_ids(id_col, table.index[rows[changed]])} differs "
                              "from the value the model holds for the series; a static column holds one value per "
                              "series: give that value, or leave the static columns out of the rows of known series "
                              "(refit to change it)")
 
 
-def _ids(est, ids) -> str:
+def _ids(id_col, ids) -> str:
     shown = [v.item() if isinstance(v, np.generic) else v for v in list(ids)[:5]]
     more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
-    return f"{est.id_col or 'id'}={shown}{more}"
+    return f"{id_col or 'id'}={shown}{more}"
 
 
-def fit_statics(est, table: pd.DataFrame | None) -> list:
-    """Record the fitted series' statics (``static_ids_``, ``static_codes_``) and return their encoding spec."""
+def fit_statics(table: pd.DataFrame | None) -> tuple[list, Statics | None]:
+    """The fitted series' statics (one row per series, or None): their encoding spec and encodings."""
     if table is None:
-        return []
+        return [], None
     spec = fit_static_spec(table)
-    est.static_ids_ = np.asarray(table.index.to_numpy(), dtype=object)
-    est.static_codes_ = encode_static(table, spec)
-    return spec
+    return spec, Statics(np.asarray(table.index.to_numpy(), dtype=object), encode_static(table, spec))
 
 
-def future_query_values(est, frame: pd.DataFrame, what: str) -> np.ndarray | None:
+def future_query_values(future_names: list, frame: pd.DataFrame, what: str) -> np.ndarray | None:
     """(n, F) the future-known columns of query rows ``frame`` (NaN: not known), or None without any.
     The columns are required: a query frame without them would silently forecast without the inputs the
     model was trained to read."""
-    future = list(getattr(est, "future_names_", ()) or ())
+    future = list(future_names or ())
     if not future:
         return None
     missing = [c for c in future if c not in frame.columns]

@@ -26,8 +26,8 @@ Three kinds of inputs besides the targets (``docs/estimator.md#covariates``):
   series: numeric ones are standardised, others one-hot encoded over the categories seen at fit
   (an unseen category encodes as zeros). Every query of the series reads them.
 
-Nothing here reads a DataFrame except :func:`static_values`, which turns the rows' static
-columns into one row per series.
+The pandas side (which columns are covariates, the static columns of given rows) is in
+:mod:`smr_ts.forecasting.covariate_frames` and :func:`smr_ts.data.frames.known_rows`.
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["TIME_CONSTANTS", "FutureTrack", "encode_static", "fit_static_spec", "future_features",
-           "future_scales", "future_track", "n_future_features", "rows_at_or_before", "static_values",
-           "static_width"]
+__all__ = ["TIME_CONSTANTS", "FutureTrack", "encode_static", "fit_static_spec", "future_features", "future_scales",
+           "future_track", "n_future_features", "rows_at_or_before", "static_width"]
 
 TIME_CONSTANTS = (1.0, 4.0, 16.0)  # leaky sums' time constants, in time units (median gaps by default)
 
@@ -161,21 +160,6 @@ def future_features(track: FutureTrack, layout, series: np.ndarray, t_anchor: np
             changes.append(np.where(found.any(0) & np.isfinite(latest), latest - mean, 0.0))
     return np.concatenate([np.nan_to_num(latest), age, now.reshape(len(series), -1), arrived, *changes],
                           -1).astype(np.float32)
-
-
-# ---------------------------------------------------------------- static columns
-def static_values(frame: pd.DataFrame, ids: np.ndarray, columns: list, id_col, what: str) -> pd.DataFrame:
-    """One row per series (indexed by ``ids``' unique values) of the static ``columns`` of rows ``frame``
-    (aligned with ``ids``); a ValueError when a series has two different values of one."""
-    table = frame[columns].set_axis(pd.Index(ids, name="__series__"), axis=0)
-    varies = table.groupby(level=0, sort=False).nunique(dropna=False).gt(1)
-    if varies.to_numpy().any():
-        column = varies.columns[varies.any(axis=0)][0]
-        series = varies.index[varies[column]][0]
-        who = "the series" if id_col is None else f"{id_col}={series!r}"
-        raise ValueError(f"{what}: static column {column!r} must hold one value per series, but {who} has several; "
-                         "give it in future_cols (known ahead) or as a past-only value column instead")
-    return table.groupby(level=0, sort=False).first()
 
 
 def fit_static_spec(table: pd.DataFrame) -> list:

@@ -179,8 +179,9 @@ def causal_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray,
     scale = np.maximum(scale, np.maximum(1e-3 * fallback, _EPS_REL * np.abs(mean)))
     last = latest[:, -1]
     before = 0.0 if carry is None else carry.last
-    after = RunningStatistics(
-        count=count[:, -1], total=total[:, -1], abs_change=abs_change[:, -1], n_change=n_change[:, -1],
+    after = RunningStatistics(  # copies: a view would keep the (S, L, F) sums alive
+        count=count[:, -1].copy(), total=total[:, -1].copy(), abs_change=abs_change[:, -1].copy(),
+        n_change=n_change[:, -1].copy(),
         last=np.where(last >= 0, np.take_along_axis(x, np.maximum(last, 0)[:, None], axis=1)[:, 0], before))
     return RowStatistics(mean=mean, scale=scale, change=change, latest=latest, after=after)
 

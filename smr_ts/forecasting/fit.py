@@ -1,80 +1,99 @@
-"""What a forecasting fit trains on: the layout, covariates, training pairs and validation.
+"""What a forecasting fit trains on: the covariates, the layout, training pairs and validation.
 
-The forecasting counterpart of :mod:`smr_ts.regression.fit`: the estimator calls
-:func:`forecast_data` with itself, so that what it fixes (``layout_``, ``horizon_``,
-``history_panel_``, the static encodings) becomes its fitted attributes.
+The forecasting counterpart of :mod:`smr_ts.regression.fit`. The estimator reads the frames and
+hands in plain values (the panel, a :class:`~smr_ts.data.frames.FrameSchema`, its parameters);
+these functions return what it needs, and only the estimator assigns its fitted attributes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 
 import numpy as np
+import pandas as pd
 
+from smr_ts.data.frames import FrameSchema, Rows, split_static_columns
 from smr_ts.data.panel import FIRST_GAP, SeriesPanel, median_gap, to_panel
 from smr_ts.data.times import parse_time_unit
-from smr_ts.forecasting.covariate_frames import (
-    check_covariate_columns, fit_statics, merge_static_frame, split_static, static_codes,
-)
+from smr_ts.forecasting.covariate_frames import check_covariate_columns, fit_statics, merge_static_frame, static_codes
 from smr_ts.forecasting.features import forecast_tensors
 from smr_ts.forecasting.intervals import calibration_source
 from smr_ts.forecasting.layout import auto_horizon, fit_layout, training_window
-from smr_ts.forecasting.pairs import training_pairs
+from smr_ts.forecasting.pairs import PairSampler, training_pairs
+from smr_ts.forecasting.state import ForecastState
+from smr_ts.holdout import plan_validation
 from smr_ts.training import forecast_evaluate, forecast_loss
 
-__all__ = ["covariates_at_fit", "forecast_data", "forecast_targets"]
+__all__ = ["ForecastFit", "covariate_columns", "forecast_targets", "prepare"]
 
 
-def covariates_at_fit(est, values, ids, static):
-    """The fit's value columns without the static ones; records ``future_names_`` and ``static_names_`` and
-    returns the statics' one row per series (or None)."""
-    static_names = []
+@dataclass
+class ForecastFit:
+    """What a forecasting fit trains on and keeps: the state (its calibration and stream follow
+    training), the training sampler, the validation batches (None: nothing held out), the loss and
+    evaluation functions, and what calibrates the intervals (:func:`calibration_source`)."""
+
+    state: ForecastState
+    sampler: PairSampler
+    validation: list | None
+    loss: Callable
+    evaluate: Callable
+    calibration_source: tuple | None
+
+
+def covariate_columns(values: pd.DataFrame, ids: np.ndarray, static, params: dict):
+    """The fit's value columns without the static ones, the statics' one row per series (or None), and
+    the names of the future-known and the static columns (``future_cols``, ``static_cols`` and the
+    columns of ``fit(static=...)``)."""
+    merged = []
     if static is not None:
         before = set(values.columns)
-        values = merge_static_frame(values, ids, static, est.id_col)
-        static_names = [c for c in values.columns if c not in before]
-    future, given = check_covariate_columns(est, [str(c) for c in values.columns])
-    est.future_names_ = future
-    est.static_names_ = given + [c for c in static_names if c not in given]
-    values, table = split_static(values, ids, est.static_names_, est.id_col, "X")
-    return values, table
+        values = merge_static_frame(values, ids, static, params["id_col"])
+        merged = [c for c in values.columns if c not in before]
+    future, given = check_covariate_columns([str(c) for c in values.columns], params["future_cols"],
+                                            params["static_cols"], params["target_cols"])
+    static_names = given + [c for c in merged if c not in given]
+    values, table = split_static_columns(values, ids, static_names, params["id_col"], "X")
+    return values, table, future, static_names
 
 
-def forecast_targets(est, value_columns: list) -> list:
+def forecast_targets(target_cols, future_names: list, value_columns: list) -> list:
     """``target_cols``, or every value column that is not a future-known input."""
-    if est.target_cols is not None:
-        return list(est.target_cols)
-    future = list(getattr(est, "future_names_", ()))
-    targets = [c for c in value_columns if c not in future]
+    if target_cols is not None:
+        return list(target_cols)
+    targets = [c for c in value_columns if c not in future_names]
     if value_columns and not targets:
-        raise ValueError(f"future_cols={future} names every value column of X, so there is no target left to "
+        raise ValueError(f"future_cols={future_names} names every value column of X, so there is no target left to "
                          "forecast: leave the columns to forecast out of future_cols (or name them with target_cols)")
     return targets
 
 
-def forecast_data(est, panel: SeriesPanel, static_table, validation_data, seed: int, device):
-    """Fix ``est``'s forecasting layout and return (training sampler, validation batches or None, loss
-    function, evaluation function); keeps what calibrates the intervals in ``est._calibration_source``."""
-    est.history_panel_ = panel  # forecasts continue every training series from its last row
+def prepare(panel: SeriesPanel, static_table, validation: Rows | None, schema: FrameSchema, time_unit: float,
+            params: dict, loss: str, seed: int, device) -> ForecastFit:
+    """Fix the layout of a forecasting fit on ``panel`` (the training frame's value columns) and draw what
+    it trains on (see :class:`ForecastFit`); ``validation``: ``validation_data``'s rows, or None."""
     gap = median_gap(panel)
-    horizon = parse_time_unit(est.horizon, est.time_info_, "horizon")
-    est.horizon_ = auto_horizon(panel, gap) if horizon is None else horizon
-    columns = est.value_columns_
-    est.layout_ = fit_layout(panel, [columns.index(c) for c in est.target_names_], est.time_unit_, est.horizon_,
-                             est.time_info_.kind, gap, future_index=[columns.index(c) for c in est.future_names_],
-                             static_spec=fit_statics(est, static_table))
-    data = forecast_tensors(panel, est.layout_, FIRST_GAP, static=static_codes(est, panel.ids))
+    horizon = parse_time_unit(params["horizon"], schema.time_info, "horizon")
+    horizon = auto_horizon(panel, gap) if horizon is None else horizon
+    columns = schema.value_columns
+    spec, statics = fit_statics(static_table)
+    layout = fit_layout(panel, [columns.index(c) for c in schema.target_names], time_unit, horizon,
+                        schema.time_info.kind, gap, future_index=[columns.index(c) for c in schema.future_names],
+                        static_spec=spec)
+    data = forecast_tensors(panel, layout, FIRST_GAP, static=static_codes(statics, spec, panel.ids))
     val_data = None
-    if validation_data is not None:
-        tables = []
-        ids, times, values = est._read_known(validation_data, "validation_data", np.float64, static_out=tables)
-        val_panel = to_panel(ids, times, values, what="validation_data", id_col=est.id_col, time_col=est.time_col,
-                             info=est.time_info_)
-        val_data = forecast_tensors(val_panel, est.layout_, FIRST_GAP, static=static_codes(est, val_panel.ids, *tables))
-    train_idx, val_idx = est._split(len(panel.ids), seed, val_data is not None)
-    sampler, val_batches = training_pairs(
-        data, est.layout_, train_idx, val_idx, val_data, validation_fraction=est.validation_fraction,
-        window=training_window(est.layout_, gap), batch_size=est.batch_size, device=device,
-        rng=np.random.default_rng(seed + 2))
-    est._calibration_source = calibration_source(data, est.layout_, val_idx, val_data, est.validation_fraction)
-    return sampler, val_batches, partial(forecast_loss, kind=est.loss_), forecast_evaluate
+    if validation is not None:
+        val_panel = to_panel(validation.ids, validation.times, validation.values, what="validation_data",
+                             id_col=schema.id_col, time_col=schema.time_col, info=schema.time_info)
+        val_data = forecast_tensors(val_panel, layout, FIRST_GAP,
+                                    static=static_codes(statics, spec, val_panel.ids, validation.statics))
+    plan = plan_validation(len(panel.ids), seed, given=val_data is not None, forecasting=True,
+                           validation_fraction=params["validation_fraction"], validation_by=params["validation_by"])
+    sampler, val_batches = training_pairs(data, layout, plan, val_data, window=training_window(layout, gap),
+                                          batch_size=params["batch_size"], device=device,
+                                          rng=np.random.default_rng(seed + 2))
+    # forecasts continue every training series from its last row
+    return ForecastFit(ForecastState(layout, panel, statics), sampler, val_batches, partial(forecast_loss, kind=loss),
+                       forecast_evaluate, calibration_source(data, layout, plan, val_data))

@@ -8,7 +8,7 @@ and grouped by time ahead, in the manner of Stankeviciute et al. (2021) for mult
    cut-off, and every later observation of the series within ``horizon`` of it is a query), or
    for a single series its last part in time (cut-offs from where validation starts), or
    ``validation_data``. Held-out series serve from the later half of their span on
-   (``LATE_HALF``): forecasts are made from the end of a history, and on a growth curve the errors
+   (:data:`smr_ts.holdout.LATE_HALF`): forecasts are made from the end of a history, and on a growth curve the errors
    from its start are smaller than those from its end. Where those later halves hold fewer than
    ``MIN_LATE_PAIRS`` pairs (a few short series), every cut-off of the held-out series serves.
    Each pair gives how far ahead it was and its **score**: the absolute error divided by the
@@ -46,8 +46,8 @@ import torch
 
 from smr_ts.forecasting.features import ForecastTensors
 from smr_ts.forecasting.layout import ForecastLayout
-from smr_ts.forecasting.pairs import validation_origin
 from smr_ts.forecasting.queries import query_features
+from smr_ts.holdout import ValidationPlan
 from smr_ts.inference import CHUNK, on_device, over_chunks
 
 __all__ = ["MAX_BINS", "MAX_PAIRS", "MIN_LATE_PAIRS", "MIN_PER_BIN", "ahead_bins", "calibration_residuals",
@@ -60,7 +60,6 @@ MAX_BINS = 8
 # Changes averaged in the recent scale at least: fewer make widths noisy, all of them lag a changing
 # scale (docs/results/forecasting_design.md, intervals rows).
 RECENT_CHANGES = 5
-LATE_HALF = 0.5  # held-out series serve as cut-offs from this share of their span on
 # Fewer late pairs than this, and every cut-off serves: 39 pairs bound a 97.5 % interval
 # (docs/results/forecasting_design.md).
 MIN_LATE_PAIRS = 40
@@ -105,25 +104,14 @@ def check_levels(level) -> list:
     return sorted(set(levels))
 
 
-def calibration_source(data: ForecastTensors, layout: ForecastLayout, val_idx, val_data, validation_fraction: float):
-    """What calibrates a fit's intervals, mirroring the fit's validation (``training_pairs``):
-    ``(tensors, first_cut)`` with per series the relative time from which rows may serve as cut-offs
-    (held-out series add every row as the cut-offs to fall back on when their later halves give no
-    pair), or None when the fit holds nothing out."""
-    if val_data is not None:
-        return val_data, _late(val_data), np.full(len(val_data.lengths), -np.inf)
-    if len(val_idx):
-        held_out = data.take(np.asarray(val_idx))
-        return held_out, _late(held_out), np.full(len(val_idx), -np.inf)
-    if validation_fraction > 0:
-        return data, validation_origin(data, layout, validation_fraction)
-    return None
-
-
-def _late(data: ForecastTensors) -> np.ndarray:
-    """Per series, the relative time ``LATE_HALF`` of the way through its span."""
-    end = data.time[np.arange(len(data.lengths)), data.lengths - 1]
-    return data.time[:, 0] + LATE_HALF * (end - data.time[:, 0])
+def calibration_source(data: ForecastTensors, layout: ForecastLayout, plan: ValidationPlan, val_data=None):
+    """What calibrates a fit's intervals: what its validation ``plan`` held out (:mod:`smr_ts.holdout`),
+    ``(tensors, first_cut, [every_cut])`` with per series the relative time from which rows serve as
+    cut-offs (and those to fall back on when the first give too few pairs), or None when the fit
+    holds nothing out."""
+    held = plan.validation(data, val_data)
+    cuts = plan.calibration_cuts(held, layout)
+    return None if cuts is None else (held, *cuts)
 
 
 def recent_scale(data: ForecastTensors, series: np.ndarray, k: np.ndarray, changes: int = RECENT_CHANGES,
@@ -303,22 +291,23 @@ def interval_columns(point: np.ndarray, scale: np.ndarray, ahead: np.ndarray, ca
     return {c: columns[c] for n in names for c in interval_names(n, levels)}
 
 
-def uncertainty_columns(est, point: np.ndarray, extra, data: ForecastTensors, series: np.ndarray, ahead: np.ndarray,
-                        levels) -> dict:
-    """A fitted forecaster's columns beyond the point forecasts ``point`` (n, T) of queries of ``series``
-    (rows of ``data``): ``<target>_ql<q>`` per quantile level of a ``loss="quantile"`` fit (``extra``
-    (n, T, Q)), and with ``levels`` the conformal intervals of :func:`interval_columns`."""
+def uncertainty_columns(layout: ForecastLayout, calibration, target_names: list, quantiles, point: np.ndarray,
+                        quantile_levels, data: ForecastTensors, series: np.ndarray, ahead: np.ndarray, levels) -> dict:
+    """The columns beyond the point forecasts ``point`` (n, T) of queries of ``series`` (rows of ``data``):
+    ``<target>_ql<q>`` per level of a ``loss="quantile"`` fit (``quantiles``, with ``quantile_levels``
+    (n, T, Q)), and with ``levels`` the conformal intervals of :func:`interval_columns` from ``calibration``
+    (:class:`~smr_ts.forecasting.state.Calibration`; None: nothing held out)."""
     columns = {}
-    quantiles = getattr(est, "quantiles_", None)
-    for j, name in enumerate(est.target_names_ if quantiles else ()):
-        columns.update(zip(quantile_names(name, quantiles), extra[:, j].T))
+    for j, name in enumerate(target_names if quantiles else ()):
+        columns.update(zip(quantile_names(name, quantiles), quantile_levels[:, j].T))
     if levels is not None:
-        # Models saved before the prior and the groups (no calibration_changes_) forecast as they calibrated.
-        calibration_changes = getattr(est, "calibration_changes_", None)
-        prior = target_prior(est.layout_) if calibration_changes is not None else None
-        scale, n_changes = recent_scale_and_changes(data, series, data.lengths[series] - 1,
-                                                    window=est.layout_.horizon, prior=prior)
-        columns.update(interval_columns(point, scale, ahead, getattr(est, "calibration_ahead_", np.zeros(0)),
-                                        getattr(est, "calibration_scores_", None), levels, est.target_names_,
-                                        n_changes, calibration_changes))
+        ahead_cal = np.zeros(0) if calibration is None else calibration.ahead
+        scores = None if calibration is None else calibration.scores
+        changes = None if calibration is None else calibration.changes
+        # A calibration without the changes behind its pairs (saved before the groups) forecasts as it calibrated.
+        prior = target_prior(layout) if changes is not None else None
+        scale, n_changes = recent_scale_and_changes(data, series, data.lengths[series] - 1, window=layout.horizon,
+                                                    prior=prior)
+        columns.update(interval_columns(point, scale, ahead, ahead_cal, scores, levels, target_names, n_changes,
+                                        changes))
     return columns

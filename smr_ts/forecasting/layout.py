@@ -52,7 +52,7 @@ class ForecastLayout:
     future_rms: list = field(default_factory=list)
     static_spec: list = field(default_factory=list)  # see covariates.fit_static_spec
     # with future-known columns on several series: the first target's mean and std over the training rows
-    level: list = field(default_factory=list)
+    target_moments: list = field(default_factory=list)
     # future-known columns' changes from the seasons the target's lags read (False: saved before them)
     future_changes: bool = False
 
@@ -68,7 +68,7 @@ class ForecastLayout:
         """The query features covariates add, last among them (:mod:`smr_ts.forecasting.covariates`): the head's
         linear path reads them."""
         return (n_future_features(len(self.future_index), len(self.periods) if self.future_changes else 0)
-                + static_width(self.static_spec) + 3 * bool(self.level))
+                + static_width(self.static_spec) + 3 * bool(self.target_moments))
 
     @property
     def n_query_features(self) -> int:
@@ -98,11 +98,12 @@ def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon
                           fallback=fallback_scales(panel.values, panel.value_observed).tolist(), gap=float(median_gap),
                           future_index=fi, future_center=center, future_spread=spread, future_rms=rms,
                           static_spec=[list(s) for s in static_spec],
-                          level=_level(panel, target_index[0]) if fi and len(panel.ids) > 1 else [],
+                          target_moments=_moments(panel, target_index[0]) if fi and len(panel.ids) > 1 else [],
                           future_changes=bool(fi))
 
 
-def _level(panel: SeriesPanel, column: int) -> list:
+def _moments(panel: SeriesPanel, column: int) -> list:
+    """The mean and std (1 where there is none) of a value column over the panel's observations."""
     x = panel.values[..., column][panel.valid & panel.value_observed[..., column]].astype(np.float64)
     return [float(x.mean()), float(x.std()) if len(x) > 1 and x.std() > 0 else 1.0]
 

@@ -14,8 +14,9 @@ import torch
 from smr_ts.forecasting.features import ForecastTensors
 from smr_ts.forecasting.layout import ForecastLayout, auto_batch_size
 from smr_ts.forecasting.queries import query_features
+from smr_ts.holdout import ValidationPlan
 
-__all__ = ["PairSampler", "draw_ahead", "origin_pairs", "training_pairs", "validation_origin"]
+__all__ = ["PairSampler", "draw_ahead", "origin_pairs", "training_pairs"]
 
 
 _MAX_PAIRS = 1024  # scored queries per window and pass (the longest window: every observed row)
@@ -175,35 +176,21 @@ def origin_pairs(data: ForecastTensors, layout: ForecastLayout, origin_time: np.
             for i in range(0, len(segments), batch_size)]
 
 
-def validation_origin(data: ForecastTensors, layout: ForecastLayout, fraction: float) -> np.ndarray:
-    """Per series, the relative time from which its last part validates: one horizon before its end
-    (at most half of its span, at least ``fraction`` of it)."""
-    end = data.time[np.arange(len(data.lengths)), data.lengths - 1]
-    span = end - data.time[:, 0]
-    back = np.clip(layout.horizon, fraction * span, 0.5 * span)
-    return end - back
-
-
-def training_pairs(data: ForecastTensors, layout: ForecastLayout, train_idx, val_idx, val_data=None, *,
-                   validation_fraction: float, window: int, batch_size: int, device, rng: np.random.Generator):
+def training_pairs(data: ForecastTensors, layout: ForecastLayout, plan: ValidationPlan, val_data=None, *, window: int,
+                   batch_size: int, device, rng: np.random.Generator):
     """The training sampler and the validation batches of a forecasting fit (``batch_size`` may be
-    "auto": :func:`auto_batch_size`).
-
-    Validation comes from ``val_data`` when given; else from the series ``val_idx`` (random
-    pairs, drawn once); else, for a single series, from its last part in time (forecast from one
-    origin, :func:`validation_origin`), which training then does not score; else there is none.
-    """
+    "auto": :func:`auto_batch_size`), as the validation ``plan`` says (:mod:`smr_ts.holdout`): pairs
+    drawn once from the held-out series or ``val_data``; for a plan in time, forecasts of every series'
+    last part from one origin, which training then does not score; or none."""
     if batch_size == "auto":
         batch_size = auto_batch_size(window)
     sampling = dict(window=window, batch_size=batch_size, device=device)
-    train_kwargs = dict(min_windows=_MIN_STEPS * batch_size, **sampling)
-    if val_data is not None:
-        return PairSampler(data, layout, **train_kwargs), PairSampler(val_data, layout, **sampling).fixed(rng)
-    if len(val_idx):
-        return (PairSampler(data.take(train_idx), layout, **train_kwargs),
-                PairSampler(data.take(val_idx), layout, **sampling).fixed(rng))
-    if validation_fraction > 0:
-        split = validation_origin(data, layout, validation_fraction)
-        return (PairSampler(data, layout, query_until=split, **train_kwargs),
-                origin_pairs(data, layout, split, **sampling))
-    return PairSampler(data, layout, **train_kwargs), None
+    split = plan.time_split(data, layout)
+    sampler = PairSampler(plan.training(data), layout, query_until=split, min_windows=_MIN_STEPS * batch_size,
+                          **sampling)
+    held = plan.validation(data, val_data)
+    if held is None:
+        return sampler, None
+    if split is not None:
+        return sampler, origin_pairs(held, layout, split, **sampling)
+    return sampler, PairSampler(held, layout, **sampling).fixed(rng)

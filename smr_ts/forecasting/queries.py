@@ -75,9 +75,10 @@ def _level_features(data: ForecastTensors, layout: ForecastLayout, series, k, ra
     in the scaled units the head predicts in, and often in proportion to the level (a concentration decays
     towards zero, not towards its few observations' mean). Not used on a single series, where the level
     relative to its own past drifts with the season, nor for static columns alone, where it lets the network
-    fit growth by size (both measured in docs/results/forecasting_design.md)."""
+    fit growth by size (docs/results/forecasting_design.md)."""
     ratio = _scale_ratio(data, layout, series, k) if ratio is None else ratio
-    z = np.nan_to_num((data.anchor[series, k, 0] - layout.level[0]) / layout.level[1])
+    mean, std = layout.target_moments
+    z = np.nan_to_num((data.anchor[series, k, 0] - mean) / std)
     return np.stack([ratio, z, ratio * z], -1)
 
 
@@ -100,8 +101,8 @@ def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.nda
         np.nan_to_num(gap_to_mean, nan=0.0),
         *_seasonal_lags(data, series, k, seasons),
     ]
-    ratio = _scale_ratio(data, layout, series, k) if layout.level or data.track is not None else None
-    if layout.level:  # the covariates' features come last: the head's linear path reads them
+    ratio = _scale_ratio(data, layout, series, k) if layout.target_moments or data.track is not None else None
+    if layout.target_moments:  # the covariates' features come last: the head's linear path reads them
         parts.append(_level_features(data, layout, series, k, ratio))
     if data.track is not None:
         parts.append(future_features(data.track, layout, series, data.anchor_time[series, k, 0], t_query, ratio,

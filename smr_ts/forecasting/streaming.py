@@ -9,7 +9,8 @@ causal statistics at the last row (running mean and scale, which also give each 
 and the rows themselves (the anchor, the seasonal lags). :meth:`SMRForecaster.update` keeps all
 three current without re-running the history:
 
-- the rows are appended to ``history_panel_`` (:func:`append_rows`, in place, with spare room);
+- the rows are appended to the state's panel (:func:`~smr_ts.data.panel.append_rows`, in place, with
+  spare room);
 - the statistics are running sums per series and value column (count, total, last value, sum and
   number of absolute changes), continued over the new rows by
   :func:`smr_ts.forecasting.features.row_inputs`, the one function that computes them for a fit and
@@ -21,9 +22,9 @@ three current without re-running the history:
 
 So the statistics are refreshed at each update, as a forecast from the whole history would
 compute them, and update-then-forecast equals a forecast from the full history with the same
-weights (tests/test_streaming.py, to 1e-5). ``stream_state_`` holds it all as tensors whose first
-dimension runs over ``history_panel_.ids``, so save/load keep it: ``backbone.<name>`` (the
-backbone's state), ``h_last`` and ``stats.<name>``.
+weights (tests/test_streaming.py, to 1e-5). The state's stream
+(:class:`~smr_ts.forecasting.state.StreamState`) holds it all, its first dimension over the
+panel's ids, so save/load keep it.
 """
 
 from __future__ import annotations
@@ -35,19 +36,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from smr_ts._runtime import resolve_device
-from smr_ts.data.frames import check_id_kind
+from smr_ts.data.frames import FrameSchema, Rows, check_id_kind
 from smr_ts.data.panel import (
     FIRST_GAP, SeriesPanel, append_rows, block_size, pad_to_length, panel_blocks, row_gaps, take_series, to_panel,
 )
 from smr_ts.data.times import as_fitted_times
 from smr_ts.forecasting.covariate_frames import check_static_rows, static_codes
 from smr_ts.forecasting.features import RunningStatistics, forecast_tensors, row_inputs
+from smr_ts.forecasting.state import ForecastState, StreamState
 from smr_ts.inference import CHUNK, over_chunks
 
 __all__ = ["advance_network", "continued_inputs", "history_state", "update"]
 
-_STATS = tuple(f.name for f in dataclasses.fields(RunningStatistics))
 
 
 # ---------------------------------------------------------------------------------------- statistics
@@ -85,115 +85,92 @@ def _advance_rows(network, inputs, dt, mask, lengths, state: dict | None, device
     return torch.cat([h for h, _ in parts]), {k: torch.cat([s[k] for _, s in parts]) for k in parts[0][1]}
 
 
-def history_state(network, layout, panel: SeriesPanel, device) -> dict:
-    """``stream_state_`` of a panel: every series run from its start, in blocks of series (the
+def history_state(network, layout, panel: SeriesPanel, device) -> StreamState:
+    """The stream state of a panel: every series run from its start, in blocks of series (the
     forecasts' chunks of CHUNK series, so their outputs are the forecasts' own, bit for bit)."""
     parts = []
     for block in panel_blocks(panel):
         sub = take_series(panel, block)
         data = forecast_tensors(sub, layout, FIRST_GAP)
         h_last, backbone = _advance_rows(network, data.inputs, data.dt, data.mask, sub.lengths, None, device)
-        parts.append({**{f"backbone.{k}": v for k, v in backbone.items()}, "h_last": h_last,
-                      **{f"stats.{k}": torch.from_numpy(v) for k, v in vars(data.statistics).items()}})
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        parts.append(StreamState(backbone, h_last, data.statistics))
+    return StreamState.concat(parts)
 
 
 # ---------------------------------------------------------------------------------------- update
-def update(est, new_rows):
-    """:meth:`SMRForecaster.update`: append ``new_rows`` to the fitted history and advance the
-    states of the series they touch over them only.
+def update(state: ForecastState, network, rows: Rows, schema: FrameSchema, device) -> ForecastState:
+    """:meth:`SMRForecaster.update`: ``state`` with ``rows`` (``new_rows`` read for the model) appended to
+    its history and the stream states of the series they touch advanced over them only.
 
-    All or nothing: every row and id is checked, and the new states computed, before anything of
-    ``est`` changes; a refused update leaves its history, states and statics as they were."""
-    if est.mode_ != "forecast":
-        raise ValueError("update() needs a model fitted without y (forecasting mode)")
-    device = resolve_device(est.device, strict=False)
-    tables = []  # the static columns of the rows, one row per series, when the rows carry them
-    ids, times, values = est._read_known(new_rows, "new_rows", np.float64, static_out=tables)
-    panel = est.history_panel_
-    check_id_kind(ids, panel.ids, est.id_col, "new_rows")
-    times = as_fitted_times(times, panel.time.dtype, est.time_col, "new_rows")
-    check_static_rows(est, ids, tables[0] if tables else None, "new_rows")
+    All or nothing: every row and id is checked, and the new states computed, before anything changes;
+    a refused update leaves ``state`` as it was. Then the history's arrays and the states grow in place
+    (appending costs the new rows only), so the returned state replaces ``state``."""
+    ids, values = rows.ids, rows.values
+    panel = state.panel
+    check_id_kind(ids, panel.ids, schema.id_col, "new_rows")
+    times = as_fitted_times(rows.times, panel.time.dtype, schema.time_col, "new_rows")
+    check_static_rows(state.statics, state.layout.static_spec, ids, rows.statics, "new_rows", schema.id_col)
     codes, uniques = pd.factorize(ids)
     order = np.lexsort((times, codes))
     ids, times, values, codes = ids[order], times[order], values[order], codes[order]
     same = (codes[1:] == codes[:-1]) & (times[1:] == times[:-1])
     if same.any():
-        raise ValueError(f"new_rows has duplicate ({est.id_col}, {est.time_col}) rows, for example "
-                         f"{_name(est, ids[1:][same][0])}")
+        raise ValueError(f"new_rows has duplicate ({schema.id_col}, {schema.time_col}) rows, for example "
+                         f"{schema.name(ids[1:][same][0])}")
     series = pd.Index(panel.ids).get_indexer(ids)
     known = series >= 0
     if known.any():
         last = panel.time[series[known], panel.lengths[series[known]] - 1]
         early = times[known] <= last
         if early.any():
-            raise ValueError(f"new_rows: {_name(est, ids[known][early][0])} has a row at or before the last row of its "
-                             "history; update appends later observations (to revise the history, refit, or forecast "
-                             "with context=)")
+            raise ValueError(f"new_rows: {schema.name(ids[known][early][0])} has a row at or before the last row of "
+                             "its history; update appends later observations (to revise the history, refit, or "
+                             "forecast with context=)")
     if not known.all():
-        _check_starts(est, ids[~known], values[~known])
+        _check_starts(schema, ids[~known], values[~known])
 
     # Computed aside, then committed: an error or interrupt before the commit changes nothing.
-    state = est.stream_state_ if _has_state(est) else history_state(est.model_, est.layout_, panel, device)
+    stream = state.current_stream()
+    stream = history_state(network, state.layout, panel, device) if stream is None else stream
     if known.any():
-        rows = np.flatnonzero(known)
-        rows = rows[np.lexsort((times[rows], series[rows]))]  # by series (the panel's order), then time
-        k_series, k_times, k_values = series[rows], times[rows], values[rows]
-        advanced = _advance_known(est, panel, state, k_series, k_times, k_values, device)
+        at = np.flatnonzero(known)
+        at = at[np.lexsort((times[at], series[at]))]  # by series (the panel's order), then time
+        k_series, k_times, k_values = series[at], times[at], values[at]
+        touched, advanced = _advance_known(state.layout, panel, stream, k_series, k_times, k_values, network, device)
+    statics = state.statics
     if not known.all():
-        new = to_panel(ids[~known], times[~known], values[~known], what="new_rows", id_col=est.id_col,
-                       time_col=est.time_col, info=est.time_info_)
-        new_state = history_state(est.model_, est.layout_, new, device)
-        statics = _new_statics(est, new.ids, tables)
+        new = to_panel(ids[~known], times[~known], values[~known], what="new_rows", id_col=schema.id_col,
+                       time_col=schema.time_col, info=schema.time_info)
+        new_stream = history_state(network, state.layout, new, device)
+        if state.layout.static_spec and rows.statics is not None:
+            unseen = new.ids[pd.Index(statics.ids).get_indexer(new.ids) < 0]
+            statics = statics.with_series(unseen, static_codes(statics, state.layout.static_spec, unseen, rows.statics))
     # The commit.
     if known.any():
         append_rows(panel, k_series, k_times.astype(panel.time.dtype), k_values)
-        for name, (index, value) in advanced.items():
-            state[name][index] = value
+        stream.write(touched, advanced)
     if not known.all():
-        panel, state = _merged(panel, state, new, new_state)
-        if statics is not None:
-            est.static_ids_, est.static_codes_ = statics
-    est.history_panel_, est.stream_state_ = panel, state
-    return est
+        panel, stream = _merged(panel, stream, new, new_stream)
+    return dataclasses.replace(state, panel=panel, statics=statics, stream=stream)
 
 
-def _name(est, value) -> str:
-    value = value.item() if isinstance(value, np.generic) else value
-    return "the series" if est.id_col is None else f"{est.id_col}={value!r}"
-
-
-def _has_state(est) -> bool:
-    state = getattr(est, "stream_state_", None)
-    return state is not None and len(state["h_last"]) == len(est.history_panel_.ids)
-
-
-def _check_starts(est, ids: np.ndarray, values: np.ndarray) -> None:
+def _check_starts(schema: FrameSchema, ids: np.ndarray, values: np.ndarray) -> None:
     """A new series needs an observed target to start from: without one, its forecasts have no anchor."""
-    targets = [est.value_columns_.index(c) for c in est.target_names_]
+    targets = [schema.value_columns.index(c) for c in schema.target_names]
     observed = pd.Series(~np.isnan(values[:, targets]).all(1)).groupby(ids).any()
     if not observed.all():
         blank = observed.index[~observed.to_numpy()]
         shown = [v.item() if isinstance(v, np.generic) else v for v in blank[:5]]
-        who = "the series" if est.id_col is None else f"{est.id_col}={shown}{' and more' if len(blank) > 5 else ''}"
-        raise ValueError(f"new_rows: the new series {who} have no observed value of any target {est.target_names_} "
+        who = "the series" if schema.id_col is None else f"{schema.id_col}={shown}{' and more' if len(blank) > 5 else ''}"
+        raise ValueError(f"new_rows: the new series {who} have no observed value of any target {schema.target_names} "
                          "(every row is NaN there); a new series needs at least one observed target value to start "
                          "from: add one, or leave its rows out until it has one")
 
 
-def _new_statics(est, new_ids: np.ndarray, tables: list):
-    """(static_ids_, static_codes_) with the new series' statics added (None for a model without statics)."""
-    if not est.layout_.static_spec or not tables:
-        return None
-    unseen = new_ids[pd.Index(est.static_ids_).get_indexer(new_ids) < 0]
-    return (np.concatenate([est.static_ids_, np.asarray(unseen, dtype=object)]),
-            np.concatenate([est.static_codes_, static_codes(est, unseen, tables[0])]))
-
-
-def _advance_known(est, panel: SeriesPanel, state: dict, series, times, values, device) -> dict:
+def _advance_known(layout, panel: SeriesPanel, stream: StreamState, series, times, values, network, device):
     """The states of fitted series advanced over their new rows, in blocks of series of about
-    :data:`BLOCK_ROWS` padded new rows (so a large update takes bounded memory, as forecasts do), as
-    ``{name: (series index, new value)}`` for the caller to write."""
+    :data:`~smr_ts.data.panel.BLOCK_ROWS` padded new rows (so a large update takes bounded memory, as
+    forecasts do): (the series touched, their new states) for the caller to write."""
     touched, local, counts = np.unique(series, return_inverse=True, return_counts=True)
     prev_time = panel.time[touched, panel.lengths[touched] - 1]
     rank = np.arange(len(series)) - (np.cumsum(counts) - counts)[local]  # row within the series' new rows
@@ -201,33 +178,29 @@ def _advance_known(est, panel: SeriesPanel, state: dict, series, times, values, 
     parts = []
     for start in range(0, len(touched), size):
         block = slice(start, start + size)
-        rows = np.flatnonzero((local >= start) & (local < start + size))
-        parts.append(_advance_block(est, state, touched[block], prev_time[block], counts[block],
-                                    local[rows] - start, rank[rows], times[rows], values[rows], est.model_, device))
-    index = torch.from_numpy(touched)
-    return {name: (index, torch.cat([part[name] for part in parts])) for name in parts[0]}
+        at = np.flatnonzero((local >= start) & (local < start + size))
+        parts.append(_advance_block(layout, stream.take(touched[block]), prev_time[block], counts[block],
+                                    local[at] - start, rank[at], times[at], values[at], network, device))
+    return touched, StreamState.concat(parts)
 
 
-def _advance_block(est, state, touched, prev_time, counts, local, rank, times, values, network, device) -> dict:
+def _advance_block(layout, stream: StreamState, prev_time, counts, local, rank, times, values, network,
+                   device) -> StreamState:
     n = int(counts.max())
-    x = np.zeros((len(touched), n, values.shape[1]))
+    x = np.zeros((len(counts), n, values.shape[1]))
     observed = np.zeros(x.shape, bool)
-    valid = np.zeros((len(touched), n), bool)
-    new_time = np.zeros((len(touched), n), times.dtype)
+    valid = np.zeros((len(counts), n), bool)
+    new_time = np.zeros((len(counts), n), times.dtype)
     x[local, rank], observed[local, rank], valid[local, rank] = np.nan_to_num(values), ~np.isnan(values), True
     new_time[local, rank] = times
-    last = new_time[np.arange(len(touched)), counts - 1]
+    last = new_time[np.arange(len(counts)), counts - 1]
     new_time = np.where(valid, new_time, last[:, None])  # padding repeats the last time, as in the panel
-    stats = RunningStatistics(**{k: state[f"stats.{k}"][touched].numpy() for k in _STATS})
-    inputs, dt, mask, after = continued_inputs(stats, x, observed, valid, new_time, prev_time, est.layout_)
-    backbone = {k[len("backbone."):]: v[touched] for k, v in state.items() if k.startswith("backbone.")}
-    h_last, backbone = _advance_rows(network, inputs, dt, mask, counts, backbone, device)
-    return {"h_last": h_last, **{f"backbone.{k}": v for k, v in backbone.items()},
-            **{f"stats.{k}": torch.from_numpy(np.asarray(v, dtype=state[f"stats.{k}"].numpy().dtype))
-               for k, v in vars(after).items()}}
+    inputs, dt, mask, after = continued_inputs(stream.statistics, x, observed, valid, new_time, prev_time, layout)
+    h_last, backbone = _advance_rows(network, inputs, dt, mask, counts, stream.backbone, device)
+    return StreamState(backbone, h_last, after)
 
 
-def _merged(old: SeriesPanel, state: dict, new: SeriesPanel, new_state: dict):
+def _merged(old: SeriesPanel, stream: StreamState, new: SeriesPanel, new_stream: StreamState):
     """The panel and states of the fitted series and of new ones, merged in id order (new arrays)."""
     length = max(old.time.shape[1], new.time.shape[1])
     old, new = copy.copy(old), copy.copy(new)  # pad_to_length replaces arrays: the panels given stay as they are
@@ -239,6 +212,4 @@ def _merged(old: SeriesPanel, state: dict, new: SeriesPanel, new_state: dict):
     order = np.argsort(all_ids, kind="stable")
     merged = {name: np.concatenate([getattr(old, name), rows if name == "rows" else getattr(new, name)])[order]
               for name in ("rows", "time", "values", "value_observed", "valid", "lengths")}
-    index = torch.from_numpy(order)
-    return (SeriesPanel(ids=all_ids[order], **merged),
-            {k: torch.cat([v, new_state[k].to(v.dtype)])[index] for k, v in state.items()})
+    return SeriesPanel(ids=all_ids[order], **merged), StreamState.concat([stream, new_stream]).take(order)
