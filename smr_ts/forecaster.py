@@ -16,44 +16,36 @@ over its gap without input, which for S5 with ZOH is the exact continuous-time p
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from smr_ts import distributed, persistence
+from smr_ts import distributed
+from smr_ts._estimator_base import FrameEstimator
 from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss, resolved_quantiles
 from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
-from smr_ts.data.frames import (
-    FrameSchema, Rows, features_and_targets, known_rows, refuse_array, refuse_forecast_array, split_frame,
-)
-from smr_ts.data.panel import median_gap, to_panel
-from smr_ts.data.times import TimeInfo, parse_time_unit
+from smr_ts.data.frames import refuse_forecast_array
 from smr_ts.forecasting import streaming
-from smr_ts.forecasting.fit import covariate_columns, forecast_targets
 from smr_ts.forecasting.fit import prepare as prepare_forecasting
-from smr_ts.forecasting.intervals import calibration_residuals, check_levels
-from smr_ts.forecasting.predict import forecast_frame
+from smr_ts.forecasting.intervals import calibration_residuals
 from smr_ts.forecasting.state import Calibration
 from smr_ts.model import build_network
 from smr_ts.model_selection import score_forecasts
 from smr_ts.persistence import fitted_params
 from smr_ts.regression.fit import prepare as prepare_regression
-from smr_ts.regression.fit import r2, validation_panel
+from smr_ts.regression.fit import r2
 from smr_ts.regression.predict import predict_rows
-from smr_ts.regression.windows import Scaling
 from smr_ts.training import TrainingSettings, train
 
 __all__ = ["SMRForecaster"]
 
 
-class SMRForecaster(RegressorMixin, BaseEstimator):
+class SMRForecaster(FrameEstimator):
     """Variable-step state-space model (S5 or S6, optionally with SMR) for irregular time series.
 
     Takes long frames (one row per observation: series id, time, values) with uneven times and
@@ -225,45 +217,6 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             if name != "self":
                 setattr(self, name, value)
 
-    # ------------------------------------------------------------------ sklearn plumbing
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True  # NaN means "not observed at this time"
-        tags.target_tags.multi_output = True
-        tags.target_tags.required = False  # fit(df) without y forecasts the frame's own columns
-        tags.regressor_tags.poor_score = True  # rows of a plain array form one sequence, not i.i.d. samples
-        tags.non_deterministic = False
-        return tags
-
-    # ------------------------------------------------------------------ reading inputs
-    def _read_rows(self, X, *, fitting: bool, what: str = "X"):
-        """X -> (ids, raw times, TimeInfo, value DataFrame)."""
-        if isinstance(X, pd.DataFrame):
-            if fitting:
-                self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-                self.n_features_in_ = X.shape[1]
-            return split_frame(X, self.id_col, self.time_col, what=what)
-        # A plain 2-D array: one series observed at unit gaps (so generic sklearn tooling works).
-        if not fitting and hasattr(self, "feature_names_in_"):
-            refuse_array(X, self.feature_names_in_, what)
-        array = validate_data(self, X, reset=fitting, ensure_all_finite="allow-nan", dtype=np.float32)
-        if fitting and hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        n = array.shape[0]
-        values = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
-        return np.zeros(n, dtype=np.int64), np.arange(n, dtype=np.float64), TimeInfo("numeric"), values
-
-    def _read_known(self, X, what: str, dtype=np.float32, schema: FrameSchema | None = None) -> Rows:
-        """Rows of a frame for a fitted model, in fit's column order, their static columns apart."""
-        ids, times, info, values = self._read_rows(X, fitting=False, what=what)
-        return known_rows(ids, times, info, values, schema or self._schema(), what, dtype,
-                          named=isinstance(X, pd.DataFrame))
-
-    def _schema(self) -> FrameSchema:
-        """How this fitted model reads frames (its id and time columns are the current parameters)."""
-        return FrameSchema(self.id_col, self.time_col, self.time_info_, self.value_columns_, self.target_names_,
-                           list(getattr(self, "future_names_", ())), list(getattr(self, "static_names_", ())))
-
     # ------------------------------------------------------------------ fit
     @uses_threads
     def fit(self, X, y=None, *, validation_data=None, static=None):
@@ -315,25 +268,10 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         mode = "regression" if y is not None else "forecast"
         forecasting = mode == "forecast"
         loss, quantiles = resolved_loss(self.loss, mode), resolved_quantiles(self.loss, self.quantiles)
-        ids, times, info, values = self._read_rows(X, fitting=True)  # sklearn's n_features_in_, feature_names_in_
-        static_table, future_names, static_names = None, [], []
-        if forecasting:
-            values, static_table, future_names, static_names = covariate_columns(values, ids, static, params)
-        elif self.future_cols or self.static_cols or static is not None:
-            raise ValueError("future_cols, static_cols and static= are for forecasting (fit(df) without y)")
-        targets_of_X = forecast_targets(self.target_cols, future_names, [str(c) for c in values.columns])
-        features, targets, value_columns, target_names, y_ndim = features_and_targets(
-            X, y, values, targets_of_X if forecasting else self.target_cols, np.float64 if forecasting else np.float32)
-        if self.encoder == "cnn" and features.shape[1] != int(np.prod(self.image_shape)):
-            raise ValueError(f"image_shape={tuple(self.image_shape)} needs {int(np.prod(self.image_shape))} "
-                             f"value columns, X has {features.shape[1]}")
-        panel = to_panel(ids, times, features if forecasting else np.concatenate([features, targets], 1),
-                         id_col=self.id_col, time_col=self.time_col, info=info)
-        unit = parse_time_unit(self.time_unit, info)
-        time_unit = unit if unit is not None else median_gap(panel)
+        panel, features, targets, schema, static_table, y_ndim, time_unit = self._training_frame(X, y, static, params,
+                                                                                                forecasting)
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         seed = distributed.same_on_every_rank(collective, seed)  # every rank draws the same windows
-        schema = FrameSchema(self.id_col, self.time_col, info, value_columns, target_names, future_names, static_names)
         if forecasting:
             rows = None if validation_data is None else self._read_known(validation_data, "validation_data",
                                                                          np.float64, schema)
@@ -353,7 +291,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         layout = prepared.state.layout if forecasting else None
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            network = build_network(params, len(value_columns), targets.shape[1], loss, layout, quantiles).to(device)
+            network = build_network(params, features.shape[1], targets.shape[1], loss, layout, quantiles).to(device)
             batch_rng = np.random.default_rng(seed + 1)
             sampler = prepared.sampler
             result = train(network, settings, lambda epoch: sampler.epoch(batch_rng), sampler.n_batches,
@@ -369,50 +307,16 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             # Each series' state after its last row, which forecast() continues and update() advances.
             stream = streaming.history_state(network, layout, panel, device)
             self.forecast_state_ = dataclasses.replace(prepared.state, calibration=calibration, stream=stream)
-            self.future_names_, self.static_names_ = future_names, static_names
+            self.future_names_, self.static_names_ = schema.future_names, schema.static_names
         else:
-            scaling = prepared.scaling
-            self.feature_mean_, self.feature_scale_ = scaling.feature_mean, scaling.feature_scale
-            self.target_mean_, self.target_scale_ = scaling.target_mean, scaling.target_scale
+            scalers = dataclasses.astuple(prepared.scaling)[:4]  # (feature mean, scale, target mean, scale)
+            self.feature_mean_, self.feature_scale_, self.target_mean_, self.target_scale_ = scalers
         self.mode_, self.loss_, self.quantiles_, self.fitted_params_ = mode, loss, quantiles, fitted_params(params)
-        self.time_info_, self.time_unit_, self.value_columns_ = info, time_unit, value_columns
-        self.target_names_, self.n_targets_, self.y_ndim_ = target_names, targets.shape[1], y_ndim
+        self.time_info_, self.time_unit_, self.value_columns_ = schema.time_info, time_unit, schema.value_columns
+        self.target_names_, self.n_targets_, self.y_ndim_ = schema.target_names, targets.shape[1], y_ndim
         self.model_, self.history_, self.best_epoch_ = network, result.history, stopper.best_epoch
         self.interrupted_ = result.interrupted
         return self
-
-    def _validation_panel(self, validation_data, schema: FrameSchema):
-        """Regression's ``validation_data=(X_val, y_val)`` as a panel of [features, targets] (None when not given)."""
-        if validation_data is None:
-            return None
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError("validation_data must be a pair (X_val, y_val) when fit gets y")
-        X_val, y_val = validation_data
-        return validation_panel(self._read_known(X_val, "validation_data", schema=schema), X_val, y_val, schema)
-
-    def _report_divergence(self, diverged: str, best_epoch: int | None) -> None:
-        """Warn what a diverged fit kept (raise when it has nothing to keep) and what to change."""
-        change = f"lower lr (now {self.lr:g}) or ssm_lr (now {self.ssm_lr:g})"
-        if best_epoch is None:  # sequence regression has no last-value network to fall back on
-            raise ValueError(f"{diverged}, before any epoch could be kept: {change}, or set grad_clip")
-        kept = "the last-value network" if best_epoch == -1 else f"epoch {best_epoch}'s weights"
-        warnings.warn(f"{diverged}; kept {kept}: {change}", RuntimeWarning, stacklevel=4)
-
-    def _scaling(self) -> Scaling:
-        return Scaling(self.feature_mean_, self.feature_scale_, self.target_mean_, self.target_scale_, self.time_unit_)
-
-    def _build_model(self):
-        """A network of this fitted model's shape (untrained)."""
-        layout = self.forecast_state_.layout if self.mode_ == "forecast" else None
-        return build_network(self.get_params(deep=False), len(self.value_columns_), self.n_targets_, self.loss_,
-                             layout, getattr(self, "quantiles_", None))
-
-    # ------------------------------------------------------------------ prediction
-    def _check_std(self, return_std: bool):
-        check_is_fitted(self, "model_")
-        if return_std and self.loss_ != "gaussian":
-            raise ValueError(f"return_std=True needs a model fitted with loss='gaussian'; this one was fitted with "
-                             f"loss={self.loss_!r}: refit with loss='gaussian'")
 
     @uses_threads
     def predict(self, X, return_std: bool = False):
@@ -449,14 +353,6 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
                                return_std)
         outputs = [self._format_rows(out, X) for out in outputs]
         return tuple(outputs) if return_std else outputs[0]
-
-    def _format_rows(self, array: np.ndarray, X):
-        # The output mirrors y: a Series (or 1-D array) for 1-D y, a DataFrame (2-D array) otherwise.
-        if isinstance(X, pd.DataFrame):
-            if self.y_ndim_ == 1:
-                return pd.Series(array[:, 0], index=X.index, name=self.target_names_[0])
-            return pd.DataFrame(array, index=X.index, columns=self.target_names_)
-        return array[:, 0] if self.y_ndim_ == 1 else array
 
     def score(self, X, y=None, sample_weight=None):
         """Greater is better. Regression: R^2 of ``predict(X)`` against y, as for every scikit-learn
@@ -502,19 +398,6 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         """
         return self._forecast(h, times, context, return_std, what="times", level=level)
 
-    def _forecast(self, h, times, context, return_std: bool, what: str, level=None) -> pd.DataFrame:
-        self._check_std(return_std)
-        levels = None if level is None else check_levels(level)
-        if self.mode_ != "forecast":
-            raise ValueError("forecast() needs a model fitted without y (forecasting mode)")
-        if (h is None) == (times is None):
-            raise ValueError("give exactly one of h and times")
-        state = self.forecast_state_
-        rows = None if context is None else self._read_known(context, "context", state.panel.values.dtype)
-        return forecast_frame(state, self.model_, self._schema(), h=h, times=times, context=rows,
-                              return_std=return_std, what=what, levels=levels, quantiles=self.quantiles_,
-                              horizon=self.horizon, device=resolve_device(self.device, strict=False))
-
     @uses_threads
     def update(self, new_rows) -> "SMRForecaster":
         """Append new observations to the fitted history; later forecasts continue from them.
@@ -553,76 +436,4 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
                                                 resolve_device(self.device, strict=False))
         return self
 
-    # ------------------------------------------------------------------ forecasting's fitted state, documented
-    history_panel_ = property(lambda self: self.forecast_state_.panel,
-                              doc="Forecasting: the fitted series (and the rows update appended), forecasts continue.")
-    layout_ = property(lambda self: self.forecast_state_.layout, doc="Forecasting: what the network's inputs are.")
-    horizon_ = property(lambda self: self.forecast_state_.layout.horizon,
-                        doc="Forecasting: the longest time ahead trained, in raw units.")
-    static_ids_ = property(lambda self: _present(self.forecast_state_.statics, "static columns").ids,
-                           doc="Forecasting with static columns: the series whose statics are known.")
-    static_codes_ = property(lambda self: _present(self.forecast_state_.statics, "static columns").codes,
-                             doc="Forecasting with static columns: their encodings.")
-    calibration_ahead_ = property(lambda self: _present(self.forecast_state_.calibration, "calibration").ahead,
-                                  doc="Forecasting: how far ahead each held-out calibration pair is (raw units).")
-    calibration_scores_ = property(lambda self: _present(self.forecast_state_.calibration, "calibration").scores,
-                                   doc="Forecasting: each calibration pair's score.")
-    calibration_changes_ = property(
-        lambda self: _present(_present(self.forecast_state_.calibration, "calibration").changes, "history groups"),
-        doc="Forecasting: the observed changes behind each calibration pair's cut-off.")
 
-    @property
-    def stream_state_(self) -> dict:
-        """Forecasting: each series' state after its last row, as a dict of tensors (``backbone.<name>``,
-        ``h_last``, ``stats.<name>``); ``del`` it and forecasts run the backbone over the history again."""
-        return _present(self.forecast_state_.stream, "stream state").as_dict()
-
-    @stream_state_.deleter
-    def stream_state_(self):
-        self.forecast_state_ = dataclasses.replace(self.forecast_state_, stream=None)
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, path) -> None:
-        """Write the fitted model to directory ``path``: ``config.json`` and ``weights.pt``.
-
-        The weights file holds tensors only and is read with ``torch.load(weights_only=True)``,
-        which cannot execute code. A model trained on GPU loads on CPU. ``callbacks`` are
-        run-time objects and are not written. Each file is written to a temporary file in ``path``
-        and renamed over the old one, so a save that fails leaves the previous save intact, and a
-        link in ``path`` is replaced, never written through.
-
-        Raises
-        ------
-        TypeError
-            A fitted attribute holds a value JSON cannot hold (named with its key, e.g. an object
-            a callback put in ``history_``).
-        ValueError
-            ``path`` is a file, or ``path/config.json`` or ``path/weights.pt`` is a folder.
-        """
-        check_is_fitted(self, "model_")
-        fitted = {name: getattr(self, name) for name in persistence.FITTED_ATTRIBUTES if name in vars(self)}
-        persistence.save(path, self.get_params(deep=False), fitted)
-
-    @classmethod
-    def load(cls, path) -> "SMRForecaster":
-        """Read a model written by :meth:`save`, on CPU, without executing any code from the files.
-
-        Raises
-        ------
-        FileNotFoundError
-            ``path/config.json`` or ``path/weights.pt`` is missing.
-        ValueError
-            A file is truncated or edited, the two files come from different saves, or the save
-            comes from a version this one cannot read (the message names the file and both versions).
-        """
-        params, at_fit, fitted = persistence.load(path, cls._get_param_names())
-        estimator = cls(**at_fit)  # the network is built as it was fitted; the current parameters come last
-        vars(estimator).update(fitted)
-        return estimator.set_params(**params)
-
-
-def _present(value, what: str):
-    """``value``, or an AttributeError (so ``hasattr`` is False) when this fitted model has no ``what``."""
-    if value is None:
-        raise AttributeError(f"this fitted model has no {what}")
-    return value
