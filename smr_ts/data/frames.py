@@ -215,7 +215,7 @@ def numeric_values(values: pd.DataFrame, what: str, dtype=np.float32) -> np.ndar
         raise TypeError(f"{what}: columns {bad[:10]} are not numeric; every value column must be numeric")
     array = values.to_numpy(dtype=dtype, na_value=np.nan)
     # NaN is allowed, inf is not. fmin/fmax skip NaN and reduce without a temporary the size of
-    # the array (isfinite/isinf took 3x longer at 10^5 x 600); column names only on failure.
+    # the array (faster: docs/results/frames_design.md); column names only on failure.
     if array.size:
         low, high = np.fmin.reduce(array, axis=None), np.fmax.reduce(array, axis=None)
         if not (np.isfinite(low) and np.isfinite(high)):
