@@ -202,7 +202,7 @@ class FrameEstimator(RegressorMixin, BaseEstimator):
         persistence.save(path, self.get_params(deep=False), fitted)
 
     @classmethod
-    def load(cls, path) -> "SMRForecaster":
+    def load(cls, path) -> "FrameEstimator":
         """Read a model written by :meth:`save`, on CPU, without executing any code from the files.
 
         Raises

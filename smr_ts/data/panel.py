@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from smr_ts.data.times import plain
+from smr_ts.data.times import TimeInfo, plain
 from smr_ts.inference import CHUNK
 
 __all__ = ["BLOCK_ROWS", "FIRST_GAP", "SeriesPanel", "append_rows", "block_size", "median_gap", "pad_to_length",

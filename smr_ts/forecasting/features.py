@@ -30,12 +30,16 @@ the same inputs, bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from smr_ts.data.panel import SeriesPanel
 from smr_ts.data.times import time_difference
 from smr_ts.forecasting.covariates import FutureTrack, future_track, static_width
+
+if TYPE_CHECKING:  # the layout module imports this one
+    from smr_ts.forecasting.layout import ForecastLayout
 
 __all__ = ["ForecastTensors", "RowStatistics", "RunningStatistics", "causal_statistics", "fallback_scales",
            "forecast_tensors", "phase_features", "row_inputs", "since_origin"]

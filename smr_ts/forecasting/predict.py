@@ -29,6 +29,7 @@ from smr_ts.forecasting.queries import (
 )
 from smr_ts.forecasting.state import ForecastState
 from smr_ts.inference import CHUNK, on_device, over_chunks
+from smr_ts.model import ForecastNetwork
 
 __all__ = ["forecast_frame", "last_outputs", "predict_queries"]
 

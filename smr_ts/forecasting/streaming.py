@@ -22,7 +22,7 @@ three current without re-running the history:
 
 So the statistics are refreshed at each update, as a forecast from the whole history would
 compute them, and update-then-forecast equals a forecast from the full history with the same
-weights (tests/test_streaming.py, to 1e-5). The state's stream
+weights (tests/forecasting/test_streaming.py, to 1e-5). The state's stream
 (:class:`~smr_ts.forecasting.state.StreamState`) holds it all, its first dimension over the
 panel's ids, so save/load keep it.
 """
@@ -44,7 +44,7 @@ from smr_ts.data.times import as_fitted_times
 from smr_ts.forecasting.covariate_frames import check_static_rows, static_codes
 from smr_ts.forecasting.features import RunningStatistics, forecast_tensors, row_inputs
 from smr_ts.forecasting.state import ForecastState, StreamState
-from smr_ts.inference import CHUNK, over_chunks
+from smr_ts.inference import over_chunks
 
 __all__ = ["advance_network", "continued_inputs", "history_state", "update"]
 

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from smr_ts import SMRForecaster
+from smr_ts.data.panel import FIRST_GAP, to_panel
+from smr_ts.forecasting.features import forecast_tensors
 from smr_ts.forecasting.covariates import TIME_CONSTANTS, future_features, future_track, rows_at_or_before, _sums_at
 from smr_ts.model_selection import backtest
 
@@ -243,3 +245,21 @@ def test_covariates_are_for_forecasting():
     frame = static_panel()
     with pytest.raises(ValueError, match="for forecasting"):
         SMRForecaster(epochs=1, static_cols=["size"]).fit(frame[["unique_id", "ds", "size"]], frame["y"])
+
+
+def test_the_vectorised_row_search_matches_searchsorted_per_series():
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(5), [1, 3, 8, 2, 6])
+    times = np.concatenate([np.sort(rng.choice(20, n, replace=False)).astype(float) for n in [1, 3, 8, 2, 6]])
+    panel = to_panel(ids, times, rng.normal(size=(len(ids), 1)))
+    data = forecast_tensors(panel, _layout_without_periods(), FIRST_GAP)
+    series = rng.integers(0, 5, 200)
+    t = rng.uniform(-2, 22, 200).round()  # ties with observation times included
+    expect = [np.searchsorted(data.time[s, : data.lengths[s]], ti, side="right") - 1 for s, ti in zip(series, t)]
+    np.testing.assert_array_equal(rows_at_or_before(data.time, data.lengths, series, t), expect)
+
+
+def _layout_without_periods():
+    from smr_ts.forecasting.layout import ForecastLayout
+
+    return ForecastLayout(target_index=[0], time_unit=1.0, horizon=5.0, periods=[], fallback=[1.0], gap=1.0)

@@ -16,11 +16,11 @@ import torch
 from smr_ts import SMRForecaster
 from smr_ts.data.panel import FIRST_GAP
 from smr_ts.forecasting.features import forecast_tensors
-from smr_ts.holdout import ValidationPlan, plan_validation, validation_origin
 from smr_ts.forecasting.intervals import (
     MAX_PAIRS, MIN_LATE_PAIRS, MIN_PER_BIN, RECENT_CHANGES, _pairs, ahead_bins, calibration_source, check_levels,
     conformal_quantile, interval_columns, interval_names, recent_scale, recent_scale_and_changes,
 )
+from smr_ts.holdout import ValidationPlan, plan_validation, validation_origin
 from smr_ts.model import pinball, pinball_loss
 from smr_ts.model_selection import backtest
 from smr_ts.plotting import plot_forecast
@@ -268,18 +268,6 @@ def test_calibration_scores_are_held_out_errors_in_the_recent_scale_at_the_cut()
         row = out[out["unique_id"] == sid].iloc[0]
         assert row["y-hi-80"] - row["y"] == pytest.approx(scale * quantile, rel=1e-5)
         assert row["y"] - row["y-lo-80"] == pytest.approx(scale * quantile, rel=1e-5)
-
-
-@pytest.mark.parametrize("n_series, fraction, held", [(49, 0.1, 12), (80, 0.1, 16), (200, 0.1, 20), (2, 0.1, 1),
-                                                     (49, 0.0, 0)])
-def test_forecasting_holds_out_enough_series_to_calibrate(n_series, fraction, held):
-    """Forecasting holds out MIN_HELD_OUT_SERIES (16) series at least, or a quarter of a smaller panel; regression
-    keeps validation_fraction as given."""
-    plan = plan_validation(n_series, 0, given=False, forecasting=True, validation_fraction=fraction)
-    train, val = plan.train, plan.held_out
-    assert len(val) == held and len(train) + len(val) == n_series and not set(train) & set(val)
-    regression = plan_validation(n_series, 0, given=False, forecasting=False, validation_fraction=fraction)
-    assert len(regression.held_out) == (max(1, round(fraction * n_series)) if fraction else 0)
 
 
 # ---------------------------------------------------------------- intervals

@@ -2,9 +2,12 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from smr_ts import SMRForecaster
 from smr_ts.regression.scaling import column_moments, standardise
+
+from _signals import SMALL, irregular_frame
 
 
 def test_unobserved_slots_hold_zero_and_observed_ones_are_standardised():
@@ -37,3 +40,23 @@ def test_a_shifted_feature_changes_no_prediction_when_some_of_its_slots_are_hidd
     base = SMRForecaster(**settings).fit(X, y).predict(X).to_numpy()
     shifted = SMRForecaster(**settings).fit(X.assign(x=X["x"] + 100.0), y).predict(X.assign(x=X["x"] + 100.0))
     np.testing.assert_allclose(shifted.to_numpy(), base, rtol=1e-3, atol=1e-4)
+
+
+# ---------------------------------------------------------------- scaling undone on the way out
+def test_regression_follows_an_affine_change_of_the_target():
+    """Planted: the target's mean not added back; the predicted std left in scaled units; a NLL that
+    weighs ``log(std)`` wrongly (the std then misses the noise's by sqrt(2)).
+
+    Targets are standardised per column, so 10 y + 100 trains the same network as y: its
+    predictions must be 10 x + 100 the others, and its std 10 x theirs. The targets are noise of std 3
+    around 5 that the input does not predict, so the std is also known on an absolute scale.
+    """
+    X, _ = irregular_frame(n_series=24)
+    y = pd.Series(5.0 + 3.0 * np.random.default_rng(1).normal(size=len(X)), name="target")
+    settings = dict(SMALL, epochs=40, lr=0.02, batch_size=24, loss="gaussian", validation_fraction=0.0)
+    mean, std = SMRForecaster(**settings).fit(X, y).predict(X, return_std=True)
+    moved_mean, moved_std = SMRForecaster(**settings).fit(X, 10 * y + 100).predict(X, return_std=True)
+    np.testing.assert_allclose(moved_mean, 10 * mean + 100, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(moved_std, 10 * std, rtol=1e-4)
+    assert moved_mean.mean() == pytest.approx(150.0, abs=3.0)
+    assert float(np.sqrt(np.mean(moved_std**2))) == pytest.approx(30.0, rel=0.1)  # on the targets' scale
