@@ -1,8 +1,11 @@
 """SMRForecaster: a scikit-learn estimator for irregularly sampled series in long frames.
 
-A thin face over the package's rooms: the data pipeline (:mod:`smr_ts.data`) turns frames into
-tensors, :mod:`smr_ts.model` is the network, :mod:`smr_ts.training` trains it with
-:mod:`smr_ts.callbacks`, and :mod:`smr_ts.persistence` saves it. Two uses, one estimator:
+A thin face over the package's rooms: :mod:`smr_ts.data` reads frames into padded panels,
+:mod:`smr_ts.forecasting` and :mod:`smr_ts.regression` prepare what each use trains on and answer
+from it, :mod:`smr_ts.model` is the network, :mod:`smr_ts.training` trains it with
+:mod:`smr_ts.callbacks`, and :mod:`smr_ts.persistence` saves it. The helpers return values and
+only ``fit`` assigns the fitted attributes; forecasting's are one state, ``forecast_state_``,
+which ``forecast`` reads and ``update`` replaces. Two uses, one estimator:
 
 - sequence regression: ``fit(X, y)``, ``predict(X)``: one prediction per row of X, each from the
   rows of its own series at or before its time;
@@ -189,6 +192,9 @@ class SMRForecaster(FrameEstimator):
         pair, how far ahead, its score, and the observed changes behind its cut-off.
     stream_state_ : dict of Tensor
         Forecasting: each series' state after its last row, advanced by ``update`` (:mod:`smr_ts.forecasting.streaming`).
+    forecast_state_ : ForecastState
+        Forecasting: all a fit leaves but the network (:mod:`smr_ts.forecasting.state`); the attributes
+        above that start "Forecasting" read it.
 
     Examples
     --------
