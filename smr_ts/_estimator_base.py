@@ -85,9 +85,9 @@ class FrameEstimator(RegressorMixin, BaseEstimator):
         elif self.future_cols or self.static_cols or static is not None:
             raise ValueError("future_cols, static_cols and static= are for forecasting (fit(df) without y)")
         columns = [str(c) for c in values.columns]
+        targets_of = forecast_targets(self.target_cols, future_names, columns) if forecasting else self.target_cols
         features, targets, value_columns, target_names, y_ndim = features_and_targets(
-            X, y, values, forecast_targets(self.target_cols, future_names, columns) if forecasting else self.target_cols,
-            np.float64 if forecasting else np.float32)
+            X, y, values, targets_of, np.float64 if forecasting else np.float32)
         if self.encoder == "cnn" and features.shape[1] != int(np.prod(self.image_shape)):
             raise ValueError(f"image_shape={tuple(self.image_shape)} needs {int(np.prod(self.image_shape))} "
                              f"value columns, X has {features.shape[1]}")

@@ -188,10 +188,11 @@ class SMRForecaster(FrameEstimator):
     quantiles_ : tuple of float or None
         The quantile levels trained with ``loss="quantile"``, 0.5 among them; None otherwise.
     calibration_ahead_, calibration_scores_, calibration_changes_ : ndarray
-        Forecasting: what calibrates ``forecast(level=...)`` (:mod:`smr_ts.forecasting.intervals`): per held-out
-        pair, how far ahead, its score, and the observed changes behind its cut-off.
+        Forecasting: what calibrates ``forecast(level=...)`` (:mod:`smr_ts.forecasting.intervals`): per
+        held-out pair, how far ahead, its score, and the observed changes behind its cut-off.
     stream_state_ : dict of Tensor
-        Forecasting: each series' state after its last row, advanced by ``update`` (:mod:`smr_ts.forecasting.streaming`).
+        Forecasting: each series' state after its last row, advanced by ``update``
+        (:mod:`smr_ts.forecasting.streaming`).
     forecast_state_ : ForecastState
         Forecasting: all a fit leaves but the network (:mod:`smr_ts.forecasting.state`); the attributes
         above that start "Forecasting" read it.
@@ -355,8 +356,8 @@ class SMRForecaster(FrameEstimator):
                     self.target_names_, axis=1)
             return mean
         rows = self._read_known(X, "X")
-        outputs = predict_rows(self.model_, rows, self._schema(), self._scaling(), resolve_device(self.device, strict=False),
-                               return_std)
+        device = resolve_device(self.device, strict=False)
+        outputs = predict_rows(self.model_, rows, self._schema(), self._scaling(), device, return_std)
         outputs = [self._format_rows(out, X) for out in outputs]
         return tuple(outputs) if return_std else outputs[0]
 

@@ -16,8 +16,8 @@ from torch import nn
 
 from smr_ts.backbones import BACKBONES
 
-__all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "build_network", "gaussian_nll", "masked_mae",
-           "masked_mse", "pinball", "pinball_loss"]
+__all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "build_network", "gaussian_nll",
+           "masked_mae", "masked_mse", "pinball", "pinball_loss"]
 
 ENCODERS = ("linear", "mlp", "cnn")
 _VARIANCE_FLOOR = 1e-4

@@ -114,7 +114,8 @@ def check_static_rows(statics: Statics | None, spec: list, ids: np.ndarray, tabl
         width += given.shape[1]
         changed = (given != before).any(1)
         if changed.any():
-            raise ValueError(f"{what}: static column {entry[0]!r} of {_ids(id_col, table.index[rows[changed]])} differs "
+            who = _ids(id_col, table.index[rows[changed]])
+            raise ValueError(f"{what}: static column {entry[0]!r} of {who} differs "
                              "from the value the model holds for the series; a static column holds one value per "
                              "series: give that value, or leave the static columns out of the rows of known series "
                              "(refit to change it)")

@@ -7,9 +7,9 @@ and grouped by time ahead, in the manner of Stankeviciute et al. (2021) for mult
    of the data that training did not score: the held-out validation series (every row serves as a
    cut-off, and every later observation of the series within ``horizon`` of it is a query), or
    for a single series its last part in time (cut-offs from where validation starts), or
-   ``validation_data``. Held-out series serve from the later half of their span on
-   (:data:`smr_ts.holdout.LATE_HALF`): forecasts are made from the end of a history, and on a growth curve the errors
-   from its start are smaller than those from its end. Where those later halves hold fewer than
+   ``validation_data`` (the fit's validation plan, :mod:`smr_ts.holdout`). Held-out series serve
+   from the later half of their span on (``LATE_HALF``): forecasts are made from the end of a
+   history, and on a growth curve the errors from its start are smaller than those from its end. Where those later halves hold fewer than
    ``MIN_LATE_PAIRS`` pairs (a few short series), every cut-off of the held-out series serves.
    Each pair gives how far ahead it was and its **score**: the absolute error divided by the
    series' recent scale at the cut-off (:func:`recent_scale`: the mean absolute change over the

@@ -77,7 +77,8 @@ def _advance_rows(network, inputs, dt, mask, lengths, state: dict | None, device
     def step(net, sel):
         length = max(int(lengths[sel].max()), 1)
         own = None if state is None else {k: v[sel].to(device) for k, v in state.items()}
-        h, after = advance_network(net, *(torch.from_numpy(a[sel, :length]).to(device) for a in (inputs, dt, mask)), own)
+        rows = (torch.from_numpy(a[sel, :length]).to(device) for a in (inputs, dt, mask))
+        h, after = advance_network(net, *rows, own)
         last = torch.from_numpy(np.maximum(lengths[sel] - 1, 0)).to(device)
         return h[torch.arange(h.shape[0], device=device), last].cpu(), {k: v.cpu() for k, v in after.items()}
 
@@ -161,7 +162,8 @@ def _check_starts(schema: FrameSchema, ids: np.ndarray, values: np.ndarray) -> N
     if not observed.all():
         blank = observed.index[~observed.to_numpy()]
         shown = [v.item() if isinstance(v, np.generic) else v for v in blank[:5]]
-        who = "the series" if schema.id_col is None else f"{schema.id_col}={shown}{' and more' if len(blank) > 5 else ''}"
+        more = " and more" if len(blank) > 5 else ""
+        who = "the series" if schema.id_col is None else f"{schema.id_col}={shown}{more}"
         raise ValueError(f"new_rows: the new series {who} have no observed value of any target {schema.target_names} "
                          "(every row is NaN there); a new series needs at least one observed target value to start "
                          "from: add one, or leave its rows out until it has one")

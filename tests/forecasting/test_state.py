@@ -23,7 +23,8 @@ def stream(n, seed=0):
 
 
 def same(a: StreamState, b: StreamState) -> bool:
-    return (a.backbone.keys() == b.backbone.keys() and all(torch.equal(a.backbone[k], b.backbone[k]) for k in a.backbone)
+    return (a.backbone.keys() == b.backbone.keys()
+            and all(torch.equal(a.backbone[k], b.backbone[k]) for k in a.backbone)
             and torch.equal(a.h_last, b.h_last)
             and all(np.array_equal(getattr(a.statistics, k), getattr(b.statistics, k)) for k in vars(a.statistics)))
 
