@@ -70,7 +70,8 @@ def peak_gb() -> float:
 
 
 def child(scenario: str, model_dir: Path, data: Path, h: int) -> dict:
-    from smr_ts import SMRForecaster, streaming
+    from smr_ts import SMRForecaster
+    from smr_ts.data import panel
 
     start = time.perf_counter()
     model = SMRForecaster.load(model_dir)
@@ -80,7 +81,7 @@ def child(scenario: str, model_dir: Path, data: Path, h: int) -> dict:
     if scenario == "recompute":
         del model.stream_state_
     if scenario == "context_one_block":
-        streaming.BLOCK_ROWS = 1 << 62
+        panel.BLOCK_ROWS = 1 << 62
     start = time.perf_counter()
     if scenario in ("states", "recompute"):
         out = model.forecast(h=h)
@@ -163,7 +164,7 @@ def main(argv=None) -> list:
                       "number of rows); most of what remains is the history put back together with the context."]
     lines += [
         "",
-        "Forecasts run in blocks of series of about a million padded rows (`smr_ts.streaming.BLOCK_ROWS`): one "
+        "Forecasts run in blocks of series of about a million padded rows (`smr_ts.data.panel.BLOCK_ROWS`): one "
         "block's inputs, statistics and query features exist at a time, and the backbone runs over 64 series at "
         "a time. Without `context` the fitted history is read in place (no copy back to rows); with it, the "
         "history and the context are put together once. The last row is the context scenario with every series in "

@@ -36,9 +36,10 @@ import torch  # noqa: E402
 from smr_ts import SMRForecaster  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared helpers
 from _machine import command, cpu_model, software, today  # noqa: E402
-from smr_ts.data.frames import numeric_values, split_frame, to_panel  # noqa: E402
-from smr_ts.data.scaling import column_moments  # noqa: E402
-from smr_ts.data.windows import Scaling, panel_tensors  # noqa: E402
+from smr_ts.data.frames import numeric_values, split_frame  # noqa: E402
+from smr_ts.data.panel import to_panel  # noqa: E402
+from smr_ts.regression.scaling import column_moments  # noqa: E402
+from smr_ts.regression.windows import Scaling, panel_tensors  # noqa: E402
 
 N_SERIES, N_ROWS, N_COLUMNS = 1000, 100, 600
 

@@ -131,7 +131,7 @@ def main(argv=None) -> list:
         "",
         "Both ways give the same forecasts: largest absolute difference "
         + ", ".join(f"{r['backbone']} {r['max_abs_diff']:.1e}" for r in results)
-        + " (targets of order 1; tests/test_streaming.py holds them to 1e-5).",
+        + " (targets of order 1; tests/forecasting/test_streaming.py holds them to 1e-5).",
         "",
         "Where the time goes: an update is a fixed cost per call (reading the frame, indexing the states, a few "
         "small tensor operations) plus the backbone over the new rows; a forecast from the states still prepares "

@@ -7,6 +7,7 @@ Checked once, at the start of ``fit``; every failure is an ``InvalidParameterErr
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from numbers import Integral, Real
 
 import pandas as pd
@@ -64,48 +65,49 @@ PARAMETER_CONSTRAINTS = {
 }
 
 
-def check_estimator_params(est) -> None:
-    """The constraint table, then the rules that tie two parameters together."""
-    name = type(est).__name__
-    check_params(est._parameter_constraints, est.get_params(deep=False), name)
-    if est.image_shape is not None and not (
-        len(est.image_shape) == 2 and all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1
-                                           for s in est.image_shape)):
+def check_estimator_params(params: dict, name: str = "SMRForecaster") -> None:
+    """The constraint table, then the rules that tie two parameters together: ``params`` are the
+    estimator's ``get_params()``, ``name`` its class's name."""
+    check_params(PARAMETER_CONSTRAINTS, params, name)
+    p = SimpleNamespace(**params)  # the rules below read them as attributes
+    if p.image_shape is not None and not (
+        len(p.image_shape) == 2 and all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1
+                                           for s in p.image_shape)):
         raise invalid(name, f"The 'image_shape' parameter of {name} must be a (height, width) pair of "
-                            f"positive ints. Got {est.image_shape!r} instead.")
-    if est.encoder == "cnn" and est.image_shape is None:
+                            f"positive ints. Got {p.image_shape!r} instead.")
+    if p.encoder == "cnn" and p.image_shape is None:
         raise invalid(name, f"The 'image_shape' parameter of {name} is required with encoder='cnn'.")
-    if est.step_min > est.step_max:
-        raise invalid(name, f"The 'step_min' parameter of {name} must not exceed step_max={est.step_max}. "
-                            f"Got {est.step_min!r} instead.")
-    if est.backbone == "s5" and (est.state_size % est.blocks or (est.state_size // est.blocks) % 2):
-        raise invalid(name, f"The 'state_size' parameter of {name} must split into blocks={est.blocks} "
-                            f"blocks of even size for backbone='s5'. Got {est.state_size!r} instead.")
-    if est.smr and not BACKBONES[est.backbone].takes_smr:
+    if p.step_min > p.step_max:
+        raise invalid(name, f"The 'step_min' parameter of {name} must not exceed step_max={p.step_max}. "
+                            f"Got {p.step_min!r} instead.")
+    if p.backbone == "s5" and (p.state_size % p.blocks or (p.state_size // p.blocks) % 2):
+        raise invalid(name, f"The 'state_size' parameter of {name} must split into blocks={p.blocks} "
+                            f"blocks of even size for backbone='s5'. Got {p.state_size!r} instead.")
+    if p.smr and not BACKBONES[p.backbone].takes_smr:
         raise invalid(name, f"The 'smr' parameter of {name} needs a backbone that takes SMR "
-                            f"({smr_backbones()}); got backbone={est.backbone!r}.")
-    if est.smr_use_gaps and not est.smr:
+                            f"({smr_backbones()}); got backbone={p.backbone!r}.")
+    if p.smr_use_gaps and not p.smr:
         raise invalid(name, f"The 'smr_use_gaps' parameter of {name} changes the SMR gate, so it needs smr=True.")
     for param in ("target_cols", "future_cols", "static_cols"):
-        value = getattr(est, param)
+        value = params[param]
         if value is not None and not (value and all(isinstance(c, str) for c in value) and len(set(value)) == len(value)):
             raise invalid(name, f"The '{param}' parameter of {name} must be None or a non-empty list of distinct "
                                 f"column names. Got {value!r} instead.")
-    if est.quantiles is not None and not (len(est.quantiles) and all(
-            isinstance(q, Real) and not isinstance(q, bool) and 0 < q < 1 for q in est.quantiles)
-            and len(set(est.quantiles)) == len(est.quantiles)):
+    if p.quantiles is not None and not (len(p.quantiles) and all(
+            isinstance(q, Real) and not isinstance(q, bool) and 0 < q < 1 for q in p.quantiles)
+            and len(set(p.quantiles)) == len(p.quantiles)):
         raise invalid(name, f"The 'quantiles' parameter of {name} must be None or distinct levels strictly "
-                            f"between 0 and 1, e.g. (0.1, 0.5, 0.9). Got {est.quantiles!r} instead.")
-    if est.id_col is not None and est.id_col == est.time_col:
-        raise invalid(name, f"The 'id_col' parameter of {name} must differ from time_col={est.time_col!r}.")
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", est.device):
+                            f"between 0 and 1, e.g. (0.1, 0.5, 0.9). Got {p.quantiles!r} instead.")
+    if p.id_col is not None and p.id_col == p.time_col:
+        raise invalid(name, f"The 'id_col' parameter of {name} must differ from time_col={p.time_col!r}.")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
         raise invalid(name, f"The 'device' parameter of {name} must be 'auto', 'cpu' or 'cuda[:N]'. "
-                            f"Got {est.device!r} instead.")
-    for cb in est.callbacks or ():
+                            f"Got {p.device!r} instead.")
+    for cb in p.callbacks or ():
         if not all(hasattr(cb, hook) for hook in ("on_train_begin", "on_epoch_end", "on_train_end")):
             raise invalid(name, f"The 'callbacks' parameter of {name} must hold smr_ts.callbacks.Callback "
                                 f"objects. Got {cb!r}.")
-    if est.patience is not None and any(isinstance(cb, EarlyStopping) for cb in est.callbacks or ()):
+    if p.patience is not None and any(isinstance(cb, EarlyStopping) for cb in p.callbacks or ()):
         raise invalid(name, f"The 'patience' parameter of {name} is shorthand for an EarlyStopping callback; "
                             "callbacks already holds one, so leave patience=None.")
 
@@ -122,9 +124,10 @@ def resolved_loss(loss: str, mode: str) -> str:
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
 
 
-def resolved_quantiles(est) -> tuple | None:
+def resolved_quantiles(loss: str, quantiles) -> tuple | None:
     """The quantile levels a fit trains (``quantiles_``): with ``loss="quantile"``, ``quantiles`` (default
     (0.1, 0.5, 0.9)) sorted, with 0.5 added when missing (it is the point forecast); otherwise None."""
-    if est.loss != "quantile":
+    if loss != "quantile":
         return None
-    return tuple(sorted({float(q) for q in (est.quantiles or DEFAULT_QUANTILES)} | {0.5}))
+    return tuple(sorted({float(q) for q in (quantiles or DEFAULT_QUANTILES)} | {0.5}))
+

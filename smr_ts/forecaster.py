@@ -1,8 +1,11 @@
 """SMRForecaster: a scikit-learn estimator for irregularly sampled series in long frames.
 
-A thin face over the package's rooms: the data pipeline (:mod:`smr_ts.data`) turns frames into
-tensors, :mod:`smr_ts.model` is the network, :mod:`smr_ts.training` trains it with
-:mod:`smr_ts.callbacks`, and :mod:`smr_ts.persistence` saves it. Two uses, one estimator:
+A thin face over the package's rooms: :mod:`smr_ts.data` reads frames into padded panels,
+:mod:`smr_ts.forecasting` and :mod:`smr_ts.regression` prepare what each use trains on and answer
+from it, :mod:`smr_ts.model` is the network, :mod:`smr_ts.training` trains it with
+:mod:`smr_ts.callbacks`, and :mod:`smr_ts.persistence` saves it. The helpers return values and
+only ``fit`` assigns the fitted attributes; forecasting's are one state, ``forecast_state_``,
+which ``forecast`` reads and ``update`` replaces. Two uses, one estimator:
 
 - sequence regression: ``fit(X, y)``, ``predict(X)``: one prediction per row of X, each from the
   rows of its own series at or before its time;
@@ -15,42 +18,37 @@ over its gap without input, which for S5 with ZOH is the exact continuous-time p
 
 from __future__ import annotations
 
-import warnings
+import dataclasses
 from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from smr_ts import distributed, persistence, serving, streaming
+from smr_ts import distributed
+from smr_ts._estimator_base import FrameEstimator
 from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss, resolved_quantiles
 from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
-from smr_ts.data.covariate_frames import check_static_rows, split_static
-from smr_ts.data.frames import (
-    SeriesPanel, TimeInfo, align_columns, as_fitted_times, check_id_kind, check_time_kind, features_and_targets,
-    median_gap, numeric_values, parse_time_unit, refuse_array, refuse_forecast_array, split_frame, to_panel,
-)
-from smr_ts.data.queries import history_rows
-from smr_ts.data.windows import Scaling, panel_tensors
-from smr_ts.forecast_data import covariates_at_fit, forecast_data, forecast_targets
-from smr_ts.intervals import calibration_residuals, check_levels
-from smr_ts.model import ForecastNetwork, SequenceModel, predict_panel
-from smr_ts.model_selection import forecast_score
-from smr_ts.regression_data import regression_data, regression_score
+from smr_ts.data.frames import refuse_forecast_array
+from smr_ts.forecasting import streaming
+from smr_ts.forecasting.fit import prepare as prepare_forecasting
+from smr_ts.forecasting.intervals import calibration_residuals
+from smr_ts.forecasting.state import Calibration
+from smr_ts.model import build_network
+from smr_ts.model_selection import score_forecasts
+from smr_ts.persistence import fitted_params
+from smr_ts.regression.fit import prepare as prepare_regression
+from smr_ts.regression.fit import r2
+from smr_ts.regression.predict import predict_rows
 from smr_ts.training import TrainingSettings, train
 
 __all__ = ["SMRForecaster"]
 
-_CHUNK = 64  # series per forward pass when predicting
-# Forecasting holds out at least this many series (a quarter of a smaller panel): they choose the epoch and
-# calibrate the intervals, which a handful of series does not do reliably (docs/results/forecasting_design.md).
-MIN_HELD_OUT_SERIES = 16
 
-class SMRForecaster(RegressorMixin, BaseEstimator):
+class SMRForecaster(FrameEstimator):
     """Variable-step state-space model (S5 or S6, optionally with SMR) for irregular time series.
 
     Takes long frames (one row per observation: series id, time, values) with uneven times and
@@ -190,10 +188,14 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
     quantiles_ : tuple of float or None
         The quantile levels trained with ``loss="quantile"``, 0.5 among them; None otherwise.
     calibration_ahead_, calibration_scores_, calibration_changes_ : ndarray
-        Forecasting: what calibrates ``forecast(level=...)`` (:mod:`smr_ts.intervals`): per held-out
-        pair, how far ahead, its score, and the observed changes behind its cut-off.
+        Forecasting: what calibrates ``forecast(level=...)`` (:mod:`smr_ts.forecasting.intervals`): per
+        held-out pair, how far ahead, its score, and the observed changes behind its cut-off.
     stream_state_ : dict of Tensor
-        Forecasting: each series' state after its last row, advanced by ``update`` (:mod:`smr_ts.streaming`).
+        Forecasting: each series' state after its last row, advanced by ``update``
+        (:mod:`smr_ts.forecasting.streaming`).
+    forecast_state_ : ForecastState
+        Forecasting: all a fit leaves but the network (:mod:`smr_ts.forecasting.state`); the attributes
+        above that start "Forecasting" read it.
 
     Examples
     --------
@@ -221,49 +223,6 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         for name, value in dict(locals()).items():  # sklearn: __init__ only stores
             if name != "self":
                 setattr(self, name, value)
-
-    # ------------------------------------------------------------------ sklearn plumbing
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True  # NaN means "not observed at this time"
-        tags.target_tags.multi_output = True
-        tags.target_tags.required = False  # fit(df) without y forecasts the frame's own columns
-        tags.regressor_tags.poor_score = True  # rows of a plain array form one sequence, not i.i.d. samples
-        tags.non_deterministic = False
-        return tags
-
-    # ------------------------------------------------------------------ reading inputs
-    def _read_rows(self, X, *, fitting: bool, what: str = "X"):
-        """X -> (ids, raw times, TimeInfo, value DataFrame)."""
-        if isinstance(X, pd.DataFrame):
-            if fitting:
-                self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-                self.n_features_in_ = X.shape[1]
-            return split_frame(X, self.id_col, self.time_col, what=what)
-        # A plain 2-D array: one series observed at unit gaps (so generic sklearn tooling works).
-        if not fitting and hasattr(self, "feature_names_in_"):
-            refuse_array(X, self.feature_names_in_, what)
-        array = validate_data(self, X, reset=fitting, ensure_all_finite="allow-nan", dtype=np.float32)
-        if fitting and hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        n = array.shape[0]
-        values = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
-        return np.zeros(n, dtype=np.int64), np.arange(n, dtype=np.float64), TimeInfo("numeric"), values
-
-    def _read_known(self, X, what: str, dtype=np.float32, static_out: list | None = None):
-        """Rows of a frame for a fitted model: (ids, raw times, features in fit's column order). Static
-        columns, when the rows carry them, go to ``static_out`` as one row per series."""
-        ids, times, info, values = self._read_rows(X, fitting=False, what=what)
-        check_time_kind(info, self.time_info_, self.time_col, what)
-        static = [c for c in getattr(self, "static_names_", ()) if c in values.columns]
-        if static:
-            values, table = split_static(values, ids, static if len(static) == len(self.static_names_)
-                                         else self.static_names_, self.id_col, what)
-            if static_out is not None:
-                static_out.append(table)
-        if isinstance(X, pd.DataFrame):
-            values = align_columns(values, self.value_columns_, what)
-        return ids, times, numeric_values(values, what, dtype)
 
     # ------------------------------------------------------------------ fit
     @uses_threads
@@ -308,40 +267,26 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             raise
 
     def _fit(self, X, y, validation_data, static):
-        check_estimator_params(self)
+        params = self.get_params(deep=False)
+        check_estimator_params(params, type(self).__name__)
         if y is None and not isinstance(X, pd.DataFrame):
             refuse_forecast_array(X, self.id_col, self.time_col)
         collective, device = distributed.join(self.device)  # a torchrun group (docs/distributed.md), or None
-        self.mode_ = "regression" if y is not None else "forecast"
-        forecasting = self.mode_ == "forecast"
-        self.loss_, self.fitted_params_ = resolved_loss(self.loss, self.mode_), persistence.fitted_params(self)
-        self.quantiles_ = resolved_quantiles(self)
-        ids, times, info, values = self._read_rows(X, fitting=True)
-        self.time_info_ = info
-        static_table = None
-        if forecasting:
-            values, static_table = covariates_at_fit(self, values, ids, static)
-        elif self.future_cols or self.static_cols or static is not None:
-            raise ValueError("future_cols, static_cols and static= are for forecasting (fit(df) without y)")
-        features, targets, self.value_columns_, self.target_names_, self.y_ndim_ = features_and_targets(
-            X, y, values, forecast_targets(self, [str(c) for c in values.columns]) if forecasting else self.target_cols,
-            np.float64 if forecasting else np.float32)
-        self.n_targets_ = targets.shape[1]
-        if self.encoder == "cnn" and features.shape[1] != int(np.prod(self.image_shape)):
-            raise ValueError(f"image_shape={tuple(self.image_shape)} needs {int(np.prod(self.image_shape))} "
-                             f"value columns, X has {features.shape[1]}")
-        panel = to_panel(ids, times, features if forecasting else np.concatenate([features, targets], 1),
-                         id_col=self.id_col, time_col=self.time_col, info=info)
-        unit = parse_time_unit(self.time_unit, info)
-        self.time_unit_ = unit if unit is not None else median_gap(panel)
+        mode = "regression" if y is not None else "forecast"
+        forecasting = mode == "forecast"
+        loss, quantiles = resolved_loss(self.loss, mode), resolved_quantiles(self.loss, self.quantiles)
+        panel, features, targets, schema, static_table, y_ndim, time_unit = self._training_frame(X, y, static, params,
+                                                                                                forecasting)
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         seed = distributed.same_on_every_rank(collective, seed)  # every rank draws the same windows
         if forecasting:
-            sampler, val_batches, loss_fn, evaluate_fn = forecast_data(self, panel, static_table, validation_data,
-                                                                       seed, device)
+            rows = None if validation_data is None else self._read_known(validation_data, "validation_data",
+                                                                         np.float64, schema)
+            prepared = prepare_forecasting(panel, static_table, rows, schema, time_unit, params, loss, seed, device)
         else:
-            sampler, val_batches, loss_fn, evaluate_fn = regression_data(self, panel, features, targets,
-                                                                         validation_data, seed, device)
+            prepared = prepare_regression(panel, features, targets, self._validation_panel(validation_data, schema),
+                                          time_unit, params, loss, seed, device)
+        val_batches, evaluate_fn = prepared.validation, prepared.evaluate
         if collective is not None:  # each rank validates its share; the sums are all-reduced
             val_batches, evaluate_fn = collective.shard_list(val_batches), partial(evaluate_fn, reduce=collective)
 
@@ -350,75 +295,35 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         # Model selection (with patience), last value as the floor when forecasting, the progress bar.
         callbacks, stopper = training_callbacks(self.callbacks, self.patience, int(self.verbose),
                                                 require_gain=forecasting and bool(val_batches))
+        layout = prepared.state.layout if forecasting else None
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            self.model_ = self._build_model().to(device)
+            network = build_network(params, features.shape[1], targets.shape[1], loss, layout, quantiles).to(device)
             batch_rng = np.random.default_rng(seed + 1)
-            result = train(self.model_, settings, lambda epoch: sampler.epoch(batch_rng), sampler.n_batches,
-                           partial(loss_fn, distributed.parallel(self.model_, collective)),
-                           partial(evaluate_fn, self.model_, val_batches) if val_batches else None, callbacks,
+            sampler = prepared.sampler
+            result = train(network, settings, lambda epoch: sampler.epoch(batch_rng), sampler.n_batches,
+                           partial(prepared.loss, distributed.parallel(network, collective)),
+                           partial(evaluate_fn, network, val_batches) if val_batches else None, callbacks,
                            initial_candidate=forecasting, collective=collective)
-        self.model_.to("cpu").eval()
-        best_epoch = stopper.best_epoch
+        network.to("cpu").eval()
         if result.diverged:
-            self._report_divergence(result.diverged, best_epoch)
+            self._report_divergence(result.diverged, stopper.best_epoch)
         if forecasting:  # what calibrates forecast(level=...): the held-out part, forecast by the final network
-            self.calibration_ahead_, self.calibration_scores_, self.calibration_changes_ = calibration_residuals(
-                self.model_, self.layout_, vars(self).pop("_calibration_source"), np.random.default_rng(seed + 3), device)
+            calibration = Calibration(*calibration_residuals(network, layout, prepared.calibration_source,
+                                                             np.random.default_rng(seed + 3), device))
             # Each series' state after its last row, which forecast() continues and update() advances.
-            self.stream_state_ = streaming.history_state(self.model_, self.layout_, self.history_panel_, device)
-        self.history_, self.best_epoch_, self.interrupted_ = result.history, best_epoch, result.interrupted
+            stream = streaming.history_state(network, layout, panel, device)
+            self.forecast_state_ = dataclasses.replace(prepared.state, calibration=calibration, stream=stream)
+            self.future_names_, self.static_names_ = schema.future_names, schema.static_names
+        else:
+            scalers = dataclasses.astuple(prepared.scaling)[:4]  # (feature mean, scale, target mean, scale)
+            self.feature_mean_, self.feature_scale_, self.target_mean_, self.target_scale_ = scalers
+        self.mode_, self.loss_, self.quantiles_, self.fitted_params_ = mode, loss, quantiles, fitted_params(params)
+        self.time_info_, self.time_unit_, self.value_columns_ = schema.time_info, time_unit, schema.value_columns
+        self.target_names_, self.n_targets_, self.y_ndim_ = schema.target_names, targets.shape[1], y_ndim
+        self.model_, self.history_, self.best_epoch_ = network, result.history, stopper.best_epoch
+        self.interrupted_ = result.interrupted
         return self
-
-    def _report_divergence(self, diverged: str, best_epoch: int | None) -> None:
-        """Warn what a diverged fit kept (raise when it has nothing to keep) and what to change."""
-        change = f"lower lr (now {self.lr:g}) or ssm_lr (now {self.ssm_lr:g})"
-        if best_epoch is None:  # sequence regression has no last-value network to fall back on
-            raise ValueError(f"{diverged}, before any epoch could be kept: {change}, or set grad_clip")
-        kept = "the last-value network" if best_epoch == -1 else f"epoch {best_epoch}'s weights"
-        warnings.warn(f"{diverged}; kept {kept}: {change}", RuntimeWarning, stacklevel=4)
-
-    def _split(self, n_series: int, seed: int, given: bool):
-        """Training and validation series (validation_fraction of them, when there are >= 2)."""
-        order = np.random.default_rng(seed).permutation(n_series)
-        by_time = self.mode_ == "forecast" and self.validation_by == "time"
-        split = not given and not by_time and self.validation_fraction > 0 and n_series >= 2
-        n_val = max(1, int(round(self.validation_fraction * n_series)))
-        if self.mode_ == "forecast":  # calibration and early stopping need enough held-out series
-            n_val = max(n_val, min(MIN_HELD_OUT_SERIES, n_series // 4))
-        n_val = min(n_series - 1, n_val) if split else 0
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-    def _scaling(self) -> Scaling:
-        return Scaling(self.feature_mean_, self.feature_scale_, self.target_mean_, self.target_scale_, self.time_unit_)
-
-    def _build_model(self):
-        n_features = len(self.value_columns_)
-        if self.mode_ == "forecast":
-            return ForecastNetwork(self.layout_.n_inputs(n_features), self.layout_.n_query_features, self.n_targets_,
-                                   self.d_model, self.n_layers, self.backbone, self.get_params(deep=False),
-                                   gaussian=self.loss_ == "gaussian", dropout=self.dropout,
-                                   quantiles=getattr(self, "quantiles_", None),
-                                   n_linear=self.layout_.n_covariate_features)
-        return SequenceModel(
-            n_features=n_features, n_outputs=self.n_targets_, d_model=self.d_model, n_layers=self.n_layers,
-            backbone=self.backbone, encoder=self.encoder, image_shape=self.image_shape,
-            encoder_hidden=self.encoder_hidden, gaussian=self.loss_ == "gaussian", dropout=self.dropout,
-            backbone_settings=self.get_params(deep=False),
-        )
-
-    # ------------------------------------------------------------------ prediction
-    def _run(self, panel: SeriesPanel):
-        """Model outputs on every step of a panel of features: (mean, std or None), unscaled, (S, L, T)."""
-        device = resolve_device(self.device, strict=False)
-        mean, std = predict_panel(self.model_, panel_tensors(panel, self._scaling()), device, chunk=_CHUNK)
-        return mean * self.target_scale_ + self.target_mean_, (std * self.target_scale_ if std is not None else None)
-
-    def _check_std(self, return_std: bool):
-        check_is_fitted(self, "model_")
-        if return_std and self.loss_ != "gaussian":
-            raise ValueError(f"return_std=True needs a model fitted with loss='gaussian'; this one was fitted with "
-                             f"loss={self.loss_!r}: refit with loss='gaussian'")
 
     @uses_threads
     def predict(self, X, return_std: bool = False):
@@ -450,31 +355,22 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
                 return mean, result[[f"{c}_std" for c in self.target_names_]].set_axis(X.index).set_axis(
                     self.target_names_, axis=1)
             return mean
-        ids, times, features = self._read_known(X, "X")
-        panel = to_panel(ids, times, features, id_col=self.id_col, time_col=self.time_col, info=self.time_info_)
-        mean, std = self._run(panel)
-        rows = panel.rows[panel.valid]
-        outputs = []
-        for values in (mean, std) if return_std else (mean,):
-            out = np.empty((len(features), self.n_targets_), np.float64)
-            out[rows] = values[panel.valid]
-            outputs.append(self._format_rows(out, X))
+        rows = self._read_known(X, "X")
+        device = resolve_device(self.device, strict=False)
+        outputs = predict_rows(self.model_, rows, self._schema(), self._scaling(), device, return_std)
+        outputs = [self._format_rows(out, X) for out in outputs]
         return tuple(outputs) if return_std else outputs[0]
-
-    def _format_rows(self, array: np.ndarray, X):
-        # The output mirrors y: a Series (or 1-D array) for 1-D y, a DataFrame (2-D array) otherwise.
-        if isinstance(X, pd.DataFrame):
-            if self.y_ndim_ == 1:
-                return pd.Series(array[:, 0], index=X.index, name=self.target_names_[0])
-            return pd.DataFrame(array, index=X.index, columns=self.target_names_)
-        return array[:, 0] if self.y_ndim_ == 1 else array
 
     def score(self, X, y=None, sample_weight=None):
         """Greater is better. Regression: R^2 of ``predict(X)`` against y, as for every scikit-learn
         regressor. Forecast mode (no y): minus the mean scaled MAE of forecasts at X's rows against X's
         target columns (:func:`smr_ts.model_selection.forecast_score`)."""
         check_is_fitted(self, "model_")
-        return (forecast_score if self.mode_ == "forecast" else regression_score)(self, X, y, sample_weight)
+        if self.mode_ != "forecast":
+            return r2(self.predict, X, y, sample_weight)
+        return score_forecasts(self.forecast, X, y, sample_weight, history=self.forecast_state_.panel,
+                               value_columns=self.value_columns_, target_names=self.target_names_,
+                               future_names=self.future_names_, id_col=self.id_col, time_col=self.time_col)
 
     # ------------------------------------------------------------------ forecasting
     @uses_threads
@@ -497,7 +393,7 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
         level : float or list of float, optional
             Conformal intervals at these coverages in percent (e.g. ``[80, 95]``): ``<target>-lo-80``,
             ``<target>-hi-80``, calibrated at fit on held-out forecasts as far ahead
-            (:mod:`smr_ts.intervals`; needs ``validation_fraction > 0`` or ``validation_data``).
+            (:mod:`smr_ts.forecasting.intervals`; needs ``validation_fraction > 0`` or ``validation_data``).
 
         Returns
         -------
@@ -508,15 +404,6 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             values; ``h`` steps by each series' median gap rounded half up to a whole number).
         """
         return self._forecast(h, times, context, return_std, what="times", level=level)
-
-    def _forecast(self, h, times, context, return_std: bool, what: str, level=None) -> pd.DataFrame:
-        self._check_std(return_std)
-        levels = None if level is None else check_levels(level)
-        if self.mode_ != "forecast":
-            raise ValueError("forecast() needs a model fitted without y (forecasting mode)")
-        if (h is None) == (times is None):
-            raise ValueError("give exactly one of h and times")
-        return serving.forecast_frame(self, h, times, context, return_std, what, levels)
 
     @uses_threads
     def update(self, new_rows) -> "SMRForecaster":
@@ -549,55 +436,11 @@ class SMRForecaster(RegressorMixin, BaseEstimator):
             fitted ones, or (on integer times) a time with a fraction.
         """
         check_is_fitted(self, "model_")
-        return streaming.update(self, new_rows)
+        if self.mode_ != "forecast":
+            raise ValueError("update() needs a model fitted without y (forecasting mode)")
+        rows = self._read_known(new_rows, "new_rows", np.float64)
+        self.forecast_state_ = streaming.update(self.forecast_state_, self.model_, rows, self._schema(),
+                                                resolve_device(self.device, strict=False))
+        return self
 
-    def _history(self, context, static_out: list | None = None):
-        """The fitted history's rows, extended by ``context`` rows when given (their statics to ``static_out``)."""
-        ids, times, values = history_rows(self.history_panel_, len(self.value_columns_))
-        if context is None:
-            return ids, times, values
-        tables = []
-        c_ids, c_times, c_values = self._read_known(context, "context", values.dtype, static_out=tables)
-        check_id_kind(c_ids, self.history_panel_.ids, self.id_col, "context")
-        check_static_rows(self, c_ids, tables[0] if tables else None, "context")  # as update() checks them
-        if static_out is not None:
-            static_out.extend(tables)
-        # A duplicate (id, time) between history and context is an error (to_panel, in serving.forecast_frame).
-        return (np.concatenate([ids, c_ids]),
-                np.concatenate([times, as_fitted_times(c_times, times.dtype, self.time_col, "context")]),
-                np.concatenate([values, c_values]))
 
-    # ------------------------------------------------------------------ persistence
-    def save(self, path) -> None:
-        """Write the fitted model to directory ``path``: ``config.json`` and ``weights.pt``.
-
-        The weights file holds tensors only and is read with ``torch.load(weights_only=True)``,
-        which cannot execute code. A model trained on GPU loads on CPU. ``callbacks`` are
-        run-time objects and are not written. Each file is written to a temporary file in ``path``
-        and renamed over the old one, so a save that fails leaves the previous save intact, and a
-        link in ``path`` is replaced, never written through.
-
-        Raises
-        ------
-        TypeError
-            A fitted attribute holds a value JSON cannot hold (named with its key, e.g. an object
-            a callback put in ``history_``).
-        ValueError
-            ``path`` is a file, or ``path/config.json`` or ``path/weights.pt`` is a folder.
-        """
-        check_is_fitted(self, "model_")
-        persistence.save(self, path)
-
-    @classmethod
-    def load(cls, path) -> "SMRForecaster":
-        """Read a model written by :meth:`save`, on CPU, without executing any code from the files.
-
-        Raises
-        ------
-        FileNotFoundError
-            ``path/config.json`` or ``path/weights.pt`` is missing.
-        ValueError
-            A file is truncated or edited, the two files come from different saves, or the save
-            comes from a version this one cannot read (the message names the file and both versions).
-        """
-        return persistence.load(cls, path)

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from smr_ts.backbones import BACKBONES
-from smr_ts.data.forecast import query_features
 
-__all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "gaussian_nll", "masked_mae", "masked_mse",
-           "last_outputs", "pinball", "pinball_loss", "predict_panel", "predict_queries"]
+__all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "build_network", "gaussian_nll",
+           "masked_mae", "masked_mse", "pinball", "pinball_loss"]
 
 ENCODERS = ("linear", "mlp", "cnn")
 _VARIANCE_FLOOR = 1e-4
@@ -145,27 +143,6 @@ def pinball_loss(levels, target, weight, quantiles):
     return (pinball(levels, target, quantiles) * weight).sum() / weight.sum().clamp(min=1)
 
 
-@torch.no_grad()
-def predict_panel(model: nn.Module, data: dict, device, chunk: int):
-    """Outputs at every step of a panel's tensors, ``chunk`` series at a time: (mean, std or None) as numpy.
-
-    The model visits ``device`` for the forward passes only and is back on the CPU afterwards.
-    """
-    model = model.to(device).eval()
-    means, stds = [], []
-    n = len(data["values"])
-    try:
-        for start in range(0, n, chunk):
-            sel = slice(start, min(start + chunk, n))
-            mean, std = model(data["values"][sel].to(device), data["dt"][sel].to(device),
-                              data["observed"][sel].to(device))
-            means.append(mean.cpu())
-            stds.append(std.cpu() if std is not None else None)
-    finally:
-        model.to("cpu")
-    return torch.cat(means).numpy(), (torch.cat(stds).numpy() if stds[0] is not None else None)
-
-
 class ForecastNetwork(nn.Module):
     """Backbone over the history, and a head from the output at a cut to a forecast at a later time.
 
@@ -189,7 +166,7 @@ class ForecastNetwork(nn.Module):
         Sorted quantile levels, 0.5 among them: the mean head then gives one output per target and
         level (the pinball loss trains them), and the 0.5 level is the point forecast.
     n_linear : int, default 0
-        The last ``n_linear`` query features (the covariates, :mod:`smr_ts.data.covariates`) also reach
+        The last ``n_linear`` query features (the covariates, :mod:`smr_ts.forecasting.covariates`) also reach
         the mean through a linear path, zero at the start: an input's effect is often close to linear,
         and few series teach a linear effect more reliably than one through the MLP alone.
     """
@@ -234,56 +211,26 @@ class ForecastNetwork(nn.Module):
         return mean, torch.sqrt(F.softplus(self.var_head(z) + 0.5413) + _VARIANCE_FLOOR)  # std 1 at the start
 
     def forward(self, batch: dict):
-        """(mean, std or None) at each pair of a batch from :class:`~smr_ts.data.forecast.PairSampler`."""
+        """(mean, std or None) at each pair of a batch from :class:`~smr_ts.forecasting.pairs.PairSampler`."""
         h = self.encode(batch["inputs"], batch["dt"], batch["mask"])
         h_cut = torch.gather(h, 1, batch["k"].unsqueeze(-1).expand(-1, -1, h.shape[-1]))
         return self.decode(h_cut, batch["query"])
 
 
-@torch.no_grad()
-def last_outputs(model: "ForecastNetwork", data, device, chunk: int) -> torch.Tensor:
-    """(S, d_model) the backbone's output at each series' last row, ``chunk`` series at a time (on CPU)."""
-    model = model.to(device).eval()
-    last = data.lengths - 1
-    h_last = []
-    try:
-        for start in range(0, len(data.lengths), chunk):
-            sel = slice(start, start + chunk)
-            length = int(data.lengths[sel].max())
-            h = model.encode(*(torch.from_numpy(a[sel, :length]).to(device)
-                               for a in (data.inputs, data.dt, data.mask)))
-            h_last.append(h[torch.arange(h.shape[0]), torch.from_numpy(last[sel]).to(device)].cpu())
-    finally:
-        model.to("cpu")
-    return torch.cat(h_last)
 
 
-@torch.no_grad()
-def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, t_query: np.ndarray, device,
-                    chunk: int, h_last: torch.Tensor | None = None):
-    """Forecasts (mean, std or None) in the targets' units, (n_queries, T), float64. A network with
-    quantiles gives (its 0.5 level, every level (n_queries, T, Q)) instead, the levels sorted so that
-    they never cross (monotone rearrangement, Chernozhukov et al. 2010). Every output of a target the
-    query's series never observed (no anchor) is NaN.
-
-    Each query of ``series`` (index into ``data``) at relative time ``t_query`` continues from its
-    series' last row: the backbone runs over each history once (``chunk`` series at a time,
-    :func:`last_outputs`) and the head answers every query from the output there. ``h_last``: those
-    outputs, when they are known already (a streaming state, :mod:`smr_ts.streaming`).
-    """
-    if h_last is None:
-        h_last = last_outputs(model, data, device, chunk)
-    k = data.lengths[series] - 1
-    model = model.to(device).eval()
-    try:
-        query = torch.from_numpy(query_features(data, layout, series, k, t_query))
-        mean, std = model.decode(h_last[torch.from_numpy(series)].to(device), query.to(device))
-    finally:
-        model.to("cpu")
-    scale = data.scale[series, k]
-    if getattr(model, "quantiles", None) is not None:
-        levels = data.anchor[series, k][..., None] + scale[..., None] * np.sort(std.cpu().double().numpy(), -1)
-        return levels[..., model.quantiles.index(0.5)], levels
-    anchor = data.anchor[series, k]
-    mean = anchor + scale * mean.cpu().double().numpy()  # NaN where the series never observed the target
-    return mean, (np.where(np.isfinite(anchor), scale * std.cpu().double().numpy(), np.nan) if std is not None else None)
+def build_network(params: dict, n_features: int, n_targets: int, loss: str, layout=None, quantiles=None) -> nn.Module:
+    """The network a fit trains, from the estimator's parameters (``get_params()``) and what the fit fixed:
+    a :class:`ForecastNetwork` for a forecasting ``layout`` (:class:`~smr_ts.forecasting.layout.ForecastLayout`)
+    over ``n_features`` value columns, else a :class:`SequenceModel`; a variance head with ``loss="gaussian"``."""
+    gaussian = loss == "gaussian"
+    if layout is not None:
+        return ForecastNetwork(layout.n_inputs(n_features), layout.n_query_features, n_targets, params["d_model"],
+                               params["n_layers"], params["backbone"], params, gaussian=gaussian,
+                               dropout=params["dropout"], quantiles=quantiles, n_linear=layout.n_covariate_features)
+    return SequenceModel(
+        n_features=n_features, n_outputs=n_targets, d_model=params["d_model"], n_layers=params["n_layers"],
+        backbone=params["backbone"], encoder=params["encoder"], image_shape=params["image_shape"],
+        encoder_hidden=params["encoder_hidden"], gaussian=gaussian, dropout=params["dropout"],
+        backbone_settings=params,
+    )

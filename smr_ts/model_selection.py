@@ -21,50 +21,29 @@ duration (``"7D"``, ``pd.Timedelta(hours=12)``; a number is seconds, as for the 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import BaseOffset
 from sklearn.base import clone
 
 from smr_ts._validation import check_params, positive_int, positive_real
-from smr_ts.data.frames import TimeInfo, numeric_values, split_frame
-from smr_ts.data.queries import history_rows
-from smr_ts.intervals import check_levels, interval_names, quantile_names
+from smr_ts.data.frames import numeric_values, split_frame
+from smr_ts.data.times import TimeInfo, duration
+from smr_ts.forecasting.intervals import check_levels, interval_names, quantile_names
+from smr_ts.forecasting.queries import history_rows
 
-__all__ = ["TimeCutoffSplit", "backtest", "forecast_score", "naive_scales"]
+__all__ = ["TimeCutoffSplit", "backtest", "forecast_score", "history_scales", "naive_scales", "score_forecasts"]
 
 _DURATION = [positive_real(), str, pd.Timedelta, BaseOffset]
 
 
 def _duration(value, info: TimeInfo, name: str):
-    """A positive duration the time axis can add: a number (numeric times: an int stays an int, exact on
-    integer times) or a Timedelta / pandas offset."""
-    given = value  # messages show what the user wrote
-    if isinstance(value, (np.timedelta64, timedelta)):  # numpy's and the standard library's durations
-        value = pd.Timedelta(value)
-    if info.kind == "numeric":
-        if isinstance(value, (str, pd.Timedelta, BaseOffset)):
-            raise ValueError(f"{name}={given!r} is a duration but the time column is numeric: give a positive "
-                             "number in the time column's unit")
-        return int(value) if isinstance(value, Integral) else float(value)
-    if isinstance(value, Real):
-        return pd.Timedelta(seconds=float(value))
-    if isinstance(value, str):
-        try:
-            value = pd.Timedelta(value)
-        except ValueError:
-            try:
-                value = to_offset(value)
-            except ValueError:
-                raise ValueError(f"{name}={value!r} is not a duration pandas reads: give e.g. '7D', '12h', "
-                                 "pd.Timedelta(days=7), or a calendar offset such as 'MS'") from None
-    if (isinstance(value, pd.Timedelta) and value <= pd.Timedelta(0)) or (isinstance(value, BaseOffset) and value.n <= 0):
-        raise ValueError(f"{name} must be a positive duration, got {value!r}")
-    return value
+    """A positive duration the time axis can add (:func:`smr_ts.data.times.duration`): a number for numeric
+    times, a Timedelta or a calendar offset for datetimes."""
+    raw = duration(value, info, name, calendar=True)
+    return raw if info.kind == "numeric" or isinstance(raw, BaseOffset) else pd.Timedelta(raw, unit="ns")
 
 
 def _raw(stamp) -> int:
@@ -202,19 +181,19 @@ def split_rows(ids: np.ndarray, times: np.ndarray, info: TimeInfo, windows: list
         yield train, test
 
 
-def _query_frame(ids, times, info: TimeInfo, id_col, time_col: str, estimator=None, values=None) -> pd.DataFrame:
-    """Query rows (id, time), with the estimator's future-known columns of ``values`` when it has any."""
+def _query_frame(ids, times, info: TimeInfo, id_col, time_col: str, future_names=(), values=None) -> pd.DataFrame:
+    """Query rows (id, time), with the future-known columns (``future_names``) of ``values`` when given."""
     frame = pd.DataFrame({time_col: info.to_times(times)})
     if id_col is not None:
         frame.insert(0, id_col, ids)
-    future = [c for c in getattr(estimator, "future_names_", ()) if values is not None and c in values.columns]
+    future = [c for c in future_names if values is not None and c in values.columns]
     return frame.assign(**{c: values[c].to_numpy() for c in future})
 
 
-def _prediction_names(estimator, target: str, levels) -> dict:
+def _prediction_names(target: str, quantiles, levels) -> dict:
     """Forecast columns of ``target`` -> backtest names: the point forecast is ``<target>_pred`` and its
     quantiles and intervals follow Nixtla's naming with that model name."""
-    names = [target] + quantile_names(target, getattr(estimator, "quantiles_", None) or ())
+    names = [target] + quantile_names(target, quantiles or ())
     names += interval_names(target, levels) if levels else []
     return {name: f"{target}_pred{name[len(target):]}" for name in names}
 
@@ -282,15 +261,16 @@ def backtest(estimator, X, *, horizon, cutoffs=None, n_cutoffs=None, step=None, 
         if not observed.any():
             continue
         # Every test row is a query, so that rows holding only future-known values (a planned dose) are read.
-        forecast = fitted.forecast(times=_query_frame(ids[test], times[test], info, id_col, time_col, fitted,
-                                                      values.iloc[test]), context=context, level=levels)
+        queries = _query_frame(ids[test], times[test], info, id_col, time_col, getattr(fitted, "future_names_", ()),
+                               values.iloc[test])
+        forecast = fitted.forecast(times=queries, context=context, level=levels)
         forecast, truth = forecast[observed].reset_index(drop=True), truth[observed].reset_index(drop=True)
         out = forecast[[c for c in (id_col, time_col) if c is not None]].copy()
         fractional = info.kind == "numeric" and not float(cutoff).is_integer()  # a cut-off between integer times
         out["cutoff"] = pd.Series([cutoff] * len(out), dtype=np.float64 if fractional else out[time_col].dtype)
         for target in targets:
             out[target] = truth[target].to_numpy()
-            names = _prediction_names(fitted, target, levels)
+            names = _prediction_names(target, getattr(fitted, "quantiles_", None), levels)
             for name, new in names.items():
                 out[new] = forecast[name].to_numpy()
         frames.append(out)
@@ -300,14 +280,21 @@ def backtest(estimator, X, *, horizon, cutoffs=None, n_cutoffs=None, step=None, 
 
 
 def naive_scales(estimator) -> pd.DataFrame:
-    """Per fitted series (rows) and target (columns): the mean absolute change between consecutive
-    observations in the fitted history, the in-sample error of carrying the last value forward.
+    """Per fitted series (rows) and target (columns) of a fitted forecaster: the mean absolute change
+    between consecutive observations in the fitted history, the in-sample error of carrying the last
+    value forward (:func:`history_scales` of its ``history_panel_``)."""
+    return history_scales(estimator.history_panel_, estimator.value_columns_, estimator.target_names_)
+
+
+def history_scales(panel, value_columns: list, target_names: list) -> pd.DataFrame:
+    """Per series of a history ``panel`` (rows) and target (columns): the mean absolute change between
+    consecutive observations, the in-sample error of carrying the last value forward.
+
     A series without a positive one (a single observation, or constant) takes the median over the
     series that have one (1.0 if none has)."""
-    panel = estimator.history_panel_
-    ids, _, values = history_rows(panel, len(estimator.value_columns_))
-    targets = list(estimator.target_names_)
-    frame = pd.DataFrame(values[:, [estimator.value_columns_.index(t) for t in targets]], columns=targets)
+    ids, _, values = history_rows(panel, len(value_columns))
+    targets = list(target_names)
+    frame = pd.DataFrame(values[:, [value_columns.index(t) for t in targets]], columns=targets)
     scales = {}
     for target in targets:
         observed = frame[target].notna().to_numpy()
@@ -320,7 +307,7 @@ def naive_scales(estimator) -> pd.DataFrame:
 
 
 def forecast_score(estimator, X, y=None, sample_weight=None) -> float:
-    """The forecast-mode score: minus the mean scaled MAE of forecasts at ``X``'s rows.
+    """The forecast-mode score of a fitted forecaster: minus the mean scaled MAE of forecasts at ``X``'s rows.
 
     ``X`` holds later rows of fitted series with their observed targets (the test rows of a
     :class:`TimeCutoffSplit`); each is forecast from the fitted history (its target values are not
@@ -329,25 +316,34 @@ def forecast_score(estimator, X, y=None, sample_weight=None) -> float:
     forecast one observation ahead), averaged over each series' observed rows, then over series
     and targets (each series and target counts once), and negated: greater is better, 0 is perfect.
     """
+    return score_forecasts(estimator.forecast, X, y, sample_weight, history=estimator.history_panel_,
+                           value_columns=estimator.value_columns_, target_names=estimator.target_names_,
+                           future_names=getattr(estimator, "future_names_", ()), id_col=estimator.id_col,
+                           time_col=estimator.time_col)
+
+
+def score_forecasts(forecast, X, y, sample_weight, *, history, value_columns: list, target_names: list,
+                    future_names, id_col, time_col: str) -> float:
+    """:func:`forecast_score` from plain values: ``forecast`` answers ``forecast(times=frame)`` from the fitted
+    ``history`` panel, whose value columns, targets and future-known columns are given."""
     if y is not None:
         raise ValueError("score(X, y): this model was fitted for forecasting (fit(df) without y), so the truth is "
                          "X's target columns; call score(X) without y")
     if sample_weight is not None:
         raise ValueError("score(X): sample_weight is not supported in forecast mode (every series counts once)")
-    targets = list(estimator.target_names_)
-    ids, times, info, values = split_frame(X, estimator.id_col, estimator.time_col, what="X")
+    targets = list(target_names)
+    ids, times, info, values = split_frame(X, id_col, time_col, what="X")
     missing = [t for t in targets if t not in values.columns]
     if missing:
         raise ValueError(f"score(X) in forecast mode compares forecasts with X's target columns {targets}; X lacks "
                          f"{missing}: give the later rows of the series with their observed values")
     truth = numeric_values(values[targets], "X", np.float64)
     try:
-        pred = estimator.forecast(times=_query_frame(ids, times, info, estimator.id_col, estimator.time_col, estimator,
-                                                     values))
+        pred = forecast(times=_query_frame(ids, times, info, id_col, time_col, future_names, values))
     except ValueError as exc:
         raise ValueError(f"score(X) in forecast mode forecasts X's rows from the fitted history, so X holds later "
                          f"rows of fitted series (the test rows of a TimeCutoffSplit): {exc}") from exc
-    scale = naive_scales(estimator).reindex(pd.Index(ids)).to_numpy()
+    scale = history_scales(history, value_columns, targets).reindex(pd.Index(ids)).to_numpy()
     error = pd.DataFrame(np.abs(pred[targets].to_numpy() - truth) / scale)
     per_series = error.groupby(ids).mean()
     if not np.isfinite(per_series.to_numpy()).any():

@@ -1,7 +1,8 @@
 """save/load of a fitted estimator: a JSON config and a tensors-only weights file.
 
 What is stored is driven by one table, :data:`FITTED_ATTRIBUTES`: each fitted attribute and how
-it is written. Adding a fitted attribute is one line there.
+it is written. Forecasting's fitted state is one of them, ``forecast_state_``
+(:class:`~smr_ts.forecasting.state.ForecastState`), which turns itself into JSON and tensors.
 
 - ``config.json``: the constructor parameters (not ``callbacks``: they are run-time objects),
   the library version, the save format (:data:`FORMATS`), the JSON-able fitted attributes and the
@@ -9,11 +10,10 @@ it is written. Adding a fitted attribute is one line there.
 - ``weights.pt``: tensors only, read with ``torch.load(weights_only=True)``, which cannot execute
   code; a model trained on GPU loads on CPU.
 
-A save is atomic per file and stays inside its folder: each file is written in full to a new
-temporary file beside it and then renamed over the old one (``os.replace``), so a save that fails
-leaves the previous one as it was, and a link planted in the folder is replaced, never written
-through. Everything that can fail (a value JSON cannot hold, a folder where a file goes) fails
-before the first rename.
+Every save format this version reads is listed in :data:`FORMATS`, and an older one is brought
+to the current format by :data:`MIGRATIONS`, one step per format, before anything else reads it:
+the rest of the package sees current saves only. The files themselves are written and read by
+:mod:`smr_ts._save_files` (atomic per file, inside their folder).
 
 The network is rebuilt from the parameters it was fitted with (``fitted_params_``), so a
 ``set_params`` after ``fit`` changes what the next ``fit`` does, not what ``load`` reads back. A
@@ -29,9 +29,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
-import re
-import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,30 +37,36 @@ import pandas as pd
 import torch
 
 from smr_ts._estimator_params import resolved_loss
+from smr_ts._save_files import RESAVE, jsonable, read_files, version_tuple, write_files
 from smr_ts._version import __version__
-from smr_ts.data.forecast import ForecastLayout
-from smr_ts.data.frames import SeriesPanel, TimeInfo
+from smr_ts.data.times import TimeInfo
 from smr_ts.distributed import is_rank_zero
+from smr_ts.forecasting.layout import ForecastLayout
+from smr_ts.forecasting.state import PANEL_ARRAYS, ForecastState
+from smr_ts.model import build_network
 
-__all__ = ["FITTED_ATTRIBUTES", "FORMAT", "FORMATS", "RUNTIME_PARAMETERS", "fitted_params", "load", "save"]
+__all__ = ["FITTED_ATTRIBUTES", "FORMAT", "FORMATS", "MIGRATIONS", "RUNTIME_PARAMETERS", "fitted_params", "load",
+           "save"]
 
 # Every save format, oldest first: the smr_ts version that first wrote it and what it holds. The one
 # place that says which saves this version reads: formats 1 to FORMAT, from FORMATS[1]'s version on.
 FORMATS = {
     1: ("0.1.0", "config.json (version, params, param_types, fitted) and a tensors-only weights.pt"),
     2: ("0.1.0", "format 1, with the format's number and the SHA-256 of the weights.pt saved with the config"),
+    3: ("0.1.0", "format 2, with forecasting's fitted state as one entry, forecast_state_ (its layout's "
+                 "target_moments were its level)"),
 }
 FORMAT = max(FORMATS)
 _CONFIG_KEYS = {1: {"version", "params", "param_types", "fitted"},
                 2: {"version", "format", "params", "param_types", "fitted", "weights_sha256"}}
+_CONFIG_KEYS[3] = _CONFIG_KEYS[2]
 
 # Fitted attribute -> how it is stored. "json": as it is in config.json; "params": constructor
-# parameters, as the top-level "params" are written; "names": an array of
-# column names; "ids": an array of series ids (ints or strings, given back as they were); "time_info": a TimeInfo; "layout": a ForecastLayout; "array": a numpy array in
-# weights.pt; "panel": a SeriesPanel in weights.pt; "tensors": a dict of tensors in weights.pt (the
-# streaming state, smr_ts.streaming); "module": the network's state dict in
-# weights.pt. An attribute a model does not have (``feature_names_in_`` after an array X, the
-# scalers in forecasting, ``history_panel_`` in regression) is skipped.
+# parameters, as the top-level "params" are written; "names": an array of column names; "time_info":
+# a TimeInfo; "array": a numpy array in weights.pt; "state": forecasting's ForecastState, its JSON in
+# config.json and its arrays in weights.pt; "module": the network's state dict in weights.pt. An
+# attribute a model does not have (``feature_names_in_`` after an array X, the scalers in forecasting,
+# ``forecast_state_`` in regression) is skipped.
 FITTED_ATTRIBUTES = {
     "fitted_params_": "params",
     "loss_": "json",
@@ -83,36 +86,29 @@ FITTED_ATTRIBUTES = {
     "feature_scale_": "array",
     "target_mean_": "array",
     "target_scale_": "array",
-    "history_panel_": "panel",
-    "horizon_": "json",
-    "layout_": "layout",
     "quantiles_": "json",
     "future_names_": "json",
     "static_names_": "json",
-    "static_ids_": "ids",
-    "static_codes_": "array",
-    "calibration_ahead_": "array",
-    "calibration_scores_": "array",
-    "calibration_changes_": "array",
-    "stream_state_": "tensors",
+    "forecast_state_": "state",
     "model_": "module",
 }
 
 # Constructor parameters that are run-time objects, never written.
 RUNTIME_PARAMETERS = ("callbacks",)
-
-_PANEL_ARRAYS = ("rows", "time", "values", "value_observed", "valid", "lengths")
-
-
-def fitted_params(estimator) -> dict:
-    """The estimator's constructor parameters as a fit sees them (``fitted_params_``), less run-time objects."""
-    return {k: v for k, v in estimator.get_params(deep=False).items() if k not in RUNTIME_PARAMETERS}
+_STATE_PARTS = {"layout", "panel", "statics", "calibration", "stream"}
 
 
-def save(estimator, path) -> None:
-    """Write ``estimator`` (fitted) to directory ``path``: ``config.json`` and ``weights.pt``, each
-    through a temporary file renamed over the old one. In a ``torchrun`` group only rank 0 writes
-    (every rank holds the same model)."""
+def fitted_params(params: dict) -> dict:
+    """The constructor parameters (``get_params()``) as a fit sees them (``fitted_params_``), less run-time
+    objects."""
+    return {k: v for k, v in params.items() if k not in RUNTIME_PARAMETERS}
+
+
+def save(path, params: dict, fitted: dict) -> None:
+    """Write a fitted estimator, its constructor parameters (``get_params()``) and its fitted attributes
+    ``fitted`` (name: value, those of :data:`FITTED_ATTRIBUTES` it has), to directory ``path``:
+    ``config.json`` and ``weights.pt``, each through a temporary file renamed over the old one. In a
+    ``torchrun`` group only rank 0 writes (every rank holds the same model)."""
     if not is_rank_zero():
         return
     path = Path(path)
@@ -124,7 +120,7 @@ def save(estimator, path) -> None:
         if file.is_dir() and not file.is_symlink():
             raise ValueError(f"{file} is a folder, where save writes a file: remove or rename that folder, or save to "
                              "another folder")
-    state, tensors = _encode(estimator)
+    state, tensors = _encode(params, fitted)
     buffer = io.BytesIO()
     torch.save(tensors, buffer)
     weights = buffer.getvalue()
@@ -132,67 +128,39 @@ def save(estimator, path) -> None:
     state["weights_sha256"] = hashlib.sha256(weights).hexdigest()
     config = json.dumps(state, indent=1).encode()
     path.mkdir(parents=True, exist_ok=True)
-    _write_files([(weights_file, weights), (config_file, config)])
+    write_files([(weights_file, weights), (config_file, config)])
 
 
-def _encode(estimator) -> tuple[dict, dict]:
+def _encode(params: dict, attributes: dict) -> tuple[dict, dict]:
     """(the config as JSON-able values, the tensors of weights.pt); a value JSON cannot hold is a
     ``TypeError`` naming the attribute and where in it."""
-    params, param_types = _encode_params(estimator.get_params(deep=False))
+    params, param_types = _encode_params(params)
     fitted, tensors = {}, {}
     for name, kind in FITTED_ATTRIBUTES.items():
-        if not hasattr(estimator, name):
+        if name not in attributes:
             continue
-        value = getattr(estimator, name)
+        value = attributes[name]
         if kind == "json":
             fitted[name] = value
         elif kind == "params":
             fitted[name] = dict(zip(("params", "param_types"), _encode_params(value, f"{name}")))
         elif kind == "names":
             fitted[name] = [str(v) for v in value]
-        elif kind == "ids":
-            fitted[name] = list(value)
         elif kind == "time_info":
             fitted[name] = [value.kind, value.tz]
-        elif kind == "layout":
-            fitted[name] = dataclasses.asdict(value)
         elif kind == "array":
             tensors[name] = torch.from_numpy(np.ascontiguousarray(value))
-        elif kind == "panel":
-            fitted[name] = {"ids": value.ids.tolist()}
-            for part in _PANEL_ARRAYS:
-                tensors[f"{name}.{part}"] = torch.from_numpy(np.ascontiguousarray(getattr(value, part)))
-        elif kind == "tensors":
-            fitted[name] = sorted(value)
-            tensors.update({f"{name}.{k}": v.detach().cpu() for k, v in value.items()})
+        elif kind == "state":
+            fitted[name], parts = value.to_saved()
+            tensors.update({f"{name}.{k}": v for k, v in parts.items()})
         elif kind == "module":
             for k, v in value.state_dict().items():
                 tensors[f"{name}.{k}"] = v.detach().cpu()
         else:  # pragma: no cover - a table entry with a kind this function does not know
             raise ValueError(f"FITTED_ATTRIBUTES[{name!r}] has unknown kind {kind!r}")
-    fitted = {name: _jsonable(value, name) for name, value in fitted.items()}
+    fitted = {name: jsonable(value, name) for name, value in fitted.items()}
     return {"version": __version__, "format": FORMAT, "params": params, "param_types": param_types,
             "fitted": fitted}, tensors
-
-
-def _write_files(files: list[tuple[Path, bytes]]) -> None:
-    """Write each (file, bytes) in full to a new file beside it, then rename each over its file. A new
-    name opened with O_EXCL never follows a link, and a rename replaces a link instead of its target."""
-    temporaries = []
-    try:
-        for file, data in files:
-            temporary = file.with_name(f".{file.name}.{secrets.token_hex(8)}.tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            temporaries.append(temporary)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        for (file, _), temporary in zip(files, temporaries):
-            os.replace(temporary, file)
-    finally:
-        for temporary in temporaries:
-            temporary.unlink(missing_ok=True)
 
 
 def _encode_params(params: dict, where: str = "params") -> tuple[dict, dict]:
@@ -204,7 +172,7 @@ def _encode_params(params: dict, where: str = "params") -> tuple[dict, dict]:
     # numpy's and datetime's durations are saved (and come back) as the pd.Timedelta they equal
     params = {k: pd.Timedelta(v) if isinstance(v, (np.timedelta64, timedelta)) else v for k, v in params.items()}
     param_types = {k: type(v).__name__ for k, v in params.items() if isinstance(v, (tuple, pd.Timedelta))}
-    return _jsonable({k: str(v) if isinstance(v, pd.Timedelta) else v for k, v in params.items()}, where), param_types
+    return jsonable({k: str(v) if isinstance(v, pd.Timedelta) else v for k, v in params.items()}, where), param_types
 
 
 def _decode_params(params: dict, param_types: dict) -> dict:
@@ -216,150 +184,164 @@ def _decode_params(params: dict, param_types: dict) -> dict:
     return params
 
 
-_RESAVE = "save the model again with SMRForecaster.save, or copy both files of one save"
+# ---------------------------------------------------------------- older formats, brought up to date
+def _from_format_1(config: dict, tensors: dict) -> tuple[dict, dict]:
+    """Format 2 only added the format's number and the weights' SHA-256 (checked where present)."""
+    return {**config, "format": 2}, tensors
 
 
-def _read_files(path: Path) -> tuple[dict, dict, bytes]:
-    """config.json and weights.pt of ``path``, each checked, with errors that name the file; and the
-    weights file's bytes."""
-    config, weights = path / "config.json", path / "weights.pt"
-    for file in (config, weights):
-        if not file.is_file():
-            raise FileNotFoundError(f"{file} does not exist: load(path) reads the folder SMRForecaster.save(path) "
-                                    "wrote, which holds config.json and weights.pt")
-    try:
-        state = json.loads(config.read_text())
-        if not (isinstance(state.get("params"), dict) and isinstance(state.get("fitted"), dict)):
-            raise ValueError("it has no 'params' and 'fitted' sections")
-        if not (isinstance(state.get("version"), str) and _version_tuple(state["version"])):
-            raise ValueError("it names no smr_ts version")
-    except (ValueError, AttributeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{config} is not a config written by SMRForecaster.save (it may be truncated or "
-                         f"edited: {exc}); {_RESAVE}") from exc
-    data = weights.read_bytes()
-    try:
-        tensors = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated (OSError, RuntimeError) or not tensors only (UnpicklingError): refused
-        raise ValueError(f"{weights} could not be read as a tensors-only weights file (it may be truncated, or "
-                         f"not written by SMRForecaster.save; nothing in it was run): {type(exc).__name__}: "
-                         f"{exc}; {_RESAVE}") from exc
-    if not (isinstance(tensors, dict) and all(isinstance(v, torch.Tensor) for v in tensors.values())):
-        raise ValueError(f"{weights} does not hold a dict of tensors, so SMRForecaster.save did not write it; {_RESAVE}")
-    return state, tensors, data
+def _from_format_2(config: dict, tensors: dict) -> tuple[dict, dict]:
+    """Forecasting's fitted attributes become one ``forecast_state_``; the layout's ``level`` (the first
+    target's mean and std) is its ``target_moments``; what models saved before a part lacked is filled in:
+    their loss (``loss_``), their layout's ``future_changes`` (False) and the calibration's history groups
+    (None: one group)."""
+    fitted, tensors = dict(config["fitted"]), dict(tensors)
+    if "loss_" not in fitted and "mode_" in fitted:  # saved before loss_ was a fitted attribute
+        params = fitted.get("fitted_params_", {}).get("params", config["params"])
+        fitted["loss_"] = resolved_loss(params.get("loss", "auto"), fitted["mode_"])
+    if any(name in fitted for name in ("layout_", "history_panel_")):
+        state = {}
+        if isinstance(fitted.get("layout_"), dict):
+            layout = dict(fitted.pop("layout_"))
+            layout["target_moments"] = layout.pop("level", [])
+            layout.setdefault("future_changes", False)
+            state["layout"] = layout
+        if isinstance(fitted.get("history_panel_"), dict):
+            state["panel"] = {"ids": fitted.pop("history_panel_")["ids"]}
+            for part in PANEL_ARRAYS:
+                tensors[f"forecast_state_.panel.{part}"] = tensors.pop(f"history_panel_.{part}")
+        fitted.pop("horizon_", None)  # the layout's horizon
+        state["statics"] = {"ids": fitted.pop("static_ids_")} if "static_ids_" in fitted else None
+        if state["statics"] is not None:
+            tensors["forecast_state_.statics.codes"] = tensors.pop("static_codes_")
+        state["calibration"] = None
+        if "calibration_ahead_" in tensors:
+            state["calibration"] = {"changes": "calibration_changes_" in tensors}
+            for part in ("ahead", "scores", "changes"):
+                if f"calibration_{part}_" in tensors:
+                    tensors[f"forecast_state_.calibration.{part}"] = tensors.pop(f"calibration_{part}_")
+        state["stream"] = None
+        if "stream_state_" in fitted:
+            names = fitted.pop("stream_state_")
+            state["stream"] = {"backbone": [n[len("backbone."):] for n in names if n.startswith("backbone.")]}
+            for name in names:
+                tensors[f"forecast_state_.stream.{name}"] = tensors.pop(f"stream_state_.{name}")
+        fitted["forecast_state_"] = state
+    return {**config, "format": 3, "fitted": fitted}, tensors
 
 
-def _version_tuple(version: str) -> tuple:
-    """(major, minor, patch) of a version string, () if it has none."""
-    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
-    return tuple(int(part or 0) for part in match.groups()) if match else ()
+# Format -> the step that brings a save of it to the next format.
+MIGRATIONS = {1: _from_format_1, 2: _from_format_2}
 
 
-def _check_version(cls, state: dict, config: Path) -> None:
-    """Refuse, naming the file and both versions, a save older than the first format, in a newer format,
-    or holding fields this version does not know (from a newer version, or edited)."""
+def _check_version(state: dict, config: Path) -> None:
+    """Refuse, naming the file and both versions, a save older than the first format or in a newer format."""
     version, fmt = state["version"], state.get("format", 1)
     written = f"{config} was written by smr_ts {version}"
-    if _version_tuple(version) < _version_tuple(FORMATS[1][0]):
+    if version_tuple(version) < version_tuple(FORMATS[1][0]):
         raise ValueError(f"{written}, whose saves this smr_ts {__version__} cannot read (its oldest save format is "
                          f"smr_ts {FORMATS[1][0]}'s): fit the model again with smr_ts {__version__} and save it")
     if fmt not in FORMATS:
         raise ValueError(f"{written} in save format {fmt!r}; this smr_ts {__version__} reads formats 1 to {FORMAT}: "
                          f"load it with smr_ts {version} or newer, or save it there in a format this version reads")
-    fitted = state["fitted"]
-    params = set(cls._get_param_names())
-    unknown = ([k for k in state if k not in _CONFIG_KEYS[fmt]]
-               + [f"params[{k!r}]" for k in state["params"] if k not in params]
+    unknown = [k for k in state if k not in _CONFIG_KEYS[fmt]]
+    if unknown:
+        _refuse_unknown(unknown, version, written)
+
+
+def _check_fields(param_names, state: dict, config: Path) -> None:
+    """Refuse, naming the file and both versions, a save (brought to the current format) that holds fields
+    this version does not know: from a newer version, or edited."""
+    fitted, params = state["fitted"], set(param_names)
+    unknown = ([f"params[{k!r}]" for k in state["params"] if k not in params]
                + [f"fitted[{k!r}]" for k in fitted if k not in FITTED_ATTRIBUTES])
     at_fit = fitted.get("fitted_params_", {})
     if isinstance(at_fit, dict) and isinstance(at_fit.get("params"), dict):
         unknown += [f"fitted_params_[{k!r}]" for k in at_fit["params"] if k not in params]
-    if isinstance(fitted.get("layout_"), dict):
-        fields = {f.name for f in dataclasses.fields(ForecastLayout)}
-        unknown += [f"layout_[{k!r}]" for k in fitted["layout_"] if k not in fields]
+    saved_state = fitted.get("forecast_state_")
+    if isinstance(saved_state, dict):
+        unknown += [f"forecast_state_[{k!r}]" for k in saved_state if k not in _STATE_PARTS]
+        if isinstance(saved_state.get("layout"), dict):
+            fields = {f.name for f in dataclasses.fields(ForecastLayout)}
+            unknown += [f"forecast_state_['layout'][{k!r}]" for k in saved_state["layout"] if k not in fields]
     if unknown:
-        newer = _version_tuple(version) > _version_tuple(__version__)
-        raise ValueError(f"{written} and holds fields this smr_ts {__version__} does not know "
-                         f"({', '.join(unknown)}): " + (
-                             f"load it with smr_ts {version} or newer" if newer else
-                             f"it was edited, or not written by SMRForecaster.save; {_RESAVE}"))
+        _refuse_unknown(unknown, state["version"], f"{config} was written by smr_ts {state['version']}")
 
 
-def load(cls, path):
-    """Read an estimator of class ``cls`` written by :func:`save`, on CPU, executing no code from the files."""
+def _refuse_unknown(unknown: list, version: str, written: str) -> None:
+    newer = version_tuple(version) > version_tuple(__version__)
+    raise ValueError(f"{written} and holds fields this smr_ts {__version__} does not know ({', '.join(unknown)}): "
+                     + (f"load it with smr_ts {version} or newer" if newer else
+                        f"it was edited, or not written by SMRForecaster.save; {RESAVE}"))
+
+
+def load(path, param_names) -> tuple[dict, dict, dict]:
+    """Read a save written by :func:`save`, on CPU, executing no code from the files: (the constructor
+    parameters, those the network was fitted with, the fitted attributes by name, the network among
+    them). ``param_names``: the estimator's constructor parameters."""
     path = Path(path)
     config, weights = path / "config.json", path / "weights.pt"
-    state, tensors, data = _read_files(path)
-    _check_version(cls, state, config)
+    state, tensors, data = read_files(path)
+    _check_version(state, config)
+    written_in = state.get("format", 1)
+    for fmt in range(written_in, FORMAT):
+        state, tensors = MIGRATIONS[fmt](state, tensors)
+    _check_fields(param_names, state, config)
     try:
-        estimator = _restore(cls, state, tensors)
-    except AttributeError as exc:  # a fitted attribute the model needs is not in the config
+        params, at_fit, fitted = _restore(state, tensors)
+    except _Missing as exc:  # a fitted attribute the model needs is not in the config
         raise ValueError(f"{config} (written by smr_ts {state['version']}) lacks the fitted attribute "
-                         f"{exc.name or exc} this model needs: it was edited or is incomplete; {_RESAVE}") from exc
+                         f"{exc.args[0]} this model needs: it was edited or is incomplete; {RESAVE}") from exc
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         detail = " ".join(str(exc).split())  # torch lists every mismatched tensor: the first few say enough
         raise ValueError(f"{weights} does not match {config} ({type(exc).__name__}: "
                          f"{detail[:240]}{'...' if len(detail) > 240 else ''}): the two files come from different "
-                         f"saves or were edited; {_RESAVE}") from exc
-    if state.get("format", 1) >= 2 and state.get("weights_sha256") != hashlib.sha256(data).hexdigest():
+                         f"saves or were edited; {RESAVE}") from exc
+    if written_in >= 2 and state.get("weights_sha256") != hashlib.sha256(data).hexdigest():
         raise ValueError(f"{weights} does not match {config}: it is not the weights file saved with that config (its "
                          "SHA-256 differs from the one the config recorded), so the two files come from different "
-                         f"saves (or a save stopped between them), or weights.pt was edited; {_RESAVE}")
-    return estimator
+                         f"saves (or a save stopped between them), or weights.pt was edited; {RESAVE}")
+    return params, at_fit, fitted
 
 
-def _restore(cls, state: dict, tensors: dict):
+class _Missing(Exception):
+    """A fitted attribute the model needs is not in the config (``args[0]`` names it)."""
+
+
+def _restore(state: dict, tensors: dict) -> tuple[dict, dict, dict]:
     params = _decode_params(state["params"], state.get("param_types", {}))
-    fitted = state["fitted"]
+    saved = state["fitted"]
     at_fit = params
-    if "fitted_params_" in fitted:
-        at_fit = _decode_params(fitted["fitted_params_"]["params"], fitted["fitted_params_"]["param_types"])
-    estimator = cls(**at_fit)  # the network is built as it was fitted; the current parameters come last
+    if "fitted_params_" in saved:
+        at_fit = _decode_params(saved["fitted_params_"]["params"], saved["fitted_params_"]["param_types"])
+    fitted = {}
     for name, kind in FITTED_ATTRIBUTES.items():
-        if kind == "params" and name in fitted:
-            setattr(estimator, name, at_fit)
-        elif kind == "json" and name in fitted:
-            setattr(estimator, name, fitted[name])
-        elif kind in ("names", "ids") and name in fitted:
-            setattr(estimator, name, np.asarray(fitted[name], dtype=object))
-        elif kind == "time_info" and name in fitted:
-            setattr(estimator, name, TimeInfo(*fitted[name]))
-        elif kind == "layout" and name in fitted:
-            setattr(estimator, name, ForecastLayout(**fitted[name]))
+        if kind == "params" and name in saved:
+            fitted[name] = at_fit
+        elif kind == "json" and name in saved:
+            fitted[name] = saved[name]
+        elif kind == "names" and name in saved:
+            fitted[name] = np.asarray(saved[name], dtype=object)
+        elif kind == "time_info" and name in saved:
+            fitted[name] = TimeInfo(*saved[name])
         elif kind == "array" and name in tensors:
-            setattr(estimator, name, tensors[name].numpy())
-        elif kind == "panel" and name in fitted:
-            arrays = {part: tensors[f"{name}.{part}"].numpy() for part in _PANEL_ARRAYS}
-            setattr(estimator, name, SeriesPanel(ids=np.asarray(fitted[name]["ids"]), **arrays))
-        elif kind == "tensors" and name in fitted:
-            setattr(estimator, name, {k: tensors[f"{name}.{k}"] for k in fitted[name]})
-    if not hasattr(estimator, "loss_"):  # saved before loss_ was a fitted attribute
-        estimator.loss_ = resolved_loss(estimator.loss, estimator.mode_)
-    for name, kind in FITTED_ATTRIBUTES.items():  # the network last: its shape needs the rest
-        if kind == "module":
+            fitted[name] = tensors[name].numpy()
+        elif kind == "state" and name in saved:
+            missing = [part for part in sorted(_STATE_PARTS) if part not in saved[name]]
+            if missing:
+                raise _Missing(f"{name}[{missing[0]!r}]")
             prefix = f"{name}."
-            module = estimator._build_model()
-            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-            setattr(estimator, name, module.eval())
-    return estimator.set_params(**params)
-
-
-def _jsonable(value, where: str):
-    """``value`` as JSON: numpy scalars and arrays as numbers and lists; anything else JSON cannot hold is
-    a ``TypeError`` naming ``where`` it is (e.g. ``history_[3]['key']``, a callback's epoch record)."""
-    if isinstance(value, dict):
-        keys = [k for k in value if not isinstance(k, str)]
-        if keys:  # JSON would turn them into strings, or refuse them
-            raise TypeError(f"{where} has a key {keys[0]!r} that is not a string, which config.json cannot hold: "
-                            "SMRForecaster.save writes dicts with string keys")
-        return {k: _jsonable(v, f"{where}[{k!r}]") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist(), where)
-    if isinstance(value, np.generic):
-        return _jsonable(value.item(), where)
-    if value is None or isinstance(value, (str, int, float)):
-        return value
-    raise TypeError(f"{where} holds a value of type {type(value).__name__}, which config.json cannot hold: "
-                    "SMRForecaster.save writes numbers, strings, lists and dicts (and numpy arrays as lists); "
-                    "store another value there, or leave it out")
+            fitted[name] = ForecastState.from_saved(saved[name], {k[len(prefix):]: v for k, v in tensors.items()
+                                                                  if k.startswith(prefix)})
+    for name in ("mode_", "loss_", "value_columns_", "n_targets_"):  # what the network's shape needs
+        if name not in fitted:
+            raise _Missing(name)
+    forecasting = fitted["mode_"] == "forecast"
+    if forecasting and "forecast_state_" not in fitted:
+        raise _Missing("forecast_state_")
+    # the network last: its shape needs the rest
+    network = build_network(at_fit, len(fitted["value_columns_"]), fitted["n_targets_"], fitted["loss_"],
+                            fitted["forecast_state_"].layout if forecasting else None, fitted.get("quantiles_"))
+    network.load_state_dict({k[len("model_."):]: v for k, v in tensors.items() if k.startswith("model_.")})
+    fitted["model_"] = network.eval()
+    return params, at_fit, fitted

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from smr_ts.data.frames import split_frame
-from smr_ts.intervals import check_levels
+from smr_ts.forecasting.intervals import check_levels
 
 __all__ = ["plot_forecast"]
 

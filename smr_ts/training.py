@@ -241,10 +241,12 @@ def evaluate(model: nn.Module, batches, target_scale, gaussian: bool, reduce=Non
 def forecast_loss(model: nn.Module, batch: dict, kind: str = "mse"):
     """Forecasting loss of a batch of (cut, query) pairs, in each series' scale, and its weight;
     ``kind="quantile"``: the pinball loss at the network's quantile levels."""
-    mean, extra = model(batch)
+    mean, second = model(batch)  # the second output: every quantile level, or the std of a Gaussian head
     if kind == "quantile":
-        return pinball_loss(extra, batch["target"], batch["weight"], model.quantiles), float(batch["weight"].sum())
-    return _loss(mean, extra, batch["target"], batch["weight"], kind), float(batch["weight"].sum())
+        levels = second
+        return pinball_loss(levels, batch["target"], batch["weight"], model.quantiles), float(batch["weight"].sum())
+    std = second
+    return _loss(mean, std, batch["target"], batch["weight"], kind), float(batch["weight"].sum())
 
 
 @torch.no_grad()
@@ -264,7 +266,7 @@ def forecast_evaluate(model: nn.Module, batches, reduce=None) -> dict:
     sq, gains, count = 0.0, [], 0.0
     absolute = anchor_absolute = pinball_total = 0.0
     for batch in batches:
-        mean, extra = model(batch)
+        mean, levels = model(batch)  # with quantiles, every level (else the std, not read here)
         w = batch["weight"]
         target = batch["target"]
         error = (mean - target).abs()
@@ -272,9 +274,9 @@ def forecast_evaluate(model: nn.Module, batches, reduce=None) -> dict:
         absolute += float((error * w).sum())
         anchor_absolute += float((target.abs() * w).sum())  # last value: a correction of 0
         if quantiles is not None:
-            loss = pinball(extra, target, quantiles)
+            loss = pinball(levels, target, quantiles)
             pinball_total += float((loss * w).sum())
-            gains.append((pinball(torch.zeros_like(extra), target, quantiles) - loss)[w > 0].double())
+            gains.append((pinball(torch.zeros_like(levels), target, quantiles) - loss)[w > 0].double())
         else:
             gains.append((target.abs() - error)[w > 0].double())
         count += float(w.sum())

@@ -1,7 +1,7 @@
-"""Writes tests/data/saved_model_format2/: a small forecasting model in save format 2, with the forecasts
-it gave when it was written. tests/test_persistence.py loads it, so every later version must read it.
+"""tests/data/saved_model_format2/ holds a small forecasting model in save format 2, with the forecasts it
+gave when it was written. tests/test_persistence.py loads it, so every later version must read it.
 
-    python tests/make_saved_model.py   # only to add a fixture of a new format; never to refresh this one
+    python tests/make_saved_model.py   # adds a fixture of this version's format; never refreshes a kept one
 """
 
 from pathlib import Path
@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from smr_ts import SMRForecaster
+from smr_ts.persistence import FORMAT
 
 FOLDER = Path(__file__).parent / "data" / "saved_model_format2"
 
@@ -33,11 +34,16 @@ def queries(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> None:
+    """Writes tests/data/saved_model_format<N> for this version's save format N, never over a kept fixture."""
+    folder = FOLDER.with_name(f"saved_model_format{FORMAT}")
+    if folder.exists():
+        raise SystemExit(f"{folder} exists: a kept save is never refreshed")
     history = frame()
     model = SMRForecaster(d_model=8, state_size=8, n_layers=1, epochs=12, batch_size=8, future_cols=["dose"],
                           static_cols=["group"], validation_fraction=0.3, random_state=0).fit(history)
-    model.save(FOLDER)
-    model.forecast(times=queries(history), level=[80]).to_csv(FOLDER / "forecasts.csv", index=False, float_format="%.17g")
+    model.save(folder)
+    forecasts = model.forecast(times=queries(history), level=[80])
+    forecasts.to_csv(folder / "forecasts.csv", index=False, float_format="%.17g")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def test_smr_use_gaps_reaches_every_gate(name):
     with torch.no_grad():
         for g in gates[True]:
             g.gap_weight.fill_(2.0)
-    fits[True].stream_state_ = None  # the saved states were computed with the trained weights
+    del fits[True].stream_state_  # the saved states were computed with the trained weights
     assert np.abs(fits[True].forecast(h=2)["y"].to_numpy() - before).max() > 1e-6
     with pytest.raises(InvalidParameterError, match="smr_use_gaps"):
         SMRForecaster(backbone=name, smr_use_gaps=True, epochs=1).fit(history)

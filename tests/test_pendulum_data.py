@@ -269,3 +269,20 @@ def test_invalid_parameters_raise_naming_the_parameter(name, value):
 def test_unknown_split_name_is_rejected(data_by_rate):
     with pytest.raises(ValueError, match="split"):
         data_by_rate[0.5].to_frame("validation")
+
+
+# ---------------------------------------------------------------- the pendulum generator
+def test_clean_frames_are_renders_of_the_target_angle():
+    """Planted: frames drawn at the previous kept frame's angle (or any angle but the target's).
+
+    Compared with a fresh render of the angle the targets encode, not with the generator itself.
+    """
+    data = make_pendulum(n_train=6, n_valid=1, n_test=1, seed=2)
+    part = data.train
+    angle = np.arctan2(part.targets[..., 0].astype(np.float64), part.targets[..., 1].astype(np.float64))
+    geometry = _Geometry(24, 128, (64.0, 64.0), 55.0, 8.0)  # make_pendulum's defaults
+    fresh = _render(angle.reshape(-1), geometry).reshape(part.clean_images.shape).astype(int)
+    # the generator draws at the angle plus 1e-5 rad of render noise: at most one grey level apart
+    assert np.abs(fresh - part.clean_images.astype(int)).max() <= 1
+    moved = np.diff(angle, axis=1)
+    assert np.abs(moved).max() > 0.05  # the angle does change between kept frames: the check can fail

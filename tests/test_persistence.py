@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from smr_ts import SMRForecaster, __version__
 from smr_ts.callbacks import Callback
@@ -173,7 +175,7 @@ def test_a_config_from_an_older_version_without_the_layout_names_the_file_and_ve
     def older(config):
         config["version"] = "0.0.1"
         config.pop("format", None)
-        del config["fitted"]["layout_"]
+        del config["fitted"]["forecast_state_"]["layout"]
 
     _edit_config(folder, older)
     with pytest.raises(ValueError, match=rf"m/config\.json was written by smr_ts 0\.0\.1.*{__version__}.*fit .* again"):
@@ -204,8 +206,8 @@ def test_a_config_in_a_newer_save_format_is_refused_with_both_versions(tmp_path)
 def test_a_config_of_this_version_lacking_a_fitted_attribute_names_the_file(tmp_path):
     """Failed with a raw AttributeError."""
     _, folder, _ = _previous_save(tmp_path)
-    _edit_config(folder, lambda config: config["fitted"].pop("layout_"))
-    with pytest.raises(ValueError, match=r"m/config\.json .*layout_"):
+    _edit_config(folder, lambda config: config["fitted"]["forecast_state_"].pop("layout"))
+    with pytest.raises(ValueError, match=r"m/config\.json .*lacks .*forecast_state_\['layout'\]"):
         SMRForecaster.load(folder)
 
 
@@ -217,14 +219,34 @@ def test_save_leaves_no_temporary_files_and_the_same_save_twice_gives_the_same_f
 
 
 def test_a_save_of_the_first_format_still_loads(tmp_path):
-    """Saves written before the config recorded its format and the weights' SHA-256 load as before."""
-    model, folder, _ = _previous_save(tmp_path)
+    """Saves written before the config recorded its format and the weights' SHA-256 (format 1: the kept
+    format-2 save without those two fields) load as before."""
+    from make_saved_model import FOLDER
+
+    folder = tmp_path / "m"
+    shutil.copytree(FOLDER, folder)
 
     def first_format(config):
         del config["format"], config["weights_sha256"]
 
     _edit_config(folder, first_format)
-    assert_same_forecasts(model, SMRForecaster.load(folder))
+    assert_same_forecasts(SMRForecaster.load(FOLDER), SMRForecaster.load(folder))
+
+
+def test_a_save_of_this_version_loads_to_the_same_state_and_forecasts(tmp_path):
+    """A model saved and loaded again has the same forecasting state, part for part."""
+    model, folder, _ = _previous_save(tmp_path)
+    loaded = SMRForecaster.load(folder)
+    assert_same_forecasts(model, loaded)
+    for name in ("history_panel_", "layout_", "horizon_", "static_ids_", "static_codes_", "calibration_ahead_",
+                 "calibration_scores_", "calibration_changes_"):
+        a, b = getattr(model, name), getattr(loaded, name)
+        a, b = (vars(a), vars(b)) if hasattr(a, "__dataclass_fields__") else ({"": a}, {"": b})
+        assert a.keys() == b.keys(), name
+        for part in a:
+            assert np.array_equal(np.asarray(a[part], dtype=object), np.asarray(b[part], dtype=object)), (name, part)
+    for name, value in model.stream_state_.items():
+        assert torch.equal(loaded.stream_state_[name], value), name
 
 
 # ---------------------------------------------------------------- saves of earlier versions

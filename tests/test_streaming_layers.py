@@ -2,7 +2,7 @@
 the previous one returned (``advance``), gives the outputs of one run over the whole sequence.
 
 This is what ``SMRForecaster.update`` rests on; the estimator-level equivalence is in
-tests/test_streaming.py.
+tests/forecasting/test_streaming.py.
 """
 
 import pytest

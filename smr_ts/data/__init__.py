@@ -1,13 +1,14 @@
-"""The data pipeline: frames to panels to windows to tensors, and back.
+"""The pandas layer both uses share: long frames to padded per-series arrays, and back.
 
-- :mod:`~smr_ts.data.frames`: long pandas frames to padded per-series arrays (:class:`SeriesPanel`).
-- :mod:`~smr_ts.data.scaling`: per-column standardisation.
-- :mod:`~smr_ts.data.windows`: panels to tensors, training windows and batches.
-- :mod:`~smr_ts.data.queries`: forecast query rows appended to the history.
+- :mod:`~smr_ts.data.frames`: long pandas frames read and checked: ids, times, value columns, targets.
+- :mod:`~smr_ts.data.times`: time axes (raw times, their kinds and differences) and durations.
+- :mod:`~smr_ts.data.panel`: padded per-series arrays (:class:`SeriesPanel`) and their operations.
 
 The torch layers never see a DataFrame; the estimator glues this package to the network.
 """
 
-from smr_ts.data.frames import SeriesPanel, TimeInfo, split_frame, to_panel
+from smr_ts.data.frames import split_frame
+from smr_ts.data.panel import SeriesPanel, to_panel
+from smr_ts.data.times import TimeInfo
 
 __all__ = ["SeriesPanel", "TimeInfo", "split_frame", "to_panel"]

@@ -3,12 +3,8 @@
 A long frame has one row per observation: a series id, a time and value columns. The id and
 time may be columns or levels of a MultiIndex (sklearn transformers with
 ``set_output(transform="pandas")`` keep the index). Nothing here knows about models: the torch
-layers never see a DataFrame, and the estimator glues the two.
-
-Times are kept in their raw unit until a gap is needed: int64 nanoseconds for datetimes (UTC
-for tz-aware ones), int64 for integer times and float64 for other numeric times. Gaps are
-differences of raw times (in int64 where the times are integers) divided by the time unit, so
-datetimes far from 1970 keep nanosecond resolution and integer times near 1e17 stay distinct.
+layers never see a DataFrame, and the estimator glues the two. Times are read as raw times
+(:mod:`smr_ts.data.times`).
 
 Every check raises ``ValueError`` or ``TypeError`` naming the column or argument at fault, and
 all work is vectorised: no Python loop runs over rows or series.
@@ -16,87 +12,99 @@ all work is vectorised: no Python loop runs over rows or series.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from smr_ts.data.times import TimeInfo, check_time_kind, plain, read_times
+
 __all__ = [
-    "TimeInfo",
-    "SeriesPanel",
+    "FrameSchema",
+    "Rows",
+    "known_rows",
     "split_frame",
-    "to_panel",
-    "parse_time_unit",
-    "median_gap",
     "as_target_frame",
     "align_columns",
-    "check_time_kind",
     "features_and_targets",
     "numeric_values",
     "refuse_array",
     "refuse_forecast_array",
-    "as_fitted_times",
     "check_id_kind",
-    "time_difference",
 ]
 
 
 @dataclass(frozen=True)
-class TimeInfo:
-    """What kind of time axis a frame has: ``kind`` is "numeric", "datetime" or "datetime_tz"."""
+class FrameSchema:
+    """How a fitted model reads a frame: its id and time columns (``id_col=None``: one series), the kind
+    of its time axis, its value columns in order, and the targets, future-known and static columns among
+    them (the static columns come apart from the values: one row per series)."""
 
-    kind: str
-    tz: str | None = None
+    id_col: str | None
+    time_col: str
+    time_info: TimeInfo
+    value_columns: list
+    target_names: list
+    future_names: list = field(default_factory=list)
+    static_names: list = field(default_factory=list)
 
-    def describe(self) -> str:
-        return {"numeric": "numeric", "datetime": "tz-naive datetime"}.get(self.kind, f"tz-aware datetime ({self.tz})")
-
-    def to_times(self, raw: np.ndarray):
-        """Raw times (see :func:`split_frame`) back as the user's kind: the array itself for numeric
-        times, a DatetimeIndex (in the original time zone for tz-aware ones) for datetimes."""
-        if self.kind == "numeric":
-            return raw
-        stamps = pd.to_datetime(np.asarray(raw).astype(np.int64))
-        return stamps.tz_localize("UTC").tz_convert(self.tz) if self.kind == "datetime_tz" else stamps
+    def name(self, value) -> str:
+        """How a message names the series ``value``: ``unique_id='a'``, or "the series" with ``id_col=None``."""
+        return "the series" if self.id_col is None else f"{self.id_col}={plain(value)!r}"
 
 
-@dataclass
-class SeriesPanel:
-    """Series of one frame, padded to a common length ``L``; ``S`` series, ``F`` value columns.
-
-    Attributes
-    ----------
-    ids : ndarray (S,)
-        Series ids, sorted.
-    rows : ndarray of int64 (S, L)
-        Position of each step's row in the input frame; -1 at padding.
-    time : ndarray (S, L)
-        Raw times: int64 nanoseconds for datetimes, float64 otherwise; padding repeats the
-        series' last time.
-    values : ndarray of float32 (S, L, F)
-        Values with NaN (unobserved) and padding replaced by 0.
-    value_observed : ndarray of bool (S, L, F)
-        False where a value was NaN or is padding.
-    valid : ndarray of bool (S, L)
-        True where a row exists (False at padding).
-    lengths : ndarray of int64 (S,)
-        Rows per series.
-    """
+@dataclass(frozen=True)
+class Rows:
+    """Rows of a frame read for a fitted model: ids, raw times, values in the value columns' order (NaN:
+    not observed), and the static columns they carry as one row per series (None when they carry none)."""
 
     ids: np.ndarray
-    rows: np.ndarray
-    time: np.ndarray
+    times: np.ndarray
     values: np.ndarray
-    value_observed: np.ndarray
-    valid: np.ndarray
-    lengths: np.ndarray
+    statics: pd.DataFrame | None = None
 
-    def gaps(self, unit: float, first_gap: float = 1.0) -> np.ndarray:
-        """(S, L) float64 time since the previous row in ``unit`` s; ``first_gap`` at each first row, 0 at padding."""
-        dt = np.diff(self.time, axis=1, prepend=self.time[:, :1]).astype(np.float64) / unit
-        dt[:, 0] = first_gap
-        return np.where(self.valid, dt, 0.0)
+
+def known_rows(ids: np.ndarray, times: np.ndarray, info: TimeInfo, values: pd.DataFrame, schema: FrameSchema,
+               what: str, dtype=np.float32, *, named: bool = True) -> Rows:
+    """The rows of a frame split by :func:`split_frame` (``named``: columns to align by name; an array's
+    are taken in order), checked against the fitted ``schema``: the time kind, the value columns, and
+    the static columns split off (when the rows carry them: all of them, or a ValueError naming those
+    missing)."""
+    check_time_kind(info, schema.time_info, schema.time_col, what)
+    static = [c for c in schema.static_names if c in values.columns]
+    table = None
+    if static:
+        values, table = split_static_columns(values, ids, static if len(static) == len(schema.static_names)
+                                             else schema.static_names, schema.id_col, what)
+    if named:
+        values = align_columns(values, schema.value_columns, what)
+    return Rows(ids, times, numeric_values(values, what, dtype), table)
+
+
+def static_table(frame: pd.DataFrame, ids: np.ndarray, columns: list, id_col, what: str) -> pd.DataFrame:
+    """One row per series (indexed by ``ids``' unique values) of the static ``columns`` of rows ``frame``
+    (aligned with ``ids``); a ValueError when a series has two different values of one."""
+    table = frame[columns].set_axis(pd.Index(ids, name="__series__"), axis=0)
+    varies = table.groupby(level=0, sort=False).nunique(dropna=False).gt(1)
+    if varies.to_numpy().any():
+        column = varies.columns[varies.any(axis=0)][0]
+        series = varies.index[varies[column]][0]
+        who = "the series" if id_col is None else f"{id_col}={series!r}"
+        raise ValueError(f"{what}: static column {column!r} must hold one value per series, but {who} has several; "
+                         "give it in future_cols (known ahead) or as a past-only value column instead")
+    return table.groupby(level=0, sort=False).first()
+
+
+def split_static_columns(values: pd.DataFrame, ids: np.ndarray, static_names: list, id_col, what: str):
+    """(the value columns without the static ones, one row per series of the static ones or None)."""
+    if not static_names:
+        return values, None
+    missing = [c for c in static_names if c not in values.columns]
+    if missing:
+        raise ValueError(f"{what}: the static columns {missing} are missing; give them as at fit (constant per "
+                         "series)")
+    return values.drop(columns=static_names), static_table(values, ids, static_names, id_col, what)
 
 
 def split_frame(X, id_col: str, time_col: str, *, what: str = "X"):
@@ -134,7 +142,7 @@ def split_frame(X, id_col: str, time_col: str, *, what: str = "X"):
 
     if pd.isna(ids).any():
         raise ValueError(f"{what}: id column {id_col!r} has missing values")
-    times, info = _parse_times(raw_time, time_col, what)
+    times, info = read_times(raw_time, time_col, what)
     return np.asarray(ids), times, info, values
 
 
@@ -174,64 +182,6 @@ def _column_or_level(X: pd.DataFrame, name: str, what: str, param: str) -> np.nd
     )
 
 
-def _parse_times(raw, time_col: str, what: str):
-    series = pd.Series(raw)
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        info = TimeInfo("datetime_tz", str(series.dtype.tz))
-        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif pd.api.types.is_datetime64_dtype(series.dtype):
-        info = TimeInfo("datetime")
-    elif pd.api.types.is_bool_dtype(series.dtype):
-        raise TypeError(f"{what}: time column {time_col!r} must be datetime or numeric, got bool")
-    elif pd.api.types.is_integer_dtype(series.dtype):
-        return _integers(series, time_col, what), TimeInfo("numeric")
-    elif pd.api.types.is_numeric_dtype(series.dtype):
-        times = series.to_numpy(dtype=np.float64)
-        if np.isnan(times).any():
-            raise ValueError(f"{what}: time column {time_col!r} has missing values (NaN)")
-        if np.isinf(times).any():
-            raise ValueError(f"{what}: time column {time_col!r} has infinite values")
-        return times, TimeInfo("numeric")
-    else:
-        series = _datetimes_from_objects(series, time_col, what)
-        return _parse_times(series, time_col, what)
-    if series.isna().any():
-        raise ValueError(f"{what}: time column {time_col!r} has missing times (NaT)")
-    return _nanoseconds(series.to_numpy(), time_col, what), info
-
-
-def _integers(series: pd.Series, time_col: str, what: str) -> np.ndarray:
-    """Integer times as int64, never through float64 (which rounds integers above 2**53)."""
-    if series.isna().any():
-        raise ValueError(f"{what}: time column {time_col!r} has missing values")
-    if series.dtype.kind == "u" and len(series) and series.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"{what}: time column {time_col!r} has times above {np.iinfo(np.int64).max}, the largest "
-                         f"int64; give them relative to a start, e.g. X[{time_col!r}] - X[{time_col!r}].min()")
-    return series.to_numpy(dtype=np.int64)
-
-
-def time_difference(later, earlier) -> np.ndarray:
-    """``later - earlier`` of raw times as float64: integers subtract exactly in int64 first (the
-    difference of two times near 1e17 is small, their float64 values are 16 apart)."""
-    later, earlier = np.asarray(later), np.asarray(earlier)
-    if later.dtype.kind in "iu" and earlier.dtype.kind in "iu":
-        return (later.astype(np.int64) - earlier.astype(np.int64)).astype(np.float64)
-    return later.astype(np.float64) - earlier.astype(np.float64)
-
-
-def as_fitted_times(times: np.ndarray, fitted_dtype, time_col: str, what: str) -> np.ndarray:
-    """Raw times of new rows in the dtype of the fitted history's: numbers given as floats join integer
-    times only where they are whole (a fraction would be cut off, silently moving the row)."""
-    times = np.asarray(times)
-    if np.dtype(fitted_dtype).kind != "i" or times.dtype.kind in "iu":
-        return times.astype(fitted_dtype)
-    whole = (times == np.round(times)) & (np.abs(times) < 2.0**63)
-    if not whole.all():
-        raise ValueError(f"{what}: time column {time_col!r} has the time {_plain(times[~whole][0])!r}, but the model "
-                         "was fitted on integer times; give whole numbers (or refit on float times)")
-    return times.astype(np.int64)
-
-
 def check_id_kind(ids: np.ndarray, fitted_ids: np.ndarray, id_col, what: str) -> None:
     """New ids must be of the fitted ids' kind (numbers or strings): a string id among integer ids is
     neither a fitted series nor one that can be ordered among them."""
@@ -241,7 +191,7 @@ def check_id_kind(ids: np.ndarray, fitted_ids: np.ndarray, id_col, what: str) ->
     if _id_kind(ids) == fitted:
         return
     unique = pd.unique(np.asarray(ids, dtype=object))
-    example = _plain(next((v for v in unique if _id_kind(np.array([v], dtype=object)) != fitted), unique[0]))
+    example = plain(next((v for v in unique if _id_kind(np.array([v], dtype=object)) != fitted), unique[0]))
     raise ValueError(f"{what}: id column {id_col!r} has the id {example!r} ({type(example).__name__}), but the model "
                      f"was fitted on {fitted} ids; give ids of the fitted type (e.g. {what}[{id_col!r}].astype(...)), "
                      "so that each row finds its series")
@@ -252,41 +202,6 @@ def _id_kind(ids: np.ndarray) -> str:
     if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
         return "numeric"
     return {"string": "string", "boolean": "bool"}.get(inferred, f"mixed ({inferred})")
-
-
-# The nanosecond range every datetime is computed in (int64 ns since 1970: 1677-09-21 to 2262-04-11).
-_NS_RANGE = (pd.Timestamp.min, pd.Timestamp.max)
-
-
-def _nanoseconds(stamps: np.ndarray, time_col: str, what: str) -> np.ndarray:
-    """datetime64 of any resolution -> int64 nanoseconds; times that do not fit are an error, not a wrap."""
-    as_ns = stamps.astype("datetime64[ns]")
-    outside = as_ns.astype(stamps.dtype) != stamps  # a wrapped int64 does not convert back
-    if outside.any():
-        first = stamps[np.argmax(outside)]
-        raise ValueError(
-            f"{what}: time column {time_col!r} has times outside {_NS_RANGE[0]:%Y-%m-%d} .. {_NS_RANGE[1]:%Y-%m-%d} "
-            f"(for example {first}), the range of the nanosecond datetimes smr_ts computes gaps in; give the "
-            f"times as numbers instead, e.g. days since a start: (X[{time_col!r}] - start) / np.timedelta64(1, 'D')"
-        )
-    return as_ns.view(np.int64)
-
-
-def _datetimes_from_objects(series: pd.Series, time_col: str, what: str) -> pd.Series:
-    """Object columns of Timestamps: all naive or all aware (one time zone), never a mix."""
-    values = series.to_numpy()
-    if not all(isinstance(v, (pd.Timestamp, np.datetime64)) or v is pd.NaT for v in values):
-        kinds = sorted({type(v).__name__ for v in values})
-        hint = (f"; convert text to datetimes first: X[{time_col!r}] = pd.to_datetime(X[{time_col!r}])"
-                if any(isinstance(v, str) for v in values) else "")
-        raise TypeError(f"{what}: time column {time_col!r} must be datetime or numeric, got values of type {kinds}{hint}")
-    aware = np.array([getattr(v, "tzinfo", None) is not None for v in values])
-    if aware.any() and not aware.all():
-        raise ValueError(f"{what}: time column {time_col!r} mixes tz-aware and tz-naive timestamps")
-    try:
-        return pd.Series(pd.to_datetime(values, utc=bool(aware.all())))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{what}: time column {time_col!r} could not be read as datetimes: {exc}") from exc
 
 
 def numeric_values(values: pd.DataFrame, what: str, dtype=np.float32) -> np.ndarray:
@@ -300,7 +215,7 @@ def numeric_values(values: pd.DataFrame, what: str, dtype=np.float32) -> np.ndar
         raise TypeError(f"{what}: columns {bad[:10]} are not numeric; every value column must be numeric")
     array = values.to_numpy(dtype=dtype, na_value=np.nan)
     # NaN is allowed, inf is not. fmin/fmax skip NaN and reduce without a temporary the size of
-    # the array (isfinite/isinf took 3x longer at 10^5 x 600); column names only on failure.
+    # the array (faster: docs/results/frames_design.md); column names only on failure.
     if array.size:
         low, high = np.fmin.reduce(array, axis=None), np.fmax.reduce(array, axis=None)
         if not (np.isfinite(low) and np.isfinite(high)):
@@ -308,126 +223,6 @@ def numeric_values(values: pd.DataFrame, what: str, dtype=np.float32) -> np.ndar
             if len(inf_cols):
                 raise ValueError(f"{what}: columns {list(map(str, inf_cols))[:10]} contain infinite values")
     return array
-
-
-_BLOCK_VALUES = 1 << 20  # values per block when to_panel scatters rows: a few MB, cache-sized
-
-
-def to_panel(ids: np.ndarray, times: np.ndarray, values: np.ndarray, *, what: str = "X", id_col="id", time_col="time",
-             info: TimeInfo | None = None):
-    """Group rows by series, sort each series by time and pad: rows -> :class:`SeriesPanel`.
-
-    Parameters
-    ----------
-    ids : ndarray (n,)
-    times : ndarray (n,)
-        Raw times (see :func:`split_frame`).
-    values : ndarray (n, F)
-        float32 or float64 values (the panel keeps the dtype); NaN means not observed.
-    what, id_col, time_col : str
-        Names used in error messages.
-    info : TimeInfo, optional
-        The kind of ``times``, so that error messages show datetimes as datetimes.
-
-    Raises
-    ------
-    ValueError
-        If two rows share a (series id, time) pair.
-
-    Examples
-    --------
-    >>> panel = to_panel(np.array(["b", "a", "a"]), np.array([5.0, 2.0, 1.0]),
-    ...                  np.array([[1.0], [2.0], [3.0]], dtype=np.float32))
-    >>> panel.ids.tolist(), panel.rows.tolist()
-    (['a', 'b'], [[2, 1], [0, -1]])
-    """
-    codes, uniques = pd.factorize(ids, sort=True)
-    order = np.lexsort((times, codes))
-    codes_sorted, times_sorted = codes[order], times[order]
-    same = (codes_sorted[1:] == codes_sorted[:-1]) & (times_sorted[1:] == times_sorted[:-1])
-    if same.any():
-        first = order[1:][same][0]
-        when = times[first] if info is None else info.to_times(times[first : first + 1])[0]
-        shown = str(when) if isinstance(when, pd.Timestamp) else repr(_plain(when))
-        raise ValueError(
-            f"{what} has {int(same.sum())} duplicate ({id_col}, {time_col}) rows, for example "
-            f"{id_col}={_plain(ids[first])!r}, {time_col}={shown}"
-        )
-    n_series = len(uniques)
-    lengths = np.bincount(codes_sorted, minlength=n_series).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    position = np.arange(len(order)) - starts[codes_sorted]
-    length = int(lengths.max())
-
-    rows = np.full((n_series, length), -1, dtype=np.int64)
-    rows[codes_sorted, position] = order
-    valid = rows >= 0
-    # Padding repeats the last time, so gaps over padding are 0.
-    # int64 nanoseconds stay integers: float64 would round present-day datetimes to 256 ns.
-    time = np.empty((n_series, length), dtype=np.int64 if times.dtype.kind in "iu" else np.float64)
-    time[codes_sorted, position] = times_sorted
-    last = time[np.arange(n_series), lengths - 1]
-    time = np.where(valid, time, last[:, None])
-    # Rows are scattered to their padded slots in blocks of the input's order. pandas hands out
-    # column-major arrays: a block is transposed in cache on its way, where a row-major copy of
-    # the whole input first costs a third more time and memory. Padding stays uninitialised
-    # until the NaNs are zeroed below.
-    n_features = values.shape[1]
-    destination = np.empty(len(order), dtype=np.int64)
-    destination[order] = codes_sorted * length + position
-    packed = np.empty((n_series, length, n_features), dtype=values.dtype)
-    flat = packed.reshape(n_series * length, n_features)
-    block = max(1024, _BLOCK_VALUES // max(n_features, 1))
-    for start in range(0, len(order), block):
-        flat[destination[start : start + block]] = values[start : start + block]
-    observed = np.isnan(packed)
-    np.logical_not(observed, out=observed)
-    observed &= valid[:, :, None]
-    # Zero NaN and padding by multiplying the float bits by 0 or 1: exact, and 3-10x faster
-    # than np.putmask / np.nan_to_num on 10^5 rows x 600 columns.
-    bits = packed.view(np.uint64 if packed.dtype == np.float64 else np.uint32)
-    np.multiply(bits, observed, out=bits)
-    return SeriesPanel(
-        ids=np.asarray(uniques), rows=rows, time=time, values=packed,
-        value_observed=observed, valid=valid, lengths=lengths,
-    )
-
-
-def _plain(value):
-    """numpy scalars as Python values, so messages read 'b', not np.str_('b')."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def parse_time_unit(time_unit, info: TimeInfo, name: str = "time_unit") -> float | None:
-    """A user's duration (``time_unit``, ``horizon``) in raw units (ns for datetimes); None for "auto".
-
-    A number is in the time column's unit (seconds for datetimes); a string, ``pd.Timedelta``,
-    ``np.timedelta64`` or ``datetime.timedelta`` is a duration (datetimes only).
-    """
-    if isinstance(time_unit, str) and time_unit == "auto":
-        return None
-    given = time_unit  # messages show what the user wrote
-    if isinstance(time_unit, (np.timedelta64, timedelta)):  # numpy's and the standard library's durations
-        time_unit = pd.Timedelta(time_unit)
-    if info.kind == "numeric":
-        if isinstance(time_unit, (str, pd.Timedelta)):
-            raise ValueError(f"{name}={given!r} is a duration but the time column is numeric: give a positive number")
-        unit = float(time_unit)
-    else:
-        try:
-            unit = float(pd.Timedelta(time_unit).value) if isinstance(time_unit, (str, pd.Timedelta)) else float(time_unit) * 1e9
-        except ValueError as exc:
-            raise ValueError(f"{name}={given!r} is not a duration pandas can read (e.g. '1h', '15min')") from exc
-    if not np.isfinite(unit) or unit <= 0:
-        raise ValueError(f"{name} must be positive, got {given!r}")
-    return unit
-
-
-def median_gap(panel: SeriesPanel) -> float:
-    """Median positive gap between consecutive rows of a series, in raw units (1.0 if none)."""
-    gaps = np.diff(panel.time, axis=1)[panel.valid[:, 1:]]
-    gaps = gaps[gaps > 0]
-    return float(np.median(gaps)) if gaps.size else 1.0
 
 
 def as_target_frame(y, index: pd.Index, n_rows: int) -> tuple[np.ndarray, list[str]]:
@@ -463,18 +258,6 @@ def as_target_frame(y, index: pd.Index, n_rows: int) -> tuple[np.ndarray, list[s
         raise ValueError("Input y contains infinity or a value too large for dtype('float64').")
     names = [f"y{i}" for i in range(array.shape[1])] if array.shape[1] > 1 else ["y"]
     return array.astype(np.float32), names
-
-
-def check_time_kind(info: TimeInfo, fitted: TimeInfo, time_col: str, what: str) -> None:
-    """A frame's time axis must be of the kind the model was fitted on."""
-    if info.kind == fitted.kind:
-        return
-    if {info.kind, fitted.kind} == {"datetime", "datetime_tz"}:
-        raise ValueError(
-            f"{what}: time column {time_col!r} is {info.describe()} but the model was fitted on "
-            f"{fitted.describe()} times; convert one of them (tz_localize / tz_convert)"
-        )
-    raise TypeError(f"{what}: time column {time_col!r} is {info.describe()} but was {fitted.describe()} at fit")
 
 
 def align_columns(values: pd.DataFrame, expected: list[str], what: str) -> pd.DataFrame:
