@@ -1,6 +1,7 @@
 """Variable-step state-space layers: the math of the package.
 
 - :mod:`~smr_ts.ssm.linear_scan`: the diagonal linear recurrence (reference and fast path).
+- :mod:`~smr_ts.ssm.selective_scan`: S6's selective scan (reference and chunked fast path).
 - :mod:`~smr_ts.ssm.discretize`: ZOH and bilinear discretisation over observed gaps.
 - :mod:`~smr_ts.ssm.init`: HiPPO-N and Mamba initialisation.
 - :mod:`~smr_ts.ssm.observed`: gaps and causal convolution over observed steps only.
@@ -14,6 +15,7 @@ from smr_ts.ssm.observed import observed_causal_conv, observed_gaps
 from smr_ts.ssm.s5 import S5
 from smr_ts.ssm.s6 import S6
 from smr_ts.ssm.linear_scan import scan, scan_reference
+from smr_ts.ssm.selective_scan import selective_scan, selective_scan_reference
 from smr_ts.ssm.smr import SMRGate
 
 __all__ = [
@@ -26,4 +28,6 @@ __all__ = [
     "observed_gaps",
     "scan",
     "scan_reference",
+    "selective_scan",
+    "selective_scan_reference",
 ]

@@ -60,7 +60,8 @@ class S6(nn.Module):
     smr_kernel : int, default 4
     smr_use_gaps : bool, default False
     use_reference_scan : bool, default False
-        Run the sequential reference scan (tests, debugging).
+        Run :func:`~smr_ts.ssm.selective_scan.selective_scan_reference` (every step's state
+        built, then the sequential loop) instead of the chunked fast path (tests, debugging).
 
     Examples
     --------
