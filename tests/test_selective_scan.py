@@ -239,3 +239,25 @@ def test_s6_advance_in_pieces_equals_one_run(layer_chunks, options):
         y, state = layer.advance(u[:, lo:hi], dt[:, lo:hi], mask[:, lo:hi], state)
         pieces.append(y)
     assert (torch.cat(pieces, 1) - whole).abs().max() < 1e-10
+
+
+def test_s6_under_autocast_keeps_its_scan_in_float32():
+    """CPU autocast hands the scan bfloat16 projections: the layer casts them up (fails if the scan
+    refuses them), and the scan's own products stay float32 (fails if autocast reaches them: the
+    float32 scan's result would move), forward and backward."""
+    torch.manual_seed(2)
+    layer = S6(H, state_size=4)
+    u, dt, mask = _layer_inputs(torch.float32)
+    expected = layer(u, dt, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(u, dt, mask)
+        grads = torch.autograd.grad(y.float().square().sum(), list(layer.parameters()))
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert _rel_err(y, expected) < 0.05
+
+    inputs, grad_y, grad_h = _problem(9, held=True, h0=True, dtype=torch.float32)
+    plain = _outputs_and_grads(selective_scan, inputs, grad_y, grad_h, "zoh", chunk_size=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = _outputs_and_grads(selective_scan, inputs, grad_y, grad_h, "zoh", chunk_size=4)
+    for got, want in zip(autocast, plain):
+        assert torch.equal(got, want)

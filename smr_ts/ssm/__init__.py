@@ -15,7 +15,6 @@ from smr_ts.ssm.observed import observed_causal_conv, observed_gaps
 from smr_ts.ssm.s5 import S5
 from smr_ts.ssm.s6 import S6
 from smr_ts.ssm.linear_scan import scan, scan_reference
-from smr_ts.ssm.selective_scan import selective_scan, selective_scan_reference
 from smr_ts.ssm.smr import SMRGate
 
 __all__ = [
@@ -28,6 +27,4 @@ __all__ = [
     "observed_gaps",
     "scan",
     "scan_reference",
-    "selective_scan",
-    "selective_scan_reference",
 ]

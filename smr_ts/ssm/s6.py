@@ -147,6 +147,8 @@ class S6(nn.Module):
             F.linear(x_real, self.x_proj.weight.to(real)), [self.dt_rank, self.state_size, self.state_size], dim=-1
         )
         step = F.softplus(F.linear(sel_delta, self.dt_proj.weight.to(real), self.dt_proj.bias.to(real)))
+        # Under autocast the projections come out in half precision; the scan takes them in `real`.
+        step, sel_b, sel_c = step.to(real), sel_b.to(real), sel_c.to(real)
         delta = step * dt.unsqueeze(-1)  # (B, L, E*H)
         a_cont = -torch.exp(self.A_log.to(real))  # (E*H, N)
         # The input is held since the previous observation (as in S5), not since a masked step.

@@ -225,6 +225,17 @@ class _ChunkedSelectiveScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, delta_in, same_step, zoh, h0, chunk_size):
+        with torch.autocast("cpu", enabled=False):  # the scan stays in its inputs' precision
+            return _ChunkedSelectiveScan._forward(ctx, u, delta, A, B, C, delta_in, same_step, zoh, h0, chunk_size)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y, grad_h_last):
+        with torch.autocast("cpu", enabled=False):
+            return _ChunkedSelectiveScan._backward(ctx, grad_y, grad_h_last)
+
+    @staticmethod
+    def _forward(ctx, u, delta, A, B, C, delta_in, same_step, zoh, h0, chunk_size):
         batch, length, channels = u.shape
         A_t = A.clamp(max=-torch.finfo(A.dtype).tiny).t().contiguous()
         y = u.new_empty(batch, length, channels)
@@ -248,8 +259,7 @@ class _ChunkedSelectiveScan(torch.autograd.Function):
         return y, h_last
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_y, grad_h_last):
+    def _backward(ctx, grad_y, grad_h_last):
         u, delta, A_t, B, C, delta_in, *starts = ctx.saved_tensors
         same_step, zoh, chunk_size = ctx.same_step, ctx.zoh, ctx.chunk_size
         length = u.shape[1]
