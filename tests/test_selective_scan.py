@@ -103,6 +103,16 @@ def test_steps_from_1e_minus_6_to_1e6_stay_finite_and_match(dtype, discretizatio
             assert _rel_err(got, want) < 1e-12
 
 
+def test_long_steps_run_whatever_numpy_error_settings():
+    """Decays that underflow to zero are expected: fails if a user's np.seterr(all="raise") reaches
+    the scan's exponentials."""
+    np = pytest.importorskip("numpy")
+    inputs, grad_y, grad_h = _problem(10, held=True, h0=True, log_delta=(5.0, 13.0), dtype=torch.float32)
+    with np.errstate(all="raise"):
+        actual = _outputs_and_grads(selective_scan, inputs, grad_y, grad_h, "zoh", chunk_size=4)
+    assert all(torch.isfinite(t).all() for t in actual)
+
+
 def test_zero_decay_rate_is_the_limit_not_nan():
     """An entry of A that rounded to zero (A_log far below zero) holds the state and adds Delta B u."""
     inputs, grad_y, grad_h = _problem(3)
