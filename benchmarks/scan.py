@@ -64,7 +64,7 @@ def naive_loop(a, b):
     return torch.stack(states, dim=1)
 
 
-FAST, NAIVE = "scan (fast path)", "naive loop (indexes a[:, k])"
+FAST, NAIVE, FLOOR = "scan (fast path)", "naive loop (indexes a[:, k])", "memory rates"
 METHODS = {
     FAST: scan,
     "scan_reference (loop over unbound steps)": scan_reference,
@@ -109,6 +109,32 @@ def _seconds(method, a, b, g):
     return time.perf_counter() - start
 
 
+# Bytes per element of one timed call that no implementation can avoid (float32): the scan reads a
+# and b and writes x (12), its backward reads a, x and dLoss/dx and writes both gradients (20);
+# the loss reads x and g and writes x * g (12), sums it (4), and its backward writes dLoss/dx from
+# g (8). New memory: x, x * g, dLoss/dx and the two gradients, five tensors the kernel must hand
+# out zeroed page by page.
+FLOOR_BYTES_PER_ELEMENT = 56
+FLOOR_NEW_TENSORS = 5
+
+
+def memory_rates(batch, length, args):
+    """Worker: (bytes/s copied between existing buffers, bytes/s of new memory first touched), each
+    a median over ``--repeats`` passes over tensors of the problem's size."""
+    shape = (batch, length, args.width, args.state)
+    src, dst = torch.ones(shape, device=args.device), torch.zeros(shape, device=args.device)
+    nbytes = src.numel() * src.element_size()
+    copy, fresh, fill = [], [], []
+    for _ in range(args.repeats):
+        for seconds, op in ((copy, lambda: dst.copy_(src)), (fill, lambda: dst.fill_(1.0)),
+                            (fresh, lambda: torch.empty_like(src).fill_(1.0))):
+            start = time.perf_counter()
+            op()
+            seconds.append(time.perf_counter() - start)
+    first_touch = max(statistics.median(fresh) - statistics.median(fill), 1e-9)
+    return 2 * nbytes / statistics.median(copy), nbytes / first_touch
+
+
 def time_methods(batch, length, args):
     """Worker: interleaved rounds over the methods; {method: [seconds, ...]}."""
     methods = [m for m in METHODS if _skip_reason(m, length, args) is None]
@@ -122,6 +148,8 @@ def time_methods(batch, length, args):
             seconds = _seconds(method, a, b, g)
             if round_ > 0:
                 times[method].append(seconds)
+    if args.device == "cpu":
+        times[FLOOR] = memory_rates(batch, length, args)
     return times
 
 
@@ -158,7 +186,7 @@ def _parse_size(text):
 def measure(batch, length, args):
     """{method: {"times": [...], "peak": bytes} or {"error": why}} for one size."""
     times = _worker(args, "--time-worker", f"{batch}x{length}")
-    results = {}
+    results = {FLOOR: times.get(FLOOR)} if isinstance(times, dict) else {}
     for method in METHODS:
         reason = _skip_reason(method, length, args)
         if reason is None and isinstance(times, str):
@@ -183,6 +211,8 @@ def _table(results, args):
         size = f"{batch} x {length} x {args.width} x {args.state}"
         fast = by_method[FAST]
         for method, r in by_method.items():
+            if method == FLOOR:
+                continue
             if "error" in r:
                 rows.append(f"| {size} | {method} | {r['error']} | | | |")
                 continue
@@ -195,19 +225,29 @@ def _table(results, args):
     return rows
 
 
-def _summary(results):
+def _summary(results, args):
     lines = []
     for (batch, length), by_method in results.items():
         fast = by_method[FAST]
-        others = {m: r for m, r in by_method.items() if m != FAST and "times" in r}
+        others = {m: r for m, r in by_method.items() if m not in (FAST, FLOOR) and "times" in r}
         if "times" not in fast or not others:
             continue
         best = min(others, key=lambda m: statistics.median(others[m]["times"]))
-        ratio = statistics.median(others[best]["times"]) / statistics.median(fast["times"])
+        best_time = statistics.median(others[best]["times"])
+        ratio = best_time / statistics.median(fast["times"])
         least = min(r["peak"] for r in others.values())
         lines.append(f"- batch {batch}, L {length}: the fastest alternative ({best}) takes {ratio:.2f}x the "
                      f"fast path's median time; fast path peak memory / smallest alternative's = "
                      f"{_ratio(fast['peak'], least)}.")
+        if by_method.get(FLOOR):
+            bandwidth, touch = by_method[FLOOR]
+            n = batch * length * args.width * args.state
+            floor = FLOOR_BYTES_PER_ELEMENT * n / bandwidth + FLOOR_NEW_TENSORS * 4 * n / touch
+            lines.append(f"  Floor of one timed call: {FLOOR_BYTES_PER_ELEMENT} bytes per element moved at "
+                         f"{bandwidth / 1e9:.1f} GB/s plus {FLOOR_NEW_TENSORS} new float32 tensors first touched at "
+                         f"{touch / 1e9:.1f} GB/s = {floor:.3g} s. The fast path takes "
+                         f"{statistics.median(fast['times']) / floor:.2f}x the floor; the fastest alternative takes "
+                         f"{best_time / floor:.2f}x it, the most any implementation could be faster than it here.")
     return lines
 
 
@@ -256,7 +296,7 @@ def main() -> None:
         "",
         *_table(results, args),
         "",
-        *_summary(results),
+        *_summary(results, args),
         "",
         f"- command: `{command('benchmarks/scan.py')}`",
         f"- machine: {machine}; 1-minute load average {load_before:.1f} before and {load_after:.1f} after "
@@ -272,6 +312,12 @@ def main() -> None:
          "peak resident set size (`resource.getrusage(RUSAGE_SELF).ru_maxrss`) minus its value right after "
          "the inputs were allocated.") + " It counts the output, both gradients and every temporary "
         "(also the loss's `x * g`).",
+        "- floor: the bytes every implementation must move (the scan's inputs, output and gradients, and the "
+        f"loss `(x * g).sum()` and its backward: {FLOOR_BYTES_PER_ELEMENT} bytes per element in all) at the rate of "
+        "`copy_` between two existing tensors of the problem's size, plus the new memory every implementation must "
+        f"ask for ({FLOOR_NEW_TENSORS} tensors: x, x * g, dLoss/dx and the two gradients) at the rate fresh memory is "
+        "first written (`torch.empty_like(t).fill_` minus `t.fill_`: the kernel zeroes and maps each page); both "
+        "measured in the timing process after the rounds, medians of --repeats.",
         "- the outside reference is the `pscan` of [mambapy](https://pypi.org/project/mambapy/); install it "
         "with `pip install mambapy` (it is not a dependency of this package).",
         "",

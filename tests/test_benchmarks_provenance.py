@@ -67,4 +67,5 @@ def test_every_page_writer_takes_its_provenance_from_the_helper():
             assert "platform.python_version" not in text, path.name
             assert re.search(r"^from _machine import ", text, re.M), path.name
     assert set(writers) == {"forecast_cost.py", "forecast_memory.py", "forecast_real_report.py", "frames.py",
-                            "pendulum_data.py", "pendulum_probe.py", "pendulum_report.py", "scan.py", "streaming.py"}
+                            "pendulum_data.py", "pendulum_probe.py", "pendulum_report.py", "scan.py", "selective_scan.py",
+                            "streaming.py"}

@@ -1,6 +1,7 @@
 """Variable-step state-space layers: the math of the package.
 
 - :mod:`~smr_ts.ssm.linear_scan`: the diagonal linear recurrence (reference and fast path).
+- :mod:`~smr_ts.ssm.selective_scan`: S6's selective scan (reference and chunked fast path).
 - :mod:`~smr_ts.ssm.discretize`: ZOH and bilinear discretisation over observed gaps.
 - :mod:`~smr_ts.ssm.init`: HiPPO-N and Mamba initialisation.
 - :mod:`~smr_ts.ssm.observed`: gaps and causal convolution over observed steps only.

@@ -28,9 +28,8 @@ from smr_ts.ssm.observed import (
     elapsed_after, gaps_or_ones, last_observed, observed_causal_conv, observed_first, observed_gaps,
     read_latest_observed,
 )
-from smr_ts.ssm.discretize import exprel
 from smr_ts.ssm.init import inverse_softplus
-from smr_ts.ssm.linear_scan import scan, scan_reference
+from smr_ts.ssm.selective_scan import selective_scan, selective_scan_reference
 from smr_ts.ssm.params import tag_ssm_parameters
 from smr_ts.ssm.smr import SMRGate, gate_input
 
@@ -61,7 +60,8 @@ class S6(nn.Module):
     smr_kernel : int, default 4
     smr_use_gaps : bool, default False
     use_reference_scan : bool, default False
-        Run the sequential reference scan (tests, debugging).
+        Run :func:`~smr_ts.ssm.selective_scan.selective_scan_reference` (every step's state
+        built, then the sequential loop) instead of the chunked fast path (tests, debugging).
 
     Examples
     --------
@@ -147,26 +147,21 @@ class S6(nn.Module):
             F.linear(x_real, self.x_proj.weight.to(real)), [self.dt_rank, self.state_size, self.state_size], dim=-1
         )
         step = F.softplus(F.linear(sel_delta, self.dt_proj.weight.to(real), self.dt_proj.bias.to(real)))
-        delta = (step * dt.unsqueeze(-1)).unsqueeze(-1)  # (B, L, E*H, 1)
+        # Under autocast the projections come out in half precision; the scan takes them in `real`.
+        step, sel_b, sel_c = step.to(real), sel_b.to(real), sel_c.to(real)
+        delta = step * dt.unsqueeze(-1)  # (B, L, E*H)
         a_cont = -torch.exp(self.A_log.to(real))  # (E*H, N)
-        a = torch.exp(delta * a_cont)
         # The input is held since the previous observation (as in S5), not since a masked step.
-        delta_in = delta if mask is None else (step * observed_gaps(dt, mask, elapsed).unsqueeze(-1)).unsqueeze(-1)
-        if self.input_discretization == "zoh":
-            in_scale = delta_in * exprel(delta_in * a_cont)
-        else:
-            in_scale = delta_in
-        drive = x_ssm_real
-        if mask is not None:
-            drive = drive * mask.unsqueeze(-1).to(drive.dtype)
-        b = in_scale * sel_b.unsqueeze(2) * drive.unsqueeze(-1)  # (B, L, E*H, N)
-        run = scan_reference if self.use_reference_scan else scan
-        h = run(a, b, None if state is None else state["h"])
-        y = torch.einsum("bldn,bln->bld", h, sel_c) + self.D.to(real) * x_ssm_real
+        delta_in = None if mask is None else step * observed_gaps(dt, mask, elapsed).unsqueeze(-1)
+        drive = x_ssm_real if mask is None else x_ssm_real * mask.unsqueeze(-1).to(real)
+        run = selective_scan_reference if self.use_reference_scan else selective_scan
+        y, h_last = run(drive, delta, a_cont, sel_b, sel_c, delta_in, self.input_discretization,
+                        None if state is None else state["h"], return_last_state=True)
+        y = y + self.D.to(real) * x_ssm_real
         y = y.to(u.dtype) * F.silu(z)
         if want_state:
             new_state.update(
-                h=h[:, -1] if length else state["h"],
+                h=h_last,
                 elapsed=elapsed_after(dt, mask, elapsed),
                 conv=last_observed(x_in, mask, self.conv_weight.shape[1], conv_history),
                 z=z[:, -1] if length else state["z"],
