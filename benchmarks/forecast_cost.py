@@ -79,7 +79,7 @@ def main(argv=None) -> dict:
         "Forecasting runs the backbone once over windows of at most 1,024 rows and scores every observed "
         "row of a window as a query, with its cut drawn in time up to the horizon; before this design each "
         "forecast window ran the whole padded series to score 8 rows (50 s per epoch on this series at "
-        "d_model 8, against 0.05 s for regression, in the issue that asked for this table).",
+        "d_model 8, against 0.05 s for regression).",
         "",
         *provenance("benchmarks/forecast_cost.py", argv, ", torch threads 1 (the estimator's n_threads='auto')"),
     ]

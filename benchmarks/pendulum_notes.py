@@ -250,7 +250,7 @@ def _seeds(seeds) -> str:
 def notes(found: Findings) -> list[str]:
     """The findings as markdown list items, one per string; a string that starts with "  - " is a
     sub-item of the one before. The plain answer (where SMR helps) comes first, after what ran."""
-    out = [f"**What ran.** {found.runs} runs. The issue's grid ({', '.join(GRID_CONFIGS)} x training rates "
+    out = [f"**What ran.** {found.runs} runs. The matched-rate grid ({', '.join(GRID_CONFIGS)} x training rates "
            f"{', '.join(f'{t:g}' for t in GRID_RATES)} x seeds {', '.join(map(str, GRID_SEEDS))}) is "
            f"{found.grid_runs} runs, of which {found.grid_done} ran."
            + (" **Missing** (not run, not failed; the tables' 'not run' cells and absent rows are these):"
