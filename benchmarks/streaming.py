@@ -141,9 +141,10 @@ def main(argv=None) -> list:
         "",
     ]
     if any(r["backbone"] == "s6" for r in results):
-        lines += ["S6's re-forecast of every series is slow on a CPU because its selective scan keeps a state per "
-                  "step, channel and state dimension (64 series x rows x 2 d_model x state size floats per chunk of "
-                  "series); an update runs the scan over the new rows only.", ""]
+        lines += ["S6's re-forecast of every series costs more than S5's because its selective scan carries 2 d_model "
+                  "x state size floats per row and layer (S5: state size / 2 complex numbers); the scan builds them "
+                  "a few steps at a time (smr_ts/ssm/selective_scan.py). An update runs the scan over the new rows "
+                  "only.", ""]
     lines += [
         *provenance("benchmarks/streaming.py", argv, ' (shared with other jobs), torch threads 1'),
     ]
