@@ -1,7 +1,7 @@
 """Compare SMRForecaster settings on the real-data suite's protocol, against last value.
 
 The quick loop for design choices (loss, learning rate, batch size, ...): each setting is fitted
-on every task of the chosen data sets, told the longest horizon of the task's query times, and
+on every task of the chosen data sets, told the horizon as the suite's rows are (``SMRRow``), and
 scored by scaled MAE as in ``benchmarks/forecast_real.py`` (and by MAE per task). It prints one JSON line per
 (setting, data set, seed) and writes nothing; the suite itself writes the results page.
 
@@ -33,9 +33,7 @@ def run(name: str, kwargs: dict, seed: int) -> dict:
     model_errors, last_value_errors, fit_s, inside = [], [], 0.0, {}
     for i, task in enumerate(data.tasks):
         train, query = task.train, task.query.reset_index(drop=True)
-        last_time = train.groupby("unique_id")["ds"].max()
-        horizon = (query["ds"] - query["unique_id"].map(last_time)).max()
-        row = real_models.SMRRow(data, seed, {"horizon": horizon}, kwargs)  # "covariates": true reads them
+        row = real_models.SMRRow(data, seed, None, kwargs)  # "covariates": true reads them; it tells the horizon
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -54,7 +52,7 @@ def run(name: str, kwargs: dict, seed: int) -> dict:
     task_mae = [round(float((e["mae"] * e["n"]).sum() / e["n"].sum()), 4) for e in model_errors]  # MAE per cut-off
     return {"dataset": name, "kwargs": kwargs, "seed": seed, "scaled_mae": round(scaled, 4), "task_mae": task_mae,
             "last_value": round(last_value, 4), "ratio": round(scaled / last_value, 4), "fit_s": round(fit_s, 1),
-            "best_epoch": model.best_epoch_,
+            "best_epoch": model.best_epoch_, "kept": model.selected_forecaster_,
             "coverage": {lv: round(float(np.concatenate(v).mean()), 3) for lv, v in inside.items()}}
 
 

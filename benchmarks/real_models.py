@@ -304,9 +304,17 @@ class SMRRow:
         from smr_ts import SMRForecaster
         from real_data import with_covariates
 
-        # The user tells fit the longest horizon they will ask for (the query times, never values).
-        last = train.groupby("unique_id")["ds"].max()
-        ahead = (query["ds"] - query["unique_id"].map(last)).max()
+        # The user tells fit the longest horizon they will ask for (the query times, never values), counted
+        # as SMRForecaster counts it, from the training frame's last time, when every query lies after it
+        # (one cut-off for the panel). Where each series has its own cut-off (a patient's last
+        # concentration, a chick's last weights) some queries lie before that time, and the user counts
+        # from each series' last row.
+        now = train["ds"].max()
+        if (query["ds"] > now).all():
+            ahead = query["ds"].max() - now
+        else:
+            last = train.groupby("unique_id")["ds"].max()
+            ahead = (query["ds"] - query["unique_id"].map(last)).max()
         self.model_ = SMRForecaster(random_state=self.seed, verbose=0, **{"horizon": ahead, **self.kwargs})
         if self.covariates:
             train, self.query_rows = with_covariates(self.data, train, query)
@@ -314,7 +322,8 @@ class SMRRow:
             train, self.query_rows = train[["unique_id", "ds", "y"]], query[["unique_id", "ds"]]
         self.model_.fit(train)
         history = getattr(self.model_, "history_", None) or []
-        self.info = {"epochs_run": len(history), "best_epoch": getattr(self.model_, "best_epoch_", None)}
+        self.info = {"epochs_run": len(history), "best_epoch": getattr(self.model_, "best_epoch_", None),
+                     "kept": getattr(self.model_, "selected_forecaster_", None)}
         return self
 
     def predict(self, query) -> np.ndarray:

@@ -22,7 +22,7 @@ from smr_ts import persistence
 from smr_ts._runtime import resolve_device
 from smr_ts.data.frames import FrameSchema, Rows, features_and_targets, known_rows, refuse_array, split_frame
 from smr_ts.data.panel import median_gap, to_panel
-from smr_ts.data.times import TimeInfo, parse_time_unit
+from smr_ts.data.times import TimeInfo, parse_time_unit, show_duration
 from smr_ts.forecasting.fit import covariate_columns, forecast_targets
 from smr_ts.forecasting.intervals import check_levels
 from smr_ts.forecasting.predict import forecast_frame
@@ -149,12 +149,15 @@ class FrameEstimator(RegressorMixin, BaseEstimator):
         rows = None if context is None else self._read_known(context, "context", state.panel.values.dtype)
         return forecast_frame(state, self.model_, self._schema(), h=h, times=times, context=rows,
                               return_std=return_std, what=what, levels=levels, quantiles=self.quantiles_,
-                              horizon=self.horizon, device=resolve_device(self.device, strict=False))
+                              horizon=self.fitted_params_.get("horizon", self.horizon),
+                              device=resolve_device(self.device, strict=False))
 
     # ------------------------------------------------------------------ forecasting's fitted state, documented
     history_panel_ = property(lambda self: self.forecast_state_.panel,
                               doc="Forecasting: the fitted series (and the rows update appended), forecasts continue.")
     layout_ = property(lambda self: self.forecast_state_.layout, doc="Forecasting: what the network's inputs are.")
+    selected_forecaster_ = property(lambda self: self.forecast_state_.floor.describe(show_duration(self.time_info_)),
+                                    doc="Forecasting: what model selection kept, per range of time ahead.")
     horizon_ = property(lambda self: self.forecast_state_.layout.horizon,
                         doc="Forecasting: the longest time ahead trained, in raw units.")
     static_ids_ = property(lambda self: _present(self.forecast_state_.statics, "static columns").ids,

@@ -49,6 +49,7 @@ PARAMETER_CONSTRAINTS = {
     "grad_clip": [positive_real(), None],
     "validation_fraction": [probability()],
     "validation_by": [StrOptions({"series", "time"})],
+    "floor": ["boolean"],
     "patience": [positive_int(), None],
     "callbacks": [list, tuple, None],
     "id_col": [str, None],

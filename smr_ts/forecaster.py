@@ -33,8 +33,10 @@ from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_para
 from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
 from smr_ts.data.frames import refuse_forecast_array
+from smr_ts.data.times import show_duration
 from smr_ts.forecasting import streaming
 from smr_ts.forecasting.fit import prepare as prepare_forecasting
+from smr_ts.forecasting.floor import POINT_LOSSES, Floor, candidates, select_floor, warn_kept
 from smr_ts.forecasting.intervals import calibration_residuals
 from smr_ts.forecasting.state import Calibration
 from smr_ts.model import build_network
@@ -116,6 +118,11 @@ class SMRForecaster(FrameEstimator):
         a single series) the last part in time of every series (one horizon, between
         ``validation_fraction`` and half of its span), which training then does not score. With few
         series, "time" validates on all of them.
+    floor : bool, default True
+        Forecasting: after training, weigh the network against simple forecasters (last value, the
+        series' mean, drift, seasonal naive per calendar period) on the held-out forecasts and keep
+        whichever scores best (``selected_forecaster_``; :mod:`smr_ts.forecasting.floor`). False
+        keeps the network (the last-value network when training never beat last value).
     patience : int or None, default None
         Stop after this many epochs without a better validation MSE. The best epoch's weights
         are restored at the end in any case. Shorthand for
@@ -193,6 +200,14 @@ class SMRForecaster(FrameEstimator):
     stream_state_ : dict of Tensor
         Forecasting: each series' state after its last row, advanced by ``update``
         (:mod:`smr_ts.forecasting.streaming`).
+    selected_forecaster_ : str
+        Forecasting: what forecasts come from. ``"network"``, or the simple forecaster ("last value",
+        "mean", "drift", "seasonal naive (<period>)") that beat it on the held-out forecasts
+        (:mod:`smr_ts.forecasting.floor`; a fit that keeps one warns). Losses "gaussian" and
+        "quantile", and fits without validation, keep the network.
+    selection_scores_ : dict
+        Forecasting: each candidate's scaled MAE on the held-out forecasts that chose
+        ``selected_forecaster_`` (empty when there was no choice).
     forecast_state_ : ForecastState
         Forecasting: all a fit leaves but the network (:mod:`smr_ts.forecasting.state`); the attributes
         above that start "Forecasting" read it.
@@ -216,7 +231,8 @@ class SMRForecaster(FrameEstimator):
         self, backbone="s5", smr=False, smr_kernel=4, smr_use_gaps=False, d_model=32, state_size=16, n_layers=2,
         blocks=1, step_min=0.01, step_max=1.0, dropout=0.0, encoder="linear", image_shape=None, encoder_hidden=30,
         loss="auto", quantiles=None, epochs=30, batch_size="auto", lr=1e-2, ssm_lr=1e-3, weight_decay=0.0,
-        warmup_epochs=1.0, grad_clip=1.0, validation_fraction=0.1, validation_by="series", patience=None,
+        warmup_epochs=1.0, grad_clip=1.0, validation_fraction=0.1, validation_by="series", floor=True,
+        patience=None,
         callbacks=None, id_col="unique_id", time_col="ds", target_cols=None, future_cols=None, static_cols=None,
         time_unit="auto", horizon="auto", device="auto", random_state=None, n_threads="auto", verbose=0,
     ):
@@ -308,12 +324,22 @@ class SMRForecaster(FrameEstimator):
         network.to("cpu").eval()
         if result.diverged:
             self._report_divergence(result.diverged, stopper.best_epoch)
-        if forecasting:  # what calibrates forecast(level=...): the held-out part, forecast by the final network
+        kept, scores = Floor(), None
+        if forecasting and self.floor and val_batches and loss in POINT_LOSSES:  # the floor: simple forecasters
+            last_value = stopper.best_epoch == -1  # the network is the last-value network
+            kept, scores = select_floor(network.to(device), val_batches, candidates(layout), last_value,
+                                        reduce=collective)
+            network.to("cpu")
+            if not kept.network_only:
+                warn_kept(kept, scores, last_value, show_duration(schema.time_info))
+        if forecasting:  # what calibrates forecast(level=...): the held-out part, forecast by what selection kept
             calibration = Calibration(*calibration_residuals(network, layout, prepared.calibration_source,
-                                                             np.random.default_rng(seed + 3), device))
+                                                             np.random.default_rng(seed + 3), device, floor=kept))
             # Each series' state after its last row, which forecast() continues and update() advances.
             stream = streaming.history_state(network, layout, panel, device)
-            self.forecast_state_ = dataclasses.replace(prepared.state, calibration=calibration, stream=stream)
+            self.forecast_state_ = dataclasses.replace(prepared.state, calibration=calibration, stream=stream,
+                                                       floor=kept)
+            self.selection_scores_ = scores
             self.future_names_, self.static_names_ = schema.future_names, schema.static_names
         else:
             scalers = dataclasses.astuple(prepared.scaling)[:4]  # (feature mean, scale, target mean, scale)

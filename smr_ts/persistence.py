@@ -55,11 +55,12 @@ FORMATS = {
     2: ("0.1.0", "format 1, with the format's number and the SHA-256 of the weights.pt saved with the config"),
     3: ("0.1.0", "format 2, with forecasting's fitted state as one entry, forecast_state_ (its layout's "
                  "target_moments were its level)"),
+    4: ("0.1.0", "format 3, with the forecaster model selection kept (forecast_state_'s floor)"),
 }
 FORMAT = max(FORMATS)
 _CONFIG_KEYS = {1: {"version", "params", "param_types", "fitted"},
                 2: {"version", "format", "params", "param_types", "fitted", "weights_sha256"}}
-_CONFIG_KEYS[3] = _CONFIG_KEYS[2]
+_CONFIG_KEYS[3] = _CONFIG_KEYS[4] = _CONFIG_KEYS[2]
 
 # Fitted attribute -> how it is stored. "json": as it is in config.json; "params": constructor
 # parameters, as the top-level "params" are written; "names": an array of column names; "time_info":
@@ -95,7 +96,7 @@ FITTED_ATTRIBUTES = {
 
 # Constructor parameters that are run-time objects, never written.
 RUNTIME_PARAMETERS = ("callbacks",)
-_STATE_PARTS = {"layout", "panel", "statics", "calibration", "stream"}
+_STATE_PARTS = {"layout", "panel", "statics", "calibration", "stream", "floor"}
 
 
 def fitted_params(params: dict) -> dict:
@@ -230,8 +231,16 @@ def _from_format_2(config: dict, tensors: dict) -> tuple[dict, dict]:
     return {**config, "format": 3, "fitted": fitted}, tensors
 
 
+def _from_format_3(config: dict, tensors: dict) -> tuple[dict, dict]:
+    """Format 3 to 4: a forecasting state saved before the floor forecast with its network."""
+    fitted = dict(config["fitted"])
+    if isinstance(fitted.get("forecast_state_"), dict):
+        fitted["forecast_state_"] = {**fitted["forecast_state_"], "floor": {"edges": [], "kinds": ["network"]}}
+    return {**config, "format": 4, "fitted": fitted}, tensors
+
+
 # Format -> the step that brings a save of it to the next format.
-MIGRATIONS = {1: _from_format_1, 2: _from_format_2}
+MIGRATIONS = {1: _from_format_1, 2: _from_format_2, 3: _from_format_3}
 
 
 def _check_version(state: dict, config: Path) -> None:

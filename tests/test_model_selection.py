@@ -307,13 +307,19 @@ def test_a_pipeline_that_drops_the_id_and_time_gets_an_error_saying_what_to_do()
 def test_forecasting_past_the_trained_horizon_warns_in_time_units():
     frame = irregular_frame(n_series=3, n_obs=20, start="2024-01-01")
     model = SMRForecaster(**TINY, horizon="2h").fit(frame)
-    assert model.horizon_ == pd.Timedelta("2h").value
     last = frame.groupby("unique_id")["ds"].max()
+    lag = last.max() - last  # the series that ended within the horizon of the panel's last time stretch training
+    assert model.horizon_ == (pd.Timedelta("2h") + lag[lag <= pd.Timedelta("30min")].max()).value
+    recent = lag.index[lag <= pd.Timedelta("30min")]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model.forecast(times=pd.DataFrame({"unique_id": last.index, "ds": last.to_numpy() + pd.Timedelta("90min")}))
-    far = pd.DataFrame({"unique_id": last.index, "ds": last.to_numpy() + pd.Timedelta("5h")})
-    with pytest.warns(UserWarning, match=r"up to 0 days 05:00:00 .* covered 0 days 02:00:00 \(horizon='2h'\)"):
+        model.forecast(times=pd.DataFrame({"unique_id": recent, "ds": last.max() + pd.Timedelta("2h")}))
+    if len(recent) < len(lag):  # a series that ended long before: its forecasts are past what training covered
+        stale = pd.DataFrame({"unique_id": lag.index[lag > pd.Timedelta("30min")], "ds": last.max() + pd.Timedelta("2h")})
+        with pytest.warns(UserWarning, match="ended well before the panel's last time"):
+            model.forecast(times=stale)
+    far = pd.DataFrame({"unique_id": last.index, "ds": last.max() + pd.Timedelta("5h")})
+    with pytest.warns(UserWarning, match=r"up to 0 days 05:00:00 after the panel's last time, but horizon='2h'"):
         model.forecast(times=far)
     with pytest.warns(UserWarning, match="horizon='2h'"):  # a backtest longer than the trained horizon
         backtest(model, frame, horizon="4h", n_cutoffs=1)

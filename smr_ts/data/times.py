@@ -22,7 +22,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import BaseOffset
 
-__all__ = ["TimeInfo", "as_fitted_times", "check_time_kind", "duration", "parse_time_unit", "plain", "read_times",
+__all__ = ["TimeInfo", "as_fitted_times", "check_time_kind", "duration", "parse_time_unit", "plain", "read_times", "show_duration",
            "time_difference"]
 
 
@@ -200,3 +200,11 @@ def parse_time_unit(time_unit, info: TimeInfo, name: str = "time_unit") -> float
     if isinstance(time_unit, str) and time_unit == "auto":
         return None
     return float(duration(time_unit, info, name))
+
+
+def show_duration(info: TimeInfo):
+    """A function that writes a duration in raw units as a user reads it: a Timedelta for datetimes, a
+    number otherwise."""
+    if info.kind != "numeric":
+        return lambda v: str(pd.Timedelta(round(v), unit="ns"))
+    return lambda v: f"{v:.6g}"

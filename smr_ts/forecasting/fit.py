@@ -20,7 +20,7 @@ from smr_ts.data.times import parse_time_unit
 from smr_ts.forecasting.covariate_frames import check_covariate_columns, fit_statics, merge_static_frame, static_codes
 from smr_ts.forecasting.features import forecast_tensors
 from smr_ts.forecasting.intervals import calibration_source
-from smr_ts.forecasting.layout import auto_horizon, fit_layout, training_window
+from smr_ts.forecasting.layout import auto_horizon, fit_layout, trained_horizon, training_window
 from smr_ts.forecasting.pairs import PairSampler, training_pairs
 from smr_ts.forecasting.state import ForecastState
 from smr_ts.holdout import plan_validation
@@ -76,7 +76,7 @@ def prepare(panel: SeriesPanel, static_table, validation: Rows | None, schema: F
     it trains on (see :class:`ForecastFit`); ``validation``: ``validation_data``'s rows, or None."""
     gap = median_gap(panel)
     horizon = parse_time_unit(params["horizon"], schema.time_info, "horizon")
-    horizon = auto_horizon(panel, gap) if horizon is None else horizon
+    horizon = auto_horizon(panel, gap) if horizon is None else trained_horizon(panel, horizon)
     columns = schema.value_columns
     spec, statics = fit_statics(static_table)
     layout = fit_layout(panel, [columns.index(c) for c in schema.target_names], time_unit, horizon,

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from smr_ts.forecasting.features import ForecastTensors
+from smr_ts.forecasting.floor import Floor, apply_floor
 from smr_ts.forecasting.layout import ForecastLayout
 from smr_ts.forecasting.queries import query_features
 from smr_ts.holdout import ValidationPlan
@@ -193,10 +194,11 @@ def _pairs(data: ForecastTensors, layout: ForecastLayout, first_cut: np.ndarray,
 
 
 def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.Generator, device,
-                          chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          chunk: int = CHUNK, floor: Floor = Floor()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Held-out forecasts' time ahead (raw units, (n,)), scores (absolute errors in units of the
     series' recent scale at the cut-off, (n, T), NaN where the query did not observe a target) and
-    the observed changes behind each cut-off ((n, T), :func:`recent_scale_and_changes`)."""
+    the observed changes behind each cut-off ((n, T), :func:`recent_scale_and_changes`), of the
+    forecasters model selection kept (``floor``, per range ahead: :mod:`smr_ts.forecasting.floor`)."""
     n_targets = layout.n_targets
     nothing = np.zeros(0), np.zeros((0, n_targets)), np.zeros((0, n_targets), np.int64)
     if source is None:
@@ -207,6 +209,15 @@ def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.
         series, k, q = _pairs(data, layout, fallback[0], rng)  # every cut-off (the later ones among them)
     if not len(series):
         return nothing
+    if not floor.network_only:
+        forecast = apply_floor(floor, data, layout, series, k, data.time[series, q],
+                               lambda: _network_forecasts(model, layout, data, series, k, q, device, chunk))
+        return _residuals(data, layout, series, k, q, forecast)
+    return _residuals(data, layout, series, k, q, _network_forecasts(model, layout, data, series, k, q, device, chunk))
+
+
+def _network_forecasts(model, layout: ForecastLayout, data, series, k, q, device, chunk) -> np.ndarray:
+    """(n, T) the network's forecasts of the pairs (series, k, q)."""
 
     def step(net, sel):  # the backbone's output at the cut-offs of the pairs of these series
         at = np.flatnonzero((series >= sel.start) & (series < sel.stop))
@@ -224,7 +235,10 @@ def calibration_residuals(model, layout: ForecastLayout, source, rng: np.random.
             h_cut[at] = h
     query = torch.from_numpy(query_features(data, layout, series, k, data.time[series, q]))
     point = on_device(model, device, lambda net: net.decode(h_cut.to(device), query.to(device))[0].cpu())
-    forecast = data.anchor[series, k] + data.scale[series, k] * point.double().numpy()
+    return data.anchor[series, k] + data.scale[series, k] * point.double().numpy()
+
+
+def _residuals(data, layout: ForecastLayout, series, k, q, forecast):
     scale, n_changes = recent_scale_and_changes(data, series, k, window=layout.horizon, prior=target_prior(layout))
     return data.time[series, q] - data.time[series, k], np.abs(data.target[series, q] - forecast) / scale, n_changes
 

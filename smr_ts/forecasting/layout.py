@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from smr_ts.data.panel import SeriesPanel
+from smr_ts.data.times import time_difference
 from smr_ts.forecasting.covariates import future_scales, n_future_features, static_width
 from smr_ts.forecasting.features import fallback_scales
 
-__all__ = ["AHEAD_PERIODS", "ForecastLayout", "auto_batch_size", "auto_horizon", "calendar_periods", "fit_layout",
-           "training_window"]
+__all__ = ["AHEAD_PERIODS", "CURRENT_LAG", "ForecastLayout", "auto_batch_size", "auto_horizon", "calendar_periods", "fit_layout",
+           "panel_now", "trained_horizon", "training_window"]
 
 
 AHEAD_PERIODS = (2.0, 4.0, 8.0, 16.0)  # in time units: a multi-scale basis for how far ahead a query is
@@ -85,6 +86,27 @@ def auto_horizon(panel: SeriesPanel, median_gap: float) -> float:
     """The default longest time ahead trained (raw units): a quarter of the median series span,
     at least 8 median gaps."""
     return max(0.25 * _median_span(panel), 8.0 * median_gap)
+
+
+CURRENT_LAG = 0.25  # a series that ended within this many horizons of the panel's last time counts as current
+
+
+def panel_now(panel: SeriesPanel):
+    """The panel's "now": the last time of any of its series (raw)."""
+    return panel.time[np.arange(len(panel.ids)), panel.lengths - 1].max()
+
+
+def trained_horizon(panel: SeriesPanel, horizon: float) -> float:
+    """The longest time ahead of a series' last row that training covers, for a user's ``horizon``
+    counted from the panel's "now" (:func:`panel_now`): the horizon, plus how long before now the
+    series that ended within ``CURRENT_LAG`` horizons of now ended (so their forecasts up to now +
+    horizon are trained for). Training for more than the horizon asked for costs accuracy at it (the
+    design log has the measurements), so a series that ended longer before now does not stretch
+    training for every series; its forecasts past its own last row + this are warned about."""
+    last = panel.time[np.arange(len(panel.ids)), panel.lengths - 1]
+    lag = time_difference(np.full(len(last), panel_now(panel)), last)
+    recent = lag[lag <= CURRENT_LAG * horizon]
+    return float(horizon + (recent.max() if len(recent) else 0.0))
 
 
 def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon: float, kind: str,

@@ -12,11 +12,12 @@ import numpy as np
 import torch
 
 from smr_ts.forecasting.features import ForecastTensors
+from smr_ts.forecasting.floor import candidates, simple_corrections
 from smr_ts.forecasting.layout import ForecastLayout, auto_batch_size
 from smr_ts.forecasting.queries import query_features
 from smr_ts.holdout import ValidationPlan
 
-__all__ = ["PairSampler", "draw_ahead", "origin_pairs", "training_pairs"]
+__all__ = ["ORIGINS", "PairSampler", "draw_ahead", "origin_pairs", "training_pairs"]
 
 
 _MAX_PAIRS = 1024  # scored queries per window and pass (the longest window: every observed row)
@@ -42,8 +43,11 @@ def _pair_targets(data: ForecastTensors, series, k, q):
     return np.where(weight, r, 0.0).astype(np.float32), weight.astype(np.float32), scale.astype(np.float32)
 
 
-def _collate(data: ForecastTensors, layout: ForecastLayout, segments, pairs, device) -> dict:
-    """Windows (series, start, stop) and their pairs (series-local k, q rows) as one batch."""
+def _collate(data: ForecastTensors, layout: ForecastLayout, segments, pairs, device, simple=()) -> dict:
+    """Windows (series, start, stop) and their pairs (series-local k, q rows) as one batch; with ``simple``
+    (names of :mod:`smr_ts.forecasting.floor`'s forecasters), each one's corrections on the pairs too
+    (``"simple"``: (B, P, len(simple), T), 0 where undefined) and how far ahead each pair is (``"ahead"``:
+    (B, P) float64, raw units)."""
     length = max(stop - start for _, start, stop in segments)
     n_pairs = max(1, max(len(k) for k, _ in pairs))
     b = len(segments)
@@ -56,6 +60,8 @@ def _collate(data: ForecastTensors, layout: ForecastLayout, segments, pairs, dev
     target = np.zeros((b, n_pairs, n_t), np.float32)
     weight = np.zeros((b, n_pairs, n_t), np.float32)
     scale = np.ones((b, n_pairs, n_t), np.float32)
+    baselines = np.zeros((b, n_pairs, len(simple), n_t), np.float32)
+    ahead = np.zeros((b, n_pairs), np.float64)
     for i, ((s, start, stop), (k, q)) in enumerate(zip(segments, pairs)):
         n = stop - start
         inputs[i, :n], dt[i, :n], mask[i, :n] = data.inputs[s, start:stop], data.dt[s, start:stop], data.mask[s, start:stop]
@@ -64,9 +70,16 @@ def _collate(data: ForecastTensors, layout: ForecastLayout, segments, pairs, dev
             k_pos[i, : len(k)] = k - start
             qf[i, : len(k)] = query_features(data, layout, series, k, data.time[s, q])
             target[i, : len(k)], weight[i, : len(k)], scale[i, : len(k)] = _pair_targets(data, series, k, q)
+            ahead[i, : len(k)] = data.time[s, q] - data.time[s, k]
+            for c, kind in enumerate(simple):
+                baselines[i, : len(k), c] = np.nan_to_num(simple_corrections(data, layout, kind, series, k,
+                                                                             data.time[s, q]))
     as_t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
-    return {"inputs": as_t(inputs), "dt": as_t(dt), "mask": as_t(mask), "k": as_t(k_pos), "query": as_t(qf),
-            "target": as_t(target), "weight": as_t(weight), "scale": as_t(scale)}
+    batch = {"inputs": as_t(inputs), "dt": as_t(dt), "mask": as_t(mask), "k": as_t(k_pos), "query": as_t(qf),
+             "target": as_t(target), "weight": as_t(weight), "scale": as_t(scale)}
+    if simple:
+        batch["simple"], batch["ahead"] = as_t(baselines), torch.from_numpy(ahead)
+    return batch
 
 
 class PairSampler:
@@ -137,13 +150,13 @@ class PairSampler:
         keep = (k >= start) & (k < q) & np.isfinite(self.data.anchor[s, np.maximum(k, 0)]).any(-1)
         return k[keep], q[keep]
 
-    def _batches(self, segments, rng):
+    def _batches(self, segments, rng, simple=()):
         pairs = [self._pairs(seg, rng) for seg in segments]
         kept = [i for i, (k, _) in enumerate(pairs) if len(k)]
         order = sorted(kept, key=lambda i: segments[i][2] - segments[i][1])  # similar lengths together
         chunks = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        return [_collate(self.data, self.layout, [segments[i] for i in c], [pairs[i] for i in c], self.device)
-                for c in chunks]
+        return [_collate(self.data, self.layout, [segments[i] for i in c], [pairs[i] for i in c], self.device,
+                         simple) for c in chunks]
 
     def epoch(self, rng: np.random.Generator):
         """One epoch's batches, in random order."""
@@ -151,28 +164,34 @@ class PairSampler:
         for i in rng.permutation(len(batches)):
             yield batches[i]
 
-    def fixed(self, rng: np.random.Generator) -> list[dict]:
-        """Windows and pairs drawn once: a validation set."""
-        return self._batches(self._windows(rng), rng)
+    def fixed(self, rng: np.random.Generator, simple=()) -> list[dict]:
+        """Windows and pairs drawn once: a validation set (``simple``: see :func:`_collate`)."""
+        return self._batches(self._windows(rng), rng, simple)
+
+
+ORIGINS = 3  # origins per series when validating in time: the split, then a third and two thirds of the way on
 
 
 def origin_pairs(data: ForecastTensors, layout: ForecastLayout, origin_time: np.ndarray, *, window: int,
-                 batch_size: int, device) -> list[dict]:
-    """Validation batches that forecast each series from its last row at or before ``origin_time``
-    (relative, per series) to its observed rows up to ``horizon`` later: the last part of a series."""
+                 batch_size: int, device, simple=()) -> list[dict]:
+    """Validation batches that forecast each series from its last row at or before each of ``ORIGINS``
+    origins (the first at ``origin_time``, relative, per series; the others spread over the rest of the
+    series) to its observed rows up to ``horizon`` later: the last part of a series, from several cut-offs,
+    so that model selection does not hang on one."""
     segments, pairs = [], []
     for s in range(len(data.lengths)):
         times = data.time[s, : data.lengths[s]]
-        k = int(np.searchsorted(times, origin_time[s], side="right")) - 1
-        if k < 0 or not np.isfinite(data.anchor[s, k]).any():
-            continue
-        q = np.flatnonzero((times > times[k]) & (times <= times[k] + layout.horizon)
-                           & np.isfinite(data.target[s, : data.lengths[s]]).any(-1))
-        if not len(q):
-            continue
-        segments.append((s, max(0, k + 1 - window), k + 1))  # the history up to the origin
-        pairs.append((np.full(len(q), k), q))
-    return [_collate(data, layout, segments[i : i + batch_size], pairs[i : i + batch_size], device)
+        observed = np.isfinite(data.target[s, : data.lengths[s]]).any(-1)
+        for origin in origin_time[s] + (times[-1] - origin_time[s]) * np.arange(ORIGINS) / ORIGINS:
+            k = int(np.searchsorted(times, origin, side="right")) - 1
+            if k < 0 or not np.isfinite(data.anchor[s, k]).any():
+                continue
+            q = np.flatnonzero((times > times[k]) & (times <= times[k] + layout.horizon) & observed)
+            if not len(q) or (segments and segments[-1] == (s, max(0, k + 1 - window), k + 1)):
+                continue  # nothing to score, or the same cut-off as the previous origin
+            segments.append((s, max(0, k + 1 - window), k + 1))  # the history up to the origin
+            pairs.append((np.full(len(q), k), q))
+    return [_collate(data, layout, segments[i : i + batch_size], pairs[i : i + batch_size], device, simple)
             for i in range(0, len(segments), batch_size)]
 
 
@@ -191,6 +210,7 @@ def training_pairs(data: ForecastTensors, layout: ForecastLayout, plan: Validati
     held = plan.validation(data, val_data)
     if held is None:
         return sampler, None
+    simple = candidates(layout)  # model selection weighs the network against them on the same pairs
     if split is not None:
-        return sampler, origin_pairs(held, layout, split, **sampling)
-    return sampler, PairSampler(held, layout, **sampling).fixed(rng)
+        return sampler, origin_pairs(held, layout, split, simple=simple, **sampling)
+    return sampler, PairSampler(held, layout, **sampling).fixed(rng, simple)

@@ -19,9 +19,10 @@ import torch
 from smr_ts._validation import check_params, positive_int
 from smr_ts.data.frames import FrameSchema, Rows, check_id_kind
 from smr_ts.data.panel import FIRST_GAP, panel_blocks, take_series, to_panel
-from smr_ts.data.times import as_fitted_times, time_difference
+from smr_ts.data.times import as_fitted_times, parse_time_unit, time_difference
 from smr_ts.forecasting.covariate_frames import check_static_rows, future_query_values, static_codes
 from smr_ts.forecasting.features import forecast_tensors, since_origin
+from smr_ts.forecasting.floor import Floor, apply_floor
 from smr_ts.forecasting.intervals import uncertainty_columns
 from smr_ts.forecasting.queries import (
     history_rows, horizon_queries, never_observed, query_features, read_queries, warn_never_observed,
@@ -62,7 +63,9 @@ def forecast_frame(state: ForecastState, network, schema: FrameSchema, *, h=None
         series = pd.Index(panel.ids).get_indexer(q_ids)
         q_future = future_query_values(schema.future_names, times, what)
     ahead = time_difference(q_times, last_time[series])
-    warn_past_horizon(ahead, layout.horizon, horizon, schema.time_info)
+    reach = None if horizon is None else parse_time_unit(horizon, schema.time_info, "horizon")
+    past_now = None if reach is None else time_difference(q_times, np.full(len(q_times), last_time.max()))
+    warn_past_horizon(ahead, layout.horizon, horizon, schema.time_info, past_now, reach)
     statics = None if context is None else context.statics
     outputs = {}
     queried = np.unique(series)  # only the queried series are prepared
@@ -77,7 +80,7 @@ def forecast_frame(state: ForecastState, network, schema: FrameSchema, *, h=None
         lacking[block] = never_observed(data)
         point, std, quantile_levels = predict_queries(
             network, data, layout, local, since_origin(q_times[at], data.origin), device,
-            h_last=None if h_last is None else h_last[torch.from_numpy(chosen)])
+            h_last=None if h_last is None else h_last[torch.from_numpy(chosen)], floor=state.floor)
         columns = {"": point, **({"_std": std} if return_std else {})}
         columns = {f"{name}{suffix}": values[:, j] for suffix, values in columns.items()
                    for j, name in enumerate(schema.target_names)}
@@ -120,7 +123,7 @@ def last_outputs(model: "ForecastNetwork", data, device, chunk: int = CHUNK) -> 
 
 
 def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, t_query: np.ndarray, device,
-                    chunk: int = CHUNK, h_last: torch.Tensor | None = None):
+                    chunk: int = CHUNK, h_last: torch.Tensor | None = None, floor: Floor = Floor()):
     """Forecasts in the targets' units, float64: ``(point, std, quantile_levels)``, the point forecasts
     (n_queries, T), with a Gaussian head their standard deviations (else None), and with quantiles every
     level (n_queries, T, Q) sorted so that they never cross (monotone rearrangement, Chernozhukov et al.
@@ -131,10 +134,16 @@ def predict_queries(model: "ForecastNetwork", data, layout, series: np.ndarray, 
     series' last row: the backbone runs over each history once (``chunk`` series at a time,
     :func:`last_outputs`) and the head answers every query from the output there. ``h_last``: those
     outputs, when they are known already (a streaming state, :mod:`smr_ts.forecasting.streaming`).
+    ``floor``: what model selection kept per range ahead (:mod:`smr_ts.forecasting.floor`); the network
+    runs only where a range kept it.
     """
+    k = data.lengths[series] - 1
+    if not floor.network_only:  # a point loss: no std, no levels
+        return apply_floor(floor, data, layout, series, k, t_query,
+                           lambda: predict_queries(model, data, layout, series, t_query, device, chunk, h_last)[0]
+                           ), None, None
     if h_last is None:
         h_last = last_outputs(model, data, device, chunk)
-    k = data.lengths[series] - 1
     query = torch.from_numpy(query_features(data, layout, series, k, t_query))
     mean, second = on_device(model, device, lambda net: net.decode(h_last[torch.from_numpy(series)].to(device),
                                                                    query.to(device)))

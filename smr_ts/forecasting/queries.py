@@ -17,7 +17,7 @@ import pandas as pd
 
 from smr_ts.data.frames import split_frame
 from smr_ts.data.panel import SeriesPanel
-from smr_ts.data.times import TimeInfo, check_time_kind, plain, time_difference
+from smr_ts.data.times import TimeInfo, check_time_kind, plain, show_duration, time_difference
 from smr_ts.forecasting.covariates import future_features, rows_at_or_before
 from smr_ts.forecasting.features import ForecastTensors, phase_features
 from smr_ts.forecasting.layout import AHEAD_PERIODS, ForecastLayout
@@ -218,12 +218,32 @@ def warn_never_observed(ids, lacking: np.ndarray, target_names: list, id_col: st
         UserWarning, stacklevel=6)
 
 
-def warn_past_horizon(ahead: np.ndarray, horizon: float, parameter, info: TimeInfo) -> None:
-    """Warn, naming ``horizon``, when a query lies further after its series' last row than training covered."""
+def warn_past_horizon(ahead: np.ndarray, horizon: float, parameter, info: TimeInfo, past_now=None,
+                      reach: float | None = None) -> None:
+    """Warn, naming ``horizon``, when a query lies past what training covered: with a given ``horizon``
+    (``reach``, raw units), past the panel's "now" plus it (``past_now``: each query's time after now),
+    or, for a series that ended longer before now than training stretched for
+    (:func:`~smr_ts.forecasting.layout.trained_horizon`), past its last row plus the time ahead
+    trained (``horizon``); with ``horizon="auto"`` (``reach`` None), further after its series' last row
+    than training covered (``ahead``: each query's time after it)."""
+    show = show_duration(info)
+    if len(ahead) and reach is not None:
+        furthest = float(np.max(past_now))
+        if furthest > reach * (1 + 1e-9):
+            warnings.warn(
+                f"forecasting up to {show(furthest)} after the panel's last time, but horizon={parameter!r} "
+                "counts from it: forecasts past it are extrapolation. Fit with horizon= the longest time "
+                "ahead you will ask for.", UserWarning, stacklevel=4)
+        elif float(np.max(ahead)) > horizon * (1 + 1e-9):
+            warnings.warn(
+                f"forecasting {show(float(np.max(ahead)))} after a series' last row, and that series ended well "
+                f"before the panel's last time (horizon={parameter!r} counts from it): training covered {show(horizon)} "
+                "after a series' last row, so its forecasts are extrapolation. Pass its recent rows as "
+                "context= or update() it.", UserWarning, stacklevel=4)
+        return
     furthest = float(np.max(ahead)) if len(ahead) else 0.0
     if furthest <= horizon * (1 + 1e-9):
         return
-    show = (lambda v: str(pd.Timedelta(round(v), unit="ns"))) if info.kind != "numeric" else (lambda v: f"{v:.6g}")
     warnings.warn(
         f"forecasting up to {show(furthest)} after a series' last row, but training covered {show(horizon)} "
         f"(horizon={parameter!r}): forecasts past it are extrapolation. Fit with horizon= the longest time "

@@ -9,7 +9,9 @@ It holds
 - the **statics** (:class:`Statics`): the encoded static columns of the series the model knows;
 - the **calibration** (:class:`Calibration`): the held-out forecasts that calibrate the intervals;
 - the **stream** (:class:`StreamState`): each series' state after its last row, or None, when a
-  forecast runs the backbone over the history instead.
+  forecast runs the backbone over the history instead;
+- the **floor**: the forecaster model selection kept, the network or a simple one
+  (:mod:`smr_ts.forecasting.floor`).
 
 :meth:`ForecastState.to_saved` and :meth:`ForecastState.from_saved` turn it into JSON and tensors and
 back; :mod:`smr_ts.persistence` writes those, and migrates older saves to them.
@@ -25,6 +27,7 @@ import torch
 
 from smr_ts.data.panel import SeriesPanel
 from smr_ts.forecasting.features import RunningStatistics
+from smr_ts.forecasting.floor import Floor
 from smr_ts.forecasting.layout import ForecastLayout
 
 __all__ = ["PANEL_ARRAYS", "Calibration", "ForecastState", "Statics", "StreamState"]
@@ -116,6 +119,8 @@ class ForecastState:
     statics: Statics | None = None
     calibration: Calibration | None = None
     stream: StreamState | None = None
+    # what model selection kept, per range of time ahead: the network or a simple forecaster
+    floor: Floor = Floor()
 
     def current_stream(self) -> StreamState | None:
         """The stream state when it covers every series of the panel, else None (the backbone reruns)."""
@@ -128,7 +133,8 @@ class ForecastState:
                   "statics": None if self.statics is None else {"ids": list(self.statics.ids)},
                   "calibration": None if self.calibration is None else {
                       "changes": self.calibration.changes is not None},
-                  "stream": None if self.stream is None else {"backbone": sorted(self.stream.backbone)}}
+                  "stream": None if self.stream is None else {"backbone": sorted(self.stream.backbone)},
+                  "floor": self.floor.to_json()}
         tensors = {f"panel.{part}": _tensor(getattr(self.panel, part)) for part in PANEL_ARRAYS}
         if self.statics is not None:
             tensors["statics.codes"] = _tensor(self.statics.codes)
@@ -154,7 +160,8 @@ class ForecastState:
             names = [f"backbone.{k}" for k in config["stream"]["backbone"]] + ["h_last"]
             names += [f"stats.{k}" for k in _STATISTICS]
             stream = StreamState.from_dict({name: tensors[f"stream.{name}"] for name in names})
-        return cls(ForecastLayout(**config["layout"]), panel, statics, calibration, stream)
+        return cls(ForecastLayout(**config["layout"]), panel, statics, calibration, stream,
+                   Floor.from_json(config["floor"]))
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:

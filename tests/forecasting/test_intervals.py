@@ -250,9 +250,11 @@ def test_calibration_scores_are_held_out_errors_in_the_recent_scale_at_the_cut()
     Catches a calibration forecast de-scaled at the query row (the future's scale) instead of the cut, and
     scores or intervals in the model's expanding scale instead of the recent one."""
     train, held = noisy_levels(12, 40, 0, "s"), noisy_levels(2, 60, 1, "v")
-    model = SMRForecaster(**TINY, epochs=4, horizon=3.0).fit(train, validation_data=held)
+    # floor=False: these are the network's scores (a simple forecaster's are held in tests/forecasting/test_floor.py)
+    model = SMRForecaster(**TINY, epochs=4, horizon=3.0, floor=False).fit(train, validation_data=held)
     assert model.best_epoch_ >= 0  # a trained network: its corrections, not only the last value, are scaled
-    pairs = held_out_pairs(held, 3.0, late=True)
+    horizon = model.horizon_  # 3 after the panel's last time: more after a series' own last row
+    pairs = held_out_pairs(held, horizon, late=True)
     assert MIN_LATE_PAIRS <= len(pairs) < MIN_PER_BIN * 2  # every late pair serves, in one bin of time ahead
     ahead, scores = scores_by_hand(model, held, pairs)
     got_ahead, got_scores = model_scores(model)
@@ -264,7 +266,7 @@ def test_calibration_scores_are_held_out_errors_in_the_recent_scale_at_the_cut()
     quantile = np.sort(scores)[rank - 1]
     for sid, rows in train.groupby("unique_id"):
         t, y = rows["ds"].to_numpy(), rows["y"].to_numpy()
-        scale = recent_scale_by_hand(t, y, len(t) - 1, 3.0, model.layout_.fallback[0])
+        scale = recent_scale_by_hand(t, y, len(t) - 1, horizon, model.layout_.fallback[0])
         row = out[out["unique_id"] == sid].iloc[0]
         assert row["y-hi-80"] - row["y"] == pytest.approx(scale * quantile, rel=1e-5)
         assert row["y"] - row["y-lo-80"] == pytest.approx(scale * quantile, rel=1e-5)
