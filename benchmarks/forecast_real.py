@@ -24,6 +24,7 @@ This file is the command line and the runner (fits, scores, records); the rows i
     python benchmarks/forecast_real.py --datasets Quinidine ChickWeight --seeds 1
     python benchmarks/forecast_real.py --datasets a10 gold --models "Last value" "statsforecast AutoETS"
     python benchmarks/forecast_real.py --report-only
+    python benchmarks/forecast_real.py --models "SMRForecaster (default: S5)" --merge docs/results/forecast_real_peers.json
 
 statsforecast needs pandas < 3 and neuralforecast brings torch Lightning and ~80 packages, so
 the peers live best in their own environment; see docs/results/forecasting.md ("Peers").
@@ -280,6 +281,9 @@ def parse_args(argv):
     p.add_argument("--force", action="store_true", help="re-run records the JSON file already holds")
     p.add_argument("--report-only", action="store_true", help="run nothing; re-render the page from the JSON file")
     p.add_argument("--note", action="append", default=[], help="a line for the page's notes (repeatable)")
+    p.add_argument("--merge", type=Path, action="append", default=[],
+                   help="a JSON file of records run elsewhere (the peers' own environment) to add to the runs file "
+                        "first, replacing records of the same key (repeatable)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -302,6 +306,9 @@ def main(argv=None) -> None:
 
         torch.set_num_threads(args.threads)
     args.skipped = {}
+    for path in args.merge:
+        for record in json.loads(path.read_text()):
+            save_record(args.json, record)
     if not args.report_only:
         run(args)
     report.write_page(report.load_records(args.json, args.quick), out=args.out, runs_path=args.json,

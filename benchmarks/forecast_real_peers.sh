@@ -20,3 +20,5 @@ for model in "Last value" "Seasonal naive" "statsforecast AutoETS" "statsforecas
   echo "=== $model rc $? wall $(( $(date +%s) - start )) s"
 done
 echo ALLDONE
+# then copy the records of runs/forecast_real_v1_peers.json and runs/forecast_real_v2_peers.json into
+# docs/results/forecast_real_peers.json.

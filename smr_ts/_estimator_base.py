@@ -121,8 +121,9 @@ class FrameEstimator(RegressorMixin, BaseEstimator):
     def _build_model(self):
         """A network of this fitted model's shape (untrained)."""
         layout = self.forecast_state_.layout if self.mode_ == "forecast" else None
-        return build_network(self.get_params(deep=False), len(self.value_columns_), self.n_targets_, self.loss_,
-                             layout, getattr(self, "quantiles_", None))
+        params = {**self.get_params(deep=False), **getattr(self, "fitted_params_", {})}  # the shape it was fitted with
+        return build_network(params, len(self.value_columns_), self.n_targets_, self.loss_, layout,
+                             getattr(self, "quantiles_", None))
 
     def _check_std(self, return_std: bool):
         check_is_fitted(self, "model_")

@@ -50,6 +50,7 @@ PARAMETER_CONSTRAINTS = {
     "validation_fraction": [probability()],
     "validation_by": [StrOptions({"series", "time"})],
     "floor": ["boolean"],
+    "n_networks": [positive_int()],
     "patience": [positive_int(), None],
     "callbacks": [list, tuple, None],
     "id_col": [str, None],

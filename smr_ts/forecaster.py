@@ -118,6 +118,10 @@ class SMRForecaster(FrameEstimator):
         a single series) the last part in time of every series (one horizon, between
         ``validation_fraction`` and half of its span), which training then does not score. With few
         series, "time" validates on all of them.
+    n_networks : int, default 1
+        Forecasting: train this many networks side by side on the same batches, from different initial
+        weights, and forecast their average (:class:`~smr_ts.model.ForecastEnsemble`). The average
+        varies less from seed to seed; a fit costs about ``n_networks`` times one network's.
     floor : bool, default True
         Forecasting: after training, weigh the network against simple forecasters (last value, the
         series' mean, drift, seasonal naive per calendar period) on the held-out forecasts and keep
@@ -231,8 +235,8 @@ class SMRForecaster(FrameEstimator):
         self, backbone="s5", smr=False, smr_kernel=4, smr_use_gaps=False, d_model=32, state_size=16, n_layers=2,
         blocks=1, step_min=0.01, step_max=1.0, dropout=0.0, encoder="linear", image_shape=None, encoder_hidden=30,
         loss="auto", quantiles=None, epochs=30, batch_size="auto", lr=1e-2, ssm_lr=1e-3, weight_decay=0.0,
-        warmup_epochs=1.0, grad_clip=1.0, validation_fraction=0.1, validation_by="series", floor=True,
-        patience=None,
+        warmup_epochs=1.0, grad_clip=1.0, validation_fraction=0.1, validation_by="series", n_networks=1,
+        floor=True, patience=None,
         callbacks=None, id_col="unique_id", time_col="ds", target_cols=None, future_cols=None, static_cols=None,
         time_unit="auto", horizon="auto", device="auto", random_state=None, n_threads="auto", verbose=0,
     ):

@@ -210,8 +210,69 @@ class ForecastNetwork(nn.Module):
             return mean, None
         return mean, torch.sqrt(F.softplus(self.var_head(z) + 0.5413) + _VARIANCE_FLOOR)  # std 1 at the start
 
+    def advance(self, inputs: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor, state: dict | None):
+        """:meth:`encode` continued from the backbone's ``state`` (None: the series start here): ``(outputs
+        at every row, state after them)`` (:mod:`smr_ts.forecasting.streaming`)."""
+        h = self.encoder(inputs) * mask.unsqueeze(-1).to(inputs.dtype)
+        return self.backbone.advance(h, dt, mask, state)
+
     def forward(self, batch: dict):
         """(mean, std or None) at each pair of a batch from :class:`~smr_ts.forecasting.pairs.PairSampler`."""
+        h = self.encode(batch["inputs"], batch["dt"], batch["mask"])
+        h_cut = torch.gather(h, 1, batch["k"].unsqueeze(-1).expand(-1, -1, h.shape[-1]))
+        return self.decode(h_cut, batch["query"])
+
+
+class ForecastEnsemble(nn.Module):
+    """``n`` :class:`ForecastNetwork` members trained side by side on the same batches from different
+    initial weights; a forecast is their average.
+
+    Fits on a few real series take seconds and vary from seed to seed (which held-out series, which
+    windows, which initial weights); an average of members varies less and errs less than a typical
+    member (``docs/results/forecasting_design.md``). The members' backbone outputs are concatenated
+    (``encode``; each member reads its own slice in ``decode``), so the stream state, calibration and
+    forecasts treat the ensemble as one network. In training mode ``decode`` returns every member's
+    output stacked on a leading axis and the loss averages the members' losses, so each member learns
+    on its own; in eval mode it returns the average: the mean of the members' means (with a Gaussian
+    head, the mixture's standard deviation; with quantiles, the average of each level).
+    """
+
+    def __init__(self, members: list):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.quantiles = members[0].quantiles
+        self.width = members[0].encoder.out_features
+
+    def _split(self, h: torch.Tensor) -> tuple:
+        return h.split(self.width, -1)
+
+    def encode(self, inputs: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.encode(inputs, dt, mask) for m in self.members], -1)
+
+    def advance(self, inputs, dt, mask, state: dict | None):
+        outputs, after = [], {}
+        for i, member in enumerate(self.members):
+            own = None if state is None else {k[len(f"m{i}."):]: v for k, v in state.items() if k.startswith(f"m{i}.")}
+            h, member_after = member.advance(inputs, dt, mask, own)
+            outputs.append(h)
+            after.update({f"m{i}.{k}": v for k, v in member_after.items()})
+        return torch.cat(outputs, -1), after
+
+    def decode(self, h: torch.Tensor, query: torch.Tensor):
+        outs = [m.decode(part, query) for m, part in zip(self.members, self._split(h))]
+        means = torch.stack([mean for mean, _ in outs])
+        second = None if outs[0][1] is None else torch.stack([s for _, s in outs])
+        if self.training:
+            return means, second
+        if self.quantiles is not None:
+            levels = second.mean(0)
+            return levels[..., self.quantiles.index(0.5)], levels
+        mean = means.mean(0)
+        if second is None:
+            return mean, None
+        return mean, torch.sqrt((second ** 2).mean(0) + means.var(0, unbiased=False))
+
+    def forward(self, batch: dict):
         h = self.encode(batch["inputs"], batch["dt"], batch["mask"])
         h_cut = torch.gather(h, 1, batch["k"].unsqueeze(-1).expand(-1, -1, h.shape[-1]))
         return self.decode(h_cut, batch["query"])
@@ -222,12 +283,16 @@ class ForecastNetwork(nn.Module):
 def build_network(params: dict, n_features: int, n_targets: int, loss: str, layout=None, quantiles=None) -> nn.Module:
     """The network a fit trains, from the estimator's parameters (``get_params()``) and what the fit fixed:
     a :class:`ForecastNetwork` for a forecasting ``layout`` (:class:`~smr_ts.forecasting.layout.ForecastLayout`)
-    over ``n_features`` value columns, else a :class:`SequenceModel`; a variance head with ``loss="gaussian"``."""
+    over ``n_features`` value columns (a :class:`ForecastEnsemble` of ``n_networks`` of them), else a
+    :class:`SequenceModel`; a variance head with ``loss="gaussian"``."""
     gaussian = loss == "gaussian"
     if layout is not None:
-        return ForecastNetwork(layout.n_inputs(n_features), layout.n_query_features, n_targets, params["d_model"],
-                               params["n_layers"], params["backbone"], params, gaussian=gaussian,
-                               dropout=params["dropout"], quantiles=quantiles, n_linear=layout.n_covariate_features)
+        members = [ForecastNetwork(layout.n_inputs(n_features), layout.n_query_features, n_targets, params["d_model"],
+                                   params["n_layers"], params["backbone"], params, gaussian=gaussian,
+                                   dropout=params["dropout"], quantiles=quantiles,
+                                   n_linear=layout.n_covariate_features)
+                   for _ in range(params.get("n_networks", 1))]
+        return members[0] if len(members) == 1 else ForecastEnsemble(members)
     return SequenceModel(
         n_features=n_features, n_outputs=n_targets, d_model=params["d_model"], n_layers=params["n_layers"],
         backbone=params["backbone"], encoder=params["encoder"], image_shape=params["image_shape"],

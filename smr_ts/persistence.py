@@ -232,8 +232,13 @@ def _from_format_2(config: dict, tensors: dict) -> tuple[dict, dict]:
 
 
 def _from_format_3(config: dict, tensors: dict) -> tuple[dict, dict]:
-    """Format 3 to 4: a forecasting state saved before the floor forecast with its network."""
+    """Format 3 to 4: a forecasting state saved before the floor forecast with its network, and a model
+    saved before ensembles was one network."""
+    config = {**config, "params": {"n_networks": 1, **config["params"]}}
     fitted = dict(config["fitted"])
+    at_fit = fitted.get("fitted_params_")
+    if isinstance(at_fit, dict) and isinstance(at_fit.get("params"), dict):
+        fitted["fitted_params_"] = {**at_fit, "params": {"n_networks": 1, **at_fit["params"]}}
     if isinstance(fitted.get("forecast_state_"), dict):
         fitted["forecast_state_"] = {**fitted["forecast_state_"], "floor": {"edges": [], "kinds": ["network"]}}
     return {**config, "format": 4, "fitted": fitted}, tensors

@@ -242,11 +242,15 @@ def forecast_loss(model: nn.Module, batch: dict, kind: str = "mse"):
     """Forecasting loss of a batch of (cut, query) pairs, in each series' scale, and its weight;
     ``kind="quantile"``: the pinball loss at the network's quantile levels."""
     mean, second = model(batch)  # the second output: every quantile level, or the std of a Gaussian head
+    target, weight = batch["target"], batch["weight"]
+    if mean.dim() > target.dim():  # an ensemble in training: its members' outputs, each member's loss averaged
+        target, weight = target.expand_as(mean), weight.expand_as(mean)
     if kind == "quantile":
         levels = second
-        return pinball_loss(levels, batch["target"], batch["weight"], model.quantiles), float(batch["weight"].sum())
+        quantiles = getattr(model, "module", model).quantiles  # through a DistributedDataParallel wrapper too
+        return pinball_loss(levels, target, weight, quantiles), float(batch["weight"].sum())
     std = second
-    return _loss(mean, std, batch["target"], batch["weight"], kind), float(batch["weight"].sum())
+    return _loss(mean, std, target, weight, kind), float(batch["weight"].sum())
 
 
 @torch.no_grad()

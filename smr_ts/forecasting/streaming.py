@@ -67,8 +67,7 @@ def continued_inputs(stats: RunningStatistics, x: np.ndarray, observed: np.ndarr
 def advance_network(network, inputs: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor, state: dict | None):
     """:meth:`ForecastNetwork.encode` continued from the backbone's ``state`` (None: the series
     start here): ``(outputs at every row, state after them)``."""
-    h = network.encoder(inputs) * mask.unsqueeze(-1).to(inputs.dtype)
-    return network.backbone.advance(h, dt, mask, state)
+    return network.advance(inputs, dt, mask, state)
 
 
 def _advance_rows(network, inputs, dt, mask, lengths, state: dict | None, device):
