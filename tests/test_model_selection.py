@@ -323,3 +323,17 @@ def test_forecasting_past_the_trained_horizon_warns_in_time_units():
         model.forecast(times=far)
     with pytest.warns(UserWarning, match="horizon='2h'"):  # a backtest longer than the trained horizon
         backtest(model, frame, horizon="4h", n_cutoffs=1)
+
+
+def test_a_parallel_backtest_equals_the_serial_one():
+    """n_jobs=2 fits the cut-offs in two processes; the rows, their order and the forecasts are the serial ones."""
+    from smr_ts.datasets import make_oscillators
+
+    df = make_oscillators(n_series=6, n_obs=30, random_state=0)
+    model = SMRForecaster(d_model=8, state_size=8, epochs=1, horizon=3.0, random_state=0)
+    serial = backtest(model, df, horizon=2.0, n_cutoffs=3, level=[80])
+    parallel = backtest(model, df, horizon=2.0, n_cutoffs=3, level=[80], n_jobs=2)
+    assert serial["cutoff"].nunique() == 3
+    pd.testing.assert_frame_equal(parallel, serial, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="n_jobs"):
+        backtest(model, df, horizon=2.0, n_cutoffs=3, n_jobs="two")
