@@ -47,8 +47,8 @@ from torch import nn
 from smr_ts._logging import logger
 from smr_ts._validation import check_params, positive_int
 
-__all__ = ["Callback", "EarlyStopping", "HistoryLogger", "LogEpochs", "MLflowLogger", "ProgressBar", "RequireGain",
-           "StopAfter", "TensorBoard", "TrainingState", "training_callbacks"]
+__all__ = ["Callback", "EarlyStopping", "HistoryLogger", "LogEpochs", "MLflowLogger", "OptunaPruning", "ProgressBar",
+           "RequireGain", "StopAfter", "TensorBoard", "TrainingState", "training_callbacks"]
 
 
 @dataclass
@@ -321,6 +321,31 @@ class MLflowLogger(Callback):
             import mlflow
 
             mlflow.end_run()
+
+
+class OptunaPruning(Callback):
+    """Report each epoch's validation score to an Optuna ``trial`` and stop the fit when its pruner says
+    so (``optuna.TrialPruned`` is raised; the estimator is left as it was before the fit). Needs the
+    ``optuna`` package.
+
+    Parameters
+    ----------
+    trial : optuna.trial.Trial
+    monitor : str, default "auto"
+        The record key reported, as :class:`EarlyStopping` chooses it ("auto": ``valid_pinball``,
+        ``valid_scaled_mae``, ``valid_mse`` or ``train_loss``, the first the record has); lower is better.
+    """
+
+    def __init__(self, trial, monitor: str = "auto"):
+        self.trial, self.monitor = trial, monitor
+
+    def on_epoch_end(self, state, record):
+        import optuna
+
+        name = EarlyStopping(monitor=self.monitor)._metric(record)
+        self.trial.report(float(record[name]), step=record["epoch"])
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {record['epoch']} ({name} {record[name]:.4g})")
 
 
 class ProgressBar(Callback):
