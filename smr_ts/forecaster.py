@@ -156,7 +156,10 @@ class SMRForecaster(FrameEstimator):
         Names of the series id and time columns (or MultiIndex levels); ``id_col=None``: the
         frame is one series, and outputs have no id column.
     target_cols : list of str, optional
-        Forecasting: the columns to forecast (default: every value column but ``future_cols``).
+        Forecasting: the columns to forecast. Default: ``["y"]`` when X has a ``y`` column (as the
+        Nixtla frames do; the other value columns are inputs), else X's one value column outside
+        ``future_cols``; with several and no ``y``, fit asks for ``target_cols``. The fit logs what it
+        took as targets and inputs (the ``"smr_ts"`` logger).
     future_cols : list of str, optional
         Forecasting: value columns known ahead (a planned dose, a temperature forecast). The history's
         values are inputs, and so are their values in query rows (``forecast(times=...)``, ``predict``,
