@@ -337,3 +337,36 @@ def test_a_parallel_backtest_equals_the_serial_one():
     pd.testing.assert_frame_equal(parallel, serial, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="n_jobs"):
         backtest(model, df, horizon=2.0, n_cutoffs=3, n_jobs="two")
+
+
+def test_utilsforecast_scores_each_cut_off_against_its_own_training_rows():
+    """utilsforecast >= 0.2.15 groups by `cutoff` and scales MASE by the training rows up to each cut-off: the
+    backtest frame, cutoff kept, gives per-cut-off MAE, MASE and coverage equal to ours by hand."""
+    from functools import partial
+
+    evaluation = pytest.importorskip("utilsforecast.evaluation")
+    losses = pytest.importorskip("utilsforecast.losses")
+    frame = irregular_frame(n_series=3, n_obs=40)
+    result = backtest(SMRForecaster(**TINY, horizon=8.0), frame, horizon=4.0, cutoffs=[14.0, 20.0], level=[80])
+    scores = evaluation.evaluate(result, metrics=[losses.mae, partial(losses.mase, seasonality=1), losses.coverage],
+                                 models=["y_pred"], level=[80], train_df=frame)
+    assert set(scores["cutoff"]) == {14.0, 20.0}
+    mae = scores[scores["metric"] == "mae"].set_index(["unique_id", "cutoff"])["y_pred"]
+    errors = (result["y"] - result["y_pred"]).abs().groupby([result["unique_id"], result["cutoff"]]).mean()
+    pd.testing.assert_series_equal(mae.sort_index(), errors.sort_index(), check_names=False)
+    mase = scores[scores["metric"] == "mase"].set_index(["unique_id", "cutoff"])["y_pred"]
+    for (uid, cutoff), value in mase.items():  # the in-sample naive MAE of the rows up to that cut-off
+        seen = frame[(frame["unique_id"] == uid) & (frame["ds"] <= cutoff)].sort_values("ds")["y"]
+        assert value == pytest.approx(errors[(uid, cutoff)] / seen.diff().abs().mean(), rel=1e-9)
+    assert scores["metric"].str.startswith("coverage").any()
+
+
+def test_utilsforecast_plot_series_draws_the_backtest_with_its_interval():
+    plotting = pytest.importorskip("utilsforecast.plotting")
+    pytest.importorskip("matplotlib")
+    frame = irregular_frame(n_series=2, n_obs=30, start="2024-01-01")  # plot_series wants timestamps or integers
+    result = backtest(SMRForecaster(**TINY, horizon="6h"), frame, horizon="3h", n_cutoffs=1, level=[80])
+    fig = plotting.plot_series(frame, result.drop(columns=["y", "cutoff"]), models=["y_pred"], level=[80])
+    labels = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
+    assert "y_pred" in labels and "y" in labels
+    assert any(len(ax.collections) for ax in fig.axes)  # the interval's band
