@@ -370,3 +370,31 @@ def test_utilsforecast_plot_series_draws_the_backtest_with_its_interval():
     labels = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
     assert "y_pred" in labels and "y" in labels
     assert any(len(ax.collections) for ax in fig.axes)  # the interval's band
+
+
+def test_the_backtest_frame_merges_with_a_statsforecast_cross_validation():
+    """Same cut-offs, same keys: statsforecast's cross_validation rows and ours line up on (unique_id, ds, cutoff, y)
+    without renaming (statsforecast is not a dependency: skipped where it is not installed)."""
+    pytest.importorskip("statsforecast")
+    from statsforecast import StatsForecast
+    from statsforecast.models import Naive
+
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2024-01-01", periods=40, freq="D")
+    df = pd.concat([pd.DataFrame({"unique_id": uid, "ds": days, "y": rng.normal(size=40).cumsum()})
+                    for uid in ("a", "b")], ignore_index=True)
+    theirs = StatsForecast(models=[Naive()], freq="D").cross_validation(df=df, h=3, n_windows=2, step_size=3)
+    ours = backtest(SMRForecaster(**TINY, horizon="3D"), df, horizon="3D", cutoffs=sorted(theirs["cutoff"].unique()))
+    both = theirs.merge(ours, on=["unique_id", "ds", "cutoff", "y"], validate="one_to_one")
+    assert len(both) == len(theirs) == len(ours) == 2 * 2 * 3
+    assert {"Naive", "y_pred"} <= set(both.columns)
+
+
+def test_utilsforecast_scaled_crps_reads_the_quantile_columns_of_a_backtest():
+    losses = pytest.importorskip("utilsforecast.losses")
+    frame = irregular_frame(n_series=3, n_obs=40)
+    result = backtest(SMRForecaster(**TINY, horizon=8.0, loss="quantile", quantiles=[0.1, 0.5, 0.9]), frame,
+                      horizon=4.0, cutoffs=[14.0, 20.0])
+    columns = ["y_pred_ql0.1", "y_pred_ql0.5", "y_pred_ql0.9"]
+    crps = losses.scaled_crps(result, models={"y_pred": columns}, quantiles=np.array([0.1, 0.5, 0.9]))
+    assert set(crps["cutoff"]) == {14.0, 20.0} and np.isfinite(crps["y_pred"]).all() and (crps["y_pred"] > 0).all()
