@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from functools import partial
 
 import numpy as np
@@ -37,6 +38,7 @@ from smr_ts.callbacks import training_callbacks
 from smr_ts.data.frames import refuse_forecast_array
 from smr_ts.data.times import show_duration
 from smr_ts.forecasting import streaming
+from smr_ts.forecasting.adaptive import RANK_GRID, CoverageLog, coverage_ranks
 from smr_ts.forecasting.fit import prepare as prepare_forecasting
 from smr_ts.forecasting.floor import POINT_LOSSES, Floor, candidates, report_kept, select_floor
 from smr_ts.forecasting.intervals import calibration_residuals
@@ -498,8 +500,39 @@ class SMRForecaster(FrameEstimator):
         if self.mode_ != "forecast":
             raise ValueError("update() needs a model fitted without y (forecasting mode)")
         rows = self._read_known(new_rows, "new_rows", np.float64)
-        self.forecast_state_ = streaming.update(self.forecast_state_, self.model_, rows, self._schema(),
-                                                resolve_device(self.device, strict=False))
+        logged = self._coverage_ranks(new_rows, rows)  # read before the rows join the history
+        state = streaming.update(self.forecast_state_, self.model_, rows, self._schema(),
+                                 resolve_device(self.device, strict=False))
+        if logged is not None:
+            log = state.coverage
+            state = dataclasses.replace(state, coverage=CoverageLog(*logged) if log is None else log.extended(*logged))
+        self.forecast_state_ = state
         return self
+
+    def _coverage_ranks(self, frame, rows):
+        """(ids, ranks) of the ``update`` rows of fitted series that observe a target: where each fell in the
+        intervals forecast from the state before them (:mod:`smr_ts.forecasting.adaptive`); None when the
+        model has no intervals or nothing to log (invalid rows are left to ``update``'s own checks)."""
+        state = self.forecast_state_
+        if state.calibration is None or not len(state.calibration.ahead) or not isinstance(frame, pd.DataFrame):
+            return None
+        targets = [self.value_columns_.index(c) for c in self.target_names_]
+        truth = rows.values[:, targets].astype(np.float64)
+        keep = pd.Index(state.panel.ids).get_indexer(rows.ids) >= 0
+        keep &= np.isfinite(truth).any(1)
+        if not keep.any():
+            return None
+        # Ranks are read against the fit's own intervals (the levels the replay adapts), not adapted ones.
+        self.forecast_state_ = dataclasses.replace(state, coverage=None)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # horizon and infinite-bound notes: not this call's news
+                forecast = self._forecast(None, frame.iloc[np.flatnonzero(keep)], None, False, what="new_rows",
+                                          level=RANK_GRID)
+        except ValueError:
+            return None
+        finally:
+            self.forecast_state_ = state
+        return rows.ids[keep], coverage_ranks(forecast, truth[keep], self.target_names_)
 
 
