@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,23 @@ def coverage(result: pd.DataFrame, level) -> tuple[float, float, float]:
     return p, max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))  # rounding at p = 0 or 1
 
 
+def utilsforecast_table(frame: pd.DataFrame, result: pd.DataFrame):
+    """utilsforecast's ``evaluate`` of the backtest, printed: MAE, MASE (scaled by each chick's weighings up to
+    each cut-off) and coverage, per cut-off, averaged over chicks. None (and a line saying so) without it."""
+    try:
+        from utilsforecast.evaluation import evaluate
+        from utilsforecast.losses import coverage as covers, mae, mase
+    except ImportError:
+        print("\n(utilsforecast is not installed: python -m pip install utilsforecast prints its evaluate table here)")
+        return None
+    table = evaluate(result.drop(columns="last_value"), metrics=[mae, partial(mase, seasonality=1), covers],
+                     models=["y_pred"], level=list(LEVELS), train_df=frame[["unique_id", "ds", "y"]], agg_fn="mean")
+    print("\nutilsforecast evaluate (mean over chicks, per cut-off)")
+    for _, row in table.sort_values(["cutoff", "metric"]).iterrows():
+        print(f"  {row['cutoff']:6g} {row['metric']:<12} {row['y_pred']:.4f}")
+    return table
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs and a smaller grid (about 20 s)")
@@ -109,6 +127,7 @@ def main(argv=None) -> dict:
     for cutoff, rows in result.groupby("cutoff"):
         print(f"{cutoff:8g} {len(rows):5d} {np.abs(rows['y'] - rows['y_pred']).mean():8.3f} "
               f"{np.abs(rows['y'] - rows['last_value']).mean():15.3f}")
+    evaluation = utilsforecast_table(frame, result)
     mae = float(np.abs(result["y"] - result["y_pred"]).mean())
     last_mae = float(np.abs(result["y"] - result["last_value"]).mean())
     covered = {level: coverage(result, level) for level in LEVELS}
@@ -135,6 +154,7 @@ def main(argv=None) -> dict:
     print(f"MAE {mae:.3f} vs last value {last_mae:.3f} ({mae / last_mae:.2f}x); coverage "
           + ", ".join(f"{level}%: {covered[level][0]:.3f}" for level in LEVELS))
     return {"frame": frame, "result": result, "cv_results": cv_results, "best_params": search.best_params_,
+            "evaluation": evaluation,
             "best_score": search.best_score_, "mae": mae, "last_value_mae": last_mae, "coverage": covered,
             "figure": figure_path}
 

@@ -5,6 +5,7 @@ observations, optionally corrected by State Memory Replay (SMR), behind a
 scikit-learn estimator that takes long pandas frames.
 """
 
+from smr_ts import _logging  # noqa: F401  (the "smr_ts" logger and its NullHandler)
 from smr_ts._version import __version__
 from smr_ts.forecaster import SMRForecaster
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import logging
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -43,10 +44,11 @@ from pathlib import Path
 
 from torch import nn
 
+from smr_ts._logging import logger
 from smr_ts._validation import check_params, positive_int
 
-__all__ = ["Callback", "EarlyStopping", "HistoryLogger", "ProgressBar", "RequireGain", "StopAfter", "TrainingState",
-           "training_callbacks"]
+__all__ = ["Callback", "EarlyStopping", "HistoryLogger", "LogEpochs", "MLflowLogger", "OptunaPruning", "ProgressBar",
+           "RequireGain", "StopAfter", "TensorBoard", "TrainingState", "training_callbacks"]
 
 
 @dataclass
@@ -171,6 +173,8 @@ class RequireGain(Callback):
             if z is not None and not z >= self.min_z:
                 state.model.load_state_dict(self._initial)
                 self.stopper.best_epoch = -1
+                logger.info("model selection: epoch %d's gain over last value on validation was %.2f standard errors, "
+                            "short of %g: kept the last-value network", best, z, self.min_z)
         self._initial = None
 
 
@@ -222,6 +226,128 @@ class HistoryLogger(Callback):
             writer.writerow(record)
 
 
+class LogEpochs(Callback):
+    """Each epoch's record at DEBUG on the ``"smr_ts"`` logger (:mod:`smr_ts._logging`). Every fit runs it;
+    it formats nothing unless DEBUG is on. In data-parallel training only rank 0 logs."""
+
+    rank_zero_only = True
+
+    def on_epoch_end(self, state, record):
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("epoch %d: %s", record["epoch"],
+                         ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
+
+
+class TensorBoard(Callback):
+    """Each epoch's record (losses, validation metrics, gradient norm, seconds) as TensorBoard scalars,
+    in skorch's pattern: give a ``torch.utils.tensorboard.SummaryWriter``, or a ``log_dir`` for one this
+    callback opens and closes. Needs the ``tensorboard`` package. In data-parallel training only rank
+    0 writes.
+
+    Parameters
+    ----------
+    writer : SummaryWriter, optional
+    log_dir : str or Path, optional
+        Where a writer of this callback's own writes (used when ``writer`` is None).
+    prefix : str, default ""
+        Put before every scalar's name (``"fold0/"``: one chart group per backtest fold).
+    """
+
+    rank_zero_only = True
+
+    def __init__(self, writer=None, log_dir=None, prefix: str = ""):
+        self.writer, self.log_dir, self.prefix = writer, log_dir, prefix
+
+    def on_train_begin(self, state):
+        self._own = self.writer is None
+        if self._own:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as exc:
+                raise ImportError("The TensorBoard callback needs the tensorboard package: "
+                                  "python -m pip install tensorboard") from exc
+            self._writer = SummaryWriter(log_dir=None if self.log_dir is None else str(self.log_dir))
+        else:
+            self._writer = self.writer
+
+    def on_epoch_end(self, state, record):
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                self._writer.add_scalar(f"{self.prefix}{key}", value, record["epoch"])
+
+    def on_train_end(self, state):
+        self._writer.flush()
+        if self._own:
+            self._writer.close()
+        self._writer = None
+
+
+class MLflowLogger(Callback):
+    """Each epoch's record as MLflow metrics (step: the epoch), in skorch's pattern: logged to ``run``,
+    or to the active run, or to a run this callback starts and ends. Needs the ``mlflow`` package
+    (tested against MLflow's local file store where it is installed). In data-parallel training only
+    rank 0 logs.
+
+    Parameters
+    ----------
+    run : mlflow.entities.Run, optional
+    client : mlflow.tracking.MlflowClient, optional
+    prefix : str, default ""
+        Put before every metric's name.
+    """
+
+    rank_zero_only = True
+
+    def __init__(self, run=None, client=None, prefix: str = ""):
+        self.run, self.client, self.prefix = run, client, prefix
+
+    def on_train_begin(self, state):
+        try:
+            import mlflow
+        except ImportError as exc:
+            raise ImportError("The MLflowLogger callback needs the mlflow package: python -m pip install mlflow") from exc
+        self._client = self.client or mlflow.tracking.MlflowClient()
+        self._started = self.run is None and mlflow.active_run() is None
+        run = self.run or mlflow.active_run() or mlflow.start_run()
+        self._run_id = run.info.run_id
+
+    def on_epoch_end(self, state, record):
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
+                self._client.log_metric(self._run_id, f"{self.prefix}{key}", float(value), step=record["epoch"])
+
+    def on_train_end(self, state):
+        if self._started:
+            import mlflow
+
+            mlflow.end_run()
+
+
+class OptunaPruning(Callback):
+    """Report each epoch's validation score to an Optuna ``trial`` and stop the fit when its pruner says
+    so (``optuna.TrialPruned`` is raised; the estimator is left as it was before the fit). Needs the
+    ``optuna`` package.
+
+    Parameters
+    ----------
+    trial : optuna.trial.Trial
+    monitor : str, default "auto"
+        The record key reported, as :class:`EarlyStopping` chooses it ("auto": ``valid_pinball``,
+        ``valid_scaled_mae``, ``valid_mse`` or ``train_loss``, the first the record has); lower is better.
+    """
+
+    def __init__(self, trial, monitor: str = "auto"):
+        self.trial, self.monitor = trial, monitor
+
+    def on_epoch_end(self, state, record):
+        import optuna
+
+        name = EarlyStopping(monitor=self.monitor)._metric(record)
+        self.trial.report(float(record[name]), step=record["epoch"])
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {record['epoch']} ({name} {record[name]:.4g})")
+
+
 class ProgressBar(Callback):
     """A tqdm bar over epochs showing the record's losses; ``leave`` keeps it after training.
     In data-parallel training only rank 0 shows it."""
@@ -255,6 +381,7 @@ def training_callbacks(callbacks, patience, verbose: int, require_gain: bool):
         callbacks.insert(0, stopper)
     if require_gain:
         callbacks.insert(callbacks.index(stopper) + 1, RequireGain(stopper))
+    callbacks.append(LogEpochs())
     if verbose:
         callbacks.append(ProgressBar(leave=verbose > 1))
     return callbacks, stopper

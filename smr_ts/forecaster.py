@@ -19,6 +19,8 @@ over its gap without input, which for S5 with ZOH is the exact continuous-time p
 from __future__ import annotations
 
 import dataclasses
+import time
+import warnings
 from functools import partial
 
 import numpy as np
@@ -29,14 +31,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from smr_ts import distributed
 from smr_ts._estimator_base import FrameEstimator
+from smr_ts._logging import logger, showing_info
 from smr_ts._estimator_params import PARAMETER_CONSTRAINTS, check_estimator_params, resolved_loss, resolved_quantiles
 from smr_ts._runtime import resolve_device, uses_threads
 from smr_ts.callbacks import training_callbacks
 from smr_ts.data.frames import refuse_forecast_array
 from smr_ts.data.times import show_duration
 from smr_ts.forecasting import streaming
+from smr_ts.forecasting.adaptive import RANK_GRID, CoverageLog, coverage_ranks
 from smr_ts.forecasting.fit import prepare as prepare_forecasting
-from smr_ts.forecasting.floor import POINT_LOSSES, Floor, candidates, select_floor, warn_kept
+from smr_ts.forecasting.floor import POINT_LOSSES, Floor, candidates, report_kept, select_floor
 from smr_ts.forecasting.intervals import calibration_residuals
 from smr_ts.forecasting.state import Calibration
 from smr_ts.model import build_network
@@ -48,6 +52,22 @@ from smr_ts.regression.predict import predict_rows
 from smr_ts.training import TrainingSettings, train
 
 __all__ = ["SMRForecaster"]
+
+
+def _log_start(mode: str, panel, schema, prepared, time_unit: float) -> None:
+    """The fit's INFO line: what it read as targets and inputs, how far ahead it trains, its validation."""
+    rows = int(panel.valid.sum())
+    if mode == "regression":
+        logger.info("fit: regression on %d series (%d rows): features %s, targets %s", len(panel.ids), rows,
+                    schema.value_columns, schema.target_names)
+        return
+    past = [c for c in schema.value_columns if c not in schema.target_names and c not in schema.future_names]
+    show = show_duration(schema.time_info)
+    held = "none" if not prepared.validation else f"{len(prepared.validation)} batches of held-out pairs"
+    logger.info("fit: forecasting %d series (%d rows): targets %s, known ahead %s, static %s, past only %s; "
+                "training covers %s after a series' last row; validation: %s", len(panel.ids), rows,
+                schema.target_names, schema.future_names, schema.static_names, past,
+                show(prepared.state.layout.horizon), held)
 
 
 class SMRForecaster(FrameEstimator):
@@ -138,7 +158,10 @@ class SMRForecaster(FrameEstimator):
         Names of the series id and time columns (or MultiIndex levels); ``id_col=None``: the
         frame is one series, and outputs have no id column.
     target_cols : list of str, optional
-        Forecasting: the columns to forecast (default: every value column but ``future_cols``).
+        Forecasting: the columns to forecast. Default: ``["y"]`` when X has a ``y`` column (as the
+        Nixtla frames do; the other value columns are inputs), else X's one value column outside
+        ``future_cols``; with several and no ``y``, fit asks for ``target_cols``. The fit logs what it
+        took as targets and inputs (the ``"smr_ts"`` logger).
     future_cols : list of str, optional
         Forecasting: value columns known ahead (a planned dose, a temperature forecast). The history's
         values are inputs, and so are their values in query rows (``forecast(times=...)``, ``predict``,
@@ -168,7 +191,10 @@ class SMRForecaster(FrameEstimator):
         setting is restored afterwards. "auto" is 1: these models are small, and on a CPU one
         thread is faster than several that wait on each other.
     verbose : int, default 0
-        1 shows a progress bar per fit.
+        1 shows a progress bar per fit and the fit's INFO lines of the ``"smr_ts"`` logger (what it
+        read as targets and inputs, what model selection kept) on stderr; 3 adds each epoch's
+        metrics (DEBUG). An application that configures logging sees those lines at any verbosity
+        (:mod:`smr_ts._logging`).
 
     Attributes
     ----------
@@ -207,7 +233,7 @@ class SMRForecaster(FrameEstimator):
     selected_forecaster_ : str
         Forecasting: what forecasts come from. ``"network"``, or the simple forecaster ("last value",
         "mean", "drift", "seasonal naive (<period>)") that beat it on the held-out forecasts
-        (:mod:`smr_ts.forecasting.floor`; a fit that keeps one warns). Losses "gaussian" and
+        (:mod:`smr_ts.forecasting.floor`; the fit logs the decision at INFO). Losses "gaussian" and
         "quantile", and fits without validation, keep the network.
     selection_scores_ : dict
         Forecasting: each candidate's scaled MAE on the held-out forecasts that chose
@@ -280,7 +306,8 @@ class SMRForecaster(FrameEstimator):
         for name in [k for k in before if k.endswith("_") and not k.startswith("_")]:
             delattr(self, name)  # a fit starts from no fitted state, so it never keeps a part of the last one
         try:
-            return self._fit(X, y, validation_data, static)
+            with showing_info(int(self.verbose)):
+                return self._fit(X, y, validation_data, static)
         except BaseException:
             vars(self).clear()
             vars(self).update(before)
@@ -306,6 +333,8 @@ class SMRForecaster(FrameEstimator):
         else:
             prepared = prepare_regression(panel, features, targets, self._validation_panel(validation_data, schema),
                                           time_unit, params, loss, seed, device)
+        _log_start(mode, panel, schema, prepared, time_unit)
+        started = time.perf_counter()
         val_batches, evaluate_fn = prepared.validation, prepared.evaluate
         if collective is not None:  # each rank validates its share; the sums are all-reduced
             val_batches, evaluate_fn = collective.shard_list(val_batches), partial(evaluate_fn, reduce=collective)
@@ -334,8 +363,7 @@ class SMRForecaster(FrameEstimator):
             kept, scores = select_floor(network.to(device), val_batches, candidates(layout), last_value,
                                         reduce=collective)
             network.to("cpu")
-            if not kept.network_only:
-                warn_kept(kept, scores, last_value, show_duration(schema.time_info))
+            report_kept(kept, scores, last_value, show_duration(schema.time_info))
         if forecasting:  # what calibrates forecast(level=...): the held-out part, forecast by what selection kept
             calibration = Calibration(*calibration_residuals(network, layout, prepared.calibration_source,
                                                              np.random.default_rng(seed + 3), device, floor=kept))
@@ -353,6 +381,9 @@ class SMRForecaster(FrameEstimator):
         self.target_names_, self.n_targets_, self.y_ndim_ = schema.target_names, targets.shape[1], y_ndim
         self.model_, self.history_, self.best_epoch_ = network, result.history, stopper.best_epoch
         self.interrupted_ = result.interrupted
+        logger.info("fit done in %.1f s: %d epochs, kept %s%s", time.perf_counter() - started, len(result.history),
+                    "the last-value network" if stopper.best_epoch == -1 else f"epoch {stopper.best_epoch}",
+                    f"; forecasts from {self.selected_forecaster_}" if forecasting else "")
         return self
 
     @uses_threads
@@ -469,8 +500,39 @@ class SMRForecaster(FrameEstimator):
         if self.mode_ != "forecast":
             raise ValueError("update() needs a model fitted without y (forecasting mode)")
         rows = self._read_known(new_rows, "new_rows", np.float64)
-        self.forecast_state_ = streaming.update(self.forecast_state_, self.model_, rows, self._schema(),
-                                                resolve_device(self.device, strict=False))
+        logged = self._coverage_ranks(new_rows, rows)  # read before the rows join the history
+        state = streaming.update(self.forecast_state_, self.model_, rows, self._schema(),
+                                 resolve_device(self.device, strict=False))
+        if logged is not None:
+            log = state.coverage
+            state = dataclasses.replace(state, coverage=CoverageLog(*logged) if log is None else log.extended(*logged))
+        self.forecast_state_ = state
         return self
+
+    def _coverage_ranks(self, frame, rows):
+        """(ids, ranks) of the ``update`` rows of fitted series that observe a target: where each fell in the
+        intervals forecast from the state before them (:mod:`smr_ts.forecasting.adaptive`); None when the
+        model has no intervals or nothing to log (invalid rows are left to ``update``'s own checks)."""
+        state = self.forecast_state_
+        if state.calibration is None or not len(state.calibration.ahead) or not isinstance(frame, pd.DataFrame):
+            return None
+        targets = [self.value_columns_.index(c) for c in self.target_names_]
+        truth = rows.values[:, targets].astype(np.float64)
+        keep = pd.Index(state.panel.ids).get_indexer(rows.ids) >= 0
+        keep &= np.isfinite(truth).any(1)
+        if not keep.any():
+            return None
+        # Ranks are read against the fit's own intervals (the levels the replay adapts), not adapted ones.
+        self.forecast_state_ = dataclasses.replace(state, coverage=None)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # horizon and infinite-bound notes: not this call's news
+                forecast = self._forecast(None, frame.iloc[np.flatnonzero(keep)], None, False, what="new_rows",
+                                          level=RANK_GRID)
+        except ValueError:
+            return None
+        finally:
+            self.forecast_state_ = state
+        return rows.ids[keep], coverage_ranks(forecast, truth[keep], self.target_names_)
 
 

@@ -199,7 +199,7 @@ def _prediction_names(target: str, quantiles, levels) -> dict:
 
 
 def backtest(estimator, X, *, horizon, cutoffs=None, n_cutoffs=None, step=None, level=None,
-             refit: bool = True) -> pd.DataFrame:
+             refit: bool = True, n_jobs: int | None = None) -> pd.DataFrame:
     """Forecast every observation after each cut-off from the rows before it, and compare with the truth.
 
     Parameters
@@ -217,6 +217,11 @@ def backtest(estimator, X, *, horizon, cutoffs=None, n_cutoffs=None, step=None, 
     refit : bool, default True
         Fit a clone at every cut-off on the rows at or before it. ``False``: fit once, at the first
         cut-off, and give later cut-offs the rows since as ``context`` (no retraining).
+    n_jobs : int, optional
+        With ``refit``, fit and forecast the cut-offs in this many processes at once (joblib; -1: one
+        per CPU; None or 1: one after another). Each fit sets its own thread count as it does alone, so
+        a fixed ``random_state`` gives the serial result (within float rounding). Without ``refit``
+        the cut-offs share one fit and run one after another.
 
     Returns
     -------
@@ -248,35 +253,56 @@ def backtest(estimator, X, *, horizon, cutoffs=None, n_cutoffs=None, step=None, 
     splitter = TimeCutoffSplit(horizon, cutoffs=cutoffs, n_cutoffs=n_cutoffs, step=step, id_col=id_col, time_col=time_col)
     ids, times, info, values = split_frame(X, id_col, time_col, what="X")
     windows = splitter.windows(times, info)
-    frames, fitted, first_train = [], None, None
-    for (cutoff, _, _), (train, test) in zip(windows, split_rows(ids, times, info, windows, time_col)):
-        context = None
-        if refit or fitted is None:
-            fitted, first_train = clone(estimator).fit(X.iloc[train]), train
-        elif len(later := np.setdiff1d(train, first_train)):
-            context = X.iloc[later]
-        targets = list(fitted.target_names_)
-        truth = values.iloc[test][targets].reset_index(drop=True)
-        observed = truth.notna().any(axis=1).to_numpy()
-        if not observed.any():
-            continue
-        # Every test row is a query, so that rows holding only future-known values (a planned dose) are read.
-        queries = _query_frame(ids[test], times[test], info, id_col, time_col, getattr(fitted, "future_names_", ()),
-                               values.iloc[test])
-        forecast = fitted.forecast(times=queries, context=context, level=levels)
-        forecast, truth = forecast[observed].reset_index(drop=True), truth[observed].reset_index(drop=True)
-        out = forecast[[c for c in (id_col, time_col) if c is not None]].copy()
-        fractional = info.kind == "numeric" and not float(cutoff).is_integer()  # a cut-off between integer times
-        out["cutoff"] = pd.Series([cutoff] * len(out), dtype=np.float64 if fractional else out[time_col].dtype)
-        for target in targets:
-            out[target] = truth[target].to_numpy()
-            names = _prediction_names(target, getattr(fitted, "quantiles_", None), levels)
-            for name, new in names.items():
-                out[new] = forecast[name].to_numpy()
-        frames.append(out)
+    splits = list(zip(windows, split_rows(ids, times, info, windows, time_col)))
+    check_params({"n_jobs": [Integral, None]}, {"n_jobs": n_jobs}, "backtest")
+    if refit and n_jobs not in (None, 1) and len(splits) > 1:
+        from joblib import Parallel, delayed  # scikit-learn's own dependency
+
+        frames = Parallel(n_jobs=n_jobs)(
+            delayed(_cutoff_rows)(None, estimator, X, cutoff, train, test, values, ids, times, info, levels)
+            for (cutoff, _, _), (train, test) in splits)
+        frames = [f for f in frames if f is not None]
+    else:
+        frames, fitted, first_train = [], None, None
+        for (cutoff, _, _), (train, test) in splits:
+            context = None
+            if refit or fitted is None:
+                fitted, first_train = clone(estimator).fit(X.iloc[train]), train
+            elif len(later := np.setdiff1d(train, first_train)):
+                context = X.iloc[later]
+            out = _cutoff_rows(fitted, estimator, X, cutoff, train, test, values, ids, times, info, levels, context)
+            if out is not None:
+                frames.append(out)
     if not frames:
         raise ValueError("backtest: no test row observes a target; choose other cut-offs or a longer horizon")
     return pd.concat(frames, ignore_index=True)
+
+
+def _cutoff_rows(fitted, estimator, X, cutoff, train, test, values, ids, times, info, levels, context=None):
+    """One cut-off's rows of :func:`backtest` (None when no test row observes a target); ``fitted`` None:
+    fit a clone of ``estimator`` on the rows ``train`` first (a worker of a parallel backtest)."""
+    if fitted is None:
+        fitted = clone(estimator).fit(X.iloc[train])
+    id_col, time_col = estimator.id_col, estimator.time_col
+    targets = list(fitted.target_names_)
+    truth = values.iloc[test][targets].reset_index(drop=True)
+    observed = truth.notna().any(axis=1).to_numpy()
+    if not observed.any():
+        return None
+    # Every test row is a query, so that rows holding only future-known values (a planned dose) are read.
+    queries = _query_frame(ids[test], times[test], info, id_col, time_col, getattr(fitted, "future_names_", ()),
+                           values.iloc[test])
+    forecast = fitted.forecast(times=queries, context=context, level=levels)
+    forecast, truth = forecast[observed].reset_index(drop=True), truth[observed].reset_index(drop=True)
+    out = forecast[[c for c in (id_col, time_col) if c is not None]].copy()
+    fractional = info.kind == "numeric" and not float(cutoff).is_integer()  # a cut-off between integer times
+    out["cutoff"] = pd.Series([cutoff] * len(out), dtype=np.float64 if fractional else out[time_col].dtype)
+    for target in targets:
+        out[target] = truth[target].to_numpy()
+        names = _prediction_names(target, getattr(fitted, "quantiles_", None), levels)
+        for name, new in names.items():
+            out[new] = forecast[name].to_numpy()
+    return out
 
 
 def naive_scales(estimator) -> pd.DataFrame:

@@ -55,7 +55,8 @@ FORMATS = {
     2: ("0.1.0", "format 1, with the format's number and the SHA-256 of the weights.pt saved with the config"),
     3: ("0.1.0", "format 2, with forecasting's fitted state as one entry, forecast_state_ (its layout's "
                  "target_moments were its level)"),
-    4: ("0.1.0", "format 3, with the forecaster model selection kept (forecast_state_'s floor)"),
+    4: ("0.1.0", "format 3, with the forecaster model selection kept (forecast_state_'s floor), n_networks, and "
+                 "the coverage log of the rows update() appended (forecast_state_'s coverage)"),
 }
 FORMAT = max(FORMATS)
 _CONFIG_KEYS = {1: {"version", "params", "param_types", "fitted"},
@@ -96,7 +97,7 @@ FITTED_ATTRIBUTES = {
 
 # Constructor parameters that are run-time objects, never written.
 RUNTIME_PARAMETERS = ("callbacks",)
-_STATE_PARTS = {"layout", "panel", "statics", "calibration", "stream", "floor"}
+_STATE_PARTS = {"layout", "panel", "statics", "calibration", "stream", "floor", "coverage"}
 
 
 def fitted_params(params: dict) -> dict:
@@ -232,15 +233,16 @@ def _from_format_2(config: dict, tensors: dict) -> tuple[dict, dict]:
 
 
 def _from_format_3(config: dict, tensors: dict) -> tuple[dict, dict]:
-    """Format 3 to 4: a forecasting state saved before the floor forecast with its network, and a model
-    saved before ensembles was one network."""
+    """Format 3 to 4: a forecasting state saved before the floor forecast with its network and had no
+    coverage log, and a model saved before ensembles was one network."""
     config = {**config, "params": {"n_networks": 1, **config["params"]}}
     fitted = dict(config["fitted"])
     at_fit = fitted.get("fitted_params_")
     if isinstance(at_fit, dict) and isinstance(at_fit.get("params"), dict):
         fitted["fitted_params_"] = {**at_fit, "params": {"n_networks": 1, **at_fit["params"]}}
     if isinstance(fitted.get("forecast_state_"), dict):
-        fitted["forecast_state_"] = {**fitted["forecast_state_"], "floor": {"edges": [], "kinds": ["network"]}}
+        fitted["forecast_state_"] = {**fitted["forecast_state_"], "floor": {"edges": [], "kinds": ["network"]},
+                                     "coverage": None}
     return {**config, "format": 4, "fitted": fitted}, tensors
 
 

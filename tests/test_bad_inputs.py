@@ -202,8 +202,13 @@ case("fit: forecasting target all NaN (used to train on nothing and report valid
      hist_inputs(lambda h: h.assign(y=np.nan)), fit_forecaster,
      ValueError, r"X: target column 'y' has no observed value")
 case("fit: one of two forecasting targets all NaN",
-     hist_inputs(lambda h: h.assign(w=np.nan)), fit_forecaster,
+     hist_inputs(lambda h: h.assign(w=np.nan)),
+     lambda models, history: fit_forecaster(models, history, target_cols=["y", "w"]),
      ValueError, r"target column 'w' has no observed value.*target_cols")
+case("fit: several value columns, none named y, no target_cols",
+     hist_inputs(lambda h: h.rename(columns={"y": "load"}).assign(price=1.0)), fit_forecaster,
+     ValueError, r"no 'y' column and several value columns \['load', 'price'\]: name the ones to forecast with "
+                 r"target_cols")
 case("fit: target_cols names a missing column", hist_inputs(),
      lambda models, history: fit_forecaster(models, history, target_cols=["nope"]),
      ValueError, r"target_cols \['nope'\] are not columns of X")

@@ -155,6 +155,21 @@ def test_forecasting_workflow(capsys, tmp_path):
         assert _numbers(line) == [round(np.abs(rows["y"] - rows["y_pred"]).mean(), 3), round(last_mae, 3)]
         assert float(line.split()[0]) == cutoff and int(line.split()[1]) == len(rows)
 
+    # utilsforecast's evaluate table: per cut-off, the mean over chicks of each chick's MAE, its MASE (scaled by
+    # the chick's weighings up to the cut-off) and coverage, recomputed here by hand
+    if result["evaluation"] is not None:
+        printed = _block(out, "utilsforecast evaluate")
+        values = {(float(line.split()[0]), line.split()[1]): float(line.split()[2]) for line in printed if line.strip()}
+        for cutoff, rows in backtest.groupby("cutoff"):
+            err = (rows["y"] - rows["y_pred"]).abs().groupby(rows["unique_id"]).mean()
+            assert values[(cutoff, "mae")] == round(err.mean(), 4)
+            seen = frame[frame["ds"] <= cutoff].sort_values("ds")
+            naive = seen.groupby("unique_id")["y"].apply(lambda y: y.diff().abs().mean())
+            assert values[(cutoff, "mase")] == pytest.approx((err / naive.reindex(err.index)).mean(), abs=1e-4)
+            inside = ((rows["y"] >= rows["y_pred-lo-80"]) & (rows["y"] <= rows["y_pred-hi-80"]))
+            assert values[(cutoff, "coverage_level80")] == pytest.approx(
+                inside.groupby(rows["unique_id"]).mean().mean(), abs=1e-4)
+
     # coverage: the share of truths inside each interval, and its Wilson interval
     for level in (80, 95):
         inside = ((backtest["y"] >= backtest[f"y_pred-lo-{level}"]) & (backtest["y"] <= backtest[f"y_pred-hi-{level}"]))

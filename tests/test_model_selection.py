@@ -323,3 +323,78 @@ def test_forecasting_past_the_trained_horizon_warns_in_time_units():
         model.forecast(times=far)
     with pytest.warns(UserWarning, match="horizon='2h'"):  # a backtest longer than the trained horizon
         backtest(model, frame, horizon="4h", n_cutoffs=1)
+
+
+def test_a_parallel_backtest_equals_the_serial_one():
+    """n_jobs=2 fits the cut-offs in two processes; the rows, their order and the forecasts are the serial ones."""
+    from smr_ts.datasets import make_oscillators
+
+    df = make_oscillators(n_series=6, n_obs=30, random_state=0)
+    model = SMRForecaster(d_model=8, state_size=8, epochs=1, horizon=3.0, random_state=0)
+    serial = backtest(model, df, horizon=2.0, n_cutoffs=3, level=[80])
+    parallel = backtest(model, df, horizon=2.0, n_cutoffs=3, level=[80], n_jobs=2)
+    assert serial["cutoff"].nunique() == 3
+    pd.testing.assert_frame_equal(parallel, serial, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="n_jobs"):
+        backtest(model, df, horizon=2.0, n_cutoffs=3, n_jobs="two")
+
+
+def test_utilsforecast_scores_each_cut_off_against_its_own_training_rows():
+    """utilsforecast >= 0.2.15 groups by `cutoff` and scales MASE by the training rows up to each cut-off: the
+    backtest frame, cutoff kept, gives per-cut-off MAE, MASE and coverage equal to ours by hand."""
+    from functools import partial
+
+    evaluation = pytest.importorskip("utilsforecast.evaluation")
+    losses = pytest.importorskip("utilsforecast.losses")
+    frame = irregular_frame(n_series=3, n_obs=40)
+    result = backtest(SMRForecaster(**TINY, horizon=8.0), frame, horizon=4.0, cutoffs=[14.0, 20.0], level=[80])
+    scores = evaluation.evaluate(result, metrics=[losses.mae, partial(losses.mase, seasonality=1), losses.coverage],
+                                 models=["y_pred"], level=[80], train_df=frame)
+    assert set(scores["cutoff"]) == {14.0, 20.0}
+    mae = scores[scores["metric"] == "mae"].set_index(["unique_id", "cutoff"])["y_pred"]
+    errors = (result["y"] - result["y_pred"]).abs().groupby([result["unique_id"], result["cutoff"]]).mean()
+    pd.testing.assert_series_equal(mae.sort_index(), errors.sort_index(), check_names=False)
+    mase = scores[scores["metric"] == "mase"].set_index(["unique_id", "cutoff"])["y_pred"]
+    for (uid, cutoff), value in mase.items():  # the in-sample naive MAE of the rows up to that cut-off
+        seen = frame[(frame["unique_id"] == uid) & (frame["ds"] <= cutoff)].sort_values("ds")["y"]
+        assert value == pytest.approx(errors[(uid, cutoff)] / seen.diff().abs().mean(), rel=1e-9)
+    assert scores["metric"].str.startswith("coverage").any()
+
+
+def test_utilsforecast_plot_series_draws_the_backtest_with_its_interval():
+    plotting = pytest.importorskip("utilsforecast.plotting")
+    pytest.importorskip("matplotlib")
+    frame = irregular_frame(n_series=2, n_obs=30, start="2024-01-01")  # plot_series wants timestamps or integers
+    result = backtest(SMRForecaster(**TINY, horizon="6h"), frame, horizon="3h", n_cutoffs=1, level=[80])
+    fig = plotting.plot_series(frame, result.drop(columns=["y", "cutoff"]), models=["y_pred"], level=[80])
+    labels = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
+    assert "y_pred" in labels and "y" in labels
+    assert any(len(ax.collections) for ax in fig.axes)  # the interval's band
+
+
+def test_the_backtest_frame_merges_with_a_statsforecast_cross_validation():
+    """Same cut-offs, same keys: statsforecast's cross_validation rows and ours line up on (unique_id, ds, cutoff, y)
+    without renaming (statsforecast is not a dependency: skipped where it is not installed)."""
+    pytest.importorskip("statsforecast")
+    from statsforecast import StatsForecast
+    from statsforecast.models import Naive
+
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2024-01-01", periods=40, freq="D")
+    df = pd.concat([pd.DataFrame({"unique_id": uid, "ds": days, "y": rng.normal(size=40).cumsum()})
+                    for uid in ("a", "b")], ignore_index=True)
+    theirs = StatsForecast(models=[Naive()], freq="D").cross_validation(df=df, h=3, n_windows=2, step_size=3)
+    ours = backtest(SMRForecaster(**TINY, horizon="3D"), df, horizon="3D", cutoffs=sorted(theirs["cutoff"].unique()))
+    both = theirs.merge(ours, on=["unique_id", "ds", "cutoff", "y"], validate="one_to_one")
+    assert len(both) == len(theirs) == len(ours) == 2 * 2 * 3
+    assert {"Naive", "y_pred"} <= set(both.columns)
+
+
+def test_utilsforecast_scaled_crps_reads_the_quantile_columns_of_a_backtest():
+    losses = pytest.importorskip("utilsforecast.losses")
+    frame = irregular_frame(n_series=3, n_obs=40)
+    result = backtest(SMRForecaster(**TINY, horizon=8.0, loss="quantile", quantiles=[0.1, 0.5, 0.9]), frame,
+                      horizon=4.0, cutoffs=[14.0, 20.0])
+    columns = ["y_pred_ql0.1", "y_pred_ql0.5", "y_pred_ql0.9"]
+    crps = losses.scaled_crps(result, models={"y_pred": columns}, quantiles=np.array([0.1, 0.5, 0.9]))
+    assert set(crps["cutoff"]) == {14.0, 20.0} and np.isfinite(crps["y_pred"]).all() and (crps["y_pred"] > 0).all()

@@ -59,15 +59,25 @@ def covariate_columns(values: pd.DataFrame, ids: np.ndarray, static, params: dic
     return values, table, future, static_names
 
 
+DEFAULT_TARGET = "y"  # the target column's name in the Nixtla frames (unique_id, ds, y)
+
+
 def forecast_targets(target_cols, future_names: list, value_columns: list) -> list:
-    """``target_cols``, or every value column that is not a future-known input."""
+    """``target_cols``; else ``["y"]`` when X has a ``y`` column (the others are inputs: known ahead when
+    named in ``future_cols``, past-only otherwise), or its one value column that is not known ahead.
+    Anything else is ambiguous, and raises: name ``target_cols``."""
     if target_cols is not None:
         return list(target_cols)
-    targets = [c for c in value_columns if c not in future_names]
-    if value_columns and not targets:
+    if DEFAULT_TARGET in value_columns and DEFAULT_TARGET not in future_names:
+        return [DEFAULT_TARGET]
+    candidates = [c for c in value_columns if c not in future_names]
+    if value_columns and not candidates:
         raise ValueError(f"future_cols={future_names} names every value column of X, so there is no target left to "
                          "forecast: leave the columns to forecast out of future_cols (or name them with target_cols)")
-    return targets
+    if len(candidates) > 1:
+        raise ValueError(f"X has no 'y' column and several value columns {candidates}: name the ones to forecast "
+                         f"with target_cols (e.g. target_cols={candidates[:1]}); the others are then inputs")
+    return candidates
 
 
 def prepare(panel: SeriesPanel, static_table, validation: Rows | None, schema: FrameSchema, time_unit: float,

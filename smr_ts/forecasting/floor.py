@@ -8,7 +8,7 @@ It splits the pairs by how far ahead they are into up to ``MAX_RANGES`` ranges o
 keeps, in each range, whichever has the lowest scaled MAE there (ties keep the network): a network
 that wins a few steps ahead need not give way to the mean far ahead, nor the reverse. The result
 is a :class:`Floor`; the estimator shows it as ``selected_forecaster_``, every score in
-``selection_scores_``, and warns when any range kept a simple forecaster.
+``selection_scores_``, and logs the decision at INFO on the ``"smr_ts"`` logger (:mod:`smr_ts._logging`).
 
 The simple forecasters, each from the rows at or before the cut-off only:
 
@@ -28,15 +28,16 @@ scale, so selection, the intervals' calibration and forecasts read every forecas
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
+from smr_ts._logging import logger
+
 __all__ = ["MAX_RANGES", "MIN_PAIRS_PER_RANGE", "NETWORK", "POINT_LOSSES", "Floor", "apply_floor", "candidates",
-           "period_name", "select_floor", "simple_corrections", "warn_kept"]
+           "period_name", "report_kept", "select_floor", "simple_corrections"]
 
 NETWORK = "network"
 # Losses whose forecast is a point, which a simple forecaster can stand in for; a Gaussian or quantile
@@ -230,9 +231,8 @@ def select_floor(model, batches: list, kinds: list[str], network_is_last_value: 
     return Floor(edges, tuple(choices)), frame
 
 
-def warn_kept(floor: Floor, scores: pd.DataFrame, network_is_last_value: bool, show=str) -> None:
-    """The one message of a fit whose forecasts are, over some range ahead, a simple forecaster's (a
-    warning until the library's logging channel exists)."""
+def report_kept(floor: Floor, scores: pd.DataFrame, network_is_last_value: bool, show=str) -> None:
+    """What model selection kept and why, in one INFO line on the ``"smr_ts"`` logger."""
     lines = []
     for _, row in scores.iterrows():
         others = ", ".join(f"{n} {row[n]:.3g}" for n in scores.columns if n not in ("up_to", "kept", row["kept"])
@@ -241,6 +241,5 @@ def warn_kept(floor: Floor, scores: pd.DataFrame, network_is_last_value: bool, s
                                                           if np.isfinite(row["up_to"]) else "further ahead")
         lines.append(f"{reach}: {row['kept']} {row[row['kept']]:.3g} (others: {others})")
     cause = ("training did not beat last value, so " if network_is_last_value else "")
-    warnings.warn(f"{cause}model selection kept {floor.describe(show)!r} by scaled MAE on the held-out forecasts: "
-                  + "; ".join(lines) + ". See selected_forecaster_ and selection_scores_ (floor=False keeps the "
-                  "network)", UserWarning, stacklevel=4)
+    logger.info(f"{cause}model selection kept {floor.describe(show)!r} by scaled MAE on the held-out forecasts: "
+                + "; ".join(lines) + " (selected_forecaster_, selection_scores_; floor=False keeps the network)")

@@ -51,7 +51,7 @@ from smr_ts.forecasting.queries import query_features
 from smr_ts.holdout import ValidationPlan
 from smr_ts.inference import CHUNK, on_device, over_chunks
 
-__all__ = ["MAX_BINS", "MAX_PAIRS", "MIN_LATE_PAIRS", "MIN_PER_BIN", "ahead_bins", "calibration_residuals",
+__all__ = ["MAX_BINS", "MAX_PAIRS", "MIN_LATE_PAIRS", "MIN_PER_BIN", "adapted_bounds", "ahead_bins", "calibration_residuals",
            "calibration_source", "check_levels", "conformal_quantile", "history_groups", "interval_columns",
            "interval_names", "quantile_names", "recent_scale", "recent_scale_and_changes", "uncertainty_columns"]
 
@@ -325,3 +325,25 @@ def uncertainty_columns(layout: ForecastLayout, calibration, target_names: list,
         columns.update(interval_columns(point, scale, ahead, ahead_cal, scores, levels, target_names, n_changes,
                                         changes))
     return columns
+
+
+def adapted_bounds(layout: ForecastLayout, calibration, name: str, j: int, point: np.ndarray, data: ForecastTensors,
+                   series: np.ndarray, ahead: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) of target ``j`` (``name``) for forecasts ``point`` (n, T) of ``series`` (rows of ``data``), each
+    at its own level ``levels`` (n,) (:mod:`smr_ts.forecasting.adaptive`; rounded to 0.1 %, 100: unbounded)."""
+    changes = calibration.changes
+    prior = target_prior(layout) if changes is not None else None
+    scale, n_changes = recent_scale_and_changes(data, series, data.lengths[series] - 1, window=layout.horizon,
+                                                prior=prior)
+    rounded = np.round(np.asarray(levels, np.float64), 1)
+    lo, hi = np.empty(len(point)), np.empty(len(point))
+    for lv in np.unique(rounded):
+        at = rounded == lv
+        with warnings.catch_warnings():
+            if lv >= 100:  # unbounded by the adaptation, not for want of calibration residuals
+                warnings.simplefilter("ignore", UserWarning)
+            cols = interval_columns(point[at][:, [j]], scale[at][:, [j]], ahead[at], calibration.ahead,
+                                    calibration.scores[:, [j]], [float(lv)], [name], n_changes[at][:, [j]],
+                                    None if changes is None else changes[:, [j]])
+        lo[at], hi[at] = cols[f"{name}-lo-{_label(float(lv))}"], cols[f"{name}-hi-{_label(float(lv))}"]
+    return lo, hi

@@ -23,7 +23,8 @@ from smr_ts.data.times import as_fitted_times, parse_time_unit, time_difference
 from smr_ts.forecasting.covariate_frames import check_static_rows, future_query_values, static_codes
 from smr_ts.forecasting.features import forecast_tensors, since_origin
 from smr_ts.forecasting.floor import Floor, apply_floor
-from smr_ts.forecasting.intervals import uncertainty_columns
+from smr_ts.forecasting.adaptive import effective_levels
+from smr_ts.forecasting.intervals import adapted_bounds, uncertainty_columns
 from smr_ts.forecasting.queries import (
     history_rows, horizon_queries, never_observed, query_features, read_queries, warn_never_observed,
     warn_past_horizon,
@@ -86,6 +87,8 @@ def forecast_frame(state: ForecastState, network, schema: FrameSchema, *, h=None
                    for j, name in enumerate(schema.target_names)}
         columns.update(uncertainty_columns(layout, state.calibration, schema.target_names, quantiles, point,
                                            quantile_levels, data, local, ahead[at], levels))
+        if levels is not None and state.coverage is not None and len(state.coverage.ids):
+            _adapt(columns, state, schema, levels, point, data, local, ahead[at], q_ids[at])
         for name, values in columns.items():
             if name not in outputs:
                 outputs[name] = np.empty(len(series), np.asarray(values).dtype)
@@ -94,7 +97,24 @@ def forecast_frame(state: ForecastState, network, schema: FrameSchema, *, h=None
     out = pd.DataFrame({schema.time_col: schema.time_info.to_times(np.asarray(q_times))})
     if schema.id_col is not None:
         out.insert(0, schema.id_col, q_ids)
-    return out.assign(**outputs)
+    return pd.concat([out, pd.DataFrame(outputs, index=out.index)], axis=1)  # one block: many levels stay fast
+
+
+def _adapt(columns: dict, state: ForecastState, schema: FrameSchema, levels, point, data, local, ahead, q_ids) -> None:
+    """Replace the interval columns of queries whose series ``update`` logged rows for by their bounds at
+    each series' adapted level (:mod:`smr_ts.forecasting.adaptive`)."""
+    for j, name in enumerate(schema.target_names):
+        for level in levels:
+            own = effective_levels(state.coverage, q_ids, level, j)
+            moved = np.flatnonzero(own != level)
+            if not len(moved):
+                continue
+            lo, hi = adapted_bounds(state.layout, state.calibration, name, j, point[moved], data, local[moved],
+                                    ahead[moved], own[moved])
+            label = f"{level:g}"
+            columns[f"{name}-lo-{label}"] = np.array(columns[f"{name}-lo-{label}"], dtype=np.float64)
+            columns[f"{name}-hi-{label}"] = np.array(columns[f"{name}-hi-{label}"], dtype=np.float64)
+            columns[f"{name}-lo-{label}"][moved], columns[f"{name}-hi-{label}"][moved] = lo, hi
 
 
 def _with_context(state: ForecastState, schema: FrameSchema, context: Rows):

@@ -11,7 +11,9 @@ It holds
 - the **stream** (:class:`StreamState`): each series' state after its last row, or None, when a
   forecast runs the backbone over the history instead;
 - the **floor**: the forecaster model selection kept, the network or a simple one
-  (:mod:`smr_ts.forecasting.floor`).
+  (:mod:`smr_ts.forecasting.floor`);
+- the **coverage** log: how the rows ``update`` appended fell inside the intervals, which adapts each
+  series' intervals (:mod:`smr_ts.forecasting.adaptive`).
 
 :meth:`ForecastState.to_saved` and :meth:`ForecastState.from_saved` turn it into JSON and tensors and
 back; :mod:`smr_ts.persistence` writes those, and migrates older saves to them.
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from smr_ts.data.panel import SeriesPanel
+from smr_ts.forecasting.adaptive import CoverageLog
 from smr_ts.forecasting.features import RunningStatistics
 from smr_ts.forecasting.floor import Floor
 from smr_ts.forecasting.layout import ForecastLayout
@@ -121,6 +124,8 @@ class ForecastState:
     stream: StreamState | None = None
     # what model selection kept, per range of time ahead: the network or a simple forecaster
     floor: Floor = Floor()
+    # the coverage ranks of the rows update() appended, which adapt each series' intervals (None: none yet)
+    coverage: CoverageLog | None = None
 
     def current_stream(self) -> StreamState | None:
         """The stream state when it covers every series of the panel, else None (the backbone reruns)."""
@@ -134,7 +139,8 @@ class ForecastState:
                   "calibration": None if self.calibration is None else {
                       "changes": self.calibration.changes is not None},
                   "stream": None if self.stream is None else {"backbone": sorted(self.stream.backbone)},
-                  "floor": self.floor.to_json()}
+                  "floor": self.floor.to_json(),
+                  "coverage": None if self.coverage is None else {"ids": list(self.coverage.ids)}}
         tensors = {f"panel.{part}": _tensor(getattr(self.panel, part)) for part in PANEL_ARRAYS}
         if self.statics is not None:
             tensors["statics.codes"] = _tensor(self.statics.codes)
@@ -143,6 +149,8 @@ class ForecastState:
                             if value is not None})
         if self.stream is not None:
             tensors.update({f"stream.{k}": v.detach().cpu() for k, v in self.stream.as_dict().items()})
+        if self.coverage is not None:
+            tensors["coverage.ranks"] = _tensor(self.coverage.ranks)
         return config, tensors
 
     @classmethod
@@ -160,8 +168,10 @@ class ForecastState:
             names = [f"backbone.{k}" for k in config["stream"]["backbone"]] + ["h_last"]
             names += [f"stats.{k}" for k in _STATISTICS]
             stream = StreamState.from_dict({name: tensors[f"stream.{name}"] for name in names})
+        coverage = None if config["coverage"] is None else CoverageLog(
+            np.asarray(config["coverage"]["ids"], dtype=object), tensors["coverage.ranks"].numpy())
         return cls(ForecastLayout(**config["layout"]), panel, statics, calibration, stream,
-                   Floor.from_json(config["floor"]))
+                   Floor.from_json(config["floor"]), coverage)
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:

@@ -264,3 +264,22 @@ def _layout_without_periods():
     from smr_ts.forecasting.layout import ForecastLayout
 
     return ForecastLayout(target_index=[0], time_unit=1.0, horizon=5.0, periods=[], fallback=[1.0], gap=1.0)
+
+
+def test_y_is_the_default_target_and_the_other_columns_are_inputs(caplog):
+    """A Nixtla-shaped frame with an extra numeric column trains on y alone (the column is a past-only input),
+    says so in its INFO line, and a frame of one value column forecasts that column."""
+    import logging
+
+    frame = static_panel().drop(columns=["group", "size"]).assign(price=lambda f: f["y"].shift(1).fillna(0.0))
+    with caplog.at_level(logging.INFO, logger="smr_ts"):
+        model = SMRForecaster(d_model=8, state_size=8, n_layers=1, epochs=1, random_state=0).fit(frame)
+    assert model.target_names_ == ["y"] and model.value_columns_ == ["y", "price"]
+    assert list(model.forecast(h=1).columns) == ["unique_id", "ds", "y"]
+    assert any("targets ['y']" in r.getMessage() and "past only ['price']" in r.getMessage() for r in caplog.records)
+    both = SMRForecaster(d_model=8, state_size=8, n_layers=1, epochs=1, random_state=0,
+                         target_cols=["y", "price"]).fit(frame)
+    assert both.target_names_ == ["y", "price"]
+    one = SMRForecaster(d_model=8, state_size=8, n_layers=1, epochs=1, random_state=0).fit(
+        frame.drop(columns="price").rename(columns={"y": "load"}))
+    assert one.target_names_ == ["load"]

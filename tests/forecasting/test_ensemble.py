@@ -61,7 +61,7 @@ def test_in_training_the_loss_is_the_average_of_the_members_losses():
     loss, weight = forecast_loss(ensemble, batch, kind="mae")
     each = [forecast_loss(m.train(), batch, kind="mae")[0] for m in members]
     assert weight == float(batch["weight"].sum())
-    np.testing.assert_allclose(float(loss), float(torch.stack(each).mean()), rtol=1e-6)
+    np.testing.assert_allclose(loss.item(), torch.stack(each).mean().item(), rtol=1e-6)
     loss.backward()  # every member learns from its own error
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ensemble.members[1].mean_head.parameters())
 

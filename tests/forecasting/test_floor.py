@@ -2,6 +2,7 @@
 right on a series built to need it, and model selection that keeps whichever wins on held-out forecasts,
 says so, saves it, and counts `horizon` from the panel's last time."""
 
+import logging
 import warnings
 
 import numpy as np
@@ -110,12 +111,11 @@ def _noisy_mean_panel(seed=0):
     return poisson_frame(lambda t, rng, i: 3.0 * i + rng.normal(0, 1, len(t)), n_series=24, n_obs=60, seed=seed)
 
 
-def test_selection_keeps_the_mean_on_a_noisy_mean_reverting_series_and_says_so():
+def test_selection_keeps_the_mean_on_a_noisy_mean_reverting_series_and_says_so(caplog):
     history, future = split_last(_noisy_mean_panel(), 5)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with caplog.at_level(logging.INFO, logger="smr_ts"):
         model = SMRForecaster(**FAST).fit(history)
-    messages = [str(w.message) for w in caught if "model selection kept" in str(w.message)]
+    messages = [r.getMessage() for r in caplog.records if "model selection kept" in r.getMessage()]
     assert len(messages) == 1 and "mean" in messages[0]
     assert "mean" in model.selected_forecaster_
     scores = model.selection_scores_
