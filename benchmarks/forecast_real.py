@@ -20,11 +20,11 @@ This file is the command line and the runner (fits, scores, records); the rows i
     python benchmarks/forecast_real.py --jobs 2             # full suite, 3 seeds for the stochastic rows
                                                             # (10 for SMR rows on small data sets), 2 processes
     python benchmarks/forecast_real.py --quick              # a few minutes; docs/results/forecasting_quick.md
-    python benchmarks/forecast_real.py --models "SMRForecaster (default: S5)" --force
+    python benchmarks/forecast_real.py --models "SMRForecaster (default: S5+SMR)" --force
     python benchmarks/forecast_real.py --datasets Quinidine ChickWeight --seeds 1
     python benchmarks/forecast_real.py --datasets a10 gold --models "Last value" "statsforecast AutoETS"
     python benchmarks/forecast_real.py --report-only
-    python benchmarks/forecast_real.py --models "SMRForecaster (default: S5)" --merge docs/results/forecast_real_peers.json
+    python benchmarks/forecast_real.py --models "SMRForecaster (default: S5+SMR)" --merge docs/results/forecast_real_peers.json
 
 statsforecast needs pandas < 3 and neuralforecast brings torch Lightning and ~80 packages, so
 the peers live best in their own environment; see docs/results/forecasting.md ("Peers").

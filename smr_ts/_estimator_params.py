@@ -25,7 +25,7 @@ _NON_NEGATIVE = Interval(Real, 0, None, closed="left")
 
 PARAMETER_CONSTRAINTS = {
     "backbone": [StrOptions(set(BACKBONES))],
-    "smr": ["boolean"],
+    "smr": ["boolean", StrOptions({"auto"})],
     "smr_kernel": [positive_int()],
     "smr_use_gaps": ["boolean"],
     "d_model": [positive_int()],
@@ -67,6 +67,12 @@ PARAMETER_CONSTRAINTS = {
 }
 
 
+def resolved_smr(smr, backbone: str) -> bool:
+    """``smr`` as a fit uses it: ``"auto"`` is True for the backbones that take SMR (S5, S6) and False for
+    the others (GRU-dt, ODE-RNN)."""
+    return BACKBONES[backbone].takes_smr if smr == "auto" else bool(smr)
+
+
 def check_estimator_params(params: dict, name: str = "SMRForecaster") -> None:
     """The constraint table, then the rules that tie two parameters together: ``params`` are the
     estimator's ``get_params()``, ``name`` its class's name."""
@@ -85,10 +91,10 @@ def check_estimator_params(params: dict, name: str = "SMRForecaster") -> None:
     if p.backbone == "s5" and (p.state_size % p.blocks or (p.state_size // p.blocks) % 2):
         raise invalid(name, f"The 'state_size' parameter of {name} must split into blocks={p.blocks} "
                             f"blocks of even size for backbone='s5'. Got {p.state_size!r} instead.")
-    if p.smr and not BACKBONES[p.backbone].takes_smr:
+    if p.smr is True and not BACKBONES[p.backbone].takes_smr:
         raise invalid(name, f"The 'smr' parameter of {name} needs a backbone that takes SMR "
                             f"({smr_backbones()}); got backbone={p.backbone!r}.")
-    if p.smr_use_gaps and not p.smr:
+    if p.smr_use_gaps and not resolved_smr(p.smr, p.backbone):
         raise invalid(name, f"The 'smr_use_gaps' parameter of {name} changes the SMR gate, so it needs smr=True.")
     for param in ("target_cols", "future_cols", "static_cols"):
         value = params[param]

@@ -82,8 +82,10 @@ class SMRForecaster(FrameEstimator):
     backbone : {"s5", "s6", "gru_dt", "ode_rnn"}, default "s5"
         Sequence model: S5 (diagonal, ZOH over each gap) or S6 (Mamba with the gap injected);
         "gru_dt" and "ode_rnn" are the recurrent baselines of :mod:`smr_ts.baselines`.
-    smr : bool, default False
-        State Memory Replay input gate (S5 and S6 only).
+    smr : bool or "auto", default "auto"
+        State Memory Replay input gate (S5 and S6 only). "auto": on for S5 and S6, off for the
+        recurrent baselines (which take none); chosen on the real-data suite
+        (``docs/results/forecasting_design.md``).
     smr_kernel : int, default 4
         SMR's kernel length tau.
     smr_use_gaps : bool, default False
@@ -258,7 +260,7 @@ class SMRForecaster(FrameEstimator):
     _parameter_constraints = PARAMETER_CONSTRAINTS
 
     def __init__(
-        self, backbone="s5", smr=False, smr_kernel=4, smr_use_gaps=False, d_model=32, state_size=16, n_layers=2,
+        self, backbone="s5", smr="auto", smr_kernel=4, smr_use_gaps=False, d_model=32, state_size=16, n_layers=2,
         blocks=1, step_min=0.01, step_max=1.0, dropout=0.0, encoder="linear", image_shape=None, encoder_hidden=30,
         loss="auto", quantiles=None, epochs=30, batch_size="auto", lr=1e-2, ssm_lr=1e-3, weight_decay=0.0,
         warmup_epochs=1.0, grad_clip=1.0, validation_fraction=0.1, validation_by="series", n_networks=1,

@@ -144,7 +144,7 @@ def test_check_task_catches_a_query_row_inside_the_training_rows():
 
 
 def test_smr_rows_are_one_table_of_keyword_arguments():
-    assert rows.SMR_ROWS["SMRForecaster (default: S5)"] == {}
+    assert rows.SMR_ROWS["SMRForecaster (default: S5+SMR)"] == {}
     assert set(rows.SMR_ROWS) <= set(rows.all_rows())
     for (name, dataset), budget in rows.REDUCED_BUDGET.items():
         assert name in rows.SMR_ROWS and dataset in real_data.LOADERS and budget
