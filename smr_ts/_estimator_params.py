@@ -15,7 +15,7 @@ import pandas as pd
 from smr_ts._validation import (
     Interval, StrOptions, check_params, invalid, positive_int, positive_real, probability,
 )
-from smr_ts.backbones import BACKBONES, smr_backbones
+from smr_ts.backbones import BACKBONES, resolved_smr, smr_backbones  # noqa: F401  (resolved_smr: re-exported)
 from smr_ts.callbacks import EarlyStopping
 from smr_ts.model import ENCODERS
 
@@ -67,12 +67,6 @@ PARAMETER_CONSTRAINTS = {
 }
 
 
-def resolved_smr(smr, backbone: str) -> bool:
-    """``smr`` as a fit uses it: ``"auto"`` is True for the backbones that take SMR (S5, S6) and False for
-    the others (GRU-dt, ODE-RNN)."""
-    return BACKBONES[backbone].takes_smr if smr == "auto" else bool(smr)
-
-
 def check_estimator_params(params: dict, name: str = "SMRForecaster") -> None:
     """The constraint table, then the rules that tie two parameters together: ``params`` are the
     estimator's ``get_params()``, ``name`` its class's name."""
@@ -94,7 +88,7 @@ def check_estimator_params(params: dict, name: str = "SMRForecaster") -> None:
     if p.smr is True and not BACKBONES[p.backbone].takes_smr:
         raise invalid(name, f"The 'smr' parameter of {name} needs a backbone that takes SMR "
                             f"({smr_backbones()}); got backbone={p.backbone!r}.")
-    if p.smr_use_gaps and not resolved_smr(p.smr, p.backbone):
+    if p.smr_use_gaps and (p.smr is False or not BACKBONES[p.backbone].takes_smr):
         raise invalid(name, f"The 'smr_use_gaps' parameter of {name} changes the SMR gate, so it needs smr=True.")
     for param in ("target_cols", "future_cols", "static_cols"):
         value = params[param]

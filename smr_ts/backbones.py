@@ -23,7 +23,7 @@ from smr_ts.ssm.block import SSMStack
 from smr_ts.ssm.s5 import S5
 from smr_ts.ssm.s6 import S6
 
-__all__ = ["BACKBONES", "Backbone", "backbone_names", "smr_backbones"]
+__all__ = ["BACKBONES", "Backbone", "backbone_names", "resolved_smr", "smr_backbones"]
 
 # Estimator parameters every state-space layer reads, and the layer keyword for each.
 _SSM_PARAMS = {"state_size": "state_size", "smr": "smr", "smr_kernel": "smr_kernel", "smr_use_gaps": "smr_use_gaps",
@@ -84,3 +84,11 @@ def backbone_names() -> list[str]:
 def smr_backbones() -> list[str]:
     """Backbones that take ``smr=True``."""
     return [name for name, b in BACKBONES.items() if b.takes_smr]
+
+
+def resolved_smr(smr, backbone: str, forecasting: bool = True) -> bool:
+    """``smr`` as a fit uses it: ``"auto"`` is True when forecasting with a backbone that takes SMR (S5, S6:
+    chosen on the real-data suite) and False otherwise (GRU-dt, ODE-RNN; sequence regression)."""
+    if smr == "auto":
+        return forecasting and BACKBONES[backbone].takes_smr
+    return bool(smr)

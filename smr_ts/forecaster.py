@@ -83,9 +83,9 @@ class SMRForecaster(FrameEstimator):
         Sequence model: S5 (diagonal, ZOH over each gap) or S6 (Mamba with the gap injected);
         "gru_dt" and "ode_rnn" are the recurrent baselines of :mod:`smr_ts.baselines`.
     smr : bool or "auto", default "auto"
-        State Memory Replay input gate (S5 and S6 only). "auto": on for S5 and S6, off for the
-        recurrent baselines (which take none); chosen on the real-data suite
-        (``docs/results/forecasting_design.md``).
+        State Memory Replay input gate (S5 and S6 only). "auto": on when forecasting with S5 or S6
+        (chosen on the real-data suite, ``docs/results/forecasting_design.md``), off in sequence
+        regression and for the recurrent baselines (which take none).
     smr_kernel : int, default 4
         SMR's kernel length tau.
     smr_use_gaps : bool, default False

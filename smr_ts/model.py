@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smr_ts.backbones import BACKBONES
+from smr_ts.backbones import BACKBONES, resolved_smr
 
 __all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "build_network", "gaussian_nll",
            "masked_mae", "masked_mse", "pinball", "pinball_loss"]
@@ -286,6 +286,7 @@ def build_network(params: dict, n_features: int, n_targets: int, loss: str, layo
     over ``n_features`` value columns (a :class:`ForecastEnsemble` of ``n_networks`` of them), else a
     :class:`SequenceModel`; a variance head with ``loss="gaussian"``."""
     gaussian = loss == "gaussian"
+    params = {**params, "smr": resolved_smr(params.get("smr", False), params["backbone"], layout is not None)}
     if layout is not None:
         members = [ForecastNetwork(layout.n_inputs(n_features), layout.n_query_features, n_targets, params["d_model"],
                                    params["n_layers"], params["backbone"], params, gaussian=gaussian,

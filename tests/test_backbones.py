@@ -91,7 +91,7 @@ def test_smr_use_gaps_reaches_every_gate(name):
     del fits[True].stream_state_  # the saved states were computed with the trained weights
     assert np.abs(fits[True].forecast(h=2)["y"].to_numpy() - before).max() > 1e-6
     with pytest.raises(InvalidParameterError, match="smr_use_gaps"):
-        SMRForecaster(backbone=name, smr_use_gaps=True, epochs=1).fit(history)
+        SMRForecaster(backbone=name, smr=False, smr_use_gaps=True, epochs=1).fit(history)
 
 
 def test_backbone_names_appear_nowhere_but_the_registry():

@@ -332,7 +332,7 @@ def test_learns_damped_oscillators_far_better_than_last_value(backbone):
     last = history.groupby("unique_id")["y"].last().reindex(future["unique_id"]).to_numpy()
     baseline = np.mean((future["y"].to_numpy() - last) ** 2)
     model = SMRForecaster(backbone=backbone, d_model=16, state_size=16, n_layers=2, epochs=15, lr=5e-3,
-                          ssm_lr=3e-3, batch_size=16, random_state=0, floor=False)  # the network itself
+                          ssm_lr=3e-3, batch_size=16, random_state=0, floor=False, smr=False)  # the backbone itself
     model.fit(history)
     pred = model.predict(future[["unique_id", "ds"]])["y"].to_numpy()
     mse = np.mean((future["y"].to_numpy() - pred) ** 2)
