@@ -139,14 +139,15 @@ class FrameEstimator(RegressorMixin, BaseEstimator):
             return pd.DataFrame(array, index=X.index, columns=self.target_names_)
         return array[:, 0] if self.y_ndim_ == 1 else array
 
-    def _forecast(self, h, times, context, return_std: bool, what: str, level=None) -> pd.DataFrame:
+    def _forecast(self, h, times, context, return_std: bool, what: str, level=None, state=None) -> pd.DataFrame:
+        """``forecast``'s frame, from ``state`` (default: ``forecast_state_``)."""
         self._check_std(return_std)
         levels = None if level is None else check_levels(level)
         if self.mode_ != "forecast":
             raise ValueError("forecast() needs a model fitted without y (forecasting mode)")
         if (h is None) == (times is None):
             raise ValueError("give exactly one of h and times")
-        state = self.forecast_state_
+        state = self.forecast_state_ if state is None else state
         rows = None if context is None else self._read_known(context, "context", state.panel.values.dtype)
         return forecast_frame(state, self.model_, self._schema(), h=h, times=times, context=rows,
                               return_std=return_std, what=what, levels=levels, quantiles=self.quantiles_,

@@ -15,7 +15,7 @@ import pandas as pd
 from smr_ts._validation import (
     Interval, StrOptions, check_params, invalid, positive_int, positive_real, probability,
 )
-from smr_ts.backbones import BACKBONES, resolved_smr, smr_backbones  # noqa: F401  (resolved_smr: re-exported)
+from smr_ts.backbones import BACKBONES, smr_backbones
 from smr_ts.callbacks import EarlyStopping
 from smr_ts.model import ENCODERS
 

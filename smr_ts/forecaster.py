@@ -524,17 +524,14 @@ class SMRForecaster(FrameEstimator):
         keep &= np.isfinite(truth).any(1)
         if not keep.any():
             return None
-        # Ranks are read against the fit's own intervals (the levels the replay adapts), not adapted ones.
-        self.forecast_state_ = dataclasses.replace(state, coverage=None)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # horizon and infinite-bound notes: not this call's news
+                # against the fit's own intervals (the levels the replay adapts), not adapted ones
                 forecast = self._forecast(None, frame.iloc[np.flatnonzero(keep)], None, False, what="new_rows",
-                                          level=RANK_GRID)
+                                          level=RANK_GRID, state=dataclasses.replace(state, coverage=None))
         except ValueError:
             return None
-        finally:
-            self.forecast_state_ = state
         return rows.ids[keep], coverage_ranks(forecast, truth[keep], self.target_names_)
 
 

@@ -54,6 +54,11 @@ class SeriesPanel:
     valid: np.ndarray
     lengths: np.ndarray
 
+    @property
+    def last_times(self) -> np.ndarray:
+        """(S,) each series' last row's raw time."""
+        return self.time[np.arange(len(self.ids)), self.lengths - 1]
+
     def gaps(self, unit: float, first_gap: float = FIRST_GAP) -> np.ndarray:
         """(S, L) float64 time since the previous row in ``unit`` s; ``first_gap`` at each first row, 0 at padding."""
         return row_gaps(self.time, self.valid, unit, first_gap=first_gap)

@@ -220,9 +220,9 @@ def select_floor(model, batches: list, kinds: list[str], network_is_last_value: 
         table = [errors[bins == b].sum(0) / max(weights[bins == b].sum(), 1.0) for b in range(len(edges) + 1)]
     choices = []
     for scores in table:
-        candidates_ = {n: v for n, v in zip(names, scores)
-                       if np.isfinite(v) and not (network_is_last_value and n == NETWORK)}
-        choices.append(min(candidates_, key=candidates_.get) if candidates_ else NETWORK)
+        eligible = {n: v for n, v in zip(names, scores)
+                    if np.isfinite(v) and not (network_is_last_value and n == NETWORK)}
+        choices.append(min(eligible, key=eligible.get) if eligible else NETWORK)
     frame = pd.DataFrame(table, columns=names)
     frame.insert(0, "up_to", list(edges) + [np.inf])
     frame["kept"] = choices

@@ -78,7 +78,7 @@ class ForecastLayout:
 
 
 def _median_span(panel: SeriesPanel) -> float:
-    first, last = panel.time[:, 0], panel.time[np.arange(len(panel.ids)), panel.lengths - 1]
+    first, last = panel.time[:, 0], panel.last_times
     return float(np.median((last - first).astype(np.float64)))
 
 
@@ -93,7 +93,7 @@ CURRENT_LAG = 0.25  # a series that ended within this many horizons of the panel
 
 def panel_now(panel: SeriesPanel):
     """The panel's "now": the last time of any of its series (raw)."""
-    return panel.time[np.arange(len(panel.ids)), panel.lengths - 1].max()
+    return panel.last_times.max()
 
 
 def trained_horizon(panel: SeriesPanel, horizon: float) -> float:
@@ -103,8 +103,8 @@ def trained_horizon(panel: SeriesPanel, horizon: float) -> float:
     horizon are trained for). Training for more than the horizon asked for costs accuracy at it (the
     design log has the measurements), so a series that ended longer before now does not stretch
     training for every series; its forecasts past its own last row + this are warned about."""
-    last = panel.time[np.arange(len(panel.ids)), panel.lengths - 1]
-    lag = time_difference(np.full(len(last), panel_now(panel)), last)
+    last = panel.last_times
+    lag = time_difference(np.full(len(last), last.max()), last)
     recent = lag[lag <= CURRENT_LAG * horizon]
     return float(horizon + (recent.max() if len(recent) else 0.0))
 

@@ -52,7 +52,7 @@ def forecast_frame(state: ForecastState, network, schema: FrameSchema, *, h=None
                          time_col=schema.time_col, info=schema.time_info)
         h_last = None
     n_series = len(panel.ids)
-    last_time = panel.time[np.arange(n_series), panel.lengths - 1]
+    last_time = panel.last_times
     if h is not None:
         check_params({"h": [positive_int()]}, {"h": h}, "forecast")
         codes = np.repeat(np.arange(n_series), panel.lengths)  # rows are sorted by series, then time
