@@ -42,8 +42,8 @@ COVARIATE_SETTINGS = {
 ROW_SETTINGS = {(row, name): settings for row in (COVARIATES, CONTROL) for name, settings in COVARIATE_SETTINGS.items()}
 # Rows that cannot fit the full suite's 60-minute budget on a data set run at a reduced budget,
 # marked on the page: (row, data set) -> extra keyword arguments.
-# S6 and S6+SMR run the full budget since the chunked selective scan (docs/benchmarks/streaming.md: an S6
-# epoch about 4x S5's, was 36x).
+# S6 and S6+SMR run the full budget since the chunked selective scan made their epochs affordable
+# (docs/benchmarks/streaming.md).
 REDUCED_BUDGET = {
     # measured: an ODE-RNN epoch on bank_calls takes about 20 s (S5: about 1 s)
     ("GRU-dt", "elecdemand"): {"epochs": 10},  # about 5 min per seed at 30 epochs (its sequential scan)
