@@ -93,7 +93,7 @@ def child(scenario: str, model_dir: Path, data: Path, h: int) -> dict:
     seconds = time.perf_counter() - start
     return {"scenario": scenario, "seconds": seconds, "load_seconds": load_seconds, "rows_out": len(out),
             "peak_gb": peak_gb(), "loaded_gb": rss_loaded,
-            "finite": bool(np.isfinite(out["y"]).all())}
+            "finite": bool(np.isfinite(out[model.alias_]).all())}
 
 
 def main(argv=None) -> list:

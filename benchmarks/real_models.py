@@ -331,6 +331,7 @@ class SMRRow:
         keys = query[["unique_id", "ds"]]
         out = self.model_.forecast(times=self.query_rows.reset_index(drop=True), level=list(LEVELS))
         merged = keys.merge(out, on=["unique_id", "ds"], how="left", validate="one_to_one")
-        self.intervals = {lv: (merged[f"y-lo-{lv}"].to_numpy(float), merged[f"y-hi-{lv}"].to_numpy(float))
+        name = self.model_.alias_  # the forecast column, named after the model
+        self.intervals = {lv: (merged[f"{name}-lo-{lv}"].to_numpy(float), merged[f"{name}-hi-{lv}"].to_numpy(float))
                           for lv in LEVELS}
-        return merged["y"].to_numpy(float)
+        return merged[name].to_numpy(float)

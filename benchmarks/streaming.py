@@ -84,7 +84,7 @@ def run(backbone: str, frame: pd.DataFrame, n_rows: int, repeats: int) -> dict:
     expected = model.forecast(times=query(last), context=last)
     model.update(last)
     got = model.forecast(times=query(last))
-    diff = float(np.abs(got["y"].to_numpy() - expected["y"].to_numpy()).max())
+    diff = float(np.abs(got[model.alias_].to_numpy() - expected[model.alias_].to_numpy()).max())
     return {"backbone": backbone, "fit_seconds": fit_seconds, "full_one": full_one, "update_one": update_one,
             "forecast_one": forecast_one, "full_all": full_all, "update_all": update_all, "forecast_all": forecast_all,
             "max_abs_diff": diff, "n_series": int(frame["unique_id"].nunique())}

@@ -48,7 +48,7 @@ def main(argv=None) -> dict:
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     backend = dist.get_backend() if dist.is_initialized() else "none (single process)"
     forecast = model.forecast(times=future[["unique_id", "ds"]])
-    mae = float(np.mean(np.abs(forecast["y"].to_numpy() - future["y"].to_numpy())))
+    mae = float(np.mean(np.abs(forecast[model.alias_].to_numpy() - future["y"].to_numpy())))
     last = history.groupby("unique_id")["y"].last().reindex(future["unique_id"]).to_numpy()
     last_mae = float(np.mean(np.abs(last - future["y"].to_numpy())))
     out = args.out or Path(tempfile.gettempdir()) / "smr_ts_distributed_example"

@@ -13,7 +13,14 @@ its own uneven times, as sensor and patient data do. Times are days (numeric).
    with conformal 80 % and 95 % intervals.
 3. **Compare** with carrying each chick's last weight forward, and **check the intervals**: the
    share of weighings inside them, with a 95 % binomial interval for that share.
-4. **Plot** a few chicks with their backtest forecasts, bands and cut-offs (``--plot PATH``).
+4. **Stream** the weighings after day 10 into a model fitted up to it, one weighing day at a time
+   (``update``), forecasting each day's weighings with 80 % intervals before they arrive: the fit's
+   static intervals against the ones ``update`` adapts to each chick's errors (adaptive conformal
+   inference, ``docs/estimator.md``).
+5. **Plot** a few chicks with their backtest forecasts, bands and cut-offs (``--plot PATH``).
+
+The forecast columns are named after the model (``S5``, ``S5-lo-80``), the truth keeps ``y``: the
+frame utilsforecast's ``evaluate`` reads.
 
     python examples/forecasting_workflow.py [--quick] [--plot docs/forecasting_workflow.png] [--seed 0]
 
@@ -24,12 +31,14 @@ in about a minute.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import time
 from functools import partial
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
 from smr_ts import SMRForecaster
@@ -40,6 +49,7 @@ THIN_SEED = 0
 TUNE = dict(horizon=5.0, cutoffs=[6.0, 10.0])  # the tuning backtests (days)
 TEST = dict(horizon=5.0, cutoffs=[14.0, 16.0])  # the reported backtests (days)
 LEVELS = [80, 95]
+STREAM_FROM = 10.0  # the streamed weighings come after this day
 
 
 def load_chicks(keep: float = KEEP, seed: int = THIN_SEED) -> pd.DataFrame:
@@ -67,10 +77,20 @@ def last_values(frame: pd.DataFrame, result: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def inside(frame: pd.DataFrame, truth, level) -> np.ndarray:
+    """Whether each truth lies in its row's ``level`` % interval (``S5-lo-80`` ... of ``frame``)."""
+    truth = np.asarray(truth, float)
+    return (frame[f"S5-lo-{level}"].to_numpy() <= truth) & (truth <= frame[f"S5-hi-{level}"].to_numpy())
+
+
 def coverage(result: pd.DataFrame, level) -> tuple[float, float, float]:
     """Share of truths inside the ``level`` % interval, and a 95 % (Wilson) interval for that share."""
-    inside = (result["y"] >= result[f"y_pred-lo-{level}"]) & (result["y"] <= result[f"y_pred-hi-{level}"])
-    n, p = len(inside), float(inside.mean())
+    return wilson(inside(result, result["y"], level))
+
+
+def wilson(hits) -> tuple[float, float, float]:
+    """The share of ``hits`` and a 95 % (Wilson) interval for it."""
+    n, p = len(hits), float(np.mean(hits))
     z = 1.959964
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -87,11 +107,30 @@ def utilsforecast_table(frame: pd.DataFrame, result: pd.DataFrame):
         print("\n(utilsforecast is not installed: python -m pip install utilsforecast prints its evaluate table here)")
         return None
     table = evaluate(result.drop(columns="last_value"), metrics=[mae, partial(mase, seasonality=1), covers],
-                     models=["y_pred"], level=list(LEVELS), train_df=frame[["unique_id", "ds", "y"]], agg_fn="mean")
+                     models=["S5"], level=list(LEVELS), train_df=frame[["unique_id", "ds", "y"]], agg_fn="mean")
     print("\nutilsforecast evaluate (mean over chicks, per cut-off)")
     for _, row in table.sort_values(["cutoff", "metric"]).iterrows():
-        print(f"  {row['cutoff']:6g} {row['metric']:<12} {row['y_pred']:.4f}")
+        print(f"  {row['cutoff']:6g} {row['metric']:<12} {row['S5']:.4f}")
     return table
+
+
+def stream(model, frame: pd.DataFrame, level: int = 80) -> dict:
+    """Fit ``model`` on the weighings up to ``STREAM_FROM``, then take the later weighing days in turn: forecast
+    each day's weighings of the fitted chicks before they arrive, with the fit's intervals (the rows seen so far
+    as ``context``) and with those of a copy that ``update`` has fed every earlier day; then update it. Returns
+    the truths and both forecasts' bounds, one row per streamed weighing."""
+    fitted = clone(model).fit(frame[frame["ds"] <= STREAM_FROM])
+    streamed, seen, rows_out = copy.deepcopy(fitted), [], []
+    later = frame[(frame["ds"] > STREAM_FROM) & frame["unique_id"].isin(fitted.history_panel_.ids)]
+    for _, day in later.groupby("ds"):
+        query = day[["unique_id", "ds"]]
+        static = fitted.forecast(times=query, context=pd.concat(seen) if seen else None, level=[level])
+        adaptive = streamed.forecast(times=query, level=[level])
+        rows_out.append(query.assign(y=day["y"].to_numpy(), static=inside(static, day["y"], level),
+                                     adaptive=inside(adaptive, day["y"], level)))
+        streamed.update(day)
+        seen.append(day)
+    return pd.concat(rows_out, ignore_index=True)
 
 
 def main(argv=None) -> dict:
@@ -125,15 +164,22 @@ def main(argv=None) -> dict:
     print(f"\nBacktest at days {TEST['cutoffs']} (horizon {TEST['horizon']:g} days): {len(result)} weighings scored")
     print(f"{'cut-off':>8} {'rows':>5} {'MAE':>8} {'last value MAE':>15}")
     for cutoff, rows in result.groupby("cutoff"):
-        print(f"{cutoff:8g} {len(rows):5d} {np.abs(rows['y'] - rows['y_pred']).mean():8.3f} "
+        print(f"{cutoff:8g} {len(rows):5d} {np.abs(rows['y'] - rows['S5']).mean():8.3f} "
               f"{np.abs(rows['y'] - rows['last_value']).mean():15.3f}")
     evaluation = utilsforecast_table(frame, result)
-    mae = float(np.abs(result["y"] - result["y_pred"]).mean())
+    mae = float(np.abs(result["y"] - result["S5"]).mean())
     last_mae = float(np.abs(result["y"] - result["last_value"]).mean())
     covered = {level: coverage(result, level) for level in LEVELS}
     print("\nInterval coverage (share of weighings inside; 95 % binomial interval)")
     for level, (p, low, high) in covered.items():
         print(f"  {level}% interval: {p:.3f} [{low:.3f}, {high:.3f}]")
+
+    streamed = stream(model, frame)
+    print(f"\nStreaming after day {STREAM_FROM:g}, one weighing day at a time ({len(streamed)} weighings): "
+          "80% interval coverage")
+    for kind in ("static", "adaptive"):
+        p, low, high = wilson(streamed[kind])
+        print(f"  {kind:<9} {p:.3f} [{low:.3f}, {high:.3f}]")
 
     figure_path = None
     if args.plot:
@@ -154,7 +200,7 @@ def main(argv=None) -> dict:
     print(f"MAE {mae:.3f} vs last value {last_mae:.3f} ({mae / last_mae:.2f}x); coverage "
           + ", ".join(f"{level}%: {covered[level][0]:.3f}" for level in LEVELS))
     return {"frame": frame, "result": result, "cv_results": cv_results, "best_params": search.best_params_,
-            "evaluation": evaluation,
+            "evaluation": evaluation, "streamed": streamed,
             "best_score": search.best_score_, "mae": mae, "last_value_mae": last_mae, "coverage": covered,
             "figure": figure_path}
 

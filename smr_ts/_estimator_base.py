@@ -24,7 +24,7 @@ from smr_ts.data.frames import FrameSchema, Rows, features_and_targets, known_ro
 from smr_ts.data.panel import median_gap, to_panel
 from smr_ts.data.times import TimeInfo, parse_time_unit, show_duration
 from smr_ts.forecasting.fit import covariate_columns, forecast_targets
-from smr_ts.forecasting.intervals import check_levels
+from smr_ts.forecasting.intervals import check_levels, prediction_names
 from smr_ts.forecasting.predict import forecast_frame
 from smr_ts.model import build_network
 from smr_ts.regression.fit import validation_panel
@@ -149,10 +149,14 @@ class FrameEstimator(RegressorMixin, BaseEstimator):
             raise ValueError("give exactly one of h and times")
         state = self.forecast_state_ if state is None else state
         rows = None if context is None else self._read_known(context, "context", state.panel.values.dtype)
-        return forecast_frame(state, self.model_, self._schema(), h=h, times=times, context=rows,
+        return forecast_frame(state, self.model_, self._schema(), self._prediction_names(), h=h, times=times, context=rows,
                               return_std=return_std, what=what, levels=levels, quantiles=self.quantiles_,
                               horizon=self.fitted_params_.get("horizon", self.horizon),
                               device=resolve_device(self.device, strict=False))
+
+    def _prediction_names(self) -> list[str]:
+        """The forecast column of each target (:func:`~smr_ts.forecasting.intervals.prediction_names`)."""
+        return prediction_names(self.alias_, self.target_names_)
 
     # ------------------------------------------------------------------ forecasting's fitted state, documented
     history_panel_ = property(lambda self: self.forecast_state_.panel,

@@ -58,6 +58,7 @@ PARAMETER_CONSTRAINTS = {
     "target_cols": [list, tuple, None],
     "future_cols": [list, tuple, None],
     "static_cols": [list, tuple, None],
+    "alias": [str, None],
     "time_unit": [positive_real(), str, pd.Timedelta],
     "horizon": [positive_real(), str, pd.Timedelta],
     "device": [str],
@@ -95,6 +96,9 @@ def check_estimator_params(params: dict, name: str = "SMRForecaster") -> None:
         if value is not None and not (value and all(isinstance(c, str) for c in value) and len(set(value)) == len(value)):
             raise invalid(name, f"The '{param}' parameter of {name} must be None or a non-empty list of distinct "
                                 f"column names. Got {value!r} instead.")
+    if p.alias is not None and not p.alias.strip():
+        raise invalid(name, f"The 'alias' parameter of {name} names the forecast columns, so it must be None or a "
+                            f"non-empty string. Got {p.alias!r} instead.")
     if p.quantiles is not None and not (len(p.quantiles) and all(
             isinstance(q, Real) and not isinstance(q, bool) and 0 < q < 1 for q in p.quantiles)
             and len(set(p.quantiles)) == len(p.quantiles)):

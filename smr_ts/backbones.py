@@ -47,6 +47,8 @@ class Backbone:
         Stacked only: S5's half-GLU after the layer (False: identity, for layers that gate inside).
     takes_smr : bool
         Whether ``smr=True`` is meaningful.
+    alias : str
+        The default ``alias``: the name of the model's forecast columns (``docs/forecasting.md``).
     params : dict
         Estimator parameter -> the module's keyword for it.
     """
@@ -56,6 +58,7 @@ class Backbone:
     stacked: bool = True
     glu: bool = False
     takes_smr: bool = False
+    alias: str = ""
     params: dict = field(default_factory=dict)
 
     def build(self, d_model: int, n_layers: int, dropout: float, settings: dict) -> nn.Module:
@@ -69,10 +72,10 @@ class Backbone:
 
 
 BACKBONES = {b.name: b for b in (
-    Backbone("s5", S5, glu=True, takes_smr=True, params={**_SSM_PARAMS, "blocks": "blocks"}),
-    Backbone("s6", S6, takes_smr=True, params=_SSM_PARAMS),
-    Backbone("gru_dt", GRUDelta, stacked=False),
-    Backbone("ode_rnn", ODERNN, stacked=False),
+    Backbone("s5", S5, glu=True, takes_smr=True, alias="S5", params={**_SSM_PARAMS, "blocks": "blocks"}),
+    Backbone("s6", S6, takes_smr=True, alias="S6", params=_SSM_PARAMS),
+    Backbone("gru_dt", GRUDelta, stacked=False, alias="GRU-dt"),
+    Backbone("ode_rnn", ODERNN, stacked=False, alias="ODE-RNN"),
 )}
 
 

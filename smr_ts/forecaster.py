@@ -39,6 +39,7 @@ from smr_ts.data.frames import refuse_forecast_array
 from smr_ts.data.times import show_duration
 from smr_ts.forecasting import streaming
 from smr_ts.forecasting.adaptive import RANK_GRID, CoverageLog, coverage_ranks
+from smr_ts.forecasting.fit import forecast_alias
 from smr_ts.forecasting.fit import prepare as prepare_forecasting
 from smr_ts.forecasting.floor import POINT_LOSSES, Floor, candidates, report_kept, select_floor
 from smr_ts.forecasting.intervals import calibration_residuals
@@ -113,7 +114,7 @@ class SMRForecaster(FrameEstimator):
         "auto" is "mae" when forecasting (the error forecasts are judged by) and "mse" in
         regression. "gaussian" trains a variance head by negative log-likelihood; predictions
         then come with a standard deviation (``return_std=True``). "quantile" (forecasting): the
-        pinball loss at ``quantiles``; forecasts add ``<target>_ql<q>`` columns, the point is the 0.5.
+        pinball loss at ``quantiles``; forecasts add ``<alias>_ql<q>`` columns, the point is the 0.5.
     quantiles : list of float, optional
         Levels in (0, 1) for ``loss="quantile"`` (default (0.1, 0.5, 0.9); 0.5 is always added).
     epochs, batch_size : int, default 30, "auto"
@@ -172,6 +173,12 @@ class SMRForecaster(FrameEstimator):
     static_cols : list of str, optional
         Forecasting: columns with one value per series (numeric, or categories one-hot encoded); also
         given as a separate frame, ``fit(X, static=frame)``.
+    alias : str, optional
+        Forecasting: the name of the forecast columns, as the Nixtla libraries name theirs after the
+        model. Default: the backbone's name ("S5", "S6", "GRU-dt", "ODE-RNN"). One target's forecast is
+        ``<alias>``, with ``<alias>-lo-80`` / ``<alias>-hi-80`` intervals, ``<alias>_ql0.1`` quantiles and
+        ``<alias>_std``; with several targets each is ``<alias>:<target>`` (``S5:temp``, ``S5:temp-lo-80``).
+        The target's own name stays the truth's (backtests). It may not name a column of X.
     time_unit : "auto", float, str or timedelta, default "auto"
         Unit of the gaps the model sees. "auto" uses the median gap of the training data
         (``time_unit_``). A number is in the time column's unit (seconds for datetimes);
@@ -224,6 +231,8 @@ class SMRForecaster(FrameEstimator):
         forecasts, ``target_cols`` when given, else the value columns its default picks (see
         ``target_cols``); the other value columns are inputs only. Regression: the names of ``y``'s
         columns (a Series' name, "y" for an unnamed or 1-D one; "y0", "y1", ... for a 2-D array).
+    alias_ : str
+        Forecasting: the name of the forecast columns (``alias``, or the backbone's name).
     quantiles_ : tuple of float or None
         The quantile levels trained with ``loss="quantile"``, 0.5 among them; None otherwise.
     calibration_ahead_, calibration_scores_, calibration_changes_ : ndarray
@@ -254,7 +263,7 @@ class SMRForecaster(FrameEstimator):
     >>> model = SMRForecaster(epochs=2, d_model=8, state_size=8, random_state=0).fit(df)
     >>> future = model.forecast(h=3)
     >>> list(future.columns), len(future)
-    (['unique_id', 'ds', 'y'], 12)
+    (['unique_id', 'ds', 'S5'], 12)
     """
 
     _parameter_constraints = PARAMETER_CONSTRAINTS
@@ -266,7 +275,7 @@ class SMRForecaster(FrameEstimator):
         warmup_epochs=1.0, grad_clip=1.0, validation_fraction=0.1, validation_by="series", n_networks=1,
         floor=True, patience=None,
         callbacks=None, id_col="unique_id", time_col="ds", target_cols=None, future_cols=None, static_cols=None,
-        time_unit="auto", horizon="auto", device="auto", random_state=None, n_threads="auto", verbose=0,
+        alias=None, time_unit="auto", horizon="auto", device="auto", random_state=None, n_threads="auto", verbose=0,
     ):
         for name, value in dict(locals()).items():  # sklearn: __init__ only stores
             if name != "self":
@@ -326,6 +335,7 @@ class SMRForecaster(FrameEstimator):
         loss, quantiles = resolved_loss(self.loss, mode), resolved_quantiles(self.loss, self.quantiles)
         panel, features, targets, schema, static_table, y_ndim, time_unit = self._training_frame(X, y, static, params,
                                                                                                 forecasting)
+        alias = forecast_alias(self.alias, self.backbone, schema) if forecasting else None
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         seed = distributed.same_on_every_rank(collective, seed)  # every rank draws the same windows
         if forecasting:
@@ -373,7 +383,7 @@ class SMRForecaster(FrameEstimator):
             stream = streaming.history_state(network, layout, panel, device)
             self.forecast_state_ = dataclasses.replace(prepared.state, calibration=calibration, stream=stream,
                                                        floor=kept)
-            self.selection_scores_ = scores
+            self.selection_scores_, self.alias_ = scores, alias
             self.future_names_, self.static_names_ = schema.future_names, schema.static_names
         else:
             scalers = dataclasses.astuple(prepared.scaling)[:4]  # (feature mean, scale, target mean, scale)
@@ -413,10 +423,10 @@ class SMRForecaster(FrameEstimator):
             if not isinstance(X, pd.DataFrame):
                 raise TypeError("in forecast mode, predict takes a DataFrame of (id, time) rows; see also forecast()")
             result = self._forecast(None, X, None, return_std, what="X")
-            mean = result[self.target_names_].set_axis(X.index)
+            names = self._prediction_names()  # predict mirrors y: its columns are the targets'
+            mean = result[names].set_axis(X.index).set_axis(self.target_names_, axis=1)
             if return_std:
-                return mean, result[[f"{c}_std" for c in self.target_names_]].set_axis(X.index).set_axis(
-                    self.target_names_, axis=1)
+                return mean, result[[f"{c}_std" for c in names]].set_axis(X.index).set_axis(self.target_names_, axis=1)
             return mean
         rows = self._read_known(X, "X")
         device = resolve_device(self.device, strict=False)
@@ -433,7 +443,8 @@ class SMRForecaster(FrameEstimator):
             return r2(self.predict, X, y, sample_weight)
         return score_forecasts(self.forecast, X, y, sample_weight, history=self.forecast_state_.panel,
                                value_columns=self.value_columns_, target_names=self.target_names_,
-                               future_names=self.future_names_, id_col=self.id_col, time_col=self.time_col)
+                               future_names=self.future_names_, id_col=self.id_col, time_col=self.time_col,
+                               prediction_names=self._prediction_names())
 
     # ------------------------------------------------------------------ forecasting
     @uses_threads
@@ -452,17 +463,18 @@ class SMRForecaster(FrameEstimator):
             New observations (same columns as at fit) used without refitting: they extend the
             fitted history of known series, or start new series.
         return_std : bool, default False
-            Add ``<target>_std`` columns (``loss="gaussian"`` only).
+            Add ``<alias>_std`` columns (``loss="gaussian"`` only).
         level : float or list of float, optional
-            Conformal intervals at these coverages in percent (e.g. ``[80, 95]``): ``<target>-lo-80``,
-            ``<target>-hi-80``, calibrated at fit on held-out forecasts as far ahead
+            Conformal intervals at these coverages in percent (e.g. ``[80, 95]``): ``<alias>-lo-80``,
+            ``<alias>-hi-80``, calibrated at fit on held-out forecasts as far ahead
             (:mod:`smr_ts.forecasting.intervals`; needs ``validation_fraction > 0`` or ``validation_data``).
 
         Returns
         -------
         DataFrame
-            Columns ``id_col`` (unless None), ``time_col`` and one per target (plus ``_std``,
-            ``_ql<q>`` and interval columns), sorted by series and time (for ``times``: in the
+            Columns ``id_col`` (unless None), ``time_col`` and the forecast, named after the model
+            (``alias_``: ``S5``; ``S5:<target>`` per target of several; plus ``_std``, ``_ql<q>`` and
+            interval columns), sorted by series and time (for ``times``: in the
             order of ``times``'s rows). Integer times come back as int64, exactly (``times``'s own
             values; ``h`` steps by each series' median gap rounded half up to a whole number).
         """
@@ -532,6 +544,6 @@ class SMRForecaster(FrameEstimator):
                                           level=RANK_GRID, state=dataclasses.replace(state, coverage=None))
         except ValueError:
             return None
-        return rows.ids[keep], coverage_ranks(forecast, truth[keep], self.target_names_)
+        return rows.ids[keep], coverage_ranks(forecast, truth[keep], self._prediction_names())
 
 

@@ -190,13 +190,6 @@ def _query_frame(ids, times, info: TimeInfo, id_col, time_col: str, future_names
     return frame.assign(**{c: values[c].to_numpy() for c in future})
 
 
-def _prediction_names(target: str, quantiles, levels) -> dict:
-    """Forecast columns of ``target`` -> backtest names: the point forecast is ``<target>_pred`` and its
-    quantiles and intervals follow Nixtla's naming with that model name."""
-    names = [target] + quantile_names(target, quantiles or ())
-    names += interval_names(target, levels) if levels else []
-    return {name: f"{target}_pred{name[len(target):]}" for name in names}
-
 
 def backtest(estimator, X, *, horizon, cutoffs=None, n_cutoffs=None, step=None, level=None,
              refit: bool = True, n_jobs: int | None = None) -> pd.DataFrame:
@@ -227,10 +220,11 @@ def backtest(estimator, X, *, horizon, cutoffs=None, n_cutoffs=None, step=None, 
     -------
     DataFrame
         One row per observed test row and cut-off, sorted by cut-off, series and time: ``id_col``
-        (absent when None), ``time_col``, ``cutoff``, then per target ``<target>`` (the truth),
-        ``<target>_pred`` (the forecast), with ``loss="quantile"`` ``<target>_pred_ql<q>``, and with
-        ``level`` ``<target>_pred-lo-<level>`` / ``<target>_pred-hi-<level>``. Rows whose targets
-        are all unobserved are left out.
+        (absent when None), ``time_col``, ``cutoff``, then per target ``<target>`` (the truth) and the
+        forecast's columns as ``forecast`` names them after the model (``alias``: ``S5``; with
+        ``loss="quantile"`` ``S5_ql<q>``, with ``level`` ``S5-lo-<level>`` / ``S5-hi-<level>``;
+        ``S5:<target>`` ... per target of several): the frame ``utilsforecast.evaluation.evaluate``
+        reads. Rows whose targets are all unobserved are left out.
 
     Examples
     --------
@@ -240,7 +234,7 @@ def backtest(estimator, X, *, horizon, cutoffs=None, n_cutoffs=None, step=None, 
     >>> model = SMRForecaster(d_model=8, state_size=8, epochs=1, horizon=3.0, random_state=0)
     >>> result = backtest(model, df, horizon=2.0, n_cutoffs=2, level=[80])
     >>> list(result.columns)
-    ['unique_id', 'ds', 'cutoff', 'y', 'y_pred', 'y_pred-lo-80', 'y_pred-hi-80']
+    ['unique_id', 'ds', 'cutoff', 'y', 'S5', 'S5-lo-80', 'S5-hi-80']
     >>> result["cutoff"].nunique()
     2
     """
@@ -297,11 +291,12 @@ def _cutoff_rows(fitted, estimator, X, cutoff, train, test, values, ids, times, 
     out = forecast[[c for c in (id_col, time_col) if c is not None]].copy()
     fractional = info.kind == "numeric" and not float(cutoff).is_integer()  # a cut-off between integer times
     out["cutoff"] = pd.Series([cutoff] * len(out), dtype=np.float64 if fractional else out[time_col].dtype)
-    for target in targets:
+    for target, name in zip(targets, fitted._prediction_names()):  # the truth, then the model's columns
         out[target] = truth[target].to_numpy()
-        names = _prediction_names(target, getattr(fitted, "quantiles_", None), levels)
-        for name, new in names.items():
-            out[new] = forecast[name].to_numpy()
+        columns = [name, *quantile_names(name, getattr(fitted, "quantiles_", None) or ()),
+                   *(interval_names(name, levels) if levels else ())]
+        for column in columns:
+            out[column] = forecast[column].to_numpy()
     return out
 
 
@@ -345,13 +340,14 @@ def forecast_score(estimator, X, y=None, sample_weight=None) -> float:
     return score_forecasts(estimator.forecast, X, y, sample_weight, history=estimator.history_panel_,
                            value_columns=estimator.value_columns_, target_names=estimator.target_names_,
                            future_names=getattr(estimator, "future_names_", ()), id_col=estimator.id_col,
-                           time_col=estimator.time_col)
+                           time_col=estimator.time_col, prediction_names=estimator._prediction_names())
 
 
 def score_forecasts(forecast, X, y, sample_weight, *, history, value_columns: list, target_names: list,
-                    future_names, id_col, time_col: str) -> float:
+                    future_names, id_col, time_col: str, prediction_names: list) -> float:
     """:func:`forecast_score` from plain values: ``forecast`` answers ``forecast(times=frame)`` from the fitted
-    ``history`` panel, whose value columns, targets and future-known columns are given."""
+    ``history`` panel, whose value columns, targets and future-known columns are given, each target's
+    forecast in its column of ``prediction_names``."""
     if y is not None:
         raise ValueError("score(X, y): this model was fitted for forecasting (fit(df) without y), so the truth is "
                          "X's target columns; call score(X) without y")
@@ -370,7 +366,7 @@ def score_forecasts(forecast, X, y, sample_weight, *, history, value_columns: li
         raise ValueError(f"score(X) in forecast mode forecasts X's rows from the fitted history, so X holds later "
                          f"rows of fitted series (the test rows of a TimeCutoffSplit): {exc}") from exc
     scale = history_scales(history, value_columns, targets).reindex(pd.Index(ids)).to_numpy()
-    error = pd.DataFrame(np.abs(pred[targets].to_numpy() - truth) / scale)
+    error = pd.DataFrame(np.abs(pred[list(prediction_names)].to_numpy() - truth) / scale)
     per_series = error.groupby(ids).mean()
     if not np.isfinite(per_series.to_numpy()).any():
         raise ValueError("score(X): X observes none of the targets, so there is nothing to score")

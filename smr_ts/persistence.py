@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from smr_ts._estimator_params import resolved_loss
+from smr_ts.backbones import BACKBONES
 from smr_ts._save_files import RESAVE, jsonable, read_files, version_tuple, write_files
 from smr_ts._version import __version__
 from smr_ts.data.times import TimeInfo
@@ -57,11 +58,12 @@ FORMATS = {
                  "target_moments were its level)"),
     4: ("0.1.0", "format 3, with the forecaster model selection kept (forecast_state_'s floor), n_networks, and "
                  "the coverage log of the rows update() appended (forecast_state_'s coverage)"),
+    5: ("0.1.0", "format 4, with the name of a forecasting model's forecast columns (alias, alias_)"),
 }
 FORMAT = max(FORMATS)
 _CONFIG_KEYS = {1: {"version", "params", "param_types", "fitted"},
                 2: {"version", "format", "params", "param_types", "fitted", "weights_sha256"}}
-_CONFIG_KEYS[3] = _CONFIG_KEYS[4] = _CONFIG_KEYS[2]
+_CONFIG_KEYS[3] = _CONFIG_KEYS[4] = _CONFIG_KEYS[5] = _CONFIG_KEYS[2]
 
 # Fitted attribute -> how it is stored. "json": as it is in config.json; "params": constructor
 # parameters, as the top-level "params" are written; "names": an array of column names; "time_info":
@@ -75,6 +77,7 @@ FITTED_ATTRIBUTES = {
     "mode_": "json",
     "value_columns_": "json",
     "target_names_": "json",
+    "alias_": "json",
     "n_targets_": "json",
     "y_ndim_": "json",
     "time_info_": "time_info",
@@ -246,8 +249,21 @@ def _from_format_3(config: dict, tensors: dict) -> tuple[dict, dict]:
     return {**config, "format": 4, "fitted": fitted}, tensors
 
 
+def _from_format_4(config: dict, tensors: dict) -> tuple[dict, dict]:
+    """Format 4 to 5: a forecasting model saved before ``alias`` names its forecast columns after its
+    backbone, as the default ``alias`` does (its forecasts were named after its targets before)."""
+    config = {**config, "params": {"alias": None, **config["params"]}}
+    fitted = dict(config["fitted"])
+    at_fit = fitted.get("fitted_params_")
+    if isinstance(at_fit, dict) and isinstance(at_fit.get("params"), dict):
+        fitted["fitted_params_"] = at_fit = {**at_fit, "params": {"alias": None, **at_fit["params"]}}
+        if fitted.get("mode_") == "forecast" and at_fit["params"].get("backbone") in BACKBONES:
+            fitted["alias_"] = BACKBONES[at_fit["params"]["backbone"]].alias
+    return {**config, "format": 5, "fitted": fitted}, tensors
+
+
 # Format -> the step that brings a save of it to the next format.
-MIGRATIONS = {1: _from_format_1, 2: _from_format_2, 3: _from_format_3}
+MIGRATIONS = {1: _from_format_1, 2: _from_format_2, 3: _from_format_3, 4: _from_format_4}
 
 
 def _check_version(state: dict, config: Path) -> None:

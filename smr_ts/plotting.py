@@ -5,7 +5,8 @@ a plot is drawn. One panel per series:
 
 - the history as its observations (points) joined by a thin line: gaps show as they are;
 - a forecast (``forecast()``'s frame) as a line over its query times, with a shaded band per
-  interval level (``<target>-lo-80`` / ``<target>-hi-80``), lighter for wider levels;
+  interval level (``<model>-lo-80`` / ``<model>-hi-80``, the model's column ``<model>``: ``S5``), lighter
+  for wider levels;
 - a backtest (``backtest()``'s frame): one forecast line and its bands per cut-off, and each
   cut-off as a dashed vertical line.
 
@@ -56,8 +57,27 @@ def _levels(columns, name: str) -> list:
     return sorted(found, key=float)
 
 
+def _prediction_column(columns, model, target: str, history_columns) -> str:
+    """The forecast frame's prediction column: ``model``, or the one candidate (see ``plot_forecast``)."""
+    columns = [str(c) for c in columns]
+    if model is not None:
+        if model not in columns:
+            raise ValueError(f"forecast has no column {model!r} (model=...); its columns are {columns}")
+        return model
+    suffix = re.compile(r"(.+)(-lo-[\d.]+|-hi-[\d.]+|_ql[\d.]+|_std)")
+    derived = {c for c in columns if (m := suffix.fullmatch(c)) and m.group(1) in columns}
+    found = [c for c in columns if c not in derived and c != "cutoff" and c not in set(map(str, history_columns))]
+    if len(found) > 1:
+        found = [c for c in found if c.endswith(f":{target}")] or found
+    if len(found) != 1:
+        raise ValueError(f"forecast has {'no' if not found else 'several'} prediction columns {found} for {target!r}: "
+                         "pass the frame of forecast() or backtest(), and name its column with model=... (e.g. "
+                         "model='S5')")
+    return found[0]
+
+
 def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame | None = None, *, target: str | None = None,
-                  level=None, cutoffs=None, ids=None, max_series: int = 4, id_col="unique_id", time_col: str = "ds",
+                  model: str | None = None, level=None, cutoffs=None, ids=None, max_series: int = 4, id_col="unique_id", time_col: str = "ds",
                   axes=None):
     """Draw series, their forecasts with interval bands, and backtest cut-offs.
 
@@ -66,11 +86,14 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame | None = None, *
     history : DataFrame
         Long frame of observations (``id_col``, ``time_col``, the target column).
     forecast : DataFrame, optional
-        ``SMRForecaster.forecast(...)``'s frame (prediction column ``<target>``), or
-        :func:`smr_ts.model_selection.backtest`'s (prediction ``<target>_pred``, one forecast per
-        ``cutoff``).
+        ``SMRForecaster.forecast(...)``'s frame, or :func:`smr_ts.model_selection.backtest`'s (one
+        forecast per ``cutoff``); the forecast is the model's column (``S5``, its ``alias``).
     target : str, optional
         The column to draw; default: the first value column of ``history``.
+    model : str, optional
+        The forecast's prediction column; default: the one column of ``forecast`` that is neither
+        an id, time, cut-off or ``history`` column nor an interval, quantile or ``_std`` column of
+        another (of several, the one named ``<alias>:<target>``).
     level : float or list of float, optional
         Interval levels to shade, in percent as ``forecast(level=...)``'s (e.g. ``[80, 95]``); default:
         every level the forecast frame has.
@@ -95,13 +118,10 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame | None = None, *
     if target not in h_values.columns:
         raise ValueError(f"history has no column {target!r} to draw (target=...); columns are {list(h_values.columns)}")
     f_ids = f_times = f_values = None
-    pred = target
+    pred = None
     if forecast is not None:
         f_ids, f_times, f_values = _rows(forecast, id_col, time_col, "forecast")
-        pred = f"{target}_pred" if f"{target}_pred" in f_values.columns else target
-        if pred not in f_values.columns:
-            raise ValueError(f"forecast has no column {target!r} or {target + '_pred'!r}: pass the frame of "
-                             "forecast() or backtest() for this target")
+        pred = _prediction_column(f_values.columns, model, target, h_values.columns)
     levels = _levels(f_values.columns, pred) if forecast is not None else []
     if level is not None:
         levels = [lv for lv in levels if float(lv) in {float(v) for v in check_levels(level)}]

@@ -37,14 +37,19 @@ COMMON = dict(d_model=8, state_size=8, n_layers=2, epochs=3, batch_size=16, lr=5
               device="cpu", floor=False, smr=False)
 
 
+def columns_key(name: str) -> str:
+    """The file's entry for the forecast columns of case ``name`` (named after the model, with the values)."""
+    return f"{name}_columns"
+
+
 def best_epoch_key(name: str) -> str:
     """The file's entry for the epoch whose weights case ``name`` kept (-1: the last-value network)."""
     return f"{name}_best_epoch"
 
 
 def golden_predictions() -> dict[str, np.ndarray]:
-    """Forecasts of each case at the quickstart's held-out times and the epoch each kept (and
-    regression predictions)."""
+    """Forecasts of each case at the quickstart's held-out times, their column names and the epoch each
+    kept (and regression predictions)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -55,6 +60,7 @@ def golden_predictions() -> dict[str, np.ndarray]:
             model = SMRForecaster(**{**COMMON, **settings}).fit(history)
             fc = model.forecast(times=future[["unique_id", "ds"]], return_std=settings.get("loss") == "gaussian")
             out[name] = fc.drop(columns=["unique_id", "ds"]).to_numpy(np.float64)
+            out[columns_key(name)] = np.asarray(fc.columns.drop(["unique_id", "ds"]), dtype=str)
             out[best_epoch_key(name)] = np.asarray(model.best_epoch_, np.int64)
         # Regression mode: predict y from the time since start, per row.
         X = history[["unique_id", "ds"]].assign(x=history["y"].shift(1).fillna(0.0).to_numpy())

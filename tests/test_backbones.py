@@ -32,8 +32,9 @@ def test_every_backbone_fits_and_forecasts(name):
     out = model.forecast(h=2)
     last = history.groupby("unique_id")["y"].last().reindex(out["unique_id"]).to_numpy()
     spread = np.ptp(history["y"].to_numpy())
-    assert np.abs(out["y"].to_numpy() - last).max() < spread
-    assert np.abs(out["y"].to_numpy() - last).min() > 1e-6
+    assert list(out.columns) == ["unique_id", "ds", BACKBONES[name].alias]  # named after the backbone
+    assert np.abs(out[model.alias_].to_numpy() - last).max() < spread
+    assert np.abs(out[model.alias_].to_numpy() - last).min() > 1e-6
     t = np.arange(1.0, 11.0)
     y = np.array([0.0, 1.0, -1.0, 2.0, 0.5, -2.0, 1.0, 0.3, 0.0, 0.7])
     a = pd.DataFrame({"unique_id": "a", "ds": t, "y": y})
@@ -41,7 +42,7 @@ def test_every_backbone_fits_and_forecasts(name):
     # same), another past that only the backbone sees
     b = a.assign(unique_id="b", y=np.r_[y[8::-1], y[9]])
     queries = pd.DataFrame({"unique_id": ["a", "b"], "ds": [11.0, 11.0]})
-    both = model.forecast(times=queries, context=pd.concat([a, b]))["y"].to_numpy()
+    both = model.forecast(times=queries, context=pd.concat([a, b]))[model.alias_].to_numpy()
     assert abs(both[0] - both[1]) > 1e-6, both
 
 
@@ -84,12 +85,12 @@ def test_smr_use_gaps_reaches_every_gate(name):
     assert all(not g.use_gaps and g.gap_weight is None for g in gates[False])
     # the gap weights train (they start at 0) and are read: other weights move the forecasts
     assert all(float(g.gap_weight.detach().abs().max()) > 0 for g in gates[True])
-    before = fits[True].forecast(h=2)["y"].to_numpy()
+    before = fits[True].forecast(h=2)[fits[True].alias_].to_numpy()
     with torch.no_grad():
         for g in gates[True]:
             g.gap_weight.fill_(2.0)
     del fits[True].stream_state_  # the saved states were computed with the trained weights
-    assert np.abs(fits[True].forecast(h=2)["y"].to_numpy() - before).max() > 1e-6
+    assert np.abs(fits[True].forecast(h=2)[fits[True].alias_].to_numpy() - before).max() > 1e-6
     with pytest.raises(InvalidParameterError, match="smr_use_gaps"):
         SMRForecaster(backbone=name, smr=False, smr_use_gaps=True, epochs=1).fit(history)
 

@@ -377,7 +377,7 @@ case("forecast: context without the value column",
      lambda models, frame: models.forecaster.forecast(h=1, context=frame), ValueError,
      r"context: feature columns differ from fit: missing \['y'\]")
 def _unobserved_target_is_nan(result, models, frame):
-    assert result["unique_id"].tolist() == ["new"] and result["y"].isna().all()
+    assert result["unique_id"].tolist() == ["new"] and result["S5"].isna().all()
 
 
 case("forecast: a new series whose context never observes the target (used to raise for the whole call): NaN",

@@ -38,34 +38,35 @@ def test_quickstart(capsys):
     history, future, forecast = result["history"], result["future"], result["forecast"]
 
     # The error table holds the numbers recomputed here from the forecasts and the held-out rows.
-    mse = float(np.mean((future["y"].to_numpy() - forecast["y"].to_numpy()) ** 2))
+    assert list(forecast.columns) == ["unique_id", "ds", "S5", "S5_std"]  # named after the model, as Nixtla's
+    mse = float(np.mean((future["y"].to_numpy() - forecast["S5"].to_numpy()) ** 2))
     last = history.groupby("unique_id")["y"].last().reindex(future["unique_id"]).to_numpy()
     last_mse = float(np.mean((future["y"].to_numpy() - last) ** 2))
     table = _block(out, "Mean squared error at the held-out timestamps")
     assert table[1].startswith("SMRForecaster") and table[2].startswith("last value")
     assert _numbers(table[1])[0] == round(mse, 4) and _numbers(table[2])[0] == round(last_mse, 4)
     assert result["mse"] == mse and result["last_value_mse"] == last_mse
-    later = result["with_context"].merge(future, on=["unique_id", "ds"], suffixes=("_pred", ""))
+    later = result["with_context"].merge(future, on=["unique_id", "ds"])
     assert len(later) == 3 * future["unique_id"].nunique()  # 2 of 5 given as context, 3 forecast
-    context_mse = float(np.mean((later["y"] - later["y_pred"]) ** 2))
+    context_mse = float(np.mean((later["y"] - later["S5"]) ** 2))
     assert _numbers(table[1])[1] == round(context_mse, 4)
 
     # Coverage: the share of held-out values within 2 predicted std, computed from the frames.
-    aligned = forecast.merge(future, on=["unique_id", "ds"], suffixes=("_pred", ""))
-    inside = np.abs(aligned["y"] - aligned["y_pred"]) <= 2 * aligned["y_std"]
+    aligned = forecast.merge(future, on=["unique_id", "ds"])
+    inside = np.abs(aligned["y"] - aligned["S5"]) <= 2 * aligned["S5_std"]
     assert result["coverage"] == inside.mean()
     assert f"{inside.mean():.0%} of the held-out values lie within 2 predicted std" in out
     assert forecast["ds"].equals(future["ds"].reset_index(drop=True))
     # The std is on the errors' own scale: within a factor 1.5 of their RMS, so 2 std cover most values
     # and not all (a std left in the series' scaled units is several times too wide here).
-    z = ((aligned["y"] - aligned["y_pred"]) / aligned["y_std"]).to_numpy()
+    z = ((aligned["y"] - aligned["S5"]) / aligned["S5_std"]).to_numpy()
     assert 1 / 1.5 < np.sqrt(np.mean(z**2)) < 1.5 and 0.8 <= inside.mean() < 0.99
 
     # forecast(h=3): the printed rows are the returned ones, 3 per series, after each history.
     steps = result["steps"]
     printed = _block(out, "forecast(h=3, return_std=True)")[1:]
     assert [_numbers(line)[-2:] for line in printed] == [
-        [float(f"{y:.6f}"), float(f"{s:.6f}")] for y, s in zip(steps["y"].head(6), steps["y_std"].head(6))]
+        [float(f"{y:.6f}"), float(f"{s:.6f}")] for y, s in zip(steps["S5"].head(6), steps["S5_std"].head(6))]
     assert (steps.groupby("unique_id").size() == 3).all()
     assert (steps.groupby("unique_id")["ds"].min() > history.groupby("unique_id")["ds"].max()).all()
     assert "wrote ['config.json', 'weights.pt']; reloaded model gives identical forecasts: True" in out
@@ -152,7 +153,7 @@ def test_forecasting_workflow(capsys, tmp_path):
     for line, (cutoff, rows) in zip(table, backtest.groupby("cutoff")):
         last = frame[frame["ds"] <= cutoff].sort_values("ds").groupby("unique_id")["y"].last()
         last_mae = np.abs(rows["y"] - rows["unique_id"].map(last)).mean()
-        assert _numbers(line) == [round(np.abs(rows["y"] - rows["y_pred"]).mean(), 3), round(last_mae, 3)]
+        assert _numbers(line) == [round(np.abs(rows["y"] - rows["S5"]).mean(), 3), round(last_mae, 3)]
         assert float(line.split()[0]) == cutoff and int(line.split()[1]) == len(rows)
 
     # utilsforecast's evaluate table: per cut-off, the mean over chicks of each chick's MAE, its MASE (scaled by
@@ -161,24 +162,37 @@ def test_forecasting_workflow(capsys, tmp_path):
         printed = _block(out, "utilsforecast evaluate")
         values = {(float(line.split()[0]), line.split()[1]): float(line.split()[2]) for line in printed if line.strip()}
         for cutoff, rows in backtest.groupby("cutoff"):
-            err = (rows["y"] - rows["y_pred"]).abs().groupby(rows["unique_id"]).mean()
+            err = (rows["y"] - rows["S5"]).abs().groupby(rows["unique_id"]).mean()
             assert values[(cutoff, "mae")] == round(err.mean(), 4)
             seen = frame[frame["ds"] <= cutoff].sort_values("ds")
             naive = seen.groupby("unique_id")["y"].apply(lambda y: y.diff().abs().mean())
             assert values[(cutoff, "mase")] == pytest.approx((err / naive.reindex(err.index)).mean(), abs=1e-4)
-            inside = ((rows["y"] >= rows["y_pred-lo-80"]) & (rows["y"] <= rows["y_pred-hi-80"]))
+            inside = ((rows["y"] >= rows["S5-lo-80"]) & (rows["y"] <= rows["S5-hi-80"]))
             assert values[(cutoff, "coverage_level80")] == pytest.approx(
                 inside.groupby(rows["unique_id"]).mean().mean(), abs=1e-4)
 
     # coverage: the share of truths inside each interval, and its Wilson interval
     for level in (80, 95):
-        inside = ((backtest["y"] >= backtest[f"y_pred-lo-{level}"]) & (backtest["y"] <= backtest[f"y_pred-hi-{level}"]))
+        inside = ((backtest["y"] >= backtest[f"S5-lo-{level}"]) & (backtest["y"] <= backtest[f"S5-hi-{level}"]))
         share, low, high = result["coverage"][level]
         assert share == inside.mean() and low <= share <= high
         assert f"  {level}% interval: {share:.3f} [{low:.3f}, {high:.3f}]" in out
 
+    # streaming: every weighing after day 10 of a chick fitted on, each forecast before it arrives; the first
+    # day's intervals are the fit's (nothing logged yet), later ones adapt to each chick's own misses and hits;
+    # the printed shares are those of the returned rows
+    streamed, frame_after = result["streamed"], frame[frame["ds"] > 10.0]
+    fitted_chicks = frame.loc[frame["ds"] <= 10.0, "unique_id"].unique()
+    assert len(streamed) == frame_after["unique_id"].isin(fitted_chicks).sum()
+    first = (streamed["ds"] == streamed["ds"].min()).to_numpy()
+    assert (streamed["static"][first] == streamed["adaptive"][first]).all()
+    assert (streamed["static"][~first] != streamed["adaptive"][~first]).any()
+    printed = _block(out, "Streaming after day 10")
+    for line, kind in zip(printed, ("static", "adaptive")):
+        assert line.split()[0] == kind and _numbers(line)[0] == round(streamed[kind].mean(), 3)
+
     # the last line: MAE against last value, and coverage
-    mae = np.abs(backtest["y"] - backtest["y_pred"]).mean()
+    mae = np.abs(backtest["y"] - backtest["S5"]).mean()
     last_mae = np.abs(backtest["y"] - backtest["last_value"]).mean()
     assert out.strip().splitlines()[-1] == (
         f"MAE {mae:.3f} vs last value {last_mae:.3f} ({mae / last_mae:.2f}x); coverage "

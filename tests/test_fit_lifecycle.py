@@ -231,7 +231,7 @@ def test_a_diverged_fit_keeps_the_last_value_network_and_says_so(lr, validation_
         # floor=False: what the diverged network is (the floor may then pick a simple forecaster over it)
         model = SMRForecaster(**SMALL, lr=lr, validation_fraction=validation_fraction, floor=False).fit(frame)
     assert model.best_epoch_ == -1
-    forecast = model.forecast(h=4)["y"].to_numpy()
+    forecast = model.forecast(h=4)["S5"].to_numpy()
     last = frame.groupby("unique_id")["y"].last().to_numpy()
     np.testing.assert_array_equal(forecast, np.repeat(last, 4))  # the last-value network forecasts exactly that
     assert np.isfinite(forecast).all() and np.abs(forecast).max() <= np.abs(frame["y"]).max()

@@ -202,12 +202,12 @@ def test_irregular_future_times_agree_with_grid_where_times_coincide(fitted_fore
     got = model.forecast(times=queries)
     # Where a query time is on the grid the forecast is the same; each query is answered
     # independently of the others (continuous-time propagation from the last observation).
-    np.testing.assert_allclose(got["y"].to_numpy()[[0, 2]], grid_sid["y"].to_numpy()[[1, 3]], rtol=1e-5, atol=1e-6)
-    assert not np.isclose(got["y"].iloc[1], grid_sid["y"].iloc[1])
-    assert not np.isclose(got["y"].iloc[1], grid_sid["y"].iloc[2])
+    np.testing.assert_allclose(got["S5"].to_numpy()[[0, 2]], grid_sid["S5"].to_numpy()[[1, 3]], rtol=1e-5, atol=1e-6)
+    assert not np.isclose(got["S5"].iloc[1], grid_sid["S5"].iloc[1])
+    assert not np.isclose(got["S5"].iloc[1], grid_sid["S5"].iloc[2])
     # predict() in forecast mode answers the same queries, aligned to their index.
     pd.testing.assert_series_equal(model.predict(queries.set_axis([9, 8, 7, 6]))["y"],
-                                   got["y"].set_axis([9, 8, 7, 6]), check_names=False)
+                                   got["S5"].set_axis([9, 8, 7, 6]), check_names=False)
 
 
 def test_forecast_with_context_uses_new_observations_without_refitting(fitted_forecaster):
@@ -218,15 +218,15 @@ def test_forecast_with_context_uses_new_observations_without_refitting(fitted_fo
     before = model.forecast(times=queries)
     context = pd.DataFrame({"unique_id": [sid], "ds": [last + 1.0], "y": [3.0]})
     after = model.forecast(times=queries, context=context)
-    assert not np.isclose(before["y"].iloc[0], after["y"].iloc[0])
+    assert not np.isclose(before["S5"].iloc[0], after["S5"].iloc[0])
     # A new series can be forecast from context alone: a fitted series' rows under a new id forecast as the
     # fitted series does, and other rows otherwise.
     copy_rows = history[history["unique_id"] == sid].assign(unique_id="new")
-    own = model.forecast(times=queries)["y"].iloc[0]
+    own = model.forecast(times=queries)["S5"].iloc[0]
     out = model.forecast(times=queries.assign(unique_id="new"), context=copy_rows)
-    assert out["y"].iloc[0] == pytest.approx(own, rel=1e-6, abs=1e-6)
+    assert out["S5"].iloc[0] == pytest.approx(own, rel=1e-6, abs=1e-6)
     other = model.forecast(times=queries.assign(unique_id="new"), context=copy_rows.assign(y=copy_rows["y"] * 2))
-    assert abs(other["y"].iloc[0] - own) > 1e-3
+    assert abs(other["S5"].iloc[0] - own) > 1e-3
     assert len(model.history_panel_.ids) == 6  # the fitted history is unchanged
 
 
@@ -242,8 +242,8 @@ def test_gaussian_forecasts_have_the_std_of_the_errors_on_the_series_own_scale()
     model = SMRForecaster(**{**SMALL, "epochs": 15, "batch_size": "auto", "lr": 0.01}, horizon=1.0, loss="gaussian",
                           validation_fraction=0.0).fit(history)
     out = model.forecast(h=1, return_std=True)
-    assert float(np.sqrt(np.mean(out["y_std"] ** 2))) == pytest.approx(2.0, rel=0.15)
-    np.testing.assert_allclose(out["y"], walks[:, -1], atol=0.5)  # by the last value: the best forecast
+    assert float(np.sqrt(np.mean(out["S5_std"] ** 2))) == pytest.approx(2.0, rel=0.15)
+    np.testing.assert_allclose(out["S5"], walks[:, -1], atol=0.5)  # by the last value: the best forecast
     with pytest.raises(ValueError, match="return_std"):
         SMRForecaster(**SMALL).fit(*regression_frame(4, 8)).predict(regression_frame(4, 8)[0], return_std=True)
 

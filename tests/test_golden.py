@@ -17,7 +17,7 @@ import os
 import numpy as np
 import pytest
 
-from golden import CASES, GOLDEN, best_epoch_key, golden_predictions
+from golden import CASES, GOLDEN, best_epoch_key, columns_key, golden_predictions
 
 RTOL = 1e-5
 ATOL_OF_LARGEST = 1e-5  # times the case's largest |value|: values near 0 carry their neighbours' rounding
@@ -35,6 +35,9 @@ def test_predictions_match_the_golden_file(golden):
     moved = []  # every case that moved, not only the first: which cases move tells what changed
     for name in sorted(expected.files):
         assert got[name].shape == expected[name].shape, name
+        if got[name].dtype.kind == "U":  # a case's column names
+            np.testing.assert_array_equal(got[name], expected[name])
+            continue
         assert np.isfinite(got[name]).all(), name
         try:
             if STRICT or got[name].dtype.kind == "i":
@@ -46,6 +49,13 @@ def test_predictions_match_the_golden_file(golden):
             diff = np.abs(got[name].astype(np.float64) - expected[name]).max()
             moved.append(f"{name}: max abs difference {diff:.3g}")
     assert not moved, "moved from tests/data/golden_predictions.npz:\n" + "\n".join(moved)
+
+
+def test_the_golden_forecasts_are_named_after_their_model(golden):
+    """The columns of each case: the backbone's name, with its suffixes (the file holds them beside the values)."""
+    expected, _ = golden
+    assert list(expected[columns_key("s5_gaussian")]) == ["S5", "S5_std"]
+    assert list(expected[columns_key("s6_smr")]) == ["S6"] and list(expected[columns_key("gru_dt")]) == ["GRU-dt"]
 
 
 def test_every_golden_forecast_comes_from_a_trained_network(golden):

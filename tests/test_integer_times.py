@@ -64,7 +64,7 @@ def test_forecasts_return_integer_query_times_unchanged():
     assert out["ds"].dtype == np.int64
     np.testing.assert_array_equal(out["ds"].to_numpy(), queries["ds"].to_numpy())
     assert len(queries.merge(out, on=["unique_id", "ds"])) == len(queries)
-    assert np.isfinite(out[["y", "y-lo-80", "y-hi-80"]].to_numpy()).all()
+    assert np.isfinite(out[["S5", "S5-lo-80", "S5-hi-80"]].to_numpy()).all()
 
 
 def test_h_steps_on_integer_times_are_whole_numbers_from_the_last_time():
@@ -113,7 +113,7 @@ def test_update_on_integer_times_equals_the_context_forecast_and_refuses_fractio
     got = updated.forecast(h=3)
     assert got["ds"].dtype == expected["ds"].dtype == np.int64
     np.testing.assert_array_equal(got["ds"], expected["ds"])
-    np.testing.assert_allclose(got["y"], expected["y"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["S5"], expected["S5"], rtol=1e-5, atol=1e-5)
     small = integer_panel(base=1000, n_obs=40)[0]
     model = fit(small.groupby("unique_id").head(30))
     later = small.groupby("unique_id").nth(30)

@@ -149,7 +149,7 @@ def test_the_forecast_score_is_minus_the_mean_scaled_mae():
     later = frame.groupby("unique_id").cumcount(ascending=False) < 4
     history, future = frame[~later], frame[later]
     model = SMRForecaster(**TINY, horizon=8.0).fit(history)
-    pred = model.forecast(times=future[["unique_id", "ds"]])["y"].to_numpy()
+    pred = model.forecast(times=future[["unique_id", "ds"]])["S5"].to_numpy()
     scale = history.groupby("unique_id")["y"].apply(lambda y: np.abs(np.diff(y.to_numpy())).mean())
     scaled_error = np.abs(future["y"].to_numpy() - pred) / future["unique_id"].map(scale).to_numpy()
     expected = -pd.Series(scaled_error).groupby(future["unique_id"].to_numpy()).mean().mean()
@@ -192,8 +192,8 @@ def test_a_backtest_is_a_fit_at_each_cutoff_forecasting_every_later_observation(
     model = SMRForecaster(**TINY, horizon=12.0)
     cutoffs, horizon = [15.0, 20.0], 4.0
     result = backtest(model, frame, horizon=horizon, cutoffs=cutoffs, level=[95, 80])
-    assert list(result.columns) == ["unique_id", "ds", "cutoff", "y", "y_pred", "y_pred-lo-95", "y_pred-lo-80",
-                                    "y_pred-hi-80", "y_pred-hi-95"]
+    assert list(result.columns) == ["unique_id", "ds", "cutoff", "y", "S5", "S5-lo-95", "S5-lo-80",
+                                    "S5-hi-80", "S5-hi-95"]
     for cut in cutoffs:
         rows = result[result["cutoff"] == cut]
         fitted = clone(model).fit(frame[frame["ds"] <= cut])
@@ -202,10 +202,10 @@ def test_a_backtest_is_a_fit_at_each_cutoff_forecasting_every_later_observation(
         expected = fitted.forecast(times=window[["unique_id", "ds"]], level=[80, 95])
         got = rows.set_index(["unique_id", "ds"]).loc[list(zip(window["unique_id"], window["ds"]))]
         np.testing.assert_array_equal(got["y"].to_numpy(), window["y"].to_numpy())
-        np.testing.assert_allclose(got["y_pred"].to_numpy(), expected["y"].to_numpy())
-        np.testing.assert_allclose(got["y_pred-hi-95"].to_numpy(), expected["y-hi-95"].to_numpy())
-    assert (result["y_pred-lo-95"] <= result["y_pred-lo-80"]).all()
-    assert (result["y_pred-lo-80"] <= result["y_pred"]).all() and (result["y_pred"] <= result["y_pred-hi-80"]).all()
+        np.testing.assert_allclose(got["S5"].to_numpy(), expected["S5"].to_numpy())
+        np.testing.assert_allclose(got["S5-hi-95"].to_numpy(), expected["S5-hi-95"].to_numpy())
+    assert (result["S5-lo-95"] <= result["S5-lo-80"]).all()
+    assert (result["S5-lo-80"] <= result["S5"]).all() and (result["S5"] <= result["S5-hi-80"]).all()
 
 
 def test_a_backtest_without_refit_gives_the_later_rows_as_context():
@@ -216,9 +216,9 @@ def test_a_backtest_without_refit_gives_the_later_rows_as_context():
     context = frame[(frame["ds"] > 14.0) & (frame["ds"] <= 18.0)]
     second = result[result["cutoff"] == 18.0]
     expected = fitted.forecast(times=second[["unique_id", "ds"]], context=context)
-    np.testing.assert_allclose(second["y_pred"].to_numpy(), expected["y"].to_numpy())
+    np.testing.assert_allclose(second["S5"].to_numpy(), expected["S5"].to_numpy())
     refit = backtest(model, frame, horizon=3.0, cutoffs=[14.0, 18.0])
-    assert not np.allclose(refit.loc[refit["cutoff"] == 18.0, "y_pred"].to_numpy(), second["y_pred"].to_numpy())
+    assert not np.allclose(refit.loc[refit["cutoff"] == 18.0, "S5"].to_numpy(), second["S5"].to_numpy())
 
 
 def test_a_datetime_backtest_keeps_the_time_zone_and_quantile_columns():
@@ -228,8 +228,8 @@ def test_a_datetime_backtest_keeps_the_time_zone_and_quantile_columns():
     result = backtest(model, frame, horizon="6h", n_cutoffs=2)
     cuts = TimeCutoffSplit(horizon="6h", n_cutoffs=2).cutoffs_for(frame)
     assert list(pd.unique(result["cutoff"])) == cuts and str(result["cutoff"].dt.tz) == "Europe/Paris"
-    assert list(result.columns)[-3:] == ["y_pred_ql0.25", "y_pred_ql0.5", "y_pred_ql0.75"]
-    np.testing.assert_array_equal(result["y_pred"], result["y_pred_ql0.5"])
+    assert list(result.columns)[-3:] == ["S5_ql0.25", "S5_ql0.5", "S5_ql0.75"]
+    np.testing.assert_array_equal(result["S5"], result["S5_ql0.5"])
     assert ((result["ds"] > result["cutoff"]) & (result["ds"] <= result["cutoff"] + pd.Timedelta("6h"))).all()
 
 
@@ -245,14 +245,14 @@ def test_utilsforecast_evaluate_reads_the_backtest_frame():
     frame = irregular_frame(n_series=4, n_obs=30)
     result = backtest(SMRForecaster(**TINY, horizon=8.0), frame, horizon=3.0, cutoffs=[12.0], level=[80])
     # level= makes evaluate look for the interval columns <model>-lo-80 / <model>-hi-80 by name
-    scores = evaluation.evaluate(result.drop(columns="cutoff"), metrics=[losses.mae], models=["y_pred"], level=[80])
-    mae = scores[scores["metric"] == "mae"].set_index("unique_id")["y_pred"]
-    expected = (result["y"] - result["y_pred"]).abs().groupby(result["unique_id"]).mean()
+    scores = evaluation.evaluate(result.drop(columns="cutoff"), metrics=[losses.mae], models=["S5"], level=[80])
+    mae = scores[scores["metric"] == "mae"].set_index("unique_id")["S5"]
+    expected = (result["y"] - result["S5"]).abs().groupby(result["unique_id"]).mean()
     pd.testing.assert_series_equal(mae.sort_index(), expected.sort_index(), check_names=False)
-    covered = losses.coverage(result, models=["y_pred"], level=80)
+    covered = losses.coverage(result, models=["S5"], level=80)
     covered = covered.set_index("unique_id") if "unique_id" in covered.columns else covered  # versions differ
-    inside = ((result["y"] >= result["y_pred-lo-80"]) & (result["y"] <= result["y_pred-hi-80"]))
-    pd.testing.assert_series_equal(covered["y_pred"].sort_index(), inside.groupby(result["unique_id"]).mean().sort_index(),
+    inside = ((result["y"] >= result["S5-lo-80"]) & (result["y"] <= result["S5-hi-80"]))
+    pd.testing.assert_series_equal(covered["S5"].sort_index(), inside.groupby(result["unique_id"]).mean().sort_index(),
                                    check_names=False, check_dtype=False)
 
 
@@ -263,12 +263,12 @@ def test_a_single_series_needs_no_id_column():
     model = SMRForecaster(**TINY, id_col=None, horizon=8.0).fit(alone)
     same = SMRForecaster(**TINY, horizon=8.0).fit(frame)
     future = model.forecast(h=3, level=[80])
-    assert list(future.columns) == ["ds", "y", "y-lo-80", "y-hi-80"]
-    np.testing.assert_array_equal(future["y"], same.forecast(h=3)["y"])  # the same model as with a constant id
+    assert list(future.columns) == ["ds", "S5", "S5-lo-80", "S5-hi-80"]
+    np.testing.assert_array_equal(future["S5"], same.forecast(h=3)["S5"])  # the same model as with a constant id
     at = model.forecast(times=future[["ds"]])
-    np.testing.assert_array_equal(at["y"], future["y"])
+    np.testing.assert_array_equal(at["S5"], future["S5"])
     result = backtest(model, alone, horizon=3.0, n_cutoffs=2)
-    assert list(result.columns) == ["ds", "cutoff", "y", "y_pred"]
+    assert list(result.columns) == ["ds", "cutoff", "y", "S5"]
     early = alone[alone["ds"] <= 40.0]
     assert np.isfinite(clone(model).fit(early).score(alone[(alone["ds"] > 40.0) & (alone["ds"] <= 44.0)]))
     with pytest.raises(ValueError, match="the series has a query at or before its last observation"):
@@ -291,7 +291,7 @@ def test_forecast_mode_through_a_pipeline_scores_and_predicts_in_the_transformed
     queries = pd.DataFrame({"unique_id": last.index, "ds": last.to_numpy() + 1.0, "y": np.nan})
     pred = pipe.predict(queries.set_index(["unique_id", "ds"]))
     direct = pipe[-1].forecast(times=queries[["unique_id", "ds"]])
-    np.testing.assert_allclose(pred["y"].to_numpy(), direct["y"].to_numpy())
+    np.testing.assert_allclose(pred["y"].to_numpy(), direct["S5"].to_numpy())  # predict mirrors y
     fitted_scaler = pipe[0].named_transformers_["scale"]
     back = pred["y"].to_numpy() * fitted_scaler.scale_[0] + fitted_scaler.mean_[0]
     assert np.abs(back - frame.groupby("unique_id")["y"].last().to_numpy()).max() < 3 * frame["y"].std()
@@ -349,12 +349,12 @@ def test_utilsforecast_scores_each_cut_off_against_its_own_training_rows():
     frame = irregular_frame(n_series=3, n_obs=40)
     result = backtest(SMRForecaster(**TINY, horizon=8.0), frame, horizon=4.0, cutoffs=[14.0, 20.0], level=[80])
     scores = evaluation.evaluate(result, metrics=[losses.mae, partial(losses.mase, seasonality=1), losses.coverage],
-                                 models=["y_pred"], level=[80], train_df=frame)
+                                 models=["S5"], level=[80], train_df=frame)
     assert set(scores["cutoff"]) == {14.0, 20.0}
-    mae = scores[scores["metric"] == "mae"].set_index(["unique_id", "cutoff"])["y_pred"]
-    errors = (result["y"] - result["y_pred"]).abs().groupby([result["unique_id"], result["cutoff"]]).mean()
+    mae = scores[scores["metric"] == "mae"].set_index(["unique_id", "cutoff"])["S5"]
+    errors = (result["y"] - result["S5"]).abs().groupby([result["unique_id"], result["cutoff"]]).mean()
     pd.testing.assert_series_equal(mae.sort_index(), errors.sort_index(), check_names=False)
-    mase = scores[scores["metric"] == "mase"].set_index(["unique_id", "cutoff"])["y_pred"]
+    mase = scores[scores["metric"] == "mase"].set_index(["unique_id", "cutoff"])["S5"]
     for (uid, cutoff), value in mase.items():  # the in-sample naive MAE of the rows up to that cut-off
         seen = frame[(frame["unique_id"] == uid) & (frame["ds"] <= cutoff)].sort_values("ds")["y"]
         assert value == pytest.approx(errors[(uid, cutoff)] / seen.diff().abs().mean(), rel=1e-9)
@@ -366,9 +366,9 @@ def test_utilsforecast_plot_series_draws_the_backtest_with_its_interval():
     pytest.importorskip("matplotlib")
     frame = irregular_frame(n_series=2, n_obs=30, start="2024-01-01")  # plot_series wants timestamps or integers
     result = backtest(SMRForecaster(**TINY, horizon="6h"), frame, horizon="3h", n_cutoffs=1, level=[80])
-    fig = plotting.plot_series(frame, result.drop(columns=["y", "cutoff"]), models=["y_pred"], level=[80])
+    fig = plotting.plot_series(frame, result.drop(columns="cutoff"), models=["S5"], level=[80])
     labels = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
-    assert "y_pred" in labels and "y" in labels
+    assert "S5" in labels and "y" in labels
     assert any(len(ax.collections) for ax in fig.axes)  # the interval's band
 
 
@@ -387,7 +387,7 @@ def test_the_backtest_frame_merges_with_a_statsforecast_cross_validation():
     ours = backtest(SMRForecaster(**TINY, horizon="3D"), df, horizon="3D", cutoffs=sorted(theirs["cutoff"].unique()))
     both = theirs.merge(ours, on=["unique_id", "ds", "cutoff", "y"], validate="one_to_one")
     assert len(both) == len(theirs) == len(ours) == 2 * 2 * 3
-    assert {"Naive", "y_pred"} <= set(both.columns)
+    assert {"Naive", "S5"} <= set(both.columns)
 
 
 def test_utilsforecast_scaled_crps_reads_the_quantile_columns_of_a_backtest():
@@ -395,6 +395,6 @@ def test_utilsforecast_scaled_crps_reads_the_quantile_columns_of_a_backtest():
     frame = irregular_frame(n_series=3, n_obs=40)
     result = backtest(SMRForecaster(**TINY, horizon=8.0, loss="quantile", quantiles=[0.1, 0.5, 0.9]), frame,
                       horizon=4.0, cutoffs=[14.0, 20.0])
-    columns = ["y_pred_ql0.1", "y_pred_ql0.5", "y_pred_ql0.9"]
-    crps = losses.scaled_crps(result, models={"y_pred": columns}, quantiles=np.array([0.1, 0.5, 0.9]))
-    assert set(crps["cutoff"]) == {14.0, 20.0} and np.isfinite(crps["y_pred"]).all() and (crps["y_pred"] > 0).all()
+    columns = ["S5_ql0.1", "S5_ql0.5", "S5_ql0.9"]
+    crps = losses.scaled_crps(result, models={"S5": columns}, quantiles=np.array([0.1, 0.5, 0.9]))
+    assert set(crps["cutoff"]) == {14.0, 20.0} and np.isfinite(crps["S5"]).all() and (crps["S5"] > 0).all()

@@ -52,12 +52,12 @@ def test_history_and_a_forecast_with_its_bands_are_drawn_at_their_times():
         np.testing.assert_array_equal(observed.get_ydata(), rows["y"].to_numpy())
         mine = forecast[forecast["unique_id"] == sid]
         np.testing.assert_array_equal(line.get_xdata(), mine["ds"].to_numpy())
-        np.testing.assert_array_equal(line.get_ydata(), mine["y"].to_numpy())
+        np.testing.assert_array_equal(line.get_ydata(), mine["S5"].to_numpy())
         bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
         assert len(bands) == 2  # one per level, the wider one lighter
         assert bands[0].get_label() == "95% interval" and bands[0].get_alpha() < bands[1].get_alpha()
         top = bands[1].get_paths()[0].vertices[:, 1]  # the 80 % band spans lo-80 .. hi-80
-        assert top.max() == pytest.approx(mine["y-hi-80"].max()) and top.min() == pytest.approx(mine["y-lo-80"].min())
+        assert top.max() == pytest.approx(mine["S5-hi-80"].max()) and top.min() == pytest.approx(mine["S5-lo-80"].min())
         assert not [l for l in ax.lines if l.get_linestyle() == "--"]  # no cut-offs without a backtest
     only_80 = plot_forecast(history, forecast, ids=["s1"], level=[80])
     assert [c.get_label() for c in only_80.axes[0].collections] == ["80% interval"]
@@ -77,10 +77,24 @@ def test_a_backtest_draws_a_forecast_per_cutoff_and_marks_the_cutoffs():
     assert forecasts[0].get_color() != forecasts[1].get_color()
     for line, cut in zip(forecasts, cutoffs):
         rows = mine[mine["cutoff"] == cut].sort_values("ds")
-        np.testing.assert_array_equal(line.get_ydata(), rows["y_pred"].to_numpy())
+        np.testing.assert_array_equal(line.get_ydata(), rows["S5"].to_numpy())
         assert line.get_label() == f"forecast from {cut:g}"
     assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 2  # a band per cut-off
     assert len(plot_forecast(history, cutoffs=[5.0, 9.0]).axes[0].lines) == 3  # history and two marks
+
+
+def test_the_forecast_column_is_found_by_its_model_name_or_named():
+    """One target: the model's column, whatever the alias; several: the one of the drawn target."""
+    history = frame(n_series=2).assign(z=lambda f: 2 * f["y"])
+    model = SMRForecaster(**TINY, target_cols=["y", "z"], alias="mine").fit(history)
+    forecast = model.forecast(h=3)
+    assert list(forecast.columns) == ["unique_id", "ds", "mine:y", "mine:z"]
+    for target in ("y", "z"):
+        line = [l for l in plot_forecast(history, forecast, target=target, ids=["s0"]).axes[0].lines
+                if l.get_label() == "forecast"][0]
+        np.testing.assert_array_equal(line.get_ydata(), forecast.loc[forecast["unique_id"] == "s0", f"mine:{target}"])
+    named = plot_forecast(history, forecast.assign(other=0.0), target="y", model="other", ids=["s0"])
+    assert [l for l in named.axes[0].lines if l.get_label() == "forecast"][0].get_ydata().max() == 0.0
 
 
 def test_aware_times_are_drawn_as_wall_clock_times_and_series_are_capped():
@@ -98,8 +112,10 @@ def test_plot_errors_name_the_column_and_the_missing_extra(monkeypatch):
     history = frame()
     with pytest.raises(ValueError, match="no column 'z' to draw"):
         plot_forecast(history, target="z")
-    with pytest.raises(ValueError, match="forecast has no column 'y' or 'y_pred'"):
-        plot_forecast(history, history.rename(columns={"y": "other"}))
+    with pytest.raises(ValueError, match=r"several prediction columns \['a', 'b'\] for 'y'.*model="):
+        plot_forecast(history, history.assign(a=1.0, b=2.0))
+    with pytest.raises(ValueError, match="forecast has no column 'S6'"):
+        plot_forecast(history, history.assign(S5=1.0), model="S6")
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"pip install 'smr_ts\[plot\]'"):
         plot_forecast(history)

@@ -33,7 +33,7 @@ def test_optuna_search_cv_tunes_two_parameters_on_time_cut_offs():
     scores = [t.value for t in search.trials_]
     assert all(np.isfinite(scores)) and all(s < 0 for s in scores)  # minus a scaled MAE
     assert search.best_estimator_.d_model == search.best_params_["d_model"]
-    assert np.isfinite(search.best_estimator_.forecast(h=2)["y"]).all()
+    assert np.isfinite(search.best_estimator_.forecast(h=2)["S5"]).all()
 
 
 def test_the_pruning_callback_reports_every_epoch_and_prunes():

@@ -48,12 +48,12 @@ class CoverageLog:
                            np.concatenate([self.ranks, ranks]))
 
 
-def coverage_ranks(frame: pd.DataFrame, truth: np.ndarray, target_names: list) -> np.ndarray:
+def coverage_ranks(frame: pd.DataFrame, truth: np.ndarray, names: list) -> np.ndarray:
     """(r, T): per row of a forecast ``frame`` with intervals at every level of ``RANK_GRID`` and its
     observed values ``truth`` (r, T), the lowest level whose interval holds the value (100 if none;
-    NaN where the value is missing or the forecast has no interval)."""
+    NaN where the value is missing or the forecast has no interval); ``names``: each target's forecast column."""
     ranks = np.full(truth.shape, np.nan)
-    for j, name in enumerate(target_names):
+    for j, name in enumerate(names):
         lo = np.stack([frame[f"{name}-lo-{lv:g}"].to_numpy(float) for lv in RANK_GRID], 1)
         hi = np.stack([frame[f"{name}-hi-{lv:g}"].to_numpy(float) for lv in RANK_GRID], 1)
         inside = (lo <= truth[:, [j]]) & (truth[:, [j]] <= hi)

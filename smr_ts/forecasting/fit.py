@@ -19,14 +19,15 @@ from smr_ts.data.panel import FIRST_GAP, SeriesPanel, median_gap, to_panel
 from smr_ts.data.times import parse_time_unit
 from smr_ts.forecasting.covariate_frames import check_covariate_columns, fit_statics, merge_static_frame, static_codes
 from smr_ts.forecasting.features import forecast_tensors
-from smr_ts.forecasting.intervals import calibration_source
+from smr_ts.backbones import BACKBONES
+from smr_ts.forecasting.intervals import calibration_source, prediction_names
 from smr_ts.forecasting.layout import auto_horizon, fit_layout, trained_horizon, training_window
 from smr_ts.forecasting.pairs import PairSampler, training_pairs
 from smr_ts.forecasting.state import ForecastState
 from smr_ts.holdout import plan_validation
 from smr_ts.training import forecast_evaluate, forecast_loss
 
-__all__ = ["ForecastFit", "covariate_columns", "forecast_targets", "prepare"]
+__all__ = ["ForecastFit", "covariate_columns", "forecast_alias", "forecast_targets", "prepare"]
 
 
 @dataclass
@@ -78,6 +79,19 @@ def forecast_targets(target_cols, future_names: list, value_columns: list) -> li
         raise ValueError(f"X has no 'y' column and several value columns {candidates}: name the ones to forecast "
                          f"with target_cols (e.g. target_cols={candidates[:1]}); the others are then inputs")
     return candidates
+
+
+def forecast_alias(alias, backbone: str, schema: FrameSchema) -> str:
+    """The name of a forecasting fit's prediction columns: ``alias``, or the backbone's (``"S5"``). A name
+    that is also a column of the training frame would stand for both the truth and the forecast in a
+    backtest, so it raises."""
+    alias = BACKBONES[backbone].alias if alias is None else alias
+    taken = {c for c in (schema.id_col, schema.time_col, *schema.value_columns, *schema.static_names) if c is not None}
+    clash = sorted(taken.intersection(prediction_names(alias, schema.target_names)))
+    if clash:
+        raise ValueError(f"alias={alias!r} names the forecast column {clash[0]!r}, which is a column of X: forecasts "
+                         "would share the name of the truth; choose another alias (or rename that column)")
+    return alias
 
 
 def prepare(panel: SeriesPanel, static_table, validation: Rows | None, schema: FrameSchema, time_unit: float,

@@ -53,7 +53,7 @@ from smr_ts.inference import CHUNK, on_device, over_chunks
 
 __all__ = ["MAX_BINS", "MAX_PAIRS", "MIN_LATE_PAIRS", "MIN_PER_BIN", "adapted_bounds", "ahead_bins", "calibration_residuals",
            "calibration_source", "check_levels", "conformal_quantile", "history_groups", "interval_columns",
-           "interval_names", "quantile_names", "recent_scale", "recent_scale_and_changes", "uncertainty_columns"]
+           "interval_names", "prediction_names", "quantile_names", "recent_scale", "recent_scale_and_changes", "uncertainty_columns"]
 
 MAX_PAIRS = 4096  # calibration pairs kept at most: quantiles to about 1 % at the 95 % level
 MIN_PER_BIN = 100  # pairs per time-ahead bin at least (a 95 % bound needs 19; 100 makes it stable)
@@ -66,15 +66,24 @@ RECENT_CHANGES = 5
 MIN_LATE_PAIRS = 40
 
 
+def prediction_names(alias: str, target_names) -> list[str]:
+    """The forecast column of each target, named after the model as the Nixtla libraries name theirs: the
+    ``alias`` alone for one target (``S5``), ``<alias>:<target>`` for each of several (``S5:temp``), so
+    that the target's own name stays the truth's. Intervals, quantiles and standard deviations add their
+    suffixes to these names (:func:`interval_names`, :func:`quantile_names`, ``_std``)."""
+    targets = list(target_names)
+    return [alias] if len(targets) == 1 else [f"{alias}:{t}" for t in targets]
+
+
 def interval_names(name: str, levels) -> list[str]:
     """Nixtla's column names for the intervals of prediction column ``name``: lower bounds from the
-    widest level in, then upper bounds from the narrowest out (``y-lo-95, y-lo-80, y-hi-80, y-hi-95``)."""
+    widest level in, then upper bounds from the narrowest out (``S5-lo-95, S5-lo-80, S5-hi-80, S5-hi-95``)."""
     levels = sorted(levels)
     return [f"{name}-lo-{_label(lv)}" for lv in reversed(levels)] + [f"{name}-hi-{_label(lv)}" for lv in levels]
 
 
 def quantile_names(name: str, quantiles) -> list[str]:
-    """neuralforecast's column names for the quantile levels of prediction column ``name``: ``y_ql0.1``."""
+    """neuralforecast's column names for the quantile levels of prediction column ``name``: ``S5_ql0.1``."""
     return [f"{name}_ql{q}" for q in quantiles]
 
 
@@ -294,8 +303,8 @@ def interval_columns(point: np.ndarray, scale: np.ndarray, ahead: np.ndarray, ca
                 group_half[query_bin == b] = [conformal_quantile(scores[cal_bin == b], lv) for lv in levels]
             half[at] = group_half
         if np.isinf(half).any():
-            warnings.warn(f"level={levels}: a time-ahead bin of {name!r} has too few calibration residuals for the "
-                          f"highest level ({int(finite.sum())} in all), so those bounds are infinite; "
+            warnings.warn(f"level={levels}: a time-ahead bin of forecast column {name!r} has too few calibration "
+                          f"residuals for the highest level ({int(finite.sum())} in all), so those bounds are infinite; "
                           "fit with more held-out data (validation_fraction, validation_data) or ask for a lower "
                           "level", UserWarning, stacklevel=4)
         width = half * scale[:, j, None]
@@ -305,14 +314,15 @@ def interval_columns(point: np.ndarray, scale: np.ndarray, ahead: np.ndarray, ca
     return {c: columns[c] for n in names for c in interval_names(n, levels)}
 
 
-def uncertainty_columns(layout: ForecastLayout, calibration, target_names: list, quantiles, point: np.ndarray,
+def uncertainty_columns(layout: ForecastLayout, calibration, names: list, quantiles, point: np.ndarray,
                         quantile_levels, data: ForecastTensors, series: np.ndarray, ahead: np.ndarray, levels) -> dict:
-    """The columns beyond the point forecasts ``point`` (n, T) of queries of ``series`` (rows of ``data``):
-    ``<target>_ql<q>`` per level of a ``loss="quantile"`` fit (``quantiles``, with ``quantile_levels``
-    (n, T, Q)), and with ``levels`` the conformal intervals of :func:`interval_columns` from ``calibration``
+    """The columns beyond the point forecasts ``point`` (n, T) of queries of ``series`` (rows of ``data``),
+    named after the prediction columns ``names`` (one per target): ``<name>_ql<q>`` per level of a
+    ``loss="quantile"`` fit (``quantiles``, with ``quantile_levels`` (n, T, Q)), and with ``levels`` the
+    conformal intervals of :func:`interval_columns` from ``calibration``
     (:class:`~smr_ts.forecasting.state.Calibration`; None: nothing held out)."""
     columns = {}
-    for j, name in enumerate(target_names if quantiles else ()):
+    for j, name in enumerate(names if quantiles else ()):
         columns.update(zip(quantile_names(name, quantiles), quantile_levels[:, j].T))
     if levels is not None:
         ahead_cal = np.zeros(0) if calibration is None else calibration.ahead
@@ -322,7 +332,7 @@ def uncertainty_columns(layout: ForecastLayout, calibration, target_names: list,
         prior = target_prior(layout) if changes is not None else None
         scale, n_changes = recent_scale_and_changes(data, series, data.lengths[series] - 1, window=layout.horizon,
                                                     prior=prior)
-        columns.update(interval_columns(point, scale, ahead, ahead_cal, scores, levels, target_names, n_changes,
+        columns.update(interval_columns(point, scale, ahead, ahead_cal, scores, levels, names, n_changes,
                                         changes))
     return columns
 

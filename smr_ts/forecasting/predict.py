@@ -36,11 +36,12 @@ from smr_ts.model import ForecastNetwork
 __all__ = ["forecast_frame", "last_outputs", "predict_queries"]
 
 
-def forecast_frame(state: ForecastState, network, schema: FrameSchema, *, h=None, times=None,
+def forecast_frame(state: ForecastState, network, schema: FrameSchema, names: list[str], *, h=None, times=None,
                    context: Rows | None = None, return_std: bool = False, what: str = "times", levels=None,
                    quantiles=None, horizon=None, device="cpu") -> pd.DataFrame:
     """The frame of ``forecast(h=..., times=..., context=...)`` (arguments checked by the caller): forecasts
-    of ``network`` continuing the series of ``state``, read by ``schema``; ``context``: rows read for the
+    of ``network`` continuing the series of ``state``, read by ``schema``, each target's in its column of
+    ``names`` (:func:`~smr_ts.forecasting.intervals.prediction_names`); ``context``: rows read for the
     model; ``quantiles``: the levels of a quantile fit; ``horizon``: the parameter, for warnings."""
     layout = state.layout
     if context is None:
@@ -84,11 +85,11 @@ def forecast_frame(state: ForecastState, network, schema: FrameSchema, *, h=None
             h_last=None if h_last is None else h_last[torch.from_numpy(chosen)], floor=state.floor)
         columns = {"": point, **({"_std": std} if return_std else {})}
         columns = {f"{name}{suffix}": values[:, j] for suffix, values in columns.items()
-                   for j, name in enumerate(schema.target_names)}
-        columns.update(uncertainty_columns(layout, state.calibration, schema.target_names, quantiles, point,
-                                           quantile_levels, data, local, ahead[at], levels))
+                   for j, name in enumerate(names)}
+        columns.update(uncertainty_columns(layout, state.calibration, names, quantiles, point, quantile_levels, data,
+                                           local, ahead[at], levels))
         if levels is not None and state.coverage is not None and len(state.coverage.ids):
-            _adapt(columns, state, schema, levels, point, data, local, ahead[at], q_ids[at])
+            _adapt(columns, state, names, levels, point, data, local, ahead[at], q_ids[at])
         for name, values in columns.items():
             if name not in outputs:
                 outputs[name] = np.empty(len(series), np.asarray(values).dtype)
@@ -100,10 +101,10 @@ def forecast_frame(state: ForecastState, network, schema: FrameSchema, *, h=None
     return pd.concat([out, pd.DataFrame(outputs, index=out.index)], axis=1)  # one block: many levels stay fast
 
 
-def _adapt(columns: dict, state: ForecastState, schema: FrameSchema, levels, point, data, local, ahead, q_ids) -> None:
-    """Replace the interval columns of queries whose series ``update`` logged rows for by their bounds at
-    each series' adapted level (:mod:`smr_ts.forecasting.adaptive`)."""
-    for j, name in enumerate(schema.target_names):
+def _adapt(columns: dict, state: ForecastState, names: list[str], levels, point, data, local, ahead, q_ids) -> None:
+    """Replace the interval columns (of prediction columns ``names``) of queries whose series ``update``
+    logged rows for by their bounds at each series' adapted level (:mod:`smr_ts.forecasting.adaptive`)."""
+    for j, name in enumerate(names):
         for level in levels:
             own = effective_levels(state.coverage, q_ids, level, j)
             moved = np.flatnonzero(own != level)

@@ -57,12 +57,12 @@ def test_adaptive_intervals_return_to_nominal_on_a_drifting_stream_and_static_on
         query = rows[["unique_id", "ds"]]
         state = model.forecast_state_
         out = model.forecast(times=query, level=[80])
-        inside = (out["y-lo-80"].to_numpy() <= rows["y"].to_numpy()) & (rows["y"].to_numpy() <= out["y-hi-80"].to_numpy())
+        inside = (out["S5-lo-80"].to_numpy() <= rows["y"].to_numpy()) & (rows["y"].to_numpy() <= out["S5-hi-80"].to_numpy())
         adaptive.append(inside)
         model.forecast_state_ = dataclasses.replace(state, coverage=None)  # the fit's intervals, as before
         plain = model.forecast(times=query, level=[80])
-        static.append((plain["y-lo-80"].to_numpy() <= rows["y"].to_numpy())
-                      & (rows["y"].to_numpy() <= plain["y-hi-80"].to_numpy()))
+        static.append((plain["S5-lo-80"].to_numpy() <= rows["y"].to_numpy())
+                      & (rows["y"].to_numpy() <= plain["S5-hi-80"].to_numpy()))
         model.forecast_state_ = state
         model.update(rows)
     adaptive, static = np.array(adaptive), np.array(static)

@@ -115,8 +115,8 @@ def test_planned_doses_lower_the_error(fitted):
     model, train, later = fitted
     without = SMRForecaster(**SMALL).fit(train.drop(columns="dose"))
     truth = later["y"].notna().to_numpy()
-    with_dose = model.forecast(times=later[["unique_id", "ds", "dose"]])["y"].to_numpy()[truth]
-    blind = without.forecast(times=later[["unique_id", "ds"]])["y"].to_numpy()[truth]
+    with_dose = model.forecast(times=later[["unique_id", "ds", "dose"]])["S5"].to_numpy()[truth]
+    blind = without.forecast(times=later[["unique_id", "ds"]])["S5"].to_numpy()[truth]
     y = later["y"].to_numpy()[truth]
     assert model.target_names_ == ["y"]  # a future-known column is an input, not a target
     assert np.abs(with_dose - y).mean() < 0.7 * np.abs(blind - y).mean()
@@ -125,11 +125,11 @@ def test_planned_doses_lower_the_error(fitted):
 def test_a_query_reads_known_values_at_or_before_it_only(fitted):
     model, _, later = fitted
     query = later[["unique_id", "ds", "dose"]]
-    base = model.forecast(times=query)["y"].to_numpy()
+    base = model.forecast(times=query)["S5"].to_numpy()
     times = query["ds"].to_numpy()
     t0 = np.median(times)
     changed = query.assign(dose=np.where(times > t0, 9.0, query["dose"]))  # later plans change
-    after = model.forecast(times=changed)["y"].to_numpy()
+    after = model.forecast(times=changed)["S5"].to_numpy()
     np.testing.assert_array_equal(after[times <= t0], base[times <= t0])
     assert not np.allclose(after[times > t0], base[times > t0])
     # a query reads its own row's known value: one dose changed moves the forecast at that very row
@@ -137,7 +137,7 @@ def test_a_query_reads_known_values_at_or_before_it_only(fitted):
     for i in own[:3]:
         moved = query.copy()
         moved.iloc[i, moved.columns.get_loc("dose")] = query["dose"].iloc[i] + 5.0
-        out = model.forecast(times=moved)["y"].to_numpy()
+        out = model.forecast(times=moved)["S5"].to_numpy()
         mine = query["unique_id"].to_numpy() == query["unique_id"].iloc[i]
         assert abs(out[i] - base[i]) > 1e-4
         np.testing.assert_array_equal(out[mine & (times < times[i])], base[mine & (times < times[i])])
@@ -147,7 +147,7 @@ def test_future_columns_are_required_in_query_rows(fitted):
     model, _, later = fitted
     with pytest.raises(ValueError, match=r"future-known columns \['dose'\]"):
         model.forecast(times=later[["unique_id", "ds"]])
-    assert np.isfinite(model.forecast(h=2)["y"]).all()  # h=: nothing known ahead, the history only
+    assert np.isfinite(model.forecast(h=2)["S5"]).all()  # h=: nothing known ahead, the history only
 
 
 def test_past_only_columns_are_ignored_in_query_rows():
@@ -156,7 +156,7 @@ def test_past_only_columns_are_ignored_in_query_rows():
     query = later[["unique_id", "ds", "dose"]]
     a = model.forecast(times=query)
     b = model.forecast(times=query.assign(dose=100.0))
-    pd.testing.assert_frame_equal(a[["unique_id", "ds", "y"]], b[["unique_id", "ds", "y"]])
+    pd.testing.assert_frame_equal(a[["unique_id", "ds", "S5"]], b[["unique_id", "ds", "S5"]])
 
 
 def test_save_load_and_score_and_backtest_keep_covariates(fitted, tmp_path):
@@ -199,13 +199,13 @@ def test_static_columns_and_a_static_frame_are_the_same_model():
     # a new series given as context brings its statics; unseen categories encode as zeros
     new = frame[frame["unique_id"] == "s1"].assign(unique_id="new", group="sideways")
     out = a.forecast(h=2, context=new)
-    assert np.isfinite(out["y"]).all() and "new" in set(out["unique_id"])
+    assert np.isfinite(out["S5"]).all() and "new" in set(out["unique_id"])
     # update() keeps a new series' statics: its forecasts then equal the context forecast's
-    expected = a.forecast(h=2, context=new.assign(group="up")).query("unique_id == 'new'")["y"].to_numpy()
-    unseen = out.query("unique_id == 'new'")["y"].to_numpy()
+    expected = a.forecast(h=2, context=new.assign(group="up")).query("unique_id == 'new'")["S5"].to_numpy()
+    unseen = out.query("unique_id == 'new'")["S5"].to_numpy()
     assert np.abs(expected - unseen).min() > 1e-4  # the group matters to this series' forecasts
     a.update(new.assign(group="up"))
-    updated = a.forecast(h=2).query("unique_id == 'new'")["y"].to_numpy()
+    updated = a.forecast(h=2).query("unique_id == 'new'")["S5"].to_numpy()
     assert a.static_ids_[-1] == "new" and a.static_codes_[-1][1] == 1.0  # one-hot of "up" (levels: down, up)
     np.testing.assert_allclose(updated, expected, rtol=1e-5, atol=1e-5)
 
@@ -275,7 +275,7 @@ def test_y_is_the_default_target_and_the_other_columns_are_inputs(caplog):
     with caplog.at_level(logging.INFO, logger="smr_ts"):
         model = SMRForecaster(d_model=8, state_size=8, n_layers=1, epochs=1, random_state=0).fit(frame)
     assert model.target_names_ == ["y"] and model.value_columns_ == ["y", "price"]
-    assert list(model.forecast(h=1).columns) == ["unique_id", "ds", "y"]
+    assert list(model.forecast(h=1).columns) == ["unique_id", "ds", "S5"]
     assert any("targets ['y']" in r.getMessage() and "past only ['price']" in r.getMessage() for r in caplog.records)
     both = SMRForecaster(d_model=8, state_size=8, n_layers=1, epochs=1, random_state=0,
                          target_cols=["y", "price"]).fit(frame)

@@ -76,7 +76,7 @@ def test_an_ensemble_fit_is_one_network_to_save_load_and_update(tmp_path):
     assert isinstance(single.model_, ForecastNetwork)
     before = model.forecast(h=3, level=[80])
     pd.testing.assert_frame_equal(again.forecast(h=3, level=[80]), before)  # determinism under a seed
-    assert not np.allclose(single.forecast(h=3)["y"], before["y"])
+    assert not np.allclose(single.forecast(h=3)["S5"], before["S5"])
     model.save(tmp_path / "m")
     pd.testing.assert_frame_equal(SMRForecaster.load(tmp_path / "m").forecast(h=3, level=[80]), before)
     new = future.groupby("unique_id").head(2)

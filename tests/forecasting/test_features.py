@@ -23,9 +23,9 @@ def test_scale_and_offset_do_not_change_the_forecast(factor, offset):
     base = poisson_frame(lambda t, rng, i: np.sin(0.7 * t + i) + 0.05 * rng.normal(size=len(t)), n_series=12)
     history, future = split_last(base, 3)
     settings = {**FAST, "epochs": 4}
-    unit = SMRForecaster(**settings).fit(history).forecast(times=future[["unique_id", "ds"]])["y"].to_numpy()
+    unit = SMRForecaster(**settings).fit(history).forecast(times=future[["unique_id", "ds"]])["S5"].to_numpy()
     moved = SMRForecaster(**settings).fit(history.assign(y=history["y"] * factor + offset))
-    got = (moved.forecast(times=future[["unique_id", "ds"]])["y"].to_numpy() - offset) / factor
+    got = (moved.forecast(times=future[["unique_id", "ds"]])["S5"].to_numpy() - offset) / factor
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, unit, atol=2e-3)
 
@@ -39,7 +39,7 @@ def test_a_training_cut_sees_what_a_forecast_sees():
     k, q = 17, 21
     prefix = series.iloc[: k + 1].assign(unique_id="prefix")
     forecast = model.forecast(times=pd.DataFrame({"unique_id": ["prefix"], "ds": [series["ds"][q]]}),
-                              context=prefix)["y"].iloc[0]
+                              context=prefix)["S5"].iloc[0]
 
     panel = to_panel(series["unique_id"].to_numpy(), series["ds"].to_numpy(),
                      series[["y"]].to_numpy(np.float64))
@@ -90,6 +90,6 @@ def test_forecasts_and_their_std_follow_an_affine_change_of_the_series():
                     validation_fraction=0.0)
     base = SMRForecaster(**settings).fit(history).forecast(h=1, return_std=True)
     moved = SMRForecaster(**settings).fit(history.assign(y=10 * history["y"] + 100)).forecast(h=1, return_std=True)
-    np.testing.assert_allclose(moved["y"], 10 * base["y"] + 100, rtol=1e-6, atol=1e-4)
-    np.testing.assert_allclose(moved["y_std"], 10 * base["y_std"], rtol=1e-4)
-    assert float(np.sqrt(np.mean(base["y_std"] ** 2))) == pytest.approx(2.0, rel=0.15)
+    np.testing.assert_allclose(moved["S5"], 10 * base["S5"] + 100, rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(moved["S5_std"], 10 * base["S5_std"], rtol=1e-4)
+    assert float(np.sqrt(np.mean(base["S5_std"] ** 2))) == pytest.approx(2.0, rel=0.15)

@@ -153,8 +153,8 @@ def test_the_kept_floor_survives_save_load_update_and_calibrates_the_intervals(t
     assert loaded.selected_forecaster_ == model.selected_forecaster_
     pd.testing.assert_frame_equal(loaded.forecast(h=3, level=[80]), before)
     # the intervals are the kept forecaster's: centred on its point, bounded
-    assert np.isfinite(before[["y-lo-80", "y-hi-80"]]).all().all()
-    assert ((before["y-lo-80"] <= before["y"]) & (before["y"] <= before["y-hi-80"])).all()
+    assert np.isfinite(before[["S5-lo-80", "S5-hi-80"]]).all().all()
+    assert ((before["S5-lo-80"] <= before["S5"]) & (before["S5"] <= before["S5-hi-80"])).all()
     # update(rows) continues the kept forecaster: its forecast equals one with the rows as context
     new = future.groupby("unique_id").head(2)
     expected = model.forecast(h=2, context=new)

@@ -105,7 +105,7 @@ def scores_by_hand(model, frame, pairs):
                                        "y": series[sid][1][: k + 1]}) for sid, k, q in pairs])
     queries = pd.DataFrame({"unique_id": [f"{sid}|{k}|{q}" for sid, k, q in pairs],
                             "ds": [series[sid][0][q] for sid, k, q in pairs]})
-    point = model.forecast(times=queries, context=context)["y"].to_numpy()
+    point = model.forecast(times=queries, context=context)["S5"].to_numpy()
     prior, horizon = model.layout_.fallback[0], model.layout_.horizon
     ahead = np.array([series[sid][0][q] - series[sid][0][k] for sid, k, q in pairs])
     truth = np.array([series[sid][1][q] for sid, k, q in pairs])
@@ -268,8 +268,8 @@ def test_calibration_scores_are_held_out_errors_in_the_recent_scale_at_the_cut()
         t, y = rows["ds"].to_numpy(), rows["y"].to_numpy()
         scale = recent_scale_by_hand(t, y, len(t) - 1, horizon, model.layout_.fallback[0])
         row = out[out["unique_id"] == sid].iloc[0]
-        assert row["y-hi-80"] - row["y"] == pytest.approx(scale * quantile, rel=1e-5)
-        assert row["y"] - row["y-lo-80"] == pytest.approx(scale * quantile, rel=1e-5)
+        assert row["S5-hi-80"] - row["S5"] == pytest.approx(scale * quantile, rel=1e-5)
+        assert row["S5"] - row["S5-lo-80"] == pytest.approx(scale * quantile, rel=1e-5)
 
 
 # ---------------------------------------------------------------- intervals
@@ -280,23 +280,23 @@ def test_conformal_intervals_cover_their_level_near_and_far_ahead_on_small_and_l
               "far": future["ahead"].to_numpy() > 4.0, "small": future["scale"].to_numpy() < 1.0,
               "large": future["scale"].to_numpy() >= 1.0}
     for level in (80, 95):
-        inside = (y >= forecast[f"y-lo-{level}"].to_numpy()) & (y <= forecast[f"y-hi-{level}"].to_numpy())
+        inside = (y >= forecast[f"S5-lo-{level}"].to_numpy()) & (y <= forecast[f"S5-hi-{level}"].to_numpy())
         for name, rows in groups.items():
             n_series = future.loc[rows, "unique_id"].nunique()
             assert within_binomial(inside[rows].mean(), level / 100, n_series), (level, name, inside[rows].mean())
-    width = (forecast["y-hi-80"] - forecast["y-lo-80"]).to_numpy()
+    width = (forecast["S5-hi-80"] - forecast["S5-lo-80"]).to_numpy()
     assert width[groups["far"]].mean() > 1.3 * width[groups["near"]].mean()  # spread grows with time ahead
 
 
 def test_interval_columns_are_named_and_nested_as_nixtlas(walks):
     model, future, forecast = walks
-    assert list(forecast.columns) == ["unique_id", "ds", "y", "y-lo-95", "y-lo-80", "y-hi-80", "y-hi-95"]
+    assert list(forecast.columns) == ["unique_id", "ds", "S5", "S5-lo-95", "S5-lo-80", "S5-hi-80", "S5-hi-95"]
     assert interval_names("y", [95, 80]) == ["y-lo-95", "y-lo-80", "y-hi-80", "y-hi-95"]
-    assert (forecast["y-lo-95"] <= forecast["y-lo-80"]).all() and (forecast["y-lo-80"] <= forecast["y"]).all()
-    assert (forecast["y"] <= forecast["y-hi-80"]).all() and (forecast["y-hi-80"] <= forecast["y-hi-95"]).all()
+    assert (forecast["S5-lo-95"] <= forecast["S5-lo-80"]).all() and (forecast["S5-lo-80"] <= forecast["S5"]).all()
+    assert (forecast["S5"] <= forecast["S5-hi-80"]).all() and (forecast["S5-hi-80"] <= forecast["S5-hi-95"]).all()
     again = model.forecast(times=future[["unique_id", "ds"]], level=80)
-    np.testing.assert_array_equal(again["y-hi-80"], forecast["y-hi-80"])
-    assert list(model.forecast(h=2, level=[97.5]).columns)[-2:] == ["y-lo-97.5", "y-hi-97.5"]
+    np.testing.assert_array_equal(again["S5-hi-80"], forecast["S5-hi-80"])
+    assert list(model.forecast(h=2, level=[97.5]).columns)[-2:] == ["S5-lo-97.5", "S5-hi-97.5"]
     assert check_levels([95, 80, 80]) == [80, 95]
 
 
@@ -339,7 +339,7 @@ def test_too_few_residuals_for_a_level_give_unbounded_intervals_and_a_warning():
     assert 0 < np.isfinite(model.calibration_scores_).sum() < 99
     with pytest.warns(UserWarning, match="too few calibration residuals"):
         out = model.forecast(h=1, level=[99])
-    assert np.isinf(out["y-hi-99"]).all() and np.isinf(out["y-lo-99"]).all()
+    assert np.isinf(out["S5-hi-99"]).all() and np.isinf(out["S5-lo-99"]).all()
 
 
 def test_short_histories_are_calibrated_by_short_history_pairs_where_there_are_enough():
@@ -376,7 +376,7 @@ def test_intervals_cover_forecasts_from_short_histories():
     forecast = model.forecast(times=future[["unique_id", "ds"]], level=[80, 95])
     y, short = future["y"].to_numpy(), future["unique_id"].str.startswith("short").to_numpy()
     for level in (80, 95):
-        inside = (y >= forecast[f"y-lo-{level}"].to_numpy()) & (y <= forecast[f"y-hi-{level}"].to_numpy())
+        inside = (y >= forecast[f"S5-lo-{level}"].to_numpy()) & (y <= forecast[f"S5-hi-{level}"].to_numpy())
         assert within_binomial(inside[short].mean(), level / 100, 150, z=2.5), (level, inside[short].mean())
 
 
@@ -411,12 +411,12 @@ def test_quantile_forecasts_cover_their_levels_on_a_random_walk():
     assert model.quantiles_ == (0.1, 0.5, 0.9) and model.best_epoch_ >= 0  # trained, not the last-value network
     assert all("valid_pinball" in record for record in model.history_)
     forecast = model.forecast(times=future[["unique_id", "ds"]])
-    assert list(forecast.columns) == ["unique_id", "ds", "y", "y_ql0.1", "y_ql0.5", "y_ql0.9"]
-    np.testing.assert_array_equal(forecast["y"], forecast["y_ql0.5"])
-    assert (forecast["y_ql0.1"] <= forecast["y_ql0.5"]).all() and (forecast["y_ql0.5"] <= forecast["y_ql0.9"]).all()
+    assert list(forecast.columns) == ["unique_id", "ds", "S5", "S5_ql0.1", "S5_ql0.5", "S5_ql0.9"]
+    np.testing.assert_array_equal(forecast["S5"], forecast["S5_ql0.5"])
+    assert (forecast["S5_ql0.1"] <= forecast["S5_ql0.5"]).all() and (forecast["S5_ql0.5"] <= forecast["S5_ql0.9"]).all()
     n_series = future["unique_id"].nunique()
     for q in (0.1, 0.5, 0.9):
-        below = (future["y"].to_numpy() < forecast[f"y_ql{q}"].to_numpy()).mean()
+        below = (future["y"].to_numpy() < forecast[f"S5_ql{q}"].to_numpy()).mean()
         assert within_binomial(below, q, n_series), (q, below)
 
 
@@ -424,8 +424,8 @@ def test_quantile_levels_add_the_median_and_are_checked():
     past, _ = random_walks(n_series=6, n_obs=20, history=20)
     model = SMRForecaster(**TINY, epochs=1, loss="quantile", quantiles=[0.8, 0.2]).fit(past)
     assert model.quantiles_ == (0.2, 0.5, 0.8)
-    assert list(model.forecast(h=1, level=80).columns) == ["unique_id", "ds", "y", "y_ql0.2", "y_ql0.5", "y_ql0.8",
-                                                           "y-lo-80", "y-hi-80"]
+    assert list(model.forecast(h=1, level=80).columns) == ["unique_id", "ds", "S5", "S5_ql0.2", "S5_ql0.5", "S5_ql0.8",
+                                                           "S5-lo-80", "S5-hi-80"]
     for bad in ([0.0, 0.5], [0.5, 1.0], [0.3, 0.3], [], ["0.5"]):
         with pytest.raises(ValueError, match="'quantiles' parameter"):
             SMRForecaster(loss="quantile", quantiles=bad).fit(past)

@@ -33,13 +33,13 @@ def test_forecasting_some_series_equals_their_rows_of_a_forecast_of_all():
     full = model.forecast(h=3)
     some = full[full["unique_id"].isin(["s03", "s06", "s07"])]  # "down", "down", "up"; s00 down, s01 up come first
     got = model.forecast(times=some[["unique_id", "ds"]])
-    np.testing.assert_allclose(got["y"], some["y"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got["S5"], some["S5"], rtol=1e-6, atol=1e-6)
     # the statics matter: the same history read as the other group forecasts otherwise
     rows = frame[frame["unique_id"] == "s03"]
     queries = some.loc[some["unique_id"] == "s03", ["ds"]].assign(unique_id="copy")
-    as_up, as_down = (model.forecast(times=queries, context=rows.assign(unique_id="copy", group=group))["y"].to_numpy()
+    as_up, as_down = (model.forecast(times=queries, context=rows.assign(unique_id="copy", group=group))["S5"].to_numpy()
                       for group in ("up", "down"))
-    np.testing.assert_allclose(as_down, some.loc[some["unique_id"] == "s03", "y"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(as_down, some.loc[some["unique_id"] == "s03", "S5"], rtol=1e-6, atol=1e-6)
     assert np.abs(as_up - as_down).min() > 0.05
 
 
@@ -65,4 +65,4 @@ def test_context_rows_forecast_like_the_same_rows_in_the_fitted_history():
     expected = full.forecast(times=queries)
     got = without_recent.forecast(times=queries, context=history[recent].sample(frac=1.0, random_state=0))
     pd.testing.assert_frame_equal(got, expected, rtol=1e-6, atol=1e-6)
-    assert not np.allclose(without_recent.forecast(times=queries)["y"], expected["y"])  # the rows matter
+    assert not np.allclose(without_recent.forecast(times=queries)["S5"], expected["S5"])  # the rows matter

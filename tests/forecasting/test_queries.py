@@ -54,11 +54,11 @@ def test_queries_do_not_change_each_other_and_series_do_not_either():
     model = SMRForecaster(**{**FAST, "epochs": 3, "validation_fraction": 0.0}).fit(frame)
     grid = model.forecast(h=4)
     alone = model.forecast(times=grid[grid["unique_id"] == "s02"].iloc[[2]][["unique_id", "ds"]])
-    expected = grid[grid["unique_id"] == "s02"]["y"].iloc[2]
-    assert alone["y"].iloc[0] == pytest.approx(expected, rel=1e-6, abs=1e-6)
+    expected = grid[grid["unique_id"] == "s02"]["S5"].iloc[2]
+    assert alone["S5"].iloc[0] == pytest.approx(expected, rel=1e-6, abs=1e-6)
     shuffled = grid.sample(frac=1.0, random_state=0)
     again = model.forecast(times=shuffled[["unique_id", "ds"]])
-    np.testing.assert_allclose(again["y"].to_numpy(), shuffled["y"].to_numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(again["S5"].to_numpy(), shuffled["S5"].to_numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_queries_of_one_series_alone_equal_those_in_the_panel_with_a_daily_period():
@@ -80,8 +80,8 @@ def test_queries_of_one_series_alone_equal_those_in_the_panel_with_a_daily_perio
     for sid in ("s2", "s3"):  # series that start after the panel's first row
         rows = grid[grid["unique_id"] == sid]
         alone = model.forecast(times=rows[["unique_id", "ds"]])
-        np.testing.assert_allclose(alone["y"], rows["y"], rtol=1e-6, atol=1e-6)
-    assert np.ptp(grid["y"].to_numpy()) > 0.1  # the forecasts follow the day, not only the last value
+        np.testing.assert_allclose(alone["S5"], rows["S5"], rtol=1e-6, atol=1e-6)
+    assert np.ptp(grid["S5"].to_numpy()) > 0.1  # the forecasts follow the day, not only the last value
 
 
 def test_forecasting_past_the_trained_horizon_warns_naming_it():

@@ -60,10 +60,11 @@ def test_update_then_forecast_equals_a_forecast_from_the_full_history(backbone, 
         assert model.update(piece) is model
     after_h, after_times = model.forecast(h=4), model.forecast(times=later)
     pd.testing.assert_frame_equal(after_h[["unique_id", "ds"]], full_h[["unique_id", "ds"]])
-    np.testing.assert_allclose(after_h["y"], full_h["y"], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(after_times["y"], full_times["y"], rtol=1e-5, atol=1e-5)
+    name = model.alias_  # the forecast column: the backbone's name
+    np.testing.assert_allclose(after_h[name], full_h[name], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(after_times[name], full_times[name], rtol=1e-5, atol=1e-5)
     # The forecasts moved (the state matters), and the history holds the new rows.
-    assert np.abs(after_h["y"].to_numpy() - before["y"].to_numpy()).max() > 1e-3
+    assert np.abs(after_h[name].to_numpy() - before[name].to_numpy()).max() > 1e-3
     assert model.history_panel_.lengths.sum() == len(history) + len(rows)
 
 
@@ -84,10 +85,11 @@ def test_rows_that_observe_one_of_several_columns_advance_the_state_as_the_whole
     rows.loc[rows.index[1::3], "y"] = np.nan  # every third row observes both
     expected = model.forecast(h=3, context=rows)
     partial = rows["x"].isna() | rows["y"].isna()
-    assert not np.allclose(model.forecast(h=3, context=rows[~partial])[["y", "x"]], expected[["y", "x"]])
+    both = ["S5:y", "S5:x"]  # several targets: a column per target, after the model
+    assert not np.allclose(model.forecast(h=3, context=rows[~partial])[both], expected[both])
     model.update(rows)
     got = model.forecast(h=3)
-    np.testing.assert_allclose(got[["y", "x"]], expected[["y", "x"]], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[both], expected[both], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("backbone, settings", [("s5", {"smr": True}), ("s6", {"smr": True}), ("gru_dt", {})])
@@ -154,7 +156,7 @@ def test_new_series_start_from_the_zero_state():
     model.update(both)
     got = model.forecast(h=3)
     pd.testing.assert_frame_equal(got[["unique_id", "ds"]], expected[["unique_id", "ds"]])
-    np.testing.assert_allclose(got["y"], expected["y"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["S6"], expected["S6"], rtol=1e-5, atol=1e-5)
     assert list(model.history_panel_.ids) == sorted(model.history_panel_.ids)
 
 
@@ -197,7 +199,7 @@ def test_a_model_without_a_state_gets_one_at_its_first_update():
     expected = model.forecast(h=3, context=rows)
     del model.stream_state_  # as a model saved before streaming
     model.update(rows)
-    np.testing.assert_allclose(model.forecast(h=3)["y"], expected["y"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.forecast(h=3)["GRU-dt"], expected["GRU-dt"], rtol=1e-5, atol=1e-5)
 
 
 def test_forecasts_in_blocks_equal_one_block(monkeypatch):
@@ -295,10 +297,10 @@ def test_update_and_context_agree_on_the_statics_of_known_series():
         updated = copy.deepcopy(model).update(given)
         got = updated.forecast(h=2)
         pd.testing.assert_frame_equal(got[["unique_id", "ds"]], expected[["unique_id", "ds"]])
-        np.testing.assert_allclose(got["y"], expected["y"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got["S5"], expected["S5"], rtol=1e-5, atol=1e-5)
     # the statics matter here: a new series' forecasts move with its size
     newcomer = rows[rows["unique_id"] == "s001"].assign(unique_id="new")
-    small, large = (model.forecast(h=2, context=newcomer.assign(size=size)).query("unique_id == 'new'")["y"].to_numpy()
+    small, large = (model.forecast(h=2, context=newcomer.assign(size=size)).query("unique_id == 'new'")["S5"].to_numpy()
                     for size in (1.0, 99.0))
     assert np.abs(small - large).max() > 1e-3
 
@@ -324,7 +326,7 @@ def test_statics_missing_or_given_as_text_are_refused_by_update_and_context():
     given = pd.concat([rows, newcomer.assign(size=1.5)])
     expected = model.forecast(h=2, context=given)
     got = copy.deepcopy(model).update(given).forecast(h=2)
-    np.testing.assert_allclose(got["y"], expected["y"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["S5"], expected["S5"], rtol=1e-5, atol=1e-5)
 
 
 def test_update_gives_the_state_of_a_refit_on_history_plus_rows_for_every_input_feature(monkeypatch):

@@ -50,8 +50,9 @@ def lab_panel(n_series=40, seed=0) -> pd.DataFrame:
 
 
 def target_of(column: str) -> str | None:
-    """The target a forecast column belongs to (``hb``, ``hb_std``, ``hb_ql0.1``, ``hb-lo-80``, ``hb_pred-hi-80``)."""
-    return next((t for t in LABS if re.fullmatch(rf"{t}((_pred)?([_-].+)?)", column)), None)
+    """The target a column belongs to: a forecast's (``S5:hb``, ``S5:hb_std``, ``S5:hb_ql0.1``, ``S5:hb-lo-80``)
+    or a backtest's truth (``hb``)."""
+    return next((t for t in LABS if re.fullmatch(rf"(S5:)?{t}([_-].+)?", column)), None)
 
 
 def assert_nan_exactly_where_never_observed(frame: pd.DataFrame, lacking=LACKING, truth=()):
@@ -120,13 +121,13 @@ def test_forecast_h_is_nan_only_where_a_series_never_observed_the_target(gaussia
                               "are NaN (for example unique_id='p03' has no observed value of ['ldl'])")
     assert "(update(), or context=)" in message
     assert len(result) == 3 * 40
-    assert {"ldl_std", "ldl-lo-95", "crp-hi-80"} <= set(result.columns)
+    assert {"S5:ldl_std", "S5:ldl-lo-95", "S5:crp-hi-80"} <= set(result.columns)
     assert_nan_exactly_where_never_observed(result)
 
 
 def test_quantiles_follow_the_rule(quantile):
     result = forecast_warned(lambda: quantile.forecast(h=2))
-    assert "ldl_ql0.1" in result.columns
+    assert "S5:ldl_ql0.1" in result.columns
     assert_nan_exactly_where_never_observed(result)
 
 
@@ -145,7 +146,8 @@ def test_forecasts_do_not_depend_on_the_lacking_series_in_the_call(gaussian):
     pd.testing.assert_frame_equal(complete, every[~lacking].reset_index(drop=True), rtol=1e-6)
     pd.testing.assert_frame_equal(only_lacking, every[lacking].reset_index(drop=True), rtol=1e-6)
     predicted = forecast_warned(lambda: gaussian.predict(queries))  # forecast mode's predict: the same rule
-    pd.testing.assert_frame_equal(predicted.reset_index(drop=True), every[LABS])
+    pd.testing.assert_frame_equal(predicted.reset_index(drop=True),  # predict mirrors y: the targets' names
+                                  every[[f"S5:{lab}" for lab in LABS]].set_axis(LABS, axis=1))
 
 
 def test_a_series_that_observed_no_target_forecasts_nan_and_leaves_the_others_alone(gaussian):
@@ -183,7 +185,7 @@ def test_update_forecasts_a_target_once_it_is_observed(gaussian, panel):
 
 def test_backtest_scores_what_each_series_has(panel):
     """Every cut-off's forecast warns once, counting the lacking series it forecasts; their never-measured labs
-    are NaN in ``<lab>_pred`` and its interval columns (the truth there is NaN too), every other prediction
+    are NaN in ``S5:<lab>`` and its interval columns (the truth there is NaN too), every other prediction
     is finite."""
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
