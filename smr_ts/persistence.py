@@ -57,11 +57,13 @@ FORMATS = {
                  "target_moments were its level)"),
     4: ("0.1.0", "format 3, with the forecaster model selection kept (forecast_state_'s floor), n_networks, and "
                  "the coverage log of the rows update() appended (forecast_state_'s coverage)"),
+    5: ("0.1.0", "format 4, with the names of the forecasting layout's periods (period_names: a period detected "
+                 "in the data beside the calendar's)"),
 }
 FORMAT = max(FORMATS)
 _CONFIG_KEYS = {1: {"version", "params", "param_types", "fitted"},
                 2: {"version", "format", "params", "param_types", "fitted", "weights_sha256"}}
-_CONFIG_KEYS[3] = _CONFIG_KEYS[4] = _CONFIG_KEYS[2]
+_CONFIG_KEYS[3] = _CONFIG_KEYS[4] = _CONFIG_KEYS[5] = _CONFIG_KEYS[2]
 
 # Fitted attribute -> how it is stored. "json": as it is in config.json; "params": constructor
 # parameters, as the top-level "params" are written; "names": an array of column names; "time_info":
@@ -246,8 +248,18 @@ def _from_format_3(config: dict, tensors: dict) -> tuple[dict, dict]:
     return {**config, "format": 4, "fitted": fitted}, tensors
 
 
+def _from_format_4(config: dict, tensors: dict) -> tuple[dict, dict]:
+    """Format 4 to 5: a forecasting layout saved before detected periods held calendar periods only, named
+    by their length (an empty ``period_names``: :func:`smr_ts.forecasting.floor.period_names`)."""
+    fitted = dict(config["fitted"])
+    state = fitted.get("forecast_state_")
+    if isinstance(state, dict) and isinstance(state.get("layout"), dict):
+        fitted["forecast_state_"] = {**state, "layout": {"period_names": [], **state["layout"]}}
+    return {**config, "format": 5, "fitted": fitted}, tensors
+
+
 # Format -> the step that brings a save of it to the next format.
-MIGRATIONS = {1: _from_format_1, 2: _from_format_2, 3: _from_format_3}
+MIGRATIONS = {1: _from_format_1, 2: _from_format_2, 3: _from_format_3, 4: _from_format_4}
 
 
 def _check_version(state: dict, config: Path) -> None:

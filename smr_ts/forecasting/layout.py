@@ -69,12 +69,13 @@ def _lomb_scargle(t: np.ndarray, y: np.ndarray, freqs: np.ndarray, chunk: int = 
 
 
 def detected_period(panel: SeriesPanel, column: int, median_gap: float, median_span: float,
-                    known=()) -> float | None:
+                    known=(), until: np.ndarray | None = None) -> float | None:
     """A period (raw units) that the data show and no calendar period holds, or None.
 
-    The rule, by time rather than by steps, on datetimes and numeric times alike, reading only the
-    panel (the rows given to fit, as :func:`calendar_periods` reads their span: validating in time,
-    the held-out stretch too):
+    The rule, by time rather than by steps, on datetimes and numeric times alike, reading the values
+    of the panel's rows up to ``until`` (per series, time since its first row; None: every row; a fit
+    passes where each series' validating last part begins, or -inf for a held-out series, so that
+    what validates is not read):
 
     - candidate periods from ``max(4 median gaps, median span / 500)`` to a third of the median
       span, on a grid of frequencies ``1 / (4 median span)`` apart;
@@ -101,6 +102,8 @@ def detected_period(panel: SeriesPanel, column: int, median_gap: float, median_s
     share, weight = np.zeros(len(freqs)), np.zeros(len(freqs))
     for s in range(len(panel.ids)):
         ok = panel.valid[s] & panel.value_observed[s, :, column]
+        if until is not None:
+            ok &= time_difference(panel.time[s], panel.time[s, 0]) <= until[s]
         if ok.sum() < _MIN_ROWS:
             continue
         t = time_difference(panel.time[s][ok], panel.time[s][ok][0]).astype(np.float64)
@@ -216,15 +219,18 @@ def trained_horizon(panel: SeriesPanel, horizon: float) -> float:
 
 
 def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon: float, kind: str,
-               median_gap: float, future_index=(), static_spec=(), detect_period: bool = True) -> ForecastLayout:
+               median_gap: float, future_index=(), static_spec=(), detect_period: bool = True,
+               detect_until: np.ndarray | None = None) -> ForecastLayout:
     """The layout of a forecasting model fitted on ``panel``: its periods (the calendar's, then the one
-    :func:`detected_period` finds in the first target, if any, when ``detect_period``), fallback scales,
-    and the scales of its future-known columns (positions ``future_index`` among the values)."""
+    :func:`detected_period` finds in the first target's rows up to ``detect_until``, if any, when
+    ``detect_period``), fallback scales, and the scales of its future-known columns (positions
+    ``future_index`` among the values)."""
     fi = list(future_index)
     span = _median_span(panel)
     periods = calendar_periods(kind, median_gap, span)
     names = [min(_CANDIDATE_PERIODS, key=lambda n: abs(_CANDIDATE_PERIODS[n] - p)) for p in periods]
-    found = detected_period(panel, target_index[0], median_gap, span, known=periods) if detect_period else None
+    found = (detected_period(panel, target_index[0], median_gap, span, known=periods, until=detect_until)
+             if detect_period else None)
     if found is not None:
         periods, names = periods + [found], names + [detected_name(found, kind)]
     center, spread, rms = future_scales(panel.values[panel.valid][:, fi], panel.value_observed[panel.valid][:, fi])

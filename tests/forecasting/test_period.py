@@ -1,6 +1,8 @@
 """A period the data show and the calendar does not hold (smr_ts/forecasting/layout.py, detected_period):
 found in a planted cycle, not in noise, random walks or trends, named, and saved with the model."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -108,3 +110,50 @@ def test_a_model_with_a_detected_period_weighs_its_seasonal_naive_and_saves_it(t
     loaded = SMRForecaster.load(tmp_path / "m")
     assert loaded.layout_ == model.layout_
     pd.testing.assert_frame_equal(model.forecast(h=5), loaded.forecast(h=5))
+
+
+def test_a_save_of_format_4_loads_with_its_calendar_periods_named_by_their_length(tmp_path):
+    """Layouts saved before detected periods (format 4) had no ``period_names``: their periods were the
+    calendar's, and keep the calendar's names."""
+    rng = np.random.default_rng(3)
+    times = pd.date_range("2024-01-01", periods=24 * 20, freq="h")
+    y = 5 + np.sin(2 * np.pi * np.arange(len(times)) / 24) + 0.2 * rng.normal(size=len(times))
+    model = SMRForecaster(**{**FAST, "epochs": 1}).fit(pd.DataFrame({"unique_id": "s", "ds": times, "y": y}))
+    assert model.layout_.period_names == ["day", "week"]
+    model.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["format"] = 4
+    del config["fitted"]["forecast_state_"]["layout"]["period_names"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    loaded = SMRForecaster.load(tmp_path / "m")
+    assert loaded.layout_.period_names == [] and candidates(loaded.layout_) == candidates(model.layout_)
+    pd.testing.assert_frame_equal(model.forecast(h=5), loaded.forecast(h=5))
+
+
+def test_validating_in_time_the_period_is_read_before_the_validating_last_part():
+    """A single series validates on its last part: values there with another period change nothing."""
+    rng, t = _irregular(4, n=600, span=300.0)
+    y = np.sin(2 * np.pi * t / PERIOD) + 0.3 * rng.normal(size=len(t))
+    settings = {**FAST, "epochs": 1, "horizon": 60.0}
+    model = SMRForecaster(**settings).fit(_frame(t, y))
+    span = t[-1] - t[0]
+    split = t[-1] - np.clip(60.0, model.validation_fraction * span, 0.5 * span)
+    changed = np.where(t > split, 3 * np.sin(2 * np.pi * t / 4.0), y)
+    assert _detect(t, changed) == pytest.approx(4.0, rel=0.03)  # all the rows show the last part's period
+    other = SMRForecaster(**settings).fit(_frame(t, changed))
+    assert other.layout_.periods == model.layout_.periods
+    assert model.layout_.periods[0] == pytest.approx(PERIOD, rel=0.03)
+
+
+def test_a_series_read_until_minus_infinity_is_not_read():
+    """How a fit keeps held-out series out of the rule."""
+    rng = np.random.default_rng(5)
+    t = np.sort(rng.uniform(0.0, 200.0, 300))
+    ids = np.repeat([0, 1], len(t))
+    times = np.concatenate([t, t])
+    values = np.concatenate([np.sin(2 * np.pi * t / PERIOD) + 0.3 * rng.normal(size=len(t)),
+                             3 * np.sin(2 * np.pi * t / 4.0)])
+    panel = to_panel(ids, times, values[:, None])
+    gap, span = median_gap(panel), _median_span(panel)
+    assert detected_period(panel, 0, gap, span) == pytest.approx(4.0, rel=0.03)
+    assert detected_period(panel, 0, gap, span, until=np.array([np.inf, -np.inf])) == pytest.approx(PERIOD, rel=0.03)
