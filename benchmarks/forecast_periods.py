@@ -1,7 +1,9 @@
 """The periods each fit of the real-data suite reads (calendar and detected), per data set and cut-off.
 
-Fits SMRForecaster for one epoch on each task's training rows, as the suite's SMR rows do (the
-layout is fixed before training, so one epoch shows the periods a full fit reads), and prints
+Fits SMRForecaster for one epoch on each task's training rows through the suite's SMR row
+(``real_models.SMRRow``: told the horizon as the suite tells it, which sets the validating last part
+the detected period does not read; the layout is fixed before training, so one epoch shows the
+periods a full fit reads), and prints
 ``layout_.period_names`` and ``layout_.periods`` (in years for datetimes, raw units otherwise).
 
     python benchmarks/forecast_periods.py --datasets sunspot.month gold
@@ -21,7 +23,7 @@ _YEAR_NS = 365.2425 * 86_400e9
 
 
 def main(argv=None) -> None:
-    from smr_ts import SMRForecaster
+    import real_models
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="+", default=list(real_data.LOADERS), choices=list(real_data.LOADERS))
@@ -29,10 +31,9 @@ def main(argv=None) -> None:
     for name in args.datasets:
         data = real_data.LOADERS[name]()
         for task in data.tasks:
-            train = task.train[["unique_id", "ds", "y"]]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = SMRForecaster(epochs=1, verbose=0, random_state=0).fit(train)
+                model = real_models.SMRRow(data, 0, None, {"epochs": 1}).fit(task.train, task.query).model_
             layout = model.layout_
             numeric = model.time_info_.kind == "numeric"
             shown = [round(p if numeric else p / _YEAR_NS, 4) for p in layout.periods]
