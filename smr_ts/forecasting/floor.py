@@ -18,10 +18,10 @@ The simple forecasters, each from the rows at or before the cut-off only:
   observation to its last, times the time ahead (the random walk with drift);
 - ``"seasonal naive (<period>)"``, for each period the layout reads (a day, a week, a year:
   :func:`~smr_ts.forecasting.layout.calendar_periods`; a period the data show, e.g. ``"detected,
-  11.1 years"``: :func:`~smr_ts.forecasting.layout.detected_period`): the series at the query's time minus
-  whole periods (the fewest that reach back to the cut-off), interpolated linearly in time between
-  the observations around it (no more than a quarter period apart), else the nearest within half
-  a median gap, else the last value. By time, not by steps, so a year of 52.18 weeks is a year.
+  11.1 years"``: :func:`~smr_ts.forecasting.layout.detected_period`): the series at the query's
+  time minus whole periods (the fewest that reach back to the cut-off), interpolated linearly in
+  time between the observations around it (no more than a quarter period apart), else the nearest
+  within half a median gap, else the last value. By time, not by steps, so a year of 52.18 weeks is a year.
 
 Each is written, as the network's head is, as a correction to the anchor in units of the series'
 scale, so selection, the intervals' calibration and forecasts read every forecaster the same way.

@@ -18,9 +18,8 @@ from smr_ts.data.times import time_difference
 from smr_ts.forecasting.covariates import future_scales, n_future_features, static_width
 from smr_ts.forecasting.features import fallback_scales
 
-__all__ = ["AHEAD_PERIODS", "CURRENT_LAG", "ForecastLayout", "auto_batch_size", "auto_horizon", "calendar_periods", "detected_period",
-           "fit_layout",
-           "panel_now", "trained_horizon", "training_window"]
+__all__ = ["AHEAD_PERIODS", "CURRENT_LAG", "ForecastLayout", "auto_batch_size", "auto_horizon", "calendar_periods",
+           "detected_name", "detected_period", "fit_layout", "panel_now", "trained_horizon", "training_window"]
 
 
 AHEAD_PERIODS = (2.0, 4.0, 8.0, 16.0)  # in time units: a multi-scale basis for how far ahead a query is
@@ -107,11 +106,11 @@ def detected_period(panel: SeriesPanel, column: int, median_gap: float, median_s
         if ok.sum() < _MIN_ROWS:
             continue
         t = time_difference(panel.time[s][ok], panel.time[s][ok][0]).astype(np.float64)
-        t, y = _binned(t, panel.values[s, ok, column].astype(np.float64), lo / 4)
+        t, values = _binned(t, panel.values[s, ok, column].astype(np.float64), lo / 4)
         if len(t) < _MIN_ROWS or not t[-1] > 0:
             continue
-        y = y - np.polyval(np.polyfit(t / t[-1], y, 1), t / t[-1])
-        if not np.any(np.abs(y) > 1e-12 * (np.abs(y).max() + 1e-300)):
+        y = values - np.polyval(np.polyfit(t / t[-1], values, 1), t / t[-1])
+        if np.abs(y).max() <= 1e-9 * np.abs(values).max():  # a line: nothing but rounding left
             continue
         counts = freqs * t[-1] >= 2
         share += np.where(counts, len(t) * _lomb_scargle(t, y, freqs), 0.0)
@@ -219,18 +218,16 @@ def trained_horizon(panel: SeriesPanel, horizon: float) -> float:
 
 
 def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon: float, kind: str,
-               median_gap: float, future_index=(), static_spec=(), detect_period: bool = True,
-               detect_until: np.ndarray | None = None) -> ForecastLayout:
+               median_gap: float, future_index=(), static_spec=(), detect_until: np.ndarray | None = None
+               ) -> ForecastLayout:
     """The layout of a forecasting model fitted on ``panel``: its periods (the calendar's, then the one
-    :func:`detected_period` finds in the first target's rows up to ``detect_until``, if any, when
-    ``detect_period``), fallback scales, and the scales of its future-known columns (positions
-    ``future_index`` among the values)."""
+    :func:`detected_period` finds in the first target's rows up to ``detect_until``, if any), fallback
+    scales, and the scales of its future-known columns (positions ``future_index`` among the values)."""
     fi = list(future_index)
     span = _median_span(panel)
     periods = calendar_periods(kind, median_gap, span)
     names = [min(_CANDIDATE_PERIODS, key=lambda n: abs(_CANDIDATE_PERIODS[n] - p)) for p in periods]
-    found = (detected_period(panel, target_index[0], median_gap, span, known=periods, until=detect_until)
-             if detect_period else None)
+    found = detected_period(panel, target_index[0], median_gap, span, known=periods, until=detect_until)
     if found is not None:
         periods, names = periods + [found], names + [detected_name(found, kind)]
     center, spread, rms = future_scales(panel.values[panel.valid][:, fi], panel.value_observed[panel.valid][:, fi])

@@ -157,3 +157,9 @@ def test_a_series_read_until_minus_infinity_is_not_read():
     gap, span = median_gap(panel), _median_span(panel)
     assert detected_period(panel, 0, gap, span) == pytest.approx(4.0, rel=0.03)
     assert detected_period(panel, 0, gap, span, until=np.array([np.inf, -np.inf])) == pytest.approx(PERIOD, rel=0.03)
+
+
+@pytest.mark.parametrize("line", [lambda t: np.full(len(t), 7.0), lambda t: 2.0 + 0.5 * t])
+def test_a_constant_or_a_straight_line_has_no_period(line):
+    _, t = _irregular(6)
+    assert _detect(t, line(t)) is None
