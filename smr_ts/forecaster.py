@@ -147,8 +147,8 @@ class SMRForecaster(FrameEstimator):
         varies less from seed to seed; a fit costs about ``n_networks`` times one network's.
     floor : bool, default True
         Forecasting: after training, weigh the network against simple forecasters (last value, the
-        series' mean, drift, seasonal naive per calendar period) on the held-out forecasts and keep
-        whichever scores best (``selected_forecaster_``; :mod:`smr_ts.forecasting.floor`). False
+        series' mean, drift, seasonal naive per period the model reads) on the held-out forecasts and
+        keep whichever scores best (``selected_forecaster_``; :mod:`smr_ts.forecasting.floor`). False
         keeps the network (the last-value network when training never beat last value).
     patience : int or None, default None
         Stop after this many epochs without a better validation MSE. The best epoch's weights

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LATE_HALF", "MIN_HELD_OUT_SERIES", "ValidationPlan", "plan_validation", "validation_origin"]
+__all__ = ["LATE_HALF", "MIN_HELD_OUT_SERIES", "ValidationPlan", "plan_validation", "validation_back",
+           "validation_origin"]
 
 # Forecasting holds out at least this many series (a quarter of a smaller panel): they choose the epoch and
 # calibrate the intervals, which a handful of series does not do reliably (docs/results/forecasting_design.md).
@@ -91,6 +92,10 @@ def validation_origin(data, layout, fraction: float) -> np.ndarray:
     """Per series, the relative time from which its last part validates: one horizon before its end
     (at most half of its span, at least ``fraction`` of it)."""
     end = data.time[np.arange(len(data.lengths)), data.lengths - 1]
-    span = end - data.time[:, 0]
-    back = np.clip(layout.horizon, fraction * span, 0.5 * span)
-    return end - back
+    return end - validation_back(end - data.time[:, 0], layout.horizon, fraction)
+
+
+def validation_back(span: np.ndarray, horizon: float, fraction: float) -> np.ndarray:
+    """Per series of time ``span``, how long before its end its last part, validating in time, begins:
+    one ``horizon``, at most half the span, at least ``fraction`` of it."""
+    return np.clip(horizon, fraction * span, 0.5 * span)

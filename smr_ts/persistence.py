@@ -58,7 +58,8 @@ FORMATS = {
                  "target_moments were its level)"),
     4: ("0.1.0", "format 3, with the forecaster model selection kept (forecast_state_'s floor), n_networks, and "
                  "the coverage log of the rows update() appended (forecast_state_'s coverage)"),
-    5: ("0.1.0", "format 4, with the name of a forecasting model's forecast columns (alias, alias_)"),
+    5: ("0.1.0", "format 4, with the name of a forecasting model's forecast columns (alias, alias_) and the names "
+                 "of its layout's periods (period_names: a period detected in the data beside the calendar's)"),
 }
 FORMAT = max(FORMATS)
 _CONFIG_KEYS = {1: {"version", "params", "param_types", "fitted"},
@@ -251,7 +252,9 @@ def _from_format_3(config: dict, tensors: dict) -> tuple[dict, dict]:
 
 def _from_format_4(config: dict, tensors: dict) -> tuple[dict, dict]:
     """Format 4 to 5: a forecasting model saved before ``alias`` names its forecast columns after its
-    backbone, as the default ``alias`` does (its forecasts were named after its targets before)."""
+    backbone, as the default ``alias`` does (its forecasts were named after its targets before), and its
+    layout, saved before detected periods, held calendar periods only, named by their length (an empty
+    ``period_names``: :func:`smr_ts.forecasting.floor.period_names`)."""
     config = {**config, "params": {"alias": None, **config["params"]}}
     fitted = dict(config["fitted"])
     at_fit = fitted.get("fitted_params_")
@@ -259,6 +262,9 @@ def _from_format_4(config: dict, tensors: dict) -> tuple[dict, dict]:
         fitted["fitted_params_"] = at_fit = {**at_fit, "params": {"alias": None, **at_fit["params"]}}
         if fitted.get("mode_") == "forecast" and at_fit["params"].get("backbone") in BACKBONES:
             fitted["alias_"] = BACKBONES[at_fit["params"]["backbone"]].alias
+    state = fitted.get("forecast_state_")
+    if isinstance(state, dict) and isinstance(state.get("layout"), dict):
+        fitted["forecast_state_"] = {**state, "layout": {"period_names": [], **state["layout"]}}
     return {**config, "format": 5, "fitted": fitted}, tensors
 
 

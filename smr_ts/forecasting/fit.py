@@ -16,7 +16,7 @@ import pandas as pd
 
 from smr_ts.data.frames import FrameSchema, Rows, split_static_columns
 from smr_ts.data.panel import FIRST_GAP, SeriesPanel, median_gap, to_panel
-from smr_ts.data.times import parse_time_unit
+from smr_ts.data.times import parse_time_unit, time_difference
 from smr_ts.forecasting.covariate_frames import check_covariate_columns, fit_statics, merge_static_frame, static_codes
 from smr_ts.forecasting.features import forecast_tensors
 from smr_ts.backbones import BACKBONES
@@ -24,7 +24,7 @@ from smr_ts.forecasting.intervals import calibration_source, prediction_names
 from smr_ts.forecasting.layout import auto_horizon, fit_layout, trained_horizon, training_window
 from smr_ts.forecasting.pairs import PairSampler, training_pairs
 from smr_ts.forecasting.state import ForecastState
-from smr_ts.holdout import plan_validation
+from smr_ts.holdout import plan_validation, validation_back
 from smr_ts.training import forecast_evaluate, forecast_loss
 
 __all__ = ["ForecastFit", "covariate_columns", "forecast_alias", "forecast_targets", "prepare"]
@@ -103,9 +103,18 @@ def prepare(panel: SeriesPanel, static_table, validation: Rows | None, schema: F
     horizon = auto_horizon(panel, gap) if horizon is None else trained_horizon(panel, horizon)
     columns = schema.value_columns
     spec, statics = fit_statics(static_table)
+    plan = plan_validation(len(panel.ids), seed, given=validation is not None, forecasting=True,
+                           validation_fraction=params["validation_fraction"], validation_by=params["validation_by"])
+    until = None  # the detected period reads no validating row: neither held-out series nor last parts
+    if plan.kind == "time":
+        span = time_difference(panel.last_times, panel.time[:, 0])
+        until = span - validation_back(span, horizon, plan.fraction)
+    elif plan.kind == "series":
+        until = np.full(len(panel.ids), np.inf)
+        until[plan.held_out] = -np.inf
     layout = fit_layout(panel, [columns.index(c) for c in schema.target_names], time_unit, horizon,
                         schema.time_info.kind, gap, future_index=[columns.index(c) for c in schema.future_names],
-                        static_spec=spec)
+                        static_spec=spec, detect_until=until)
     data = forecast_tensors(panel, layout, FIRST_GAP, static=static_codes(statics, spec, panel.ids))
     val_data = None
     if validation is not None:
@@ -113,8 +122,6 @@ def prepare(panel: SeriesPanel, static_table, validation: Rows | None, schema: F
                              id_col=schema.id_col, time_col=schema.time_col, info=schema.time_info)
         val_data = forecast_tensors(val_panel, layout, FIRST_GAP,
                                     static=static_codes(statics, spec, val_panel.ids, validation.statics))
-    plan = plan_validation(len(panel.ids), seed, given=val_data is not None, forecasting=True,
-                           validation_fraction=params["validation_fraction"], validation_by=params["validation_by"])
     sampler, val_batches = training_pairs(data, layout, plan, val_data, window=training_window(layout, gap),
                                           batch_size=params["batch_size"], device=device,
                                           rng=np.random.default_rng(seed + 2))

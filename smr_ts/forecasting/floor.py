@@ -16,11 +16,12 @@ The simple forecasters, each from the rows at or before the cut-off only:
 - ``"mean"``: the mean of the series' observations (a noisy series that reverts to its mean);
 - ``"drift"``: the last value plus the average change per unit of time from the series' first
   observation to its last, times the time ahead (the random walk with drift);
-- ``"seasonal naive (<period>)"``, for each calendar period the layout reads (a day, a week, a
-  year: :func:`~smr_ts.forecasting.layout.calendar_periods`): the series at the query's time minus
-  whole periods (the fewest that reach back to the cut-off), interpolated linearly in time between
-  the observations around it (no more than a quarter period apart), else the nearest within half
-  a median gap, else the last value. By time, not by steps, so a year of 52.18 weeks is a year.
+- ``"seasonal naive (<period>)"``, for each period the layout reads (a day, a week, a year:
+  :func:`~smr_ts.forecasting.layout.calendar_periods`; a period the data show, e.g. ``"detected,
+  11.1 years"``: :func:`~smr_ts.forecasting.layout.detected_period`): the series at the query's
+  time minus whole periods (the fewest that reach back to the cut-off), interpolated linearly in
+  time between the observations around it (no more than a quarter period apart), else the nearest
+  within half a median gap, else the last value. By time, not by steps, so a year of 52.18 weeks is a year.
 
 Each is written, as the network's head is, as a correction to the anchor in units of the series'
 scale, so selection, the intervals' calibration and forecasts read every forecaster the same way.
@@ -37,7 +38,7 @@ import torch
 from smr_ts._logging import logger
 
 __all__ = ["MAX_RANGES", "MIN_PAIRS_PER_RANGE", "NETWORK", "POINT_LOSSES", "Floor", "apply_floor", "candidates",
-           "period_name", "report_kept", "select_floor", "simple_corrections"]
+           "period_name", "period_names", "report_kept", "select_floor", "simple_corrections"]
 
 NETWORK = "network"
 # Losses whose forecast is a point, which a simple forecaster can stand in for; a Gaussian or quantile
@@ -52,14 +53,20 @@ def period_name(period_ns: float) -> str:
     return min(_SECONDS, key=lambda name: abs(_SECONDS[name] - seconds))
 
 
+def period_names(layout) -> list[str]:
+    """The names of ``layout.periods``: its ``period_names``, or for a layout saved before them (calendar
+    periods only) each period's calendar name."""
+    return list(layout.period_names) or [period_name(p) for p in layout.periods]
+
+
 def candidates(layout) -> list[str]:
     """The simple forecasters a fit with ``layout`` weighs the network against."""
-    return ["last value", "mean", "drift"] + [f"seasonal naive ({period_name(p)})" for p in layout.periods]
+    return ["last value", "mean", "drift"] + [f"seasonal naive ({name})" for name in period_names(layout)]
 
 
 def _period(layout, kind: str) -> float:
     name = kind[len("seasonal naive ("):-1]
-    return next(p for p in layout.periods if period_name(p) == name)
+    return next(p for p, n in zip(layout.periods, period_names(layout)) if n == name)
 
 
 def simple_corrections(data, layout, kind: str, series: np.ndarray, k: np.ndarray, t_query: np.ndarray) -> np.ndarray:

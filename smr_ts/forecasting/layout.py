@@ -1,9 +1,10 @@
 """What a forecasting fit fixes about its inputs (:class:`ForecastLayout`) and the rules that choose it.
 
 The layout is JSON-able and saved with the model: which value columns are targets and which are
-known ahead, the time unit, the horizon, the calendar periods whose phase is an input, the
-fallback scales, the covariates' scales and encodings. The automatic rules (:func:`auto_horizon`,
-:func:`calendar_periods`, :func:`training_window`, :func:`auto_batch_size`) live beside it.
+known ahead, the time unit, the horizon, the periods whose phase is an input (the calendar's and one
+the data show), the fallback scales, the covariates' scales and encodings. The automatic rules
+(:func:`auto_horizon`, :func:`calendar_periods`, :func:`detected_period`, :func:`training_window`,
+:func:`auto_batch_size`) live beside it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from smr_ts.data.times import time_difference
 from smr_ts.forecasting.covariates import future_scales, n_future_features, static_width
 from smr_ts.forecasting.features import fallback_scales
 
-__all__ = ["AHEAD_PERIODS", "CURRENT_LAG", "ForecastLayout", "auto_batch_size", "auto_horizon", "calendar_periods", "fit_layout",
-           "panel_now", "trained_horizon", "training_window"]
+__all__ = ["AHEAD_PERIODS", "CURRENT_LAG", "ForecastLayout", "auto_batch_size", "auto_horizon", "calendar_periods",
+           "detected_name", "detected_period", "fit_layout", "panel_now", "trained_horizon", "training_window"]
 
 
 AHEAD_PERIODS = (2.0, 4.0, 8.0, 16.0)  # in time units: a multi-scale basis for how far ahead a query is
@@ -36,6 +37,111 @@ def calendar_periods(kind: str, median_gap: float, median_span: float) -> list[f
     return [p for p in _CANDIDATE_PERIODS.values() if median_gap <= p / 4 and median_span >= 2 * p]
 
 
+# The detected period (detected_period): the rule's constants, none tuned per data set.
+_MIN_ROWS = 24  # a series' observations needed for its periodogram to count
+_MAX_CYCLES = 500  # the shortest candidate period is at least the median span over this (bounds the cost)
+_OVERSAMPLE = 4  # frequencies per 1 / median span
+_FALSE_ALARM = 0.01  # the chance that a series without a period shows one, for the peak's threshold
+_MIN_SHARE = 0.1  # the least share of a series' (detrended) variance the period's sinusoid must explain
+_HARMONICS = 4  # a detected period within _SAME of a known period / 1 .. this is that period's harmonic
+_SAME = 0.05
+
+
+def _binned(t: np.ndarray, y: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Means of ``t`` and ``y`` in bins of ``width`` (a coarse, cheap periodogram input)."""
+    _, bin_of, count = np.unique(np.floor(t / width), return_inverse=True, return_counts=True)
+    return np.bincount(bin_of, t) / count, np.bincount(bin_of, y) / count
+
+
+def _lomb_scargle(t: np.ndarray, y: np.ndarray, freqs: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """The Lomb-Scargle periodogram of centred ``y`` at times ``t``, as the share of ``y``'s sum of squares
+    that a sinusoid at each frequency explains (in [0, 1])."""
+    out = np.empty(len(freqs))
+    total = float(y @ y)
+    for a in range(0, len(freqs), chunk):
+        w = 2 * np.pi * freqs[a:a + chunk, None]
+        tau = np.arctan2(np.sin(2 * w * t).sum(1), np.cos(2 * w * t).sum(1)) / (2 * w[:, 0])
+        arg = w * (t - tau[:, None])
+        c, s = np.cos(arg), np.sin(arg)
+        out[a:a + chunk] = ((c @ y) ** 2 / (c * c).sum(1) + (s @ y) ** 2 / (s * s).sum(1)) / total
+    return out
+
+
+def detected_period(panel: SeriesPanel, column: int, median_gap: float, median_span: float,
+                    known=(), until: np.ndarray | None = None) -> float | None:
+    """A period (raw units) that the data show and no calendar period holds, or None.
+
+    The rule, by time rather than by steps, on datetimes and numeric times alike, reading the values
+    of the panel's rows up to ``until`` (per series, time since its first row; None: every row; a fit
+    passes where each series' validating last part begins, or -inf for a held-out series, so that
+    what validates is not read):
+
+    - candidate periods from ``max(4 median gaps, median span / 500)`` to a third of the median
+      span, on a grid of frequencies ``1 / (4 median span)`` apart;
+    - each series with at least 24 observations of value column ``column``: its observations less
+      their least-squares line in time, averaged in bins of a quarter of the shortest candidate
+      period, and their Lomb-Scargle periodogram, the share of their variance a sinusoid at each
+      frequency explains; a series counts at the periods it spans at least twice;
+    - the periodogram pooled over series (mean weighted by observations), and its background: a
+      quadratic in log frequency fitted to its log (the smooth spectrum of noise, random walks and
+      trends);
+    - the frequency of the pooled periodogram's highest ratio to that background is a period when it
+      is not at either end of the range (there the background's slope, not a peak, is highest), the
+      ratio is at least ``log(M / 0.01)`` for M = the frequencies / 4 (about the independent ones:
+      a 1 % false alarm for a periodogram that follows its background with exponential scatter),
+      and its sinusoid explains at least 10 % of the variance;
+    - a period within 5 % of a ``known`` period (the calendar's) or of its half, third or quarter
+      is that period's season or a harmonic of it, and gives None.
+    """
+    lo, hi = max(4 * median_gap, median_span / _MAX_CYCLES), median_span / 3
+    if not (hi > lo > 0):
+        return None
+    step = 1 / (_OVERSAMPLE * median_span)
+    freqs = np.arange(1 / hi, 1 / lo + step / 2, step)
+    share, weight = np.zeros(len(freqs)), np.zeros(len(freqs))
+    for s in range(len(panel.ids)):
+        ok = panel.valid[s] & panel.value_observed[s, :, column]
+        if until is not None:
+            ok &= time_difference(panel.time[s], panel.time[s, 0]) <= until[s]
+        if ok.sum() < _MIN_ROWS:
+            continue
+        t = time_difference(panel.time[s][ok], panel.time[s][ok][0]).astype(np.float64)
+        t, values = _binned(t, panel.values[s, ok, column].astype(np.float64), lo / 4)
+        if len(t) < _MIN_ROWS or not t[-1] > 0:
+            continue
+        y = values - np.polyval(np.polyfit(t / t[-1], values, 1), t / t[-1])
+        if np.abs(y).max() <= 1e-9 * np.abs(values).max():  # a line: nothing but rounding left
+            continue
+        counts = freqs * t[-1] >= 2
+        share += np.where(counts, len(t) * _lomb_scargle(t, y, freqs), 0.0)
+        weight += np.where(counts, len(t), 0.0)
+    keep = weight > 0
+    if keep.sum() < 8:
+        return None
+    f, power = freqs[keep], share[keep] / weight[keep]
+    log_f = np.log(f)
+    background = np.exp(np.polyval(np.polyfit(log_f, np.log(np.maximum(power, 1e-300)), 2), log_f) + np.euler_gamma)
+    ratio = power / background
+    i = int(np.argmax(ratio))
+    if i in (0, len(f) - 1):  # the range's end: the background's slope, not a peak
+        return None
+    if ratio[i] < np.log(max(len(f) / _OVERSAMPLE, 1.0) / _FALSE_ALARM) or power[i] < _MIN_SHARE:
+        return None
+    period = float(1 / f[i])
+    if any(abs(period * k / p - 1) <= _SAME for p in known for k in range(1, _HARMONICS + 1)):
+        return None
+    return period
+
+
+def detected_name(period: float, kind: str) -> str:
+    """How messages name a detected period: ``"detected, 11.1 years"`` (datetimes), ``"detected, 11.3"``."""
+    if kind == "numeric":
+        return f"detected, {period:.4g}"
+    days = period / _NS_PER_DAY
+    return ("detected, " + (f"{days / 365.2425:.3g} years" if days >= 365.2425 else f"{days:.3g} days" if days >= 1
+                            else f"{24 * days:.3g} hours"))
+
+
 @dataclass(frozen=True)
 class ForecastLayout:
     """What the fitted model fixed about its inputs (JSON-able: saved with the model)."""
@@ -43,7 +149,7 @@ class ForecastLayout:
     target_index: list  # positions of the targets among the value columns
     time_unit: float  # raw units per gap unit
     horizon: float  # raw units: the longest time ahead trained
-    periods: list  # calendar periods (raw ns), see calendar_periods
+    periods: list  # periods (raw units) whose phase is an input: calendar_periods, then detected_period's
     fallback: list  # per value column, the scale of a series without a usable one
     gap: float  # raw units: the median gap of the training series
     # Covariates (smr_ts.forecasting.covariates): future-known value columns and their scales; static encodings.
@@ -56,6 +162,8 @@ class ForecastLayout:
     target_moments: list = field(default_factory=list)
     # future-known columns' changes from the seasons the target's lags read (False: saved before them)
     future_changes: bool = False
+    # one name per period ("day", "week", "year", "detected, ..."); empty: saved before detected periods (calendar only)
+    period_names: list = field(default_factory=list)
 
     @property
     def n_targets(self) -> int:
@@ -110,13 +218,21 @@ def trained_horizon(panel: SeriesPanel, horizon: float) -> float:
 
 
 def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon: float, kind: str,
-               median_gap: float, future_index=(), static_spec=()) -> ForecastLayout:
-    """The layout of a forecasting model fitted on ``panel``: its calendar periods, fallback scales, and
-    the scales of its future-known columns (positions ``future_index`` among the values)."""
+               median_gap: float, future_index=(), static_spec=(), detect_until: np.ndarray | None = None
+               ) -> ForecastLayout:
+    """The layout of a forecasting model fitted on ``panel``: its periods (the calendar's, then the one
+    :func:`detected_period` finds in the first target's rows up to ``detect_until``, if any), fallback
+    scales, and the scales of its future-known columns (positions ``future_index`` among the values)."""
     fi = list(future_index)
+    span = _median_span(panel)
+    periods = calendar_periods(kind, median_gap, span)
+    names = [min(_CANDIDATE_PERIODS, key=lambda n: abs(_CANDIDATE_PERIODS[n] - p)) for p in periods]
+    found = detected_period(panel, target_index[0], median_gap, span, known=periods, until=detect_until)
+    if found is not None:
+        periods, names = periods + [found], names + [detected_name(found, kind)]
     center, spread, rms = future_scales(panel.values[panel.valid][:, fi], panel.value_observed[panel.valid][:, fi])
     return ForecastLayout(target_index=list(target_index), time_unit=float(time_unit), horizon=float(horizon),
-                          periods=calendar_periods(kind, median_gap, _median_span(panel)),
+                          periods=periods, period_names=names,
                           fallback=fallback_scales(panel.values, panel.value_observed).tolist(), gap=float(median_gap),
                           future_index=fi, future_center=center, future_spread=spread, future_rms=rms,
                           static_spec=[list(s) for s in static_spec],

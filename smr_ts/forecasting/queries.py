@@ -37,7 +37,7 @@ def _latest_at(data: ForecastTensors, series, t) -> np.ndarray:
 
 
 def _season_times(data: ForecastTensors, layout: ForecastLayout, series, k, t_query) -> list:
-    """Per calendar period p, the (``_SEASONS``, P) times ``t_query - (n + m) * p``, m < ``_SEASONS``, with the
+    """Per period p of the layout, the (``_SEASONS``, P) times ``t_query - (n + m) * p``, m < ``_SEASONS``, with the
     smallest n >= 1 that keeps them at or before the cut (row ``k``): the seasons the lag features read."""
     t_cut = data.time[series, k]
     out = []
@@ -48,7 +48,7 @@ def _season_times(data: ForecastTensors, layout: ForecastLayout, series, k, t_qu
 
 
 def _seasonal_lags(data: ForecastTensors, series, k, seasons: list) -> list:
-    """Per calendar period p, what the series did in the seasons before each query: the mean of
+    """Per period p of the layout, what the series did in the seasons before each query: the mean of
     the latest observed targets at or before the ``seasons`` times (:func:`_season_times`), as a
     change from the anchor in the cut's scale, and the share of those seasons that had an
     observation. (A mean over seasons, not the seasonal-naive value alone: on noisy counts one
