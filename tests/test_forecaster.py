@@ -491,3 +491,14 @@ def test_dropout_reaches_the_baselines():
     model = SMRForecaster(**{**SMALL, "backbone": "gru_dt", "dropout": 0.3})
     model.n_targets_, model.mode_, model.value_columns_, model.loss_ = 1, "regression", ["a", "b", "c"], "mse"
     assert model._build_model().backbone.dropout.p == 0.3
+
+
+def test_epochs_auto_trains_20_epochs_when_forecasting_and_30_in_regression():
+    """The default: 20 epochs when forecasting (measured on the real-data suite), 30 in regression, where it
+    was not measured; a number is taken as it is."""
+    tiny = dict(d_model=4, state_size=4, n_layers=1, batch_size=8, random_state=0, validation_fraction=0.0)
+    history = make_oscillators(n_series=4, n_obs=12, random_state=0)
+    assert SMRForecaster().epochs == "auto"
+    assert len(SMRForecaster(**tiny).fit(history).history_) == 20
+    assert len(SMRForecaster(**tiny).fit(*regression_frame(4, 8)).history_) == 30
+    assert len(SMRForecaster(**tiny, epochs=3).fit(history).history_) == 3
