@@ -45,6 +45,7 @@ _FALSE_ALARM = 0.01  # the chance that a series without a period shows one, for 
 _MIN_SHARE = 0.1  # the least share of a series' (detrended) variance the period's sinusoid must explain
 _HARMONICS = 4  # a detected period within _SAME of a known period / 1 .. this is that period's harmonic
 _SAME = 0.05
+_MAX_SERIES = 256  # series whose periodograms are pooled at most (evenly spaced): bounds the cost on big panels
 
 
 def _binned(t: np.ndarray, y: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +83,8 @@ def detected_period(panel: SeriesPanel, column: int, median_gap: float, median_s
       their least-squares line in time, averaged in bins of a quarter of the shortest candidate
       period, and their Lomb-Scargle periodogram, the share of their variance a sinusoid at each
       frequency explains; a series counts at the periods it spans at least twice;
-    - the periodogram pooled over series (mean weighted by observations), and its background: a
+    - the periodogram pooled over series (at most 256, evenly spaced in the panel's order; mean
+      weighted by observations), and its background: a
       quadratic in log frequency fitted to its log (the smooth spectrum of noise, random walks and
       trends);
     - the frequency of the pooled periodogram's highest ratio to that background is a period when it
@@ -99,7 +101,7 @@ def detected_period(panel: SeriesPanel, column: int, median_gap: float, median_s
     step = 1 / (_OVERSAMPLE * median_span)
     freqs = np.arange(1 / hi, 1 / lo + step / 2, step)
     share, weight = np.zeros(len(freqs)), np.zeros(len(freqs))
-    for s in range(len(panel.ids)):
+    for s in np.unique(np.linspace(0, len(panel.ids) - 1, min(len(panel.ids), _MAX_SERIES)).round().astype(int)):
         ok = panel.valid[s] & panel.value_observed[s, :, column]
         if until is not None:
             ok &= time_difference(panel.time[s], panel.time[s, 0]) <= until[s]

@@ -46,6 +46,21 @@ def test_a_period_shared_by_a_panel_is_found_from_its_pooled_series():
     assert _detect(np.concatenate(times), np.concatenate(values), np.array(ids)) == pytest.approx(PERIOD, rel=0.03)
 
 
+def test_a_big_panel_pools_at_most_256_series_and_still_finds_its_period(monkeypatch):
+    """The cost is bounded on big panels: of 600 series sharing a period, 256 are read, and the period found."""
+    from smr_ts.forecasting import layout
+
+    rng = np.random.default_rng(1)
+    t = np.sort(rng.uniform(0.0, 100.0, (600, 80)), 1)
+    y = np.sin(2 * np.pi * t / PERIOD + rng.uniform(0, 2 * np.pi, (600, 1))) + 0.3 * rng.normal(size=t.shape)
+    read = []
+    real = layout._lomb_scargle
+    monkeypatch.setattr(layout, "_lomb_scargle", lambda t_, y_, f: read.append(len(t_)) or real(t_, y_, f))
+    found = _detect(t.ravel(), y.ravel(), np.repeat(np.arange(600), 80))
+    assert len(read) == 256
+    assert found == pytest.approx(PERIOD, rel=0.03)
+
+
 @pytest.mark.parametrize("seed", range(10))
 @pytest.mark.parametrize("kind", ["random walk", "white noise", "trend"])
 def test_noise_random_walks_and_trends_have_no_period(kind, seed):
