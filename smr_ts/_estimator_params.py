@@ -131,8 +131,8 @@ FORECAST_EPOCHS, REGRESSION_EPOCHS = 20, 30
 
 
 def resolved_epochs(epochs, mode: str) -> int:
-    """The epochs a fit trains for: "auto" is 20 when forecasting (as accurate as 30 on the real-data suite,
-    at two thirds of the cost: ``docs/results/forecasting_design.md``) and 30 in regression."""
+    """The epochs a fit trains for: "auto" is 20 when forecasting (chosen on the real-data suite, for accuracy and
+    cost: ``docs/results/forecasting_design.md``) and 30 in regression."""
     if epochs != "auto":
         return int(epochs)
     return FORECAST_EPOCHS if mode == "forecast" else REGRESSION_EPOCHS

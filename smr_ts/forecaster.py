@@ -120,8 +120,8 @@ class SMRForecaster(FrameEstimator):
     quantiles : list of float, optional
         Levels in (0, 1) for ``loss="quantile"`` (default (0.1, 0.5, 0.9); 0.5 is always added).
     epochs : int or "auto", default "auto"
-        Training epochs at most. "auto": 20 when forecasting (as accurate as 30 on the real-data suite at
-        two thirds of the cost, ``docs/results/forecasting_design.md``), 30 in sequence regression.
+        Training epochs at most. "auto": 20 when forecasting (chosen on the real-data suite for accuracy and
+        cost, ``docs/results/forecasting_design.md``), 30 in sequence regression.
     batch_size : int or "auto", default "auto"
         ``batch_size`` counts series (regression; "auto": 32) or forecast windows (forecasting;
         "auto": about 8,192 rows, 8 to 32 windows, so that long windows give more steps).
