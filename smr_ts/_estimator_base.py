@@ -149,8 +149,8 @@ class FrameEstimator(RegressorMixin, BaseEstimator):
             raise ValueError("give exactly one of h and times")
         state = self.forecast_state_ if state is None else state
         rows = None if context is None else self._read_known(context, "context", state.panel.values.dtype)
-        return forecast_frame(state, self.model_, self._schema(), self._prediction_names(), h=h, times=times, context=rows,
-                              return_std=return_std, what=what, levels=levels, quantiles=self.quantiles_,
+        return forecast_frame(state, self.model_, self._schema(), self._prediction_names(), h=h, times=times,
+                              context=rows, return_std=return_std, what=what, levels=levels, quantiles=self.quantiles_,
                               horizon=self.fitted_params_.get("horizon", self.horizon),
                               device=resolve_device(self.device, strict=False))
 

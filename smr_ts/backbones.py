@@ -64,8 +64,8 @@ class Backbone:
     def build(self, d_model: int, n_layers: int, dropout: float, settings: dict) -> nn.Module:
         """The backbone module for the estimator ``settings`` (a dict of its parameters)."""
         kwargs = {kw: settings[p] for p, kw in self.params.items()}
-        if "smr" in kwargs:  # "auto" (the estimator's default) is SMR on for a backbone that takes it
-            kwargs["smr"] = kwargs["smr"] == "auto" or bool(kwargs["smr"])
+        if "smr" in kwargs:
+            kwargs["smr"] = bool(kwargs["smr"])
         if self.stacked:
             return SSMStack(d_model, n_layers, self.module, glu=self.glu, dropout=dropout, **kwargs)
         return self.module(d_model, n_layers, dropout=dropout, **kwargs)

@@ -356,8 +356,9 @@ class SMRForecaster(FrameEstimator):
         if collective is not None:  # each rank validates its share; the sums are all-reduced
             val_batches, evaluate_fn = collective.shard_list(val_batches), partial(evaluate_fn, reduce=collective)
 
-        settings = TrainingSettings(epochs=resolved_epochs(self.epochs, mode), lr=self.lr, ssm_lr=self.ssm_lr, weight_decay=self.weight_decay,
-                                    warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip)
+        settings = TrainingSettings(epochs=resolved_epochs(self.epochs, mode), lr=self.lr, ssm_lr=self.ssm_lr,
+                                    weight_decay=self.weight_decay, warmup_epochs=self.warmup_epochs,
+                                    grad_clip=self.grad_clip)
         # Model selection (with patience), last value as the floor when forecasting, the progress bar.
         callbacks, stopper = training_callbacks(self.callbacks, self.patience, int(self.verbose),
                                                 require_gain=forecasting and bool(val_batches))
@@ -431,7 +432,8 @@ class SMRForecaster(FrameEstimator):
             names = self._prediction_names()  # predict mirrors y: its columns are the targets'
             mean = result[names].set_axis(X.index).set_axis(self.target_names_, axis=1)
             if return_std:
-                return mean, result[[f"{c}_std" for c in names]].set_axis(X.index).set_axis(self.target_names_, axis=1)
+                std = result[[f"{c}_std" for c in names]].set_axis(X.index)
+                return mean, std.set_axis(self.target_names_, axis=1)
             return mean
         rows = self._read_known(X, "X")
         device = resolve_device(self.device, strict=False)

@@ -190,7 +190,6 @@ def _query_frame(ids, times, info: TimeInfo, id_col, time_col: str, future_names
     return frame.assign(**{c: values[c].to_numpy() for c in future})
 
 
-
 def backtest(estimator, X, *, horizon, cutoffs=None, n_cutoffs=None, step=None, level=None,
              refit: bool = True, n_jobs: int | None = None) -> pd.DataFrame:
     """Forecast every observation after each cut-off from the rows before it, and compare with the truth.

@@ -37,9 +37,9 @@ import pandas as pd
 import torch
 
 from smr_ts._estimator_params import resolved_loss
-from smr_ts.backbones import BACKBONES
 from smr_ts._save_files import RESAVE, jsonable, read_files, version_tuple, write_files
 from smr_ts._version import __version__
+from smr_ts.backbones import BACKBONES
 from smr_ts.data.times import TimeInfo
 from smr_ts.distributed import is_rank_zero
 from smr_ts.forecasting.layout import ForecastLayout

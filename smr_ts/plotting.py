@@ -77,8 +77,8 @@ def _prediction_column(columns, model, target: str, history_columns) -> str:
 
 
 def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame | None = None, *, target: str | None = None,
-                  model: str | None = None, level=None, cutoffs=None, ids=None, max_series: int = 4, id_col="unique_id", time_col: str = "ds",
-                  axes=None):
+                  model: str | None = None, level=None, cutoffs=None, ids=None, max_series: int = 4,
+                  id_col="unique_id", time_col: str = "ds", axes=None):
     """Draw series, their forecasts with interval bands, and backtest cut-offs.
 
     Parameters

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from smr_ts.forecasting.intervals import interval_names
+
 __all__ = ["ACI_STEP", "MIN_LEVEL", "RANK_GRID", "CoverageLog", "coverage_ranks", "effective_levels"]
 
 ACI_STEP = 0.05  # gamma: per logged row; Gibbs and Candès use 0.005 on long streams, a series' stream is short
@@ -54,8 +56,9 @@ def coverage_ranks(frame: pd.DataFrame, truth: np.ndarray, names: list) -> np.nd
     NaN where the value is missing or the forecast has no interval); ``names``: each target's forecast column."""
     ranks = np.full(truth.shape, np.nan)
     for j, name in enumerate(names):
-        lo = np.stack([frame[f"{name}-lo-{lv:g}"].to_numpy(float) for lv in RANK_GRID], 1)
-        hi = np.stack([frame[f"{name}-hi-{lv:g}"].to_numpy(float) for lv in RANK_GRID], 1)
+        bounds = interval_names(name, RANK_GRID)  # lower bounds widest first, then upper narrowest first
+        lo = frame[bounds[: len(RANK_GRID)][::-1]].to_numpy(float)
+        hi = frame[bounds[len(RANK_GRID):]].to_numpy(float)
         inside = (lo <= truth[:, [j]]) & (truth[:, [j]] <= hi)
         first = np.where(inside.any(1), np.asarray(RANK_GRID)[inside.argmax(1)], 100.0)
         usable = np.isfinite(truth[:, j]) & np.isfinite(frame[name].to_numpy(float))
@@ -66,15 +69,11 @@ def coverage_ranks(frame: pd.DataFrame, truth: np.ndarray, names: list) -> np.nd
 def effective_levels(log: CoverageLog, ids: np.ndarray, level: float, j: int, step: float = ACI_STEP) -> np.ndarray:
     """(n,) the level each of the series ``ids`` forecasts its target ``j`` at, for the nominal ``level``:
     the ACI replay of its logged ranks (``level`` itself for a series with none)."""
-    out = np.full(len(ids), float(level))
     alpha0 = 1 - level / 100
-    logged = pd.Series(log.ranks[:, j]).groupby(pd.Index(log.ids, dtype=object), sort=False)
-    for sid, ranks in logged:
-        at = np.asarray(ids, dtype=object) == sid
-        if not at.any():
-            continue
+    adapted = {}
+    for sid, ranks in pd.Series(log.ranks[:, j]).groupby(pd.Index(log.ids, dtype=object), sort=False):
         alpha = alpha0
         for rank in ranks.dropna().to_numpy():
             alpha += step * (alpha0 - float(rank > 100 * (1 - alpha)))
-        out[at] = min(max(100 * (1 - alpha), MIN_LEVEL), 100.0)
-    return out
+        adapted[sid] = min(max(100 * (1 - alpha), MIN_LEVEL), 100.0)
+    return pd.Index(np.asarray(ids, dtype=object)).map(adapted).to_numpy(np.float64, na_value=float(level))

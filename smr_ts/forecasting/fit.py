@@ -14,12 +14,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from smr_ts.backbones import BACKBONES
 from smr_ts.data.frames import FrameSchema, Rows, split_static_columns
 from smr_ts.data.panel import FIRST_GAP, SeriesPanel, median_gap, to_panel
 from smr_ts.data.times import parse_time_unit, time_difference
 from smr_ts.forecasting.covariate_frames import check_covariate_columns, fit_statics, merge_static_frame, static_codes
 from smr_ts.forecasting.features import forecast_tensors
-from smr_ts.backbones import BACKBONES
 from smr_ts.forecasting.intervals import calibration_source, prediction_names
 from smr_ts.forecasting.layout import auto_horizon, fit_layout, trained_horizon, training_window
 from smr_ts.forecasting.pairs import PairSampler, training_pairs

@@ -355,5 +355,5 @@ def adapted_bounds(layout: ForecastLayout, calibration, name: str, j: int, point
             cols = interval_columns(point[at][:, [j]], scale[at][:, [j]], ahead[at], calibration.ahead,
                                     calibration.scores[:, [j]], [float(lv)], [name], n_changes[at][:, [j]],
                                     None if changes is None else changes[:, [j]])
-        lo[at], hi[at] = cols[f"{name}-lo-{_label(float(lv))}"], cols[f"{name}-hi-{_label(float(lv))}"]
+        lo[at], hi[at] = (cols[bound] for bound in interval_names(name, [float(lv)]))
     return lo, hi

@@ -24,7 +24,7 @@ from smr_ts.forecasting.covariate_frames import check_static_rows, future_query_
 from smr_ts.forecasting.features import forecast_tensors, since_origin
 from smr_ts.forecasting.floor import Floor, apply_floor
 from smr_ts.forecasting.adaptive import effective_levels
-from smr_ts.forecasting.intervals import adapted_bounds, uncertainty_columns
+from smr_ts.forecasting.intervals import adapted_bounds, interval_names, uncertainty_columns
 from smr_ts.forecasting.queries import (
     history_rows, horizon_queries, never_observed, query_features, read_queries, warn_never_observed,
     warn_past_horizon,
@@ -112,10 +112,9 @@ def _adapt(columns: dict, state: ForecastState, names: list[str], levels, point,
                 continue
             lo, hi = adapted_bounds(state.layout, state.calibration, name, j, point[moved], data, local[moved],
                                     ahead[moved], own[moved])
-            label = f"{level:g}"
-            columns[f"{name}-lo-{label}"] = np.array(columns[f"{name}-lo-{label}"], dtype=np.float64)
-            columns[f"{name}-hi-{label}"] = np.array(columns[f"{name}-hi-{label}"], dtype=np.float64)
-            columns[f"{name}-lo-{label}"][moved], columns[f"{name}-hi-{label}"][moved] = lo, hi
+            for bound, values in zip(interval_names(name, [level]), (lo, hi)):
+                columns[bound] = np.array(columns[bound], dtype=np.float64)
+                columns[bound][moved] = values
 
 
 def _with_context(state: ForecastState, schema: FrameSchema, context: Rows):
