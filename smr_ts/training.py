@@ -260,7 +260,8 @@ def forecast_evaluate(model: nn.Module, batches, reduce=None) -> dict:
     ``valid_scaled_mae``: mean absolute error divided by each series' scale (every series counts
     the same, whatever its level; model selection minimises it). ``valid_mse``: in the targets'
     own units. ``valid_last_value_scaled_mae``: the same for carrying the last value forward.
-    ``valid_gain_z``: the mean gain over last value per scored value, in standard errors. A network
+    ``valid_gain_z``: the mean gain over last value per cut-off, in standard errors over cut-offs (a
+    cut-off's queries share one future, so their gains are not independent draws). A network
     with quantile levels is judged as a whole: its gain is in the pinball loss (``valid_pinball``,
     scaled) over last value at every level, a forecast without spread. With ``reduce`` (a
     :class:`~smr_ts.distributed.Collective`) the metrics are those of every rank's batches together.
@@ -280,9 +281,9 @@ def forecast_evaluate(model: nn.Module, batches, reduce=None) -> dict:
         if quantiles is not None:
             loss = pinball(levels, target, quantiles)
             pinball_total += float((loss * w).sum())
-            gains.append((pinball(torch.zeros_like(levels), target, quantiles) - loss)[w > 0].double())
+            gains.append(_per_cutoff(pinball(torch.zeros_like(levels), target, quantiles) - loss, w, batch["k"]))
         else:
-            gains.append((target.abs() - error)[w > 0].double())
+            gains.append(_per_cutoff(target.abs() - error, w, batch["k"]))
         count += float(w.sum())
     gain = torch.cat(gains).cpu() if gains else torch.zeros(0, dtype=torch.float64)
     if reduce is None:
@@ -297,6 +298,21 @@ def forecast_evaluate(model: nn.Module, batches, reduce=None) -> dict:
     if quantiles is not None:
         out["valid_pinball"] = pinball_total / max(count, 1)
     return out
+
+
+def _per_cutoff(gain: torch.Tensor, weight: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The mean of ``gain`` (B, P, ...) over the scored values of each cut-off (a window ``b`` and its cut-off
+    row ``k[b, p]``), float64, one per cut-off with a scored value."""
+    if gain.dim() > weight.dim():  # quantile levels: each level a scored value of its target
+        weight = weight.unsqueeze(-1).expand_as(gain)
+    weight = weight.reshape(*weight.shape[:2], -1).double()
+    gain = gain.reshape(*gain.shape[:2], -1).double()
+    key = torch.arange(k.shape[0], device=k.device)[:, None] * (int(k.max()) + 1 if k.numel() else 1) + k
+    total = torch.zeros(int(key.max()) + 1 if key.numel() else 0, dtype=torch.float64, device=gain.device)
+    count = torch.zeros_like(total)
+    total.index_add_(0, key.reshape(-1), (gain * weight).sum(-1).reshape(-1))
+    count.index_add_(0, key.reshape(-1), weight.sum(-1).reshape(-1))
+    return (total[count > 0] / count[count > 0]).cpu()
 
 
 def _moments(x: torch.Tensor) -> list:

@@ -49,3 +49,43 @@ def test_the_estimator_trains_the_ssm_group_at_ssm_lr():
     tagged = {n for n, p in model.model_.named_parameters() if is_ssm_parameter(p)}
     assert tagged and max(moved[n] for n in tagged) < 1e-8
     assert np.median([moved[n] for n in moved if n not in tagged]) > 1e-4
+
+
+class _Fixed(nn.Module):
+    """A 'network' whose forecast is the batch's ``guess``: forecast_evaluate's scores, without training."""
+
+    def forward(self, batch):
+        return batch["guess"], None
+
+
+def _validation_batch(gains_per_cutoff: np.ndarray, queries: int, rng) -> dict:
+    """One window per cut-off, ``queries`` queries each; every query's gain over last value is its cut-off's
+    gain plus small noise (one shared future per cut-off)."""
+    n = len(gains_per_cutoff)
+    target = torch.full((n, queries, 1), 2.0)  # the truth, 2 scales from the anchor
+    gain = torch.as_tensor(gains_per_cutoff, dtype=torch.float32)[:, None, None] \
+        + 0.01 * torch.as_tensor(rng.standard_normal((n, queries, 1)), dtype=torch.float32)
+    return {"guess": target - (2.0 - gain), "target": target, "weight": torch.ones(n, queries, 1),
+            "scale": torch.ones(n, queries, 1), "k": torch.zeros(n, queries, dtype=torch.int64)}
+
+
+def test_the_gain_over_last_value_counts_cut_offs_not_their_queries():
+    from smr_ts.training import forecast_evaluate
+
+    rng = np.random.default_rng(0)
+    gains = np.array([0.9, -0.4, 0.8, -0.3])  # two cut-offs won, two lost: no clear gain
+    few = forecast_evaluate(_Fixed(), [_validation_batch(gains, 2, rng)])["valid_gain_z"]
+    many = forecast_evaluate(_Fixed(), [_validation_batch(gains, 200, rng)])["valid_gain_z"]
+    assert abs(many - few) < 0.05 * abs(few)  # more queries from the same cut-offs add no evidence
+    assert few < 2.0  # RequireGain's bar: not met by four cut-offs that disagree
+    clear = forecast_evaluate(_Fixed(), [_validation_batch(np.full(12, 0.5) + rng.normal(0, 0.1, 12), 3, rng)])
+    assert clear["valid_gain_z"] > 5.0  # twelve cut-offs that agree
+
+
+def test_queries_of_several_cut_offs_in_one_window_are_grouped_by_cut_off():
+    from smr_ts.training import _per_cutoff
+
+    gain = torch.tensor([[1.0, 3.0, 10.0, 0.0]])[..., None]
+    weight = torch.tensor([[1.0, 1.0, 1.0, 0.0]])[..., None]  # the last pair is padding
+    k = torch.tensor([[4, 4, 7, 0]])
+    assert sorted(_per_cutoff(gain, weight, k).tolist()) == [2.0, 10.0]

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from smr_ts._logging import logger
+from smr_ts.training import _moments, _pooled_z
 
 __all__ = ["MAX_RANGES", "MIN_PAIRS_PER_RANGE", "NETWORK", "POINT_LOSSES", "Floor", "apply_floor", "candidates",
            "period_name", "period_names", "report_kept", "select_floor", "simple_corrections"]
@@ -189,6 +190,25 @@ def apply_floor(floor: Floor, data, layout, series: np.ndarray, k: np.ndarray, t
 
 
 MIN_PAIRS_PER_RANGE = 200  # held-out pairs behind each range's choice, at least
+MIN_GAIN_Z = 2.0  # a forecaster replaces last value only with a gain of this many standard errors over cut-offs
+
+
+def _cutoff_gains(errors: np.ndarray, weights: np.ndarray, cutoff: np.ndarray, names: list) -> list:
+    """Per candidate, its mean gain over last value at each cut-off (the pairs' summed errors ``errors``
+    (n, len(names)) and ``weights`` (n,), grouped by ``cutoff``): a cut-off's queries share one future."""
+    if not len(cutoff):
+        return [np.zeros(0) for _ in names]
+    _, group = np.unique(cutoff, return_inverse=True)
+    count = np.bincount(group, weights=weights)
+    keep = count > 0
+    last = errors[:, names.index("last value")]
+    return [(np.bincount(group, weights=last - errors[:, c]) / np.where(keep, count, 1.0))[keep]
+            for c in range(len(names))]
+
+
+def _z(gain: np.ndarray) -> float:
+    """The mean of ``gain`` in standard errors (0 with fewer than two, or no spread)."""
+    return _pooled_z([_moments(torch.from_numpy(gain))]) if len(gain) > 1 else 0.0
 MAX_RANGES = 3
 
 
@@ -204,7 +224,7 @@ def select_floor(model, batches: list, kinds: list[str], network_is_last_value: 
     edge ``up_to``, every candidate's score, what it ``kept``)."""
     model.eval()
     names = [NETWORK, *kinds]
-    errors, weights, aheads = [], [], []
+    errors, weights, aheads, cutoffs, offset = [], [], [], [], 0
     for batch in batches:
         mean, _ = model(batch)
         w, target = batch["weight"], batch["target"]
@@ -213,22 +233,31 @@ def select_floor(model, batches: list, kinds: list[str], network_is_last_value: 
         errors.append(torch.stack([(e * w).sum(-1)[used] for e in per], -1).double().cpu().numpy())
         weights.append(w.sum(-1)[used].double().cpu().numpy())
         aheads.append(batch["ahead"][used].cpu().numpy())
+        k = batch["k"].cpu().numpy()
+        width = int(k.max()) + 1 if k.size else 1
+        cutoffs.append((offset + np.arange(k.shape[0])[:, None] * width + k)[used.cpu().numpy()])
+        offset += k.shape[0] * width
     errors = np.concatenate(errors) if errors else np.zeros((0, len(names)))
+    cutoff = np.concatenate(cutoffs) if cutoffs else np.zeros(0, np.int64)
     weights = np.concatenate(weights) if weights else np.zeros(0)
     ahead = np.concatenate(aheads) if aheads else np.zeros(0)
     if reduce is not None:
         *totals, count = reduce.sum([*errors.sum(0).tolist(), float(weights.sum())])
         edges, table = (), [np.asarray(totals) / max(count, 1.0)]
+        gains = [[_pooled_z(reduce.gather(_moments(g))) for g in _cutoff_gains(errors, weights, cutoff, names)]]
     else:
         n_ranges = int(np.clip(len(ahead) // MIN_PAIRS_PER_RANGE, 1, MAX_RANGES))
         edges = tuple(np.unique(np.quantile(ahead, np.arange(1, n_ranges) / n_ranges))) if len(ahead) else ()
         edges = tuple(e for e in edges if e > ahead.min())  # no empty first range
         bins = np.searchsorted(np.asarray(edges), ahead, side="right")
         table = [errors[bins == b].sum(0) / max(weights[bins == b].sum(), 1.0) for b in range(len(edges) + 1)]
+        gains = [[_z(g) for g in _cutoff_gains(errors[bins == b], weights[bins == b], cutoff[bins == b], names)]
+                 for b in range(len(edges) + 1)]
     choices = []
-    for scores in table:
-        eligible = {n: v for n, v in zip(names, scores)
-                    if np.isfinite(v) and not (network_is_last_value and n == NETWORK)}
+    for scores, z in zip(table, gains):
+        eligible = {n: v for n, v, zn in zip(names, scores, z)
+                    if np.isfinite(v) and not (network_is_last_value and n == NETWORK)
+                    and (n == "last value" or zn >= MIN_GAIN_Z)}
         choices.append(min(eligible, key=eligible.get) if eligible else NETWORK)
     frame = pd.DataFrame(table, columns=names)
     frame.insert(0, "up_to", list(edges) + [np.inf])

@@ -8,11 +8,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from smr_ts import SMRForecaster
 from smr_ts.data.panel import FIRST_GAP, to_panel
 from smr_ts.forecasting.features import forecast_tensors
-from smr_ts.forecasting.floor import NETWORK, Floor, apply_floor, candidates, simple_corrections
+from smr_ts.forecasting.floor import NETWORK, Floor, apply_floor, candidates, select_floor, simple_corrections
 from smr_ts.forecasting.layout import ForecastLayout
 from smr_ts.forecasting.pairs import ORIGINS, origin_pairs
 
@@ -160,6 +161,38 @@ def test_the_kept_floor_survives_save_load_update_and_calibrates_the_intervals(t
     expected = model.forecast(h=2, context=new)
     model.update(new)
     pd.testing.assert_frame_equal(model.forecast(h=2), expected)
+
+
+class _Network(torch.nn.Module):
+    """A trained network's stand-in: its forecast on every pair is the batch's ``network``."""
+
+    def forward(self, batch):
+        return batch["network"], None
+
+
+def _held_out(truth_minus_mean_per_cutoff, queries=60, seed=0):
+    """Validation batches of one window per cut-off; corrections to the anchor: the truth 1 (last value is
+    1 off everywhere), the network 3 off, "mean" off by each cut-off's given amount plus small noise."""
+    rng = np.random.default_rng(seed)
+    n = len(truth_minus_mean_per_cutoff)
+    target = torch.ones(n, queries, 1)
+    mean_off = torch.as_tensor(np.asarray(truth_minus_mean_per_cutoff)[:, None, None]
+                               + rng.normal(0, 0.01, (n, queries, 1)), dtype=torch.float32)
+    simple = torch.stack([torch.zeros(n, queries, 1), target - mean_off], 2)  # last value, mean
+    return [{"network": target + 3.0, "target": target, "weight": torch.ones(n, queries, 1), "simple": simple,
+             "ahead": torch.ones(n, queries, dtype=torch.float64), "k": torch.zeros(n, queries, dtype=torch.int64)}]
+
+
+def test_a_forecaster_replaces_last_value_only_with_a_gain_clear_over_cut_offs():
+    # better than last value over all pairs (mean error 0.7 against 1), but on two cut-offs of six: chance
+    lucky = _held_out([0.0, 0.0, 1.05, 1.05, 1.05, 1.05], queries=60)
+    floor, scores = select_floor(_Network(), lucky, ["last value", "mean"], network_is_last_value=False)
+    assert scores["mean"].iloc[0] < scores["last value"].iloc[0] < scores[NETWORK].iloc[0]
+    assert floor.kinds == ("last value",)
+    # a smaller gain that every cut-off shows is kept
+    steady = _held_out(np.full(8, 0.8) + np.linspace(-0.05, 0.05, 8))
+    floor, _ = select_floor(_Network(), steady, ["last value", "mean"], network_is_last_value=False)
+    assert floor.kinds == ("mean",)
 
 
 def test_time_validation_scores_several_origins_per_series():
