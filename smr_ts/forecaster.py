@@ -153,7 +153,8 @@ class SMRForecaster(FrameEstimator):
     floor : bool, default True
         Forecasting: after training, weigh the network against simple forecasters (last value, the
         series' mean, drift, seasonal naive per period the model reads) on the held-out forecasts and
-        keep whichever scores best (``selected_forecaster_``; :mod:`smr_ts.forecasting.floor`). False
+        keep last value, or whichever scores best of those that beat it clearly over the held-out
+        cut-offs (``selected_forecaster_``; :mod:`smr_ts.forecasting.floor`). False
         keeps the network (the last-value network when training never beat last value).
     patience : int or None, default None
         Stop after this many epochs without a better validation MSE. The best epoch's weights

@@ -6,7 +6,10 @@ query) pairs, drawn from many cut-offs per held-out series (or, validating in ti
 ``ORIGINS`` origins in every series' held-out part: :func:`~smr_ts.forecasting.pairs.origin_pairs`).
 It splits the pairs by how far ahead they are into up to ``MAX_RANGES`` ranges of equal counts and
 keeps, in each range, whichever has the lowest scaled MAE there (ties keep the network): a network
-that wins a few steps ahead need not give way to the mean far ahead, nor the reverse. The result
+that wins a few steps ahead need not give way to the mean far ahead, nor the reverse. Last value is
+the default in every range: another forecaster, the network included, is eligible only when its mean
+gain over last value per cut-off is at least ``MIN_GAIN_Z`` standard errors over the range's cut-offs
+(a cut-off's queries share one future, so a lucky stretch of one series is one draw, not hundreds). The result
 is a :class:`Floor`; the estimator shows it as ``selected_forecaster_``, every score in
 ``selection_scores_``, and logs the decision at INFO on the ``"smr_ts"`` logger (:mod:`smr_ts._logging`).
 
@@ -219,8 +222,9 @@ def select_floor(model, batches: list, kinds: list[str], network_is_last_value: 
     ``simple=kinds``): scaled MAE over the same pairs, in up to ``MAX_RANGES`` ranges of time ahead of
     equal numbers of pairs (``MIN_PAIRS_PER_RANGE`` each at least; one range with ``reduce``, a
     :class:`~smr_ts.distributed.Collective`, over every rank's pairs). Each range keeps its lowest score
-    (the network on ties; when training kept the last-value network, the network is last value and is
-    not a candidate of its own). Returns the :class:`Floor` and the scores (a row per range: its upper
+    among last value and the forecasters whose gain over it per cut-off reaches ``MIN_GAIN_Z`` standard
+    errors (the network on ties; when training kept the last-value network, the network is last value
+    and is not a candidate of its own). Returns the :class:`Floor` and the scores (a row per range: its upper
     edge ``up_to``, every candidate's score, what it ``kept``)."""
     model.eval()
     names = [NETWORK, *kinds]
