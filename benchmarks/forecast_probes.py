@@ -1,10 +1,13 @@
-"""Probes behind three entries of docs/results/forecasting_design.md ("The ten data sets"), each one command.
+"""Probes behind entries of docs/results/forecasting_design.md ("The ten data sets"), each one command.
 
     python benchmarks/forecast_probes.py stretch   # us_employment, seed 0: how far `horizon` stretches training
     python benchmarks/forecast_probes.py ranges    # damped oscillators: the floor per range of time ahead or not
     python benchmarks/forecast_probes.py gold      # gold, seed 1: per cut-off MAE against last value, what was kept
+    python benchmarks/forecast_probes.py candidates --dataset elecdemand --seed 0
+        # the default: per cut-off, the held-out scores selection read, and every candidate's test score
 
-Each prints its numbers; S5 without SMR (the default when they were taken), one torch thread.
+Each prints its numbers; stretch, ranges and gold run S5 without SMR (the default when they were taken),
+candidates the default of the code it runs with; one torch thread.
 """
 
 from __future__ import annotations
@@ -75,15 +78,55 @@ def gold() -> None:
               f"epoch {model.best_epoch_}, gain z {z:.2f}, kept {model.selected_forecaster_}")
 
 
+def candidates(dataset: str, seed: int) -> None:
+    """Per cut-off of ``dataset``, the default row: what selection kept, its held-out scores per range, and the
+    test's scaled MAE of the network and of each simple forecaster standing alone (as the whole floor)."""
+    import dataclasses
+
+    import pandas as pd
+
+    import forecast_real as suite
+    import real_data
+    import real_models
+    from smr_ts.forecasting.floor import NETWORK, Floor
+    from smr_ts.forecasting.floor import candidates as simple_forecasters
+
+    pd.set_option("display.width", 250)
+    data, errors = real_data.LOADERS[dataset](), {}
+    for i, task in enumerate(data.tasks):
+        train, query = task.train, task.query.reset_index(drop=True)
+        row = real_models.SMRRow(data, seed, None, {})
+        row.fit(train, query)
+        model = row.model_
+        state = model.forecast_state_
+        print(f"cut-off {i}: kept {model.selected_forecaster_}; held-out scaled MAE per range:")
+        print(model.selection_scores_.round(3).to_string())
+        test = {}
+        for kind in ["selected", NETWORK, *simple_forecasters(state.layout)]:
+            if kind != "selected":
+                model.forecast_state_ = dataclasses.replace(state, floor=Floor((), (kind,)))
+            e = suite.series_errors(train, query, row.predict(query)).assign(task=i)
+            errors.setdefault(kind, []).append(e)
+            test[kind] = round(suite.scaled_mae(e)[0], 3)
+        model.forecast_state_ = state
+        print(f"  test scaled MAE: {test}")
+    print("all cut-offs:", {k: round(suite.scaled_mae(pd.concat(v))[0], 3) for k, v in errors.items()})
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("probe", choices=["stretch", "ranges", "gold"])
+    p.add_argument("probe", choices=["stretch", "ranges", "gold", "candidates"])
+    p.add_argument("--dataset", default="elecdemand", help="candidates: the suite's data set")
+    p.add_argument("--seed", type=int, default=0, help="candidates: the seed")
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
-    {"stretch": stretch, "ranges": ranges, "gold": gold}[args.probe]()
+    if args.probe == "candidates":
+        candidates(args.dataset, args.seed)
+    else:
+        {"stretch": stretch, "ranges": ranges, "gold": gold}[args.probe]()
 
 
 if __name__ == "__main__":
