@@ -24,7 +24,7 @@ from smr_ts.model import gaussian_nll, masked_mae, masked_mse, pinball, pinball_
 from smr_ts.ssm.params import parameter_groups
 
 __all__ = ["EXPLODED", "TrainingSettings", "TrainingResult", "batch_loss", "divergence", "evaluate", "forecast_evaluate",
-           "forecast_loss", "train", "warmup_cosine"]
+           "forecast_loss", "pooled_z", "sample_moments", "train", "warmup_cosine"]
 
 
 @dataclass(frozen=True)
@@ -292,7 +292,7 @@ def forecast_evaluate(model: nn.Module, batches, reduce=None) -> dict:
     else:
         sq, absolute, anchor_absolute, pinball_total, count = reduce.sum(
             [sq, absolute, anchor_absolute, pinball_total, count])
-        z = _pooled_z(reduce.gather(_moments(gain)))
+        z = pooled_z(reduce.gather(sample_moments(gain)))
     out = {"valid_mse": sq / max(count, 1), "valid_scaled_mae": absolute / max(count, 1),
            "valid_last_value_scaled_mae": anchor_absolute / max(count, 1), "valid_gain_z": z}
     if quantiles is not None:
@@ -315,7 +315,7 @@ def _per_cutoff(gain: torch.Tensor, weight: torch.Tensor, k: torch.Tensor) -> to
     return (total[count > 0] / count[count > 0]).cpu()
 
 
-def _moments(x: torch.Tensor) -> list:
+def sample_moments(x: torch.Tensor) -> list:
     """[n, mean, sum of squared deviations] of a float64 sample (two passes: stable)."""
     if not len(x):
         return [0.0, 0.0, 0.0]
@@ -323,8 +323,8 @@ def _moments(x: torch.Tensor) -> list:
     return [float(len(x)), mean, float(((x - mean) ** 2).sum())]
 
 
-def _pooled_z(moments) -> float:
-    """The mean over standard error of samples given by their :func:`_moments` (rows), pooled
+def pooled_z(moments) -> float:
+    """The mean over standard error of samples given by their :func:`sample_moments` (rows), pooled
     (Chan, Golub and LeVeque 1979): the z of ``forecast_evaluate`` over every rank's gains."""
     n_i, mean_i, m2_i = np.asarray(moments, np.float64).T
     n = n_i.sum()

@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 
 from smr_ts._logging import logger
-from smr_ts.training import _moments, _pooled_z
+from smr_ts.training import pooled_z, sample_moments
 
 __all__ = ["MAX_RANGES", "MIN_PAIRS_PER_RANGE", "NETWORK", "POINT_LOSSES", "Floor", "apply_floor", "candidates",
            "period_name", "period_names", "report_kept", "select_floor", "simple_corrections"]
@@ -211,7 +211,7 @@ def _cutoff_gains(errors: np.ndarray, weights: np.ndarray, cutoff: np.ndarray, n
 
 def _z(gain: np.ndarray) -> float:
     """The mean of ``gain`` in standard errors (0 with fewer than two, or no spread)."""
-    return _pooled_z([_moments(torch.from_numpy(gain))]) if len(gain) > 1 else 0.0
+    return pooled_z([sample_moments(torch.from_numpy(gain))]) if len(gain) > 1 else 0.0
 MAX_RANGES = 3
 
 
@@ -248,7 +248,7 @@ def select_floor(model, batches: list, kinds: list[str], network_is_last_value: 
     if reduce is not None:
         *totals, count = reduce.sum([*errors.sum(0).tolist(), float(weights.sum())])
         edges, table = (), [np.asarray(totals) / max(count, 1.0)]
-        gains = [[_pooled_z(reduce.gather(_moments(g))) for g in _cutoff_gains(errors, weights, cutoff, names)]]
+        gains = [[pooled_z(reduce.gather(sample_moments(g))) for g in _cutoff_gains(errors, weights, cutoff, names)]]
     else:
         n_ranges = int(np.clip(len(ahead) // MIN_PAIRS_PER_RANGE, 1, MAX_RANGES))
         edges = tuple(np.unique(np.quantile(ahead, np.arange(1, n_ranges) / n_ranges))) if len(ahead) else ()
