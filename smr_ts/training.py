@@ -24,7 +24,7 @@ from smr_ts.model import gaussian_nll, masked_mae, masked_mse, pinball, pinball_
 from smr_ts.ssm.params import parameter_groups
 
 __all__ = ["EXPLODED", "TrainingSettings", "TrainingResult", "batch_loss", "divergence", "evaluate", "forecast_evaluate",
-           "forecast_loss", "pooled_z", "sample_moments", "train", "warmup_cosine"]
+           "forecast_loss", "cutoff_keys", "gain_z", "pooled_z", "sample_moments", "train", "warmup_cosine"]
 
 
 @dataclass(frozen=True)
@@ -287,8 +287,7 @@ def forecast_evaluate(model: nn.Module, batches, reduce=None) -> dict:
         count += float(w.sum())
     gain = torch.cat(gains).cpu() if gains else torch.zeros(0, dtype=torch.float64)
     if reduce is None:
-        spread = float(gain.std()) if len(gain) > 1 else math.inf
-        z = float(gain.mean()) / (spread / math.sqrt(len(gain))) if len(gain) > 1 and spread > 0 else 0.0
+        z = gain_z(gain)
     else:
         sq, absolute, anchor_absolute, pinball_total, count = reduce.sum(
             [sq, absolute, anchor_absolute, pinball_total, count])
@@ -307,12 +306,23 @@ def _per_cutoff(gain: torch.Tensor, weight: torch.Tensor, k: torch.Tensor) -> to
         weight = weight.unsqueeze(-1).expand_as(gain)
     weight = weight.reshape(*weight.shape[:2], -1).double()
     gain = gain.reshape(*gain.shape[:2], -1).double()
-    key = torch.arange(k.shape[0], device=k.device)[:, None] * (int(k.max()) + 1 if k.numel() else 1) + k
+    key = cutoff_keys(k)
     total = torch.zeros(int(key.max()) + 1 if key.numel() else 0, dtype=torch.float64, device=gain.device)
     count = torch.zeros_like(total)
     total.index_add_(0, key.reshape(-1), (gain * weight).sum(-1).reshape(-1))
     count.index_add_(0, key.reshape(-1), weight.sum(-1).reshape(-1))
     return (total[count > 0] / count[count > 0]).cpu()
+
+
+def cutoff_keys(k: torch.Tensor) -> torch.Tensor:
+    """(B, P) int64: one key per cut-off of a batch (window ``b`` and its cut-off row ``k[b, p]``), from 0 to
+    less than ``B * (k.max() + 1)``: the pairs that share a key share one future."""
+    return torch.arange(k.shape[0], device=k.device)[:, None] * (int(k.max()) + 1 if k.numel() else 1) + k
+
+
+def gain_z(gain: torch.Tensor) -> float:
+    """The mean of a float64 sample in standard errors (0 with fewer than two values, or no spread)."""
+    return pooled_z([sample_moments(gain)])
 
 
 def sample_moments(x: torch.Tensor) -> list:

@@ -9,8 +9,8 @@ keeps, in each range, whichever has the lowest scaled MAE there (ties keep the n
 that wins a few steps ahead need not give way to the mean far ahead, nor the reverse. Last value is
 the default in every range: another forecaster, the network included, is eligible only when its mean
 gain over last value per cut-off is at least ``MIN_GAIN_Z`` standard errors over the range's cut-offs
-(a cut-off's queries share one future, so a lucky stretch of one series is one draw, not hundreds). The result
-is a :class:`Floor`; the estimator shows it as ``selected_forecaster_``, every score in
+(a cut-off's queries share one future, so a lucky stretch of one series is one draw, not hundreds).
+The result is a :class:`Floor`; the estimator shows it as ``selected_forecaster_``, every score in
 ``selection_scores_``, and logs the decision at INFO on the ``"smr_ts"`` logger (:mod:`smr_ts._logging`).
 
 The simple forecasters, each from the rows at or before the cut-off only:
@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 
 from smr_ts._logging import logger
-from smr_ts.training import pooled_z, sample_moments
+from smr_ts.training import cutoff_keys, gain_z, pooled_z, sample_moments
 
 __all__ = ["MAX_RANGES", "MIN_PAIRS_PER_RANGE", "NETWORK", "POINT_LOSSES", "Floor", "apply_floor", "candidates",
            "period_name", "period_names", "report_kept", "select_floor", "simple_corrections"]
@@ -193,7 +193,8 @@ def apply_floor(floor: Floor, data, layout, series: np.ndarray, k: np.ndarray, t
 
 
 MIN_PAIRS_PER_RANGE = 200  # held-out pairs behind each range's choice, at least
-MIN_GAIN_Z = 2.0  # a forecaster replaces last value only with a gain of this many standard errors over cut-offs
+MAX_RANGES = 3
+MIN_GAIN_Z = 2.0  # replaces last value only with this many standard errors of gain over cut-offs (as RequireGain)
 
 
 def _cutoff_gains(errors: np.ndarray, weights: np.ndarray, cutoff: np.ndarray, names: list) -> list:
@@ -207,12 +208,6 @@ def _cutoff_gains(errors: np.ndarray, weights: np.ndarray, cutoff: np.ndarray, n
     last = errors[:, names.index("last value")]
     return [(np.bincount(group, weights=last - errors[:, c]) / np.where(keep, count, 1.0))[keep]
             for c in range(len(names))]
-
-
-def _z(gain: np.ndarray) -> float:
-    """The mean of ``gain`` in standard errors (0 with fewer than two, or no spread)."""
-    return pooled_z([sample_moments(torch.from_numpy(gain))]) if len(gain) > 1 else 0.0
-MAX_RANGES = 3
 
 
 @torch.no_grad()
@@ -237,10 +232,9 @@ def select_floor(model, batches: list, kinds: list[str], network_is_last_value: 
         errors.append(torch.stack([(e * w).sum(-1)[used] for e in per], -1).double().cpu().numpy())
         weights.append(w.sum(-1)[used].double().cpu().numpy())
         aheads.append(batch["ahead"][used].cpu().numpy())
-        k = batch["k"].cpu().numpy()
-        width = int(k.max()) + 1 if k.size else 1
-        cutoffs.append((offset + np.arange(k.shape[0])[:, None] * width + k)[used.cpu().numpy()])
-        offset += k.shape[0] * width
+        keys = cutoff_keys(batch["k"])
+        cutoffs.append(offset + keys[used].cpu().numpy())
+        offset += int(keys.max()) + 1 if keys.numel() else 0
     errors = np.concatenate(errors) if errors else np.zeros((0, len(names)))
     cutoff = np.concatenate(cutoffs) if cutoffs else np.zeros(0, np.int64)
     weights = np.concatenate(weights) if weights else np.zeros(0)
@@ -255,7 +249,7 @@ def select_floor(model, batches: list, kinds: list[str], network_is_last_value: 
         edges = tuple(e for e in edges if e > ahead.min())  # no empty first range
         bins = np.searchsorted(np.asarray(edges), ahead, side="right")
         table = [errors[bins == b].sum(0) / max(weights[bins == b].sum(), 1.0) for b in range(len(edges) + 1)]
-        gains = [[_z(g) for g in _cutoff_gains(errors[bins == b], weights[bins == b], cutoff[bins == b], names)]
+        gains = [[gain_z(torch.from_numpy(g)) for g in _cutoff_gains(errors[bins == b], weights[bins == b], cutoff[bins == b], names)]
                  for b in range(len(edges) + 1)]
     choices = []
     for scores, z in zip(table, gains):
