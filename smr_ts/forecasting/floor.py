@@ -24,11 +24,7 @@ The simple forecasters, each from the rows at or before the cut-off only:
   11.1 years"``: :func:`~smr_ts.forecasting.layout.detected_period`): the series at the query's
   time minus whole periods (the fewest that reach back to the cut-off), interpolated linearly in
   time between the observations around it (no more than a quarter period apart), else the nearest
-  within half a median gap, else the last value. By time, not by steps, so a year of 52.18 weeks is a year;
-- ``"trend and season"``, where the layout reads a period: least squares on a line plus ``HARMONICS``
-  sine-cosine pairs of each period the history spans, over the last ``SEASONS_BACK`` longest periods
-  of history, extended to the query's time (a trend that last value cannot carry, under a season that
-  grows with it, as on a monthly sales record); the last value where too few observations fit.
+  within half a median gap, else the last value. By time, not by steps, so a year of 52.18 weeks is a year.
 
 Each is written, as the network's head is, as a correction to the anchor in units of the series'
 scale, so selection, the intervals' calibration and forecasts read every forecaster the same way.
@@ -69,8 +65,7 @@ def period_names(layout) -> list[str]:
 
 def candidates(layout) -> list[str]:
     """The simple forecasters a fit with ``layout`` weighs the network against."""
-    return (["last value", "mean", "drift"] + [f"seasonal naive ({name})" for name in period_names(layout)]
-            + (["trend and season"] if layout.periods else []))
+    return ["last value", "mean", "drift"] + [f"seasonal naive ({name})" for name in period_names(layout)]
 
 
 def _period(layout, kind: str) -> float:
@@ -99,10 +94,7 @@ def simple_corrections(data, layout, kind: str, series: np.ndarray, k: np.ndarra
         return slope * (t_query[:, None] - t_anchor) / scale
     if kind.startswith("seasonal naive ("):
         return (_seasonal_values(data, layout, _period(layout, kind), series, k, t_query) - anchor) / scale
-    if kind == "trend and season":
-        return (_trend_and_season(data, layout, series, k, t_query) - anchor) / scale
-    raise ValueError(f"unknown simple forecaster {kind!r}; known: last value, mean, drift, seasonal naive (<period>), "
-                     "trend and season")
+    raise ValueError(f"unknown simple forecaster {kind!r}; known: last value, mean, drift, seasonal naive (<period>)")
 
 
 def _first_observations(data) -> tuple[np.ndarray, np.ndarray]:
@@ -145,52 +137,6 @@ def _seasonal_values(data, layout, period: float, series: np.ndarray, k: np.ndar
             weight = np.where(between, (target - times[below]) / np.where(span > 0, span, 1.0), 0.0)
             interpolated = (1 - weight) * data.target[s, rows[below], j] + weight * data.target[s, rows[above], j]
             out[at, j] = np.where(between, interpolated, value)
-    return out
-
-
-HARMONICS = 3  # sine-cosine pairs per period in "trend and season": a season's shape, not its noise
-SEASONS_BACK = 3  # "trend and season" fits the last three longest periods: the recent trend and season
-MAX_FIT_ROWS = 2048  # rows one fit reads at most, evenly thinned beyond (half-hourly years stay cheap)
-
-
-def _design(tau: np.ndarray, window: float, periods: list) -> np.ndarray:
-    """Columns: 1, time / window, and ``HARMONICS`` sine-cosine pairs per period."""
-    cols = [np.ones_like(tau), tau / window]
-    for period in periods:
-        for m in range(1, HARMONICS + 1):
-            angle = 2 * np.pi * m * tau / period
-            cols += [np.sin(angle), np.cos(angle)]
-    return np.stack(cols, -1)
-
-
-def _trend_and_season(data, layout, series: np.ndarray, k: np.ndarray, t_query: np.ndarray) -> np.ndarray:
-    """(n, T) the ``"trend and season"`` forecasts from the rows at or before each cut-off: least squares
-    on a line plus ``HARMONICS`` harmonics of each period the history spans, through the last
-    ``SEASONS_BACK`` longest periods. The anchor where too few observations fit."""
-    out = np.array(data.anchor[series, k], dtype=np.float64)
-    window = SEASONS_BACK * max(layout.periods)
-    width = data.time.shape[1]
-    keys, inverse = np.unique(series.astype(np.int64) * width + k, return_inverse=True)
-    for u, key in enumerate(keys):
-        s, kk = divmod(int(key), width)
-        at = np.flatnonzero(inverse == u)
-        t_cut = data.time[s, kk]
-        times = data.time[s, : kk + 1]
-        for j in range(data.target.shape[2]):
-            y = data.target[s, : kk + 1, j]
-            use = np.isfinite(y) & (times >= t_cut - window)
-            if not use.any():
-                continue
-            span = t_cut - times[np.flatnonzero(np.isfinite(y))[0]]
-            periods = [p for p in layout.periods if span >= p]
-            rows = np.flatnonzero(use)
-            if len(rows) > MAX_FIT_ROWS:
-                rows = rows[np.linspace(0, len(rows) - 1, MAX_FIT_ROWS).round().astype(int)]
-            x = _design(times[rows] - t_cut, window, periods)
-            if len(rows) < 2 * x.shape[1] or not periods:
-                continue
-            beta = np.linalg.lstsq(x, y[rows], rcond=None)[0]
-            out[at, j] = _design(t_query[at] - t_cut, window, periods) @ beta
     return out
 
 

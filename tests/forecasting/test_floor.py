@@ -38,7 +38,7 @@ def _forecast(data, layout, kind, k, t_query):
     return data.anchor[0, k] + data.scale[0, k] * correction[:, 0]
 
 
-@pytest.mark.parametrize("kind", ["last value", "mean", "drift", "seasonal naive (year)", "trend and season"])
+@pytest.mark.parametrize("kind", ["last value", "mean", "drift", "seasonal naive (year)"])
 def test_simple_forecasters_read_nothing_after_the_cut_off(kind):
     """Changing every row after the cut-off changes none of their forecasts; changing one row before it
     changes some (so the comparison can fail)."""
@@ -80,36 +80,6 @@ def test_seasonal_naive_goes_back_a_year_of_52_18_weeks_by_time():
     far = data.time[0, k] + np.array([60, 100]) * WEEK
     np.testing.assert_allclose(_forecast(data, layout, "seasonal naive (year)", k, far),
                                10 * np.sin(2 * np.pi * (far + data.origin - 2 * YEAR) / YEAR), atol=1.5)
-
-
-def test_trend_and_season_carries_a_trend_under_a_growing_season_of_52_18_weeks():
-    """A weekly record rising by a tenth a week under a yearly swing that grows with it, half its weeks
-    kept: a line plus the season's harmonics, fitted over the last three years, forecasts two years
-    ahead far closer than last value, drift or seasonal naive (a year back misses the year's rise)."""
-    rng = np.random.default_rng(5)
-    weeks = np.sort(rng.choice(10 * 53, 5 * 53, replace=False))
-    times = (weeks * WEEK).astype(np.int64)
-    level = 20 + 0.1 * weeks
-    y = level * (1 + 0.3 * np.sin(2 * np.pi * times / YEAR)) + 0.3 * rng.normal(size=len(weeks))
-    data, layout = _tensors(times, y, periods=[YEAR], gap=2 * WEEK, unit=WEEK)
-    k = int(np.searchsorted(weeks, 8 * 53)) - 1
-    q = np.arange(k + 1, len(weeks))  # up to two years ahead
-    truth = y[q]
-    error = {kind: np.abs(_forecast(data, layout, kind, k, data.time[0, q]) - truth).mean()
-             for kind in ["trend and season", "last value", "drift", "seasonal naive (year)"]}
-    assert error["trend and season"] < 0.5 * min(error["last value"], error["drift"], error["seasonal naive (year)"]), error
-    assert error["trend and season"] < 0.05 * np.abs(truth).mean(), error
-    # without a whole period of history it has no season to fit, and answers last value
-    short, _ = _tensors(times[:20], y[:20], periods=[YEAR], gap=2 * WEEK, unit=WEEK)
-    np.testing.assert_allclose(_forecast(short, layout, "trend and season", 19, short.time[0, 19] + np.array([1, 9]) * WEEK),
-                               y[19])
-
-
-def test_trend_and_season_is_a_candidate_only_where_the_model_reads_a_period():
-    assert "trend and season" not in candidates(ForecastLayout(target_index=[0], time_unit=1.0, horizon=1.0, periods=[],
-                                                               fallback=[1.0], gap=1.0))
-    assert "trend and season" in candidates(ForecastLayout(target_index=[0], time_unit=1.0, horizon=1.0, periods=[YEAR],
-                                                           fallback=[1.0], gap=1.0))
 
 
 def test_drift_carries_a_trend_beyond_the_levels_seen():
