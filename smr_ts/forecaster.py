@@ -191,10 +191,11 @@ class SMRForecaster(FrameEstimator):
         a string such as "15min", a ``pd.Timedelta``, ``np.timedelta64`` or
         ``datetime.timedelta`` is a duration.
     horizon : "auto", float, str or timedelta, default "auto"
-        Forecasting: the longest time ahead to train for, after a series' last row. Training
-        draws how far ahead each scored row is uniformly in time up to it, and ``forecast``
-        warns past it. A number is in the time column's unit (seconds for datetimes); a string
-        such as "7D" (or a timedelta, as for ``time_unit``) is a duration. "auto": a quarter of the median series' time span, at least
+        Forecasting: the longest time ahead to train for, counted from the fitted frame's last
+        time (the panel's "now"). Training draws how far ahead each scored row is up to it,
+        weighted towards short times ahead, and ``forecast`` warns past it. A number is in the
+        time column's unit (seconds for datetimes); a string such as "7D" (or a timedelta, as
+        for ``time_unit``) is a duration. "auto": a quarter of the median series' time span, at least
         8 median gaps (``horizon_``). Tell it the longest horizon you will ask for.
     device : str, default "auto"
         "auto" trains on CUDA when available, else on CPU.

@@ -2,8 +2,8 @@
 
 Training is linear in series length: the backbone runs once over a window of rows and every row of
 the window can serve as a cut, so one pass scores many (cut, query) pairs. A pair's query is a
-row with an observed target; its distance ahead is drawn in time up to ``horizon``
-(:func:`draw_ahead`), and the cut is the last row at least that far before it.
+row with an observed target; its distance ahead is drawn in time up to ``horizon``, or a few median
+gaps where that is longer (:func:`draw_ahead`), and the cut is the last row at least that far before it.
 """
 
 from __future__ import annotations
@@ -17,22 +17,35 @@ from smr_ts.forecasting.layout import ForecastLayout, auto_batch_size
 from smr_ts.forecasting.queries import query_features
 from smr_ts.holdout import ValidationPlan
 
-__all__ = ["ORIGINS", "PairSampler", "draw_ahead", "origin_pairs", "training_pairs"]
+__all__ = ["LOG_SHARE", "MIN_DRAW_GAPS", "ORIGINS", "PairSampler", "draw_ahead", "origin_pairs", "training_pairs",
+           "training_reach"]
 
 
 _MAX_PAIRS = 1024  # scored queries per window and pass (the longest window: every observed row)
 _MIN_STEPS = 2  # optimisation steps per epoch at least: windows are drawn again from long series
 _COVERAGE = 8  # windows drawn from a long series per epoch, in multiples of its length
+LOG_SHARE = 0.5  # of the draws of time ahead, log-uniform (weighting short horizons); the rest uniform
+# Draws reach at least this many median gaps ahead, past a shorter horizon (as the default horizon
+# does): pairs one or two observations apart show the network too little of a trend.
+MIN_DRAW_GAPS = 8
 
 
-def draw_ahead(layout: ForecastLayout, rng: np.random.Generator, n: int) -> np.ndarray:
-    """How far ahead each training query is: half uniform in time on (0, horizon] (as queries spread
-    over a horizon are), half log-uniform from half a median gap to the horizon (as the next few
-    observations are, whatever the horizon)."""
-    uniform = layout.horizon * (1.0 - rng.random(n))
-    low = min(0.5 * layout.gap, layout.horizon)
-    log_uniform = np.exp(rng.uniform(np.log(low), np.log(layout.horizon), n))
-    return np.where(rng.random(n) < 0.5, uniform, log_uniform)
+def training_reach(layout: ForecastLayout) -> float:
+    """How far ahead training draws (raw units): the horizon, or ``MIN_DRAW_GAPS`` median gaps where
+    that is longer. Validation, the floor and the intervals score up to the horizon only."""
+    return max(layout.horizon, MIN_DRAW_GAPS * layout.gap)
+
+
+def draw_ahead(layout: ForecastLayout, rng: np.random.Generator, n: int, reach: float | None = None) -> np.ndarray:
+    """How far ahead each query is: a share ``1 - LOG_SHARE`` uniform in time on (0, reach] (as
+    queries spread over a horizon are), the rest log-uniform from half a median gap to the reach (as
+    the next few observations are, whatever the horizon), so short horizons weigh more. ``reach``:
+    :func:`training_reach` by default."""
+    reach = training_reach(layout) if reach is None else reach
+    uniform = reach * (1.0 - rng.random(n))
+    low = min(0.5 * layout.gap, reach)
+    log_uniform = np.exp(rng.uniform(np.log(low), np.log(reach), n))
+    return np.where(rng.random(n) < 1.0 - LOG_SHARE, uniform, log_uniform)
 
 
 def _pair_targets(data: ForecastTensors, series, k, q):
@@ -96,6 +109,9 @@ class PairSampler:
     device : torch.device
     query_until : ndarray (S,), optional
         Relative time after which rows are not scored (the validation part of a single series).
+    reach : float, optional
+        How far ahead pairs are drawn (raw units): :func:`training_reach` by default; validation
+        pairs are drawn up to the horizon.
     min_windows : int
         Windows per epoch at least (drawn again from long series), so that a few long series
         still give several optimisation steps per epoch.
@@ -104,8 +120,10 @@ class PairSampler:
     """
 
     def __init__(self, data: ForecastTensors, layout: ForecastLayout, *, window: int, batch_size: int, device,
-                 query_until: np.ndarray | None = None, min_windows: int = 0, max_windows: int = 1024):
+                 query_until: np.ndarray | None = None, min_windows: int = 0, max_windows: int = 1024,
+                 reach: float | None = None):
         self.data, self.layout, self.window = data, layout, window
+        self.reach = training_reach(layout) if reach is None else reach
         self.batch_size, self.device = batch_size, device
         self.min_windows, self.max_windows = min_windows, max_windows
         scored = np.isfinite(data.target).any(-1) & data.valid
@@ -141,7 +159,7 @@ class PairSampler:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         q = rng.choice(rows, min(len(rows), _MAX_PAIRS), replace=False)
         times = self.data.time[s, start:stop]
-        ahead = draw_ahead(self.layout, rng, len(q))
+        ahead = draw_ahead(self.layout, rng, len(q), self.reach)
         # A query closer to the window's start than its draw is forecast from a cut drawn in what
         # history it has: short series and a long horizon still give every query a cut.
         room = self.data.time[s, q] - times[0]
@@ -213,4 +231,4 @@ def training_pairs(data: ForecastTensors, layout: ForecastLayout, plan: Validati
     simple = candidates(layout)  # model selection weighs the network against them on the same pairs
     if split is not None:
         return sampler, origin_pairs(held, layout, split, simple=simple, **sampling)
-    return sampler, PairSampler(held, layout, **sampling).fixed(rng, simple)
+    return sampler, PairSampler(held, layout, reach=layout.horizon, **sampling).fixed(rng, simple)
