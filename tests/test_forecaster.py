@@ -234,7 +234,7 @@ def test_gaussian_forecasts_have_the_std_of_the_errors_on_the_series_own_scale()
     """A random walk with steps of std 2 on a grid of one time unit, forecast one step ahead: the last value is
     the best forecast, and its error's std is 2 whatever the series' level. Fails if the NLL weighs
     ``log(std)`` wrongly (about 1.4 or 2.8), or if the std is left in the series' scaled units. Training
-    draws reach ``MIN_DRAW_GAPS`` steps ahead whatever the horizon: 30 epochs let the one-step std settle."""
+    draws reach ``MIN_GAPS_AHEAD`` steps ahead whatever the horizon: 30 epochs let the one-step std settle."""
     rng = np.random.default_rng(0)
     n_series, n_obs = 24, 60
     walks = 100.0 + 2.0 * np.cumsum(rng.normal(size=(n_series, n_obs)), 1)

@@ -18,7 +18,7 @@ from smr_ts.data.times import time_difference
 from smr_ts.forecasting.covariates import future_scales, n_future_features, static_width
 from smr_ts.forecasting.features import fallback_scales
 
-__all__ = ["AHEAD_PERIODS", "CURRENT_LAG", "ForecastLayout", "auto_batch_size", "auto_horizon", "calendar_periods",
+__all__ = ["AHEAD_PERIODS", "CURRENT_LAG", "ForecastLayout", "MIN_GAPS_AHEAD", "auto_batch_size", "auto_horizon", "calendar_periods",
            "detected_name", "detected_period", "fit_layout", "panel_now", "trained_horizon", "training_window"]
 
 
@@ -192,10 +192,15 @@ def _median_span(panel: SeriesPanel) -> float:
     return float(np.median((last - first).astype(np.float64)))
 
 
+# Training reaches at least this many median gaps ahead: the default horizon's floor, and how far
+# training draws past a shorter told horizon (pairs one or two observations apart show too little of a trend).
+MIN_GAPS_AHEAD = 8
+
+
 def auto_horizon(panel: SeriesPanel, median_gap: float) -> float:
     """The default longest time ahead trained (raw units): a quarter of the median series span,
-    at least 8 median gaps."""
-    return max(0.25 * _median_span(panel), 8.0 * median_gap)
+    at least ``MIN_GAPS_AHEAD`` median gaps."""
+    return max(0.25 * _median_span(panel), MIN_GAPS_AHEAD * median_gap)
 
 
 CURRENT_LAG = 0.25  # a series that ended within this many horizons of the panel's last time counts as current

@@ -13,11 +13,11 @@ import torch
 
 from smr_ts.forecasting.features import ForecastTensors
 from smr_ts.forecasting.floor import candidates, simple_corrections
-from smr_ts.forecasting.layout import ForecastLayout, auto_batch_size
+from smr_ts.forecasting.layout import MIN_GAPS_AHEAD, ForecastLayout, auto_batch_size
 from smr_ts.forecasting.queries import query_features
 from smr_ts.holdout import ValidationPlan
 
-__all__ = ["LOG_SHARE", "MIN_DRAW_GAPS", "ORIGINS", "PairSampler", "draw_ahead", "origin_pairs", "training_pairs",
+__all__ = ["LOG_SHARE", "ORIGINS", "PairSampler", "draw_ahead", "origin_pairs", "training_pairs",
            "training_reach"]
 
 
@@ -25,23 +25,19 @@ _MAX_PAIRS = 1024  # scored queries per window and pass (the longest window: eve
 _MIN_STEPS = 2  # optimisation steps per epoch at least: windows are drawn again from long series
 _COVERAGE = 8  # windows drawn from a long series per epoch, in multiples of its length
 LOG_SHARE = 0.5  # of the draws of time ahead, log-uniform (weighting short horizons); the rest uniform
-# Draws reach at least this many median gaps ahead, past a shorter horizon (as the default horizon
-# does): pairs one or two observations apart show the network too little of a trend.
-MIN_DRAW_GAPS = 8
 
 
 def training_reach(layout: ForecastLayout) -> float:
-    """How far ahead training draws (raw units): the horizon, or ``MIN_DRAW_GAPS`` median gaps where
+    """How far ahead training draws (raw units): the horizon, or ``MIN_GAPS_AHEAD`` median gaps where
     that is longer. Validation, the floor and the intervals score up to the horizon only."""
-    return max(layout.horizon, MIN_DRAW_GAPS * layout.gap)
+    return max(layout.horizon, MIN_GAPS_AHEAD * layout.gap)
 
 
-def draw_ahead(layout: ForecastLayout, rng: np.random.Generator, n: int, reach: float | None = None) -> np.ndarray:
-    """How far ahead each query is: a share ``1 - LOG_SHARE`` uniform in time on (0, reach] (as
-    queries spread over a horizon are), the rest log-uniform from half a median gap to the reach (as
-    the next few observations are, whatever the horizon), so short horizons weigh more. ``reach``:
-    :func:`training_reach` by default."""
-    reach = training_reach(layout) if reach is None else reach
+def draw_ahead(layout: ForecastLayout, rng: np.random.Generator, n: int, reach: float) -> np.ndarray:
+    """How far ahead each query is, up to ``reach`` (raw units): a share ``1 - LOG_SHARE`` uniform in
+    time on (0, reach] (as queries spread over a horizon are), the rest log-uniform from half a median
+    gap to the reach (as the next few observations are, whatever the horizon), so short horizons
+    weigh more."""
     uniform = reach * (1.0 - rng.random(n))
     low = min(0.5 * layout.gap, reach)
     log_uniform = np.exp(rng.uniform(np.log(low), np.log(reach), n))

@@ -82,7 +82,7 @@ def test_forecasts_and_their_std_follow_an_affine_change_of_the_series():
 
     A random walk with steps of std 2 on a grid of one time unit, forecast one step ahead: the error
     of the best forecast (the last value) has std 2, and 20 after the change. Training draws reach
-    ``MIN_DRAW_GAPS`` steps ahead whatever the horizon: 30 epochs let the one-step std settle."""
+    ``MIN_GAPS_AHEAD`` steps ahead whatever the horizon: 30 epochs let the one-step std settle."""
     rng = np.random.default_rng(0)
     walks = 2.0 * np.cumsum(rng.normal(size=(24, 60)), 1)
     history = pd.DataFrame({"unique_id": np.repeat(np.arange(24), 60), "ds": np.tile(np.arange(60.0), 24),
