@@ -54,7 +54,8 @@ import real_models  # noqa: E402
 from _machine import ROOT, command, machine, written  # noqa: E402
 from _records import upsert_record  # noqa: E402
 from forecast_real_rows import (MAX_SEEDS, PACKAGES, QUICK_SKIPS, QUICK_SMR_BUDGET, QUICK_SMR_ROWS,  # noqa: E402
-                                REDUCED_BUDGET, SMALL_SET_SEEDS, SMALL_TEST_ROWS, SMR_ROWS, all_rows, importable)
+                                REDUCED_BUDGET, SMALL_SET_PEERS, SMALL_SET_SEEDS, SMALL_TEST_ROWS, SMR_ROWS, all_rows,
+                                importable)
 
 
 # ---------------------------------------------------------------- metrics
@@ -209,11 +210,11 @@ def run_job(dataset: str, name: str, seed: int, budget: dict, quick: bool) -> di
 
 def seeds_for(dataset: str, name: str, args, stochastic: bool) -> list[int]:
     """The seeds a row runs on a data set: one for a deterministic row; ``--seeds`` (capped by
-    ``MAX_SEEDS``); and for the SMR rows on a data set of fewer than ``SMALL_TEST_ROWS`` query rows,
-    ``SMALL_SET_SEEDS`` unless ``--seeds`` was given."""
+    ``MAX_SEEDS``); and for the SMR rows (and ``SMALL_SET_PEERS``) on a data set of fewer than ``SMALL_TEST_ROWS``
+    query rows, ``SMALL_SET_SEEDS`` unless ``--seeds`` was given."""
     if not stochastic:
         return [0]
-    if name in SMR_ROWS and not args.seeds_given and not args.quick:
+    if (name in SMR_ROWS or name in SMALL_SET_PEERS) and not args.seeds_given and not args.quick:
         if sum(len(task.query) for task in _load(dataset, args.quick).tasks) < SMALL_TEST_ROWS:
             return list(range(SMALL_SET_SEEDS))
     return args.seeds[: MAX_SEEDS.get(name)]

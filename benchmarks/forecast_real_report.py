@@ -19,8 +19,8 @@ import real_data
 import real_models
 from _machine import machine, relative, written
 from forecast_real_rows import (CONTROL, COVARIATES, DEFAULT, MAX_SEEDS, PACKAGES, PEER_ROWS, QUICK_SKIPS,
-                                QUICK_SMR_BUDGET, QUICK_SMR_ROWS, ROW_SETTINGS, SMALL_SET_SEEDS, SMALL_TEST_ROWS,
-                                SMR_ROWS, all_rows, importable)
+                                QUICK_SMR_BUDGET, QUICK_SMR_ROWS, ROW_SETTINGS, SMALL_SET_PEERS, SMALL_SET_SEEDS,
+                                SMALL_TEST_ROWS, SMR_ROWS, all_rows, importable)
 
 # The default row's targets (forecasting spec, "Suite v2"). Against last value: its scaled MAE over last
 # value's at most LAST_VALUE_LIMIT, or the data set's own limit where last value itself is the bar (a
@@ -569,7 +569,7 @@ def protocol_section(records, quick: bool) -> list[str]:
         "- **fit s / forecast s**: wall seconds summed over the cut-offs, mean over seeds, on the machine above.",
         "- **seeds**: stochastic rows (SMRForecaster, NHITS) report mean ± std over seeds (std over seeds, ddof 1); "
         f"to fit the budget, {' and '.join(f'{m} runs {n} seed' for m, n in MAX_SEEDS.items())}. The SMR rows "
-        f"(ODE-RNN too) run {SMALL_SET_SEEDS} seeds on data sets of fewer than {SMALL_TEST_ROWS} query rows"
+        f"(ODE-RNN too) and {', '.join(SMALL_SET_PEERS)} run {SMALL_SET_SEEDS} seeds on data sets of fewer than {SMALL_TEST_ROWS} query rows"
         + (f" ({', '.join(small)})" if small else "") + " (not in quick runs): their coverage rests on few rows and "
         "few calibration pairs (on Quinidine a dozen held-out series, and which ones moves coverage by about 6 points "
         "per seed at 95 %), which a 3-seed mean settles less.",

@@ -52,7 +52,11 @@ REDUCED_BUDGET = {
     ("ODE-RNN", "us_employment"): {"epochs": 5},
 }
 # Stochastic rows outside the four SMR variants that run fewer seeds than --seeds, to fit the budget.
-MAX_SEEDS = {"ODE-RNN": 1, "neuralforecast NHITS": 1}
+# NHITS runs the default row's seeds: its targets compare means over seeds, and one NHITS seed moved
+# ChickWeight from 0.694 to 0.791 between two machines (docs/results/forecasting_design.md).
+MAX_SEEDS = {"ODE-RNN": 1}
+# Rows besides the SMR rows that take SMALL_SET_SEEDS seeds on the small data sets, as the default does.
+SMALL_SET_PEERS = ("neuralforecast NHITS",)
 # Data sets with fewer query rows than this run the SMR rows on SMALL_SET_SEEDS seeds unless --seeds is given:
 # their intervals calibrate on a dozen held-out series, and which ones moves coverage more than a 3-seed mean
 # can settle (docs/results/forecasting_design.md). Their fits take seconds, so this costs a few minutes.

@@ -161,7 +161,9 @@ def test_small_data_sets_run_the_smr_rows_on_more_seeds_unless_seeds_are_given(m
     args = suite.parse_args([])
     assert suite.seeds_for("small", default, args, True) == list(range(rows.SMALL_SET_SEEDS))
     assert suite.seeds_for("large", default, args, True) == [0, 1, 2]
-    assert suite.seeds_for("small", peer, args, True) == [0]  # peers keep their cap
+    assert suite.seeds_for("small", peer, args, True) == list(range(rows.SMALL_SET_SEEDS))  # NHITS: the default's seeds
+    assert suite.seeds_for("large", peer, args, True) == [0, 1, 2]
+    assert suite.seeds_for("large", "ODE-RNN", args, True) == [0]  # a capped row keeps its cap
     assert suite.seeds_for("small", "Last value", args, False) == [0]
     assert suite.seeds_for("small", default, suite.parse_args(["--seeds", "2"]), True) == [0, 1]
     assert suite.seeds_for("small", default, suite.parse_args(["--quick"]), True) == [0]
