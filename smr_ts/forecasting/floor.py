@@ -24,7 +24,15 @@ The simple forecasters, each from the rows at or before the cut-off only:
   11.1 years"``: :func:`~smr_ts.forecasting.layout.detected_period`): the series at the query's
   time minus whole periods (the fewest that reach back to the cut-off), interpolated linearly in
   time between the observations around it (no more than a quarter period apart), else the nearest
-  within half a median gap, else the last value. By time, not by steps, so a year of 52.18 weeks is a year.
+  within half a median gap, else the last value. By time, not by steps, so a year of 52.18 weeks is a year;
+- ``"seasonal profile (<period>)"``, for the same periods: the series' recent level with the season's shape
+  added back, as a seasonal decomposition forecasts. Over each of the last ``PROFILE_PERIODS`` whole
+  periods before the cut-off, the profile at a phase is the mean of the observations within
+  ``PROFILE_HALF_WIDTH`` of a period of it, less that period's mean; the profile averages these over the
+  periods. The level is the mean over the last ``PROFILE_RECENT`` of a period of the observations less the
+  profile at their times. Where seasonal naive copies one noisy period, this averages several and
+  smooths within each: on a noisy weekly series with a yearly season it beats both seasonal naive and
+  last value. It needs two periods with ``PROFILE_MIN_ROWS`` observations each, else it is last value.
 
 Each is written, as the network's head is, as a correction to the anchor in units of the series'
 scale, so selection, the intervals' calibration and forecasts read every forecaster the same way.
@@ -65,11 +73,13 @@ def period_names(layout) -> list[str]:
 
 def candidates(layout) -> list[str]:
     """The simple forecasters a fit with ``layout`` weighs the network against."""
-    return ["last value", "mean", "drift"] + [f"seasonal naive ({name})" for name in period_names(layout)]
+    names = period_names(layout)
+    return (["last value", "mean", "drift"] + [f"seasonal naive ({name})" for name in names]
+            + [f"seasonal profile ({name})" for name in names])
 
 
 def _period(layout, kind: str) -> float:
-    name = kind[len("seasonal naive ("):-1]
+    name = kind[kind.index("(") + 1:-1]
     return next(p for p, n in zip(layout.periods, period_names(layout)) if n == name)
 
 
@@ -94,7 +104,10 @@ def simple_corrections(data, layout, kind: str, series: np.ndarray, k: np.ndarra
         return slope * (t_query[:, None] - t_anchor) / scale
     if kind.startswith("seasonal naive ("):
         return (_seasonal_values(data, layout, _period(layout, kind), series, k, t_query) - anchor) / scale
-    raise ValueError(f"unknown simple forecaster {kind!r}; known: last value, mean, drift, seasonal naive (<period>)")
+    if kind.startswith("seasonal profile ("):
+        return (_profile_values(data, _period(layout, kind), series, k, t_query) - anchor) / scale
+    raise ValueError(f"unknown simple forecaster {kind!r}; known: last value, mean, drift, seasonal naive (<period>), "
+                     "seasonal profile (<period>)")
 
 
 def _first_observations(data) -> tuple[np.ndarray, np.ndarray]:
@@ -137,6 +150,49 @@ def _seasonal_values(data, layout, period: float, series: np.ndarray, k: np.ndar
             weight = np.where(between, (target - times[below]) / np.where(span > 0, span, 1.0), 0.0)
             interpolated = (1 - weight) * data.target[s, rows[below], j] + weight * data.target[s, rows[above], j]
             out[at, j] = np.where(between, interpolated, value)
+    return out
+
+
+PROFILE_PERIODS = 5  # whole periods averaged (fewer left the profile as noisy as one period's copy)
+PROFILE_HALF_WIDTH = 1 / 26  # of a period, each side of a phase: two weeks of a year
+PROFILE_RECENT = 1 / 13  # of a period, the window of the level: four weeks of a year
+PROFILE_MIN_ROWS = 4  # observations a period needs to count
+
+
+def _profile_values(data, period: float, series: np.ndarray, k: np.ndarray, t_query: np.ndarray) -> np.ndarray:
+    """(n, T) the seasonal profile forecast's value (the anchor where the history holds too few periods)."""
+    out = np.array(data.anchor[series, k], dtype=np.float64)
+    half = PROFILE_HALF_WIDTH * period
+    for s, cut in set(zip(series.tolist(), k.tolist())):
+        at = np.flatnonzero((series == s) & (k == cut))
+        for j in range(data.target.shape[2]):
+            rows = np.flatnonzero(np.isfinite(data.target[s, : cut + 1, j]))
+            if not len(rows):
+                continue
+            times, y = data.time[s, rows], data.target[s, rows, j]
+            end = times[-1]
+            periods = []  # (start, rows in it, their mean), the latest period first
+            for m in range(PROFILE_PERIODS):
+                start = end - (m + 1) * period
+                inside = (times > start) & (times <= start + period)
+                if inside.sum() >= PROFILE_MIN_ROWS:
+                    periods.append((start, inside, y[inside].mean()))
+            if len(periods) < 2:
+                continue
+
+            def profile(t: np.ndarray) -> np.ndarray:
+                total, count = np.zeros(len(t)), np.zeros(len(t))
+                for start, inside, mean in periods:
+                    phase = start + np.mod(t - start, period)  # the same phase within this period
+                    near = inside[None, :] & (np.abs(times[None, :] - phase[:, None]) <= half)
+                    n = near.sum(1)
+                    total += np.where(n > 0, (near * y[None, :]).sum(1) / np.maximum(n, 1) - mean, 0.0)
+                    count += n > 0
+                return total / np.maximum(count, 1)
+
+            recent = times > end - PROFILE_RECENT * period
+            level = np.mean(y[recent] - profile(times[recent]))
+            out[at, j] = level + profile(np.asarray(t_query[at], np.float64))
     return out
 
 

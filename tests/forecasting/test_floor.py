@@ -38,7 +38,7 @@ def _forecast(data, layout, kind, k, t_query):
     return data.anchor[0, k] + data.scale[0, k] * correction[:, 0]
 
 
-@pytest.mark.parametrize("kind", ["last value", "mean", "drift", "seasonal naive (year)"])
+@pytest.mark.parametrize("kind", ["last value", "mean", "drift", "seasonal naive (year)", "seasonal profile (year)"])
 def test_simple_forecasters_read_nothing_after_the_cut_off(kind):
     """Changing every row after the cut-off changes none of their forecasts; changing one row before it
     changes some (so the comparison can fail)."""
@@ -80,6 +80,32 @@ def test_seasonal_naive_goes_back_a_year_of_52_18_weeks_by_time():
     far = data.time[0, k] + np.array([60, 100]) * WEEK
     np.testing.assert_allclose(_forecast(data, layout, "seasonal naive (year)", k, far),
                                10 * np.sin(2 * np.pi * (far + data.origin - 2 * YEAR) / YEAR), atol=1.5)
+
+
+def test_seasonal_profile_averages_noisy_years_where_seasonal_naive_copies_one():
+    """A weekly series with a yearly season (52.18 weeks) under noise as large as the season, half its weeks
+    kept: the profile of five years plus the recent level forecasts the next year far better than last value
+    and seasonal naive (one noisy year copied), and close to the truth's noise-free curve."""
+    rng = np.random.default_rng(5)
+    weeks = np.sort(rng.choice(8 * 53, 4 * 53, replace=False))
+    times = (weeks * WEEK).astype(np.int64)
+    season = 3 * np.sin(2 * np.pi * times / YEAR)
+    y = 20 + season + 3 * rng.normal(size=len(times))
+    data, layout = _tensors(times, y, periods=[YEAR], gap=2 * WEEK, unit=WEEK)
+    k = int(np.searchsorted(weeks, 7 * 53)) - 1  # seven years of history
+    q = np.arange(k + 1, len(times))
+    t_query = data.time[0, q]
+    truth = 20 + season[q]
+    error = {kind: np.abs(_forecast(data, layout, kind, k, t_query) - truth).mean()
+             for kind in ("last value", "seasonal naive (year)", "seasonal profile (year)")}
+    assert error["seasonal profile (year)"] < 0.6 * error["seasonal naive (year)"]
+    assert error["seasonal profile (year)"] < 0.4 * error["last value"]
+    assert error["seasonal profile (year)"] < 1.0  # a third of the season's amplitude
+    # with one period of history (under a year) it is last value
+    short = int(np.searchsorted(weeks, 45)) - 1
+    ahead = data.time[0, short] + np.array([4.0, 20.0]) * WEEK
+    np.testing.assert_array_equal(_forecast(data, layout, "seasonal profile (year)", short, ahead),
+                                  np.full(2, y[short]))
 
 
 def test_drift_carries_a_trend_beyond_the_levels_seen():
