@@ -44,8 +44,7 @@ def forecasts(name: str, kwargs: dict, seed: int) -> tuple:
     return name, seed, out
 
 
-def scaled(name: str, predictions: list) -> float:
-    tasks = real_data.LOADERS[name]().tasks
+def scaled(tasks: list, predictions: list) -> float:
     errors = [suite.series_errors(t.train, t.query.reset_index(drop=True), p).assign(task=i)
               for i, (t, p) in enumerate(zip(tasks, predictions))]
     return suite.scaled_mae(pd.concat(errors))[0]
@@ -69,9 +68,9 @@ def main(argv=None) -> None:
             args.store.write_bytes(pickle.dumps(store))
     logs = {"single": 0.0, "mean": 0.0, "median": 0.0}
     for name in args.datasets:
-        n_tasks = len(store[(name, bags[0][0])])
-        single = np.mean([scaled(name, store[(name, s)]) for b in bags for s in b])
-        bagged = {how: np.mean([scaled(name, [how_f([store[(name, s)][i] for s in b], 0) for i in range(n_tasks)])
+        tasks = real_data.LOADERS[name]().tasks
+        single = np.mean([scaled(tasks, store[(name, s)]) for b in bags for s in b])
+        bagged = {how: np.mean([scaled(tasks, [how_f([store[(name, s)][i] for s in b], 0) for i in range(len(tasks))])
                                 for b in bags]) for how, how_f in (("mean", np.mean), ("median", np.median))}
         for key, value in (("single", single), *bagged.items()):
             logs[key] += math.log(value)

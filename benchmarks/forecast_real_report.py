@@ -569,7 +569,8 @@ def protocol_section(records, quick: bool) -> list[str]:
         "- **fit s / forecast s**: wall seconds summed over the cut-offs, mean over seeds, on the machine above.",
         "- **seeds**: stochastic rows (SMRForecaster, NHITS) report mean ± std over seeds (std over seeds, ddof 1); "
         f"to fit the budget, {' and '.join(f'{m} runs {n} seed' for m, n in MAX_SEEDS.items())}. The SMR rows "
-        f"(ODE-RNN too) and {', '.join(SMALL_SET_PEERS)} run {SMALL_SET_SEEDS} seeds on data sets of fewer than {SMALL_TEST_ROWS} query rows"
+        f"(ODE-RNN too) and {', '.join(SMALL_SET_PEERS)} run {SMALL_SET_SEEDS} seeds on data sets of fewer than "
+        f"{SMALL_TEST_ROWS} query rows"
         + (f" ({', '.join(small)})" if small else "") + " (not in quick runs): their coverage rests on few rows and "
         "few calibration pairs (on Quinidine a dozen held-out series, and which ones moves coverage by about 6 points "
         "per seed at 95 %), which a 3-seed mean settles less.",

@@ -52,8 +52,8 @@ REDUCED_BUDGET = {
     ("ODE-RNN", "us_employment"): {"epochs": 5},
 }
 # Stochastic rows outside the four SMR variants that run fewer seeds than --seeds, to fit the budget.
-# NHITS runs the default row's seeds: its targets compare means over seeds, and one NHITS seed moved
-# ChickWeight from 0.694 to 0.791 between two machines (docs/results/forecasting_design.md).
+# NHITS runs the default row's seeds: the targets compare means over seeds, and one NHITS seed's score
+# moves between machines (docs/results/forecasting_design.md).
 MAX_SEEDS = {"ODE-RNN": 1}
 # Rows besides the SMR rows that take SMALL_SET_SEEDS seeds on the small data sets, as the default does.
 SMALL_SET_PEERS = ("neuralforecast NHITS",)

@@ -152,9 +152,9 @@ class SMRForecaster(FrameEstimator):
         varies less from seed to seed; a fit costs about ``n_networks`` times one network's.
     floor : bool, default True
         Forecasting: after training, weigh the network against simple forecasters (last value, the
-        series' mean, drift, seasonal naive and seasonal profile per period the model reads) on the held-out forecasts and
-        keep last value, or whichever scores best of those that beat it clearly over the held-out
-        cut-offs (``selected_forecaster_``; :mod:`smr_ts.forecasting.floor`). False
+        series' mean, drift, seasonal naive and seasonal profile per period the model reads) on the
+        held-out forecasts and keep last value, or whichever scores best of those that beat it clearly
+        over the held-out cut-offs (``selected_forecaster_``; :mod:`smr_ts.forecasting.floor`). False
         keeps the network (the last-value network when training never beat last value).
     patience : int or None, default None
         Stop after this many epochs without a better validation MSE. The best epoch's weights
@@ -250,9 +250,9 @@ class SMRForecaster(FrameEstimator):
         (:mod:`smr_ts.forecasting.streaming`).
     selected_forecaster_ : str
         Forecasting: what forecasts come from. ``"network"``, or the simple forecaster ("last value",
-        "mean", "drift", "seasonal naive (<period>)", "seasonal profile (<period>)") that beat it on the held-out forecasts
-        (:mod:`smr_ts.forecasting.floor`; the fit logs the decision at INFO). Losses "gaussian" and
-        "quantile", and fits without validation, keep the network.
+        "mean", "drift", "seasonal naive (<period>)", "seasonal profile (<period>)") that beat it on the
+        held-out forecasts (:mod:`smr_ts.forecasting.floor`; the fit logs the decision at INFO).
+        Losses "gaussian" and "quantile", and fits without validation, keep the network.
     selection_scores_ : dict
         Forecasting: each candidate's scaled MAE on the held-out forecasts that chose
         ``selected_forecaster_`` (empty when there was no choice).

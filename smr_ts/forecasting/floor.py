@@ -162,38 +162,58 @@ PROFILE_MIN_ROWS = 4  # observations a period needs to count
 def _profile_values(data, period: float, series: np.ndarray, k: np.ndarray, t_query: np.ndarray) -> np.ndarray:
     """(n, T) the seasonal profile forecast's value (the anchor where the history holds too few periods)."""
     out = np.array(data.anchor[series, k], dtype=np.float64)
-    half = PROFILE_HALF_WIDTH * period
-    for s, cut in set(zip(series.tolist(), k.tolist())):
-        at = np.flatnonzero((series == s) & (k == cut))
+    t_query = np.asarray(t_query, np.float64)
+    for s in np.unique(series):
+        at = np.flatnonzero(series == s)
         for j in range(data.target.shape[2]):
-            rows = np.flatnonzero(np.isfinite(data.target[s, : cut + 1, j]))
-            if not len(rows):
-                continue
-            times, y = data.time[s, rows], data.target[s, rows, j]
-            end = times[-1]
-            periods = []  # (start, rows in it, their mean), the latest period first
-            for m in range(PROFILE_PERIODS):
-                start = end - (m + 1) * period
-                inside = (times > start) & (times <= start + period)
-                if inside.sum() >= PROFILE_MIN_ROWS:
-                    periods.append((start, inside, y[inside].mean()))
-            if len(periods) < 2:
-                continue
-
-            def profile(t: np.ndarray) -> np.ndarray:
-                total, count = np.zeros(len(t)), np.zeros(len(t))
-                for start, inside, mean in periods:
-                    phase = start + np.mod(t - start, period)  # the same phase within this period
-                    near = inside[None, :] & (np.abs(times[None, :] - phase[:, None]) <= half)
-                    n = near.sum(1)
-                    total += np.where(n > 0, (near * y[None, :]).sum(1) / np.maximum(n, 1) - mean, 0.0)
-                    count += n > 0
-                return total / np.maximum(count, 1)
-
-            recent = times > end - PROFILE_RECENT * period
-            level = np.mean(y[recent] - profile(times[recent]))
-            out[at, j] = level + profile(np.asarray(t_query[at], np.float64))
+            observed = np.flatnonzero(np.isfinite(data.target[s, : data.lengths[s], j]))
+            seen = np.searchsorted(observed, k[at], side="right")  # observations at or before each cut
+            ok = seen > 0
+            value = _profile_forecast(data.time[s, observed], data.target[s, observed, j], period,
+                                      data.time[s, observed[seen[ok] - 1]], t_query[at[ok]])
+            out[at[ok], j] = np.where(np.isnan(value), out[at[ok], j], value)
     return out
+
+
+def _profile_forecast(times: np.ndarray, y: np.ndarray, period: float, end: np.ndarray,
+                      t_query: np.ndarray) -> np.ndarray:
+    """Per query, the recent level plus the seasonal profile at ``t_query``, from the observations ``y`` at
+    sorted ``times`` up to ``end`` (the latest one its cut has seen): NaN with fewer than two periods of
+    ``PROFILE_MIN_ROWS`` observations. Every window ends at or before ``end``, so no query reads past its
+    cut; window means come from prefix sums, two binary searches each, for all queries at once."""
+    total = np.concatenate([[0.0], np.cumsum(y)])
+    half = PROFILE_HALF_WIDTH * period
+
+    def window(lower, upper, open_lower):
+        """(mean, count) of the observations in (lower, upper], or [lower, upper] where not ``open_lower``."""
+        a = np.where(open_lower, np.searchsorted(times, lower, side="right"),
+                     np.searchsorted(times, lower, side="left"))
+        b = np.maximum(np.searchsorted(times, upper, side="right"), a)
+        return (total[b] - total[a]) / np.maximum(b - a, 1), b - a
+
+    starts = end[None, :] - np.arange(1, PROFILE_PERIODS + 1)[:, None] * period  # (periods, queries)
+    means, counts = window(starts, starts + period, True)
+    usable = counts >= PROFILE_MIN_ROWS
+
+    def profile(t, q):
+        """The profile at times ``t`` for the cuts of queries ``q``: the mean deviation over the usable periods."""
+        deviation, count = np.zeros(len(t)), np.zeros(len(t))
+        for start, mean, use in zip(starts[:, q], means[:, q], usable[:, q]):
+            phase = start + np.mod(t - start, period)  # the same phase within this period
+            low = phase - half
+            value, n = window(np.maximum(low, start), np.minimum(phase + half, start + period), low <= start)
+            found = use & (n > 0)
+            deviation += np.where(found, value - mean, 0.0)
+            count += found
+        return deviation / np.maximum(count, 1)
+
+    # The level: over the observations of the last PROFILE_RECENT of a period before each end, less the profile.
+    first = np.searchsorted(times, end - PROFILE_RECENT * period, side="right")
+    last = np.searchsorted(times, end, side="right")
+    q = np.repeat(np.arange(len(end)), last - first)
+    rows = np.arange(len(q)) - np.repeat(np.cumsum(last - first) - (last - first), last - first) + first[q]
+    level = np.bincount(q, weights=y[rows] - profile(times[rows], q), minlength=len(end)) / np.maximum(last - first, 1)
+    return np.where(usable.sum(0) >= 2, level + profile(t_query, np.arange(len(end))), np.nan)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from smr_ts.data.times import time_difference
 from smr_ts.forecasting.covariates import future_scales, n_future_features, static_width
 from smr_ts.forecasting.features import fallback_scales
 
-__all__ = ["AHEAD_PERIODS", "CURRENT_LAG", "ForecastLayout", "MIN_GAPS_AHEAD", "auto_batch_size", "auto_horizon", "calendar_periods",
+__all__ = ["AHEAD_PERIODS", "CURRENT_LAG", "ForecastLayout", "MIN_GAPS_AHEAD", "auto_batch_size", "auto_horizon",
+           "calendar_periods",
            "detected_name", "detected_period", "fit_layout", "panel_now", "trained_horizon", "training_window"]
 
 
