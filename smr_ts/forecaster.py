@@ -41,7 +41,7 @@ from smr_ts.data.frames import refuse_forecast_array
 from smr_ts.data.times import show_duration
 from smr_ts.forecasting import streaming
 from smr_ts.forecasting.adaptive import RANK_GRID, CoverageLog, coverage_ranks
-from smr_ts.forecasting.fit import forecast_alias
+from smr_ts.forecasting.fit import WEIGHT_AVERAGE_EPOCHS, forecast_alias
 from smr_ts.forecasting.fit import prepare as prepare_forecasting
 from smr_ts.forecasting.floor import POINT_LOSSES, Floor, candidates, report_kept, select_floor
 from smr_ts.forecasting.intervals import calibration_residuals
@@ -360,7 +360,8 @@ class SMRForecaster(FrameEstimator):
 
         settings = TrainingSettings(epochs=resolved_epochs(self.epochs, mode), lr=self.lr, ssm_lr=self.ssm_lr,
                                     weight_decay=self.weight_decay, warmup_epochs=self.warmup_epochs,
-                                    grad_clip=self.grad_clip)
+                                    grad_clip=self.grad_clip,
+                                    average_epochs=WEIGHT_AVERAGE_EPOCHS if forecasting else None)
         # Model selection (with patience), last value as the floor when forecasting, the progress bar.
         callbacks, stopper = training_callbacks(self.callbacks, self.patience, int(self.verbose),
                                                 require_gain=forecasting and bool(val_batches))

@@ -1,5 +1,5 @@
 """The training loop the estimator owns: one optimiser with two parameter groups, warm-up +
-cosine, clipping, history, callbacks, Ctrl-C.
+cosine, clipping, an optional running average of the weights, history, callbacks, Ctrl-C.
 
 The loop knows nothing about frames: the estimator hands it a function that yields training
 batches for an epoch, a function that computes a batch's loss, and one that evaluates. Model
@@ -23,7 +23,7 @@ from smr_ts.callbacks import Callback, TrainingState
 from smr_ts.model import gaussian_nll, masked_mae, masked_mse, pinball, pinball_loss
 from smr_ts.ssm.params import parameter_groups
 
-__all__ = ["EXPLODED", "TrainingSettings", "TrainingResult", "batch_loss", "divergence", "evaluate", "forecast_evaluate",
+__all__ = ["EXPLODED", "TrainingSettings", "TrainingResult", "WeightAverage", "batch_loss", "divergence", "evaluate", "forecast_evaluate",
            "forecast_loss", "cutoff_keys", "gain_z", "pooled_z", "sample_moments", "train", "warmup_cosine"]
 
 
@@ -35,6 +35,9 @@ class TrainingSettings:
     weight_decay: float
     warmup_epochs: float
     grad_clip: float | None
+    # Evaluate and keep an exponential average of the weights over about this many epochs of steps
+    # (:class:`WeightAverage`); None trains and keeps the weights as they are.
+    average_epochs: float | None = None
 
 
 @dataclass
@@ -87,7 +90,40 @@ def _optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Opti
     return torch.optim.AdamW(groups)
 
 
-def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip, collective=None) -> tuple:
+class WeightAverage:
+    """An exponential moving average of a model's parameters, updated after every optimiser step (Polyak
+    averaging; Polyak and Juditsky 1992).
+
+    Each step moves the average ``1 - d`` of the way to the current weights, with ``d = exp(-1 / (epochs *
+    n_batches))`` (a time constant of ``epochs`` epochs of steps), and less at first: ``d`` is at most
+    ``(1 + t) / (10 + t)`` at step ``t``, so the average does not hold on to the initial weights.
+    :meth:`swap` exchanges the average and the weights in place (twice restores both).
+    """
+
+    def __init__(self, model: nn.Module, epochs: float, n_batches: int):
+        if not epochs > 0:
+            raise ValueError(f"average_epochs must be positive, got {epochs!r}")
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.average = [p.detach().clone() for p in self.params]
+        self.decay = math.exp(-1.0 / (epochs * max(n_batches, 1)))
+        self.steps, self.swapped = 0, False
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.steps += 1
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - d)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        for a, p in zip(self.average, self.params):
+            held = p.detach().clone()
+            p.copy_(a)
+            a.copy_(held)
+        self.swapped = not self.swapped
+
+
+def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip, collective=None, average=None) -> tuple:
     """One pass over ``batches``: (mean training loss, largest gradient norm before clipping, scored targets,
     the first batch's loss, before any step of the epoch), over every rank's batches when data-parallel."""
     model.train()
@@ -104,6 +140,8 @@ def _train_epoch(model, batches, loss_fn, optimizer, scheduler, grad_clip, colle
         peak = norm.detach() if peak is None else torch.maximum(peak, norm.detach())  # no sync per step
         optimizer.step()
         scheduler.step()
+        if average is not None:
+            average.update()
         total += loss.item() * weight
         count += weight
     peak = math.nan if peak is None else float(peak)
@@ -145,6 +183,9 @@ def train(
     training and is never selected (``state.diverged`` and ``TrainingResult.diverged`` say why). A
     ``KeyboardInterrupt`` (Ctrl-C) after an epoch has finished ends training as if it had stopped
     there (``TrainingResult.interrupted``); one before, with nothing to keep, is raised.
+    With ``settings.average_epochs``, each epoch is evaluated, and seen by the callbacks, with the
+    running average of the weights (:class:`WeightAverage`), and the model ends holding the average
+    (unless a callback restores other weights, such as the best epoch's, which are averaged too).
     collective : smr_ts.distributed.Collective, optional
         Data-parallel training (``torchrun``): each rank trains on its share of every batch through a
         DistributedDataParallel network bound in ``loss_fn``, its loss scaled to its part of the
@@ -161,6 +202,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, total_steps))
 
     state = TrainingState(model=model, epochs=settings.epochs)
+    average = None if settings.average_epochs is None else WeightAverage(model, settings.average_epochs, n_batches)
     if initial_candidate:
         state.initial = evaluate_fn() if evaluate_fn is not None else {}
     interrupted, initial_loss = False, None
@@ -171,9 +213,11 @@ def train(
             start = time.perf_counter()
             batches = make_batches(epoch) if collective is None else map(collective.shard, make_batches(epoch))
             train_loss, grad_norm, scored, first_loss = _train_epoch(
-                model, batches, loss_fn, optimizer, scheduler, settings.grad_clip, collective
+                model, batches, loss_fn, optimizer, scheduler, settings.grad_clip, collective, average
             )
             initial_loss = first_loss if initial_loss is None else initial_loss
+            if average is not None:
+                average.swap()  # the epoch is judged, and kept, by the averaged weights
             record = {"epoch": epoch, "train_loss": train_loss, "grad_norm": grad_norm, "scored": scored}
             if evaluate_fn is not None:
                 record.update(evaluate_fn())
@@ -184,6 +228,8 @@ def train(
                 state.diverged = f"training diverged at epoch {epoch} ({why})"
             for callback in callbacks:
                 callback.on_epoch_end(state, record)
+            if average is not None:
+                average.swap()
             if state.stop_training or state.diverged:
                 break
     except KeyboardInterrupt:
@@ -196,6 +242,8 @@ def train(
             stacklevel=5,
         )
     finally:
+        if average is not None and state.history and not average.swapped:
+            average.swap()  # training ends on the average (the raw weights are not needed again)
         for callback in callbacks:
             callback.on_train_end(state)
     model.eval()

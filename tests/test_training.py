@@ -89,3 +89,63 @@ def test_queries_of_several_cut_offs_in_one_window_are_grouped_by_cut_off():
     weight = torch.tensor([[1.0, 1.0, 1.0, 0.0]])[..., None]  # the last pair is padding
     k = torch.tensor([[4, 4, 7, 0]])
     assert sorted(_per_cutoff(gain, weight, k).tolist()) == [2.0, 10.0]
+
+
+class _Scalar(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([3.0, -2.0], dtype=torch.float64))
+
+
+def test_each_epoch_is_judged_by_the_running_average_of_the_weights_after_each_step():
+    """With ``average_epochs``, evaluation sees the exponential average of the weights after every step,
+    computed here from the raw weights by a plain loop; the next epoch trains on from the raw weights, and
+    training ends holding the average. Catches averaging the wrong steps, a wrong decay or warm-up, a swap
+    that leaks the average into training, or a model that ends on the raw weights."""
+    net, n_batches, epochs = _Scalar(), 3, 3
+    raw, seen = [], []  # the weights each loss call starts from; the weights each evaluation sees
+    settings = TrainingSettings(epochs=epochs, lr=0.05, ssm_lr=0.05, weight_decay=0.0, warmup_epochs=0.0,
+                                grad_clip=None, average_epochs=0.7)
+
+    def loss_fn(batch):
+        raw.append(net.w.detach().clone())
+        return ((net.w - batch) ** 2).sum(), 1.0
+
+    def evaluate_fn():
+        seen.append(net.w.detach().clone())
+        return {"valid_score": float(seen[-1].sum())}
+
+    batches = [torch.tensor([1.0, 1.0], dtype=torch.float64) * k for k in range(n_batches)]
+    train(net, settings, lambda epoch: batches, n_batches, loss_fn, evaluate_fn)
+
+    decay = np.exp(-1.0 / (0.7 * n_batches))
+    average, expected = raw[0].clone(), []
+    for t, after in enumerate(raw[1:], start=1):  # raw[t] holds the weights after step t
+        d = min(decay, (1 + t) / (10 + t))
+        average = d * average + (1 - d) * after
+        if t % n_batches == 0:
+            expected.append(average.clone())
+    for got, want in zip(seen[:-1], expected):
+        torch.testing.assert_close(got, want)
+    assert not torch.allclose(seen[0], raw[n_batches])  # the average is not the raw weights
+    torch.testing.assert_close(net.w.detach(), seen[-1])  # ends holding the last evaluated average
+
+
+def test_the_weight_average_swaps_back_and_refuses_a_non_positive_span():
+    from smr_ts.training import WeightAverage
+
+    net = _Scalar()
+    average = WeightAverage(net, 1.0, 4)
+    start = net.w.detach().clone()
+    with torch.no_grad():
+        net.w.add_(1.0)
+    average.update()
+    moved = net.w.detach().clone()
+    average.swap()
+    assert average.swapped and not torch.allclose(net.w.detach(), moved)
+    torch.testing.assert_close(net.w.detach(), start + 9 / 11)  # the first step keeps 2/11 of the old average
+    average.swap()
+    assert not average.swapped
+    torch.testing.assert_close(net.w.detach(), moved)
+    with pytest.raises(ValueError, match="average_epochs must be positive"):
+        WeightAverage(net, 0.0, 4)

@@ -27,7 +27,13 @@ from smr_ts.forecasting.state import ForecastState
 from smr_ts.holdout import plan_validation, validation_back
 from smr_ts.training import forecast_evaluate, forecast_loss
 
-__all__ = ["ForecastFit", "covariate_columns", "forecast_alias", "forecast_targets", "prepare"]
+__all__ = ["WEIGHT_AVERAGE_EPOCHS", "ForecastFit", "covariate_columns", "forecast_alias", "forecast_targets",
+           "prepare"]
+
+# A forecasting fit judges each epoch, and keeps, a running average of the weights over about this many
+# epochs of steps (smr_ts.training.WeightAverage): the last steps' weights vary with the last batches,
+# and that variance costs accuracy on new series (docs/results/forecasting_design.md).
+WEIGHT_AVERAGE_EPOCHS = 1.0
 
 
 @dataclass
