@@ -23,8 +23,9 @@ from smr_ts.callbacks import Callback, TrainingState
 from smr_ts.model import gaussian_nll, masked_mae, masked_mse, pinball, pinball_loss
 from smr_ts.ssm.params import parameter_groups
 
-__all__ = ["EXPLODED", "TrainingSettings", "TrainingResult", "WeightAverage", "batch_loss", "divergence", "evaluate", "forecast_evaluate",
-           "forecast_loss", "cutoff_keys", "gain_z", "pooled_z", "sample_moments", "train", "warmup_cosine"]
+__all__ = ["EXPLODED", "TrainingSettings", "TrainingResult", "WeightAverage", "batch_loss", "divergence", "evaluate",
+           "forecast_evaluate", "forecast_loss", "cutoff_keys", "gain_z", "pooled_z", "sample_moments", "train",
+           "warmup_cosine"]
 
 
 @dataclass(frozen=True)
