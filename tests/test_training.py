@@ -1,4 +1,4 @@
-"""The training loop (smr_ts/training.py): its optimiser's two parameter groups."""
+"""The training loop (smr_ts/training.py): its optimiser's two parameter groups and the running average of the weights."""
 
 import numpy as np
 import pytest
@@ -149,3 +149,29 @@ def test_the_weight_average_swaps_back_and_refuses_a_non_positive_span():
     torch.testing.assert_close(net.w.detach(), moved)
     with pytest.raises(ValueError, match="average_epochs must be positive"):
         WeightAverage(net, 0.0, 4)
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_forecasting_fits_average_their_weights_and_regression_fits_do_not(regression, monkeypatch):
+    """The estimator wires the running average into forecasting fits only (sequence regression keeps the
+    last step's weights, as the pendulum results were measured). Catches the setting not reaching the
+    loop, or reaching regression."""
+    import smr_ts.training as training
+
+    made = []
+
+    class Spy(training.WeightAverage):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(training, "WeightAverage", Spy)
+    frame = make_oscillators(n_series=4, n_obs=30)
+    model = SMRForecaster(d_model=8, state_size=8, n_layers=1, epochs=2, random_state=0)
+    if regression:
+        X = frame.assign(x=frame["y"].shift(1).fillna(0.0)).drop(columns="y")
+        model.fit(X, frame["y"])
+        assert made == []
+    else:
+        model.fit(frame)
+        assert len(made) == 1 and made[0].steps > 0 and made[0].swapped  # ends holding the average
