@@ -1,4 +1,5 @@
-"""The training loop (smr_ts/training.py): its optimiser's two parameter groups and the running average of the weights."""
+"""The training loop (smr_ts/training.py): its optimiser's two parameter groups and the running average of
+the weights."""
 
 import numpy as np
 import pytest
