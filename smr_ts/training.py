@@ -113,7 +113,8 @@ class WeightAverage:
     def update(self) -> None:
         self.steps += 1
         d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - d)
+        for a, p in zip(self.average, self.params):
+            a.lerp_(p, 1.0 - d)
 
     @torch.no_grad()
     def swap(self) -> None:

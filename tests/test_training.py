@@ -126,6 +126,7 @@ def test_each_epoch_is_judged_by_the_running_average_of_the_weights_after_each_s
         average = d * average + (1 - d) * after
         if t % n_batches == 0:
             expected.append(average.clone())
+    assert len(expected) == len(seen) - 1 == epochs - 1
     for got, want in zip(seen[:-1], expected):
         torch.testing.assert_close(got, want)
     assert not torch.allclose(seen[0], raw[n_batches])  # the average is not the raw weights

@@ -19,8 +19,8 @@ from smr_ts.forecasting.covariates import future_scales, n_future_features, stat
 from smr_ts.forecasting.features import fallback_scales
 
 __all__ = ["AHEAD_PERIODS", "CURRENT_LAG", "ForecastLayout", "MIN_GAPS_AHEAD", "auto_batch_size", "auto_horizon",
-           "calendar_periods",
-           "detected_name", "detected_period", "fit_layout", "panel_now", "trained_horizon", "training_window"]
+           "calendar_periods", "detected_name", "detected_period", "fit_layout", "panel_now", "trained_horizon",
+           "training_window"]
 
 
 AHEAD_PERIODS = (2.0, 4.0, 8.0, 16.0)  # in time units: a multi-scale basis for how far ahead a query is
