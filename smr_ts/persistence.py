@@ -60,11 +60,13 @@ FORMATS = {
                  "the coverage log of the rows update() appended (forecast_state_'s coverage)"),
     5: ("0.1.0", "format 4, with the name of a forecasting model's forecast columns (alias, alias_) and the names "
                  "of its layout's periods (period_names: a period detected in the data beside the calendar's)"),
+    6: ("0.1.0", "format 5, with the seasonal profile among a forecasting model's query features (its layout's "
+                 "profile_changes)"),
 }
 FORMAT = max(FORMATS)
 _CONFIG_KEYS = {1: {"version", "params", "param_types", "fitted"},
                 2: {"version", "format", "params", "param_types", "fitted", "weights_sha256"}}
-_CONFIG_KEYS[3] = _CONFIG_KEYS[4] = _CONFIG_KEYS[5] = _CONFIG_KEYS[2]
+_CONFIG_KEYS[3] = _CONFIG_KEYS[4] = _CONFIG_KEYS[5] = _CONFIG_KEYS[6] = _CONFIG_KEYS[2]
 
 # Fitted attribute -> how it is stored. "json": as it is in config.json; "params": constructor
 # parameters, as the top-level "params" are written; "names": an array of column names; "time_info":
@@ -268,8 +270,18 @@ def _from_format_4(config: dict, tensors: dict) -> tuple[dict, dict]:
     return {**config, "format": 5, "fitted": fitted}, tensors
 
 
+def _from_format_5(config: dict, tensors: dict) -> tuple[dict, dict]:
+    """Format 5 to 6: a forecasting model saved before the seasonal profile's change was a query feature
+    reads without it (its layout's ``profile_changes`` False)."""
+    fitted = dict(config["fitted"])
+    state = fitted.get("forecast_state_")
+    if isinstance(state, dict) and isinstance(state.get("layout"), dict):
+        fitted["forecast_state_"] = {**state, "layout": {**state["layout"], "profile_changes": False}}
+    return {**config, "format": 6, "fitted": fitted}, tensors
+
+
 # Format -> the step that brings a save of it to the next format.
-MIGRATIONS = {1: _from_format_1, 2: _from_format_2, 3: _from_format_3, 4: _from_format_4}
+MIGRATIONS = {1: _from_format_1, 2: _from_format_2, 3: _from_format_3, 4: _from_format_4, 5: _from_format_5}
 
 
 def _check_version(state: dict, config: Path) -> None:

@@ -167,6 +167,8 @@ class ForecastLayout:
     future_changes: bool = False
     # one name per period ("day", "week", "year", "detected, ..."); empty: saved before detected periods (calendar only)
     period_names: list = field(default_factory=list)
+    # the seasonal profile's change per period and target among the query features (False: saved before it)
+    profile_changes: bool = False
 
     @property
     def n_targets(self) -> int:
@@ -184,8 +186,9 @@ class ForecastLayout:
 
     @property
     def n_query_features(self) -> int:
-        return (2 * len(self.periods) + 2 + 2 * len(AHEAD_PERIODS) + (2 + 2 * len(self.periods)) * self.n_targets
-                + self.n_covariate_features)
+        per_period = 3 if self.profile_changes else 2  # seasonal lags and their share found, the profile's change
+        return (2 * len(self.periods) + 2 + 2 * len(AHEAD_PERIODS)
+                + (2 + per_period * len(self.periods)) * self.n_targets + self.n_covariate_features)
 
 
 def _median_span(panel: SeriesPanel) -> float:
@@ -245,7 +248,7 @@ def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon
                           future_index=fi, future_center=center, future_spread=spread, future_rms=rms,
                           static_spec=[list(s) for s in static_spec],
                           target_moments=_moments(panel, target_index[0]) if fi and len(panel.ids) > 1 else [],
-                          future_changes=bool(fi))
+                          future_changes=bool(fi), profile_changes=True)
 
 
 def _moments(panel: SeriesPanel, column: int) -> list:

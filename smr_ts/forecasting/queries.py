@@ -5,7 +5,7 @@ series from its last row (:func:`smr_ts.forecasting.predict.predict_queries`), s
 other's answers.
 
 :func:`query_features` turns a query into the head's inputs: its calendar phases, how far ahead
-it is, how long since each anchor, the season-ago values and the covariates.
+it is, how long since each anchor, the season-ago values, the seasonal profile and the covariates.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from smr_ts.data.times import TimeInfo, check_time_kind, plain, show_duration, t
 from smr_ts.forecasting.covariates import future_features, rows_at_or_before
 from smr_ts.forecasting.features import ForecastTensors, phase_features
 from smr_ts.forecasting.layout import AHEAD_PERIODS, ForecastLayout
+from smr_ts.forecasting.profile import profile_changes
 
 __all__ = ["check_query_times", "history_rows", "horizon_queries", "never_observed", "query_features", "read_queries",
            "warn_never_observed", "warn_past_horizon"]
@@ -86,7 +87,8 @@ def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.nda
                    t_query: np.ndarray) -> np.ndarray:
     """(P, n_qf) features of queries at relative times ``t_query`` continued from rows ``k`` of ``series``:
     the query's calendar phases, how far ahead it is, how long since each anchor, the gap from the
-    anchor to the series' mean, the season-ago values (:func:`_seasonal_lags`), and the covariates
+    anchor to the series' mean, the season-ago values (:func:`_seasonal_lags`), the seasonal profile's change
+    from the anchor (:mod:`smr_ts.forecasting.profile`; layouts fitted since it), and the covariates
     (:mod:`smr_ts.forecasting.covariates`)."""
     ahead = t_query - data.time[series, k]
     since_anchor = t_query[:, None] - data.anchor_time[series, k]
@@ -101,6 +103,8 @@ def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.nda
         np.nan_to_num(gap_to_mean, nan=0.0),
         *_seasonal_lags(data, series, k, seasons),
     ]
+    if layout.profile_changes:
+        parts += profile_changes(data, layout, series, k, t_query)
     ratio = _scale_ratio(data, layout, series, k) if layout.target_moments or data.track is not None else None
     if layout.target_moments:  # the covariates' features come last: the head's linear path reads them
         parts.append(_level_features(data, layout, series, k, ratio))

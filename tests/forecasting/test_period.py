@@ -1,6 +1,7 @@
 """A period the data show and the calendar does not hold (smr_ts/forecasting/layout.py, detected_period):
 found in a planted cycle, not in noise, random walks or trends, named, and saved with the model."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 from smr_ts import SMRForecaster
 from smr_ts.data.panel import median_gap, to_panel
 from smr_ts.forecasting.floor import candidates
-from smr_ts.forecasting.layout import _median_span, detected_name, detected_period
+from smr_ts.forecasting import fit as forecasting_fit
+from smr_ts.forecasting.layout import _median_span, detected_name, detected_period, fit_layout
 
 from ._data import FAST
 
@@ -127,9 +129,11 @@ def test_a_model_with_a_detected_period_weighs_its_seasonal_naive_and_saves_it(t
     pd.testing.assert_frame_equal(model.forecast(h=5), loaded.forecast(h=5))
 
 
-def test_a_save_of_format_4_loads_with_its_calendar_periods_named_by_their_length(tmp_path):
+def test_a_save_of_format_4_loads_with_its_calendar_periods_named_by_their_length(tmp_path, monkeypatch):
     """Layouts saved before detected periods (format 4) had no ``period_names``: their periods were the
     calendar's, and keep the calendar's names."""
+    before_profiles = lambda *a, **k: dataclasses.replace(fit_layout(*a, **k), profile_changes=False)  # noqa: E731
+    monkeypatch.setattr(forecasting_fit, "fit_layout", before_profiles)  # as format 4 fitted
     rng = np.random.default_rng(3)
     times = pd.date_range("2024-01-01", periods=24 * 20, freq="h")
     y = 5 + np.sin(2 * np.pi * np.arange(len(times)) / 24) + 0.2 * rng.normal(size=len(times))
@@ -139,6 +143,7 @@ def test_a_save_of_format_4_loads_with_its_calendar_periods_named_by_their_lengt
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     config["format"] = 4
     del config["fitted"]["forecast_state_"]["layout"]["period_names"]
+    del config["fitted"]["forecast_state_"]["layout"]["profile_changes"]
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     loaded = SMRForecaster.load(tmp_path / "m")
     assert loaded.layout_.period_names == [] and candidates(loaded.layout_) == candidates(model.layout_)
