@@ -71,18 +71,23 @@ def _collate(data: ForecastTensors, layout: ForecastLayout, segments, pairs, dev
     scale = np.ones((b, n_pairs, n_t), np.float32)
     baselines = np.zeros((b, n_pairs, len(simple), n_t), np.float32)
     ahead = np.zeros((b, n_pairs), np.float64)
-    for i, ((s, start, stop), (k, q)) in enumerate(zip(segments, pairs)):
+    for i, (s, start, stop) in enumerate(segments):
         n = stop - start
         inputs[i, :n], dt[i, :n], mask[i, :n] = data.inputs[s, start:stop], data.dt[s, start:stop], data.mask[s, start:stop]
-        if len(k):
-            series = np.full(len(k), s)
-            k_pos[i, : len(k)] = k - start
-            qf[i, : len(k)] = query_features(data, layout, series, k, data.time[s, q])
-            target[i, : len(k)], weight[i, : len(k)], scale[i, : len(k)] = _pair_targets(data, series, k, q)
-            ahead[i, : len(k)] = data.time[s, q] - data.time[s, k]
-            for c, kind in enumerate(simple):
-                baselines[i, : len(k), c] = np.nan_to_num(simple_corrections(data, layout, kind, series, k,
-                                                                             data.time[s, q]))
+    # every window's pairs at once: the features are per pair, and one call per batch saves a call per window
+    window = np.concatenate([np.full(len(k), i) for i, (k, _) in enumerate(pairs)]).astype(np.int64)
+    slot = np.concatenate([np.arange(len(k)) for k, _ in pairs]).astype(np.int64)
+    series = np.asarray([s for s, _, _ in segments], np.int64)[window]
+    k = np.concatenate([k for k, _ in pairs]).astype(np.int64)
+    q = np.concatenate([q for _, q in pairs]).astype(np.int64)
+    if len(k):
+        k_pos[window, slot] = k - np.asarray([start for _, start, _ in segments], np.int64)[window]
+        qf[window, slot] = query_features(data, layout, series, k, data.time[series, q])
+        target[window, slot], weight[window, slot], scale[window, slot] = _pair_targets(data, series, k, q)
+        ahead[window, slot] = data.time[series, q] - data.time[series, k]
+        for c, kind in enumerate(simple):
+            baselines[window, slot, c] = np.nan_to_num(simple_corrections(data, layout, kind, series, k,
+                                                                          data.time[series, q]))
     as_t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
     batch = {"inputs": as_t(inputs), "dt": as_t(dt), "mask": as_t(mask), "k": as_t(k_pos), "query": as_t(qf),
              "target": as_t(target), "weight": as_t(weight), "scale": as_t(scale)}
