@@ -122,7 +122,7 @@ class ForecastTensors:
         """The series ``idx``."""
         return ForecastTensors(**{name: value if name == "origin" or value is None else
                                   (value.take(idx) if name in ("track", "statistics") else value[idx])
-                                  for name, value in vars(self).items() if not name.startswith("_")})
+                                  for name, value in vars(self).items()})
 
 
 @dataclass(frozen=True)

@@ -88,13 +88,13 @@ def _bins(t: np.ndarray, period: float) -> np.ndarray:
 def profile_changes(data, layout, series: np.ndarray, k: np.ndarray, t_query: np.ndarray) -> list:
     """Per period of ``layout``, the (P, T) seasonal profile's change from the anchor for queries at relative
     times ``t_query`` of ``series`` cut at rows ``k`` (a :class:`~smr_ts.forecasting.features.ForecastTensors`
-    ``data``), in the scale at the cut; 0 where undefined. Each series' grid is built once per ``data``."""
+    ``data``), in the scale at the cut; 0 where undefined. Each series' grid is built once per call: a training
+    batch's pairs come in one call (:func:`smr_ts.forecasting.pairs._collate`), and no grid outlives it."""
     series, k = np.asarray(series), np.asarray(k)
     n_t = data.target.shape[2]
     out = [np.zeros((len(k), n_t)) for _ in layout.periods]
     if not len(k) or not layout.periods:
         return out
-    cache = data.__dict__.setdefault("_profiles", {})  # data is built per fit, forecast or update: never stale
     t_cut = data.time[series, k] + data.origin  # phases count from time zero, as the calendar inputs do
     t_query = np.asarray(t_query, np.float64) + data.origin
     anchor, scale = data.anchor[series, k], data.scale[series, k]
@@ -103,11 +103,9 @@ def profile_changes(data, layout, series: np.ndarray, k: np.ndarray, t_query: np
         n = data.lengths[s]
         for i, period in enumerate(layout.periods):
             for j in range(n_t):
-                key = (int(s), i, j)
-                if key not in cache:
-                    ok = np.isfinite(data.target[s, :n, j])
-                    cache[key] = _SeriesProfile(data.time[s, :n][ok] + data.origin, data.target[s, :n, j][ok], period)
-                value = cache[key].values(t_cut[at], t_query[at])
+                ok = np.isfinite(data.target[s, :n, j])
+                grid = _SeriesProfile(data.time[s, :n][ok] + data.origin, data.target[s, :n, j][ok], period)
+                value = grid.values(t_cut[at], t_query[at])
                 out[i][at, j] = np.nan_to_num((value - anchor[at, j]) / scale[at, j], nan=0.0, posinf=0.0,
                                               neginf=0.0)
     return out
