@@ -101,11 +101,11 @@ def profile_changes(data, layout, series: np.ndarray, k: np.ndarray, t_query: np
     for s in np.unique(series):
         at = np.flatnonzero(series == s)
         n = data.lengths[s]
-        for i, period in enumerate(layout.periods):
-            for j in range(n_t):
-                ok = np.isfinite(data.target[s, :n, j])
-                grid = _SeriesProfile(data.time[s, :n][ok] + data.origin, data.target[s, :n, j][ok], period)
-                value = grid.values(t_cut[at], t_query[at])
+        for j in range(n_t):
+            ok = np.isfinite(data.target[s, :n, j])
+            times, values = data.time[s, :n][ok] + data.origin, data.target[s, :n, j][ok]
+            for i, period in enumerate(layout.periods):
+                value = _SeriesProfile(times, values, period).values(t_cut[at], t_query[at])
                 out[i][at, j] = np.nan_to_num((value - anchor[at, j]) / scale[at, j], nan=0.0, posinf=0.0,
                                               neginf=0.0)
     return out
