@@ -21,6 +21,12 @@ __all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "buil
 
 ENCODERS = ("linear", "mlp", "cnn")
 _VARIANCE_FLOOR = 1e-4
+# How much faster than its weight the scale gate's power moves (ForecastNetwork's scale_gate): 10 and 30
+# were measured on the real-data suite (docs/results/forecasting_design.md).
+GATE_SPEED = 10.0
+# |g| is clipped to this: with the log ratio clipped to +-3 a wild step cannot overflow the output, and no fit on the
+# suite came near it (a bound of 1, through a tanh, was worse: docs/results/forecasting_design.md)
+GATE_BOUND = 5.0
 
 
 class ImageEncoder(nn.Module):
@@ -169,13 +175,23 @@ class ForecastNetwork(nn.Module):
         The last ``n_linear`` query features (the covariates, :mod:`smr_ts.forecasting.covariates`) also reach
         the mean through a linear path, zero at the start: an input's effect is often close to linear,
         and few series teach a linear effect more reliably than one through the MLP alone.
+    scale_gate : bool, default False
+        The first ``n_outputs`` query features are the log of each target's recent scale over its scale
+        (:mod:`smr_ts.forecasting.features`), and every output of a target (the mean, its standard
+        deviation, each quantile level) is multiplied by ``exp(g * that log)``: the head predicts in the
+        scale's units when ``g`` is 0, where it starts, and in the recent scale's when ``g`` is 1. ``g`` is
+        learned per target (:meth:`gate_power`): ``GATE_SPEED`` times a weight :attr:`gate` that starts at 0,
+        so that it moves faster than the head's learning rate alone would move it, clipped to
+        ``+-GATE_BOUND``.
     """
 
     def __init__(self, n_inputs: int, n_query_features: int, n_outputs: int, d_model: int, n_layers: int,
                  backbone: str = "s5", backbone_settings: dict | None = None, gaussian: bool = False,
-                 dropout: float = 0.0, quantiles: tuple | None = None, n_linear: int = 0):
+                 dropout: float = 0.0, quantiles: tuple | None = None, n_linear: int = 0, scale_gate: bool = False):
         super().__init__()
         self.quantiles = tuple(quantiles) if quantiles else None
+        self.n_outputs = n_outputs
+        self.gate = nn.Parameter(torch.zeros(n_outputs)) if scale_gate else None
         n_levels = len(self.quantiles) if self.quantiles else 1
         self.encoder = nn.Linear(n_inputs, d_model)
         self.backbone = BACKBONES[backbone].build(d_model, n_layers, dropout, backbone_settings or {})
@@ -194,6 +210,10 @@ class ForecastNetwork(nn.Module):
         if self.linear is not None:
             nn.init.zeros_(self.linear.weight)
 
+    def gate_power(self) -> torch.Tensor:
+        """(n_outputs,) the scale gate's power ``g`` per target: ``GATE_SPEED * gate``, clipped to ``+-GATE_BOUND``."""
+        return (GATE_SPEED * self.gate).clamp(-GATE_BOUND, GATE_BOUND)
+
     def encode(self, inputs: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.encoder(inputs) * mask.unsqueeze(-1).to(inputs.dtype)
         return self.backbone(h, dt, mask)
@@ -203,12 +223,17 @@ class ForecastNetwork(nn.Module):
         mean = self.mean_head(z)
         if self.linear is not None:
             mean = mean + self.linear(query[..., -self.n_linear:])
+        factor = None if self.gate is None else torch.exp(self.gate_power() * query[..., :self.n_outputs])
         if self.quantiles is not None:
             levels = mean.unflatten(-1, (-1, len(self.quantiles)))
+            levels = levels if factor is None else levels * factor.unsqueeze(-1)
             return levels[..., self.quantiles.index(0.5)], levels
+        if factor is not None:
+            mean = mean * factor
         if self.var_head is None:
             return mean, None
-        return mean, torch.sqrt(F.softplus(self.var_head(z) + 0.5413) + _VARIANCE_FLOOR)  # std 1 at the start
+        std = torch.sqrt(F.softplus(self.var_head(z) + 0.5413) + _VARIANCE_FLOOR)  # std 1 at the start
+        return mean, std if factor is None else std * factor
 
     def advance(self, inputs: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor, state: dict | None):
         """:meth:`encode` continued from the backbone's ``state`` (None: the series start here): ``(outputs
@@ -291,7 +316,7 @@ def build_network(params: dict, n_features: int, n_targets: int, loss: str, layo
         members = [ForecastNetwork(layout.n_inputs(n_features), layout.n_query_features, n_targets, params["d_model"],
                                    params["n_layers"], params["backbone"], params, gaussian=gaussian,
                                    dropout=params["dropout"], quantiles=quantiles,
-                                   n_linear=layout.n_covariate_features)
+                                   n_linear=layout.n_covariate_features, scale_gate=layout.scale_gate)
                    for _ in range(params.get("n_networks", 1))]
         return members[0] if len(members) == 1 else ForecastEnsemble(members)
     return SequenceModel(

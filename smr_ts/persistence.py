@@ -62,11 +62,13 @@ FORMATS = {
                  "of its layout's periods (period_names: a period detected in the data beside the calendar's)"),
     6: ("0.1.0", "format 5, with the seasonal profile among a forecasting model's query features (its layout's "
                  "profile_changes)"),
+    7: ("0.1.0", "format 6, with the scale gate of a forecasting model (its layout's scale_gate, its networks' gate "
+                 "weights) and the recent scale's sums in its stream state's statistics"),
 }
 FORMAT = max(FORMATS)
 _CONFIG_KEYS = {1: {"version", "params", "param_types", "fitted"},
                 2: {"version", "format", "params", "param_types", "fitted", "weights_sha256"}}
-_CONFIG_KEYS[3] = _CONFIG_KEYS[4] = _CONFIG_KEYS[5] = _CONFIG_KEYS[6] = _CONFIG_KEYS[2]
+_CONFIG_KEYS[3] = _CONFIG_KEYS[4] = _CONFIG_KEYS[5] = _CONFIG_KEYS[6] = _CONFIG_KEYS[7] = _CONFIG_KEYS[2]
 
 # Fitted attribute -> how it is stored. "json": as it is in config.json; "params": constructor
 # parameters, as the top-level "params" are written; "names": an array of column names; "time_info":
@@ -280,8 +282,27 @@ def _from_format_5(config: dict, tensors: dict) -> tuple[dict, dict]:
     return {**config, "format": 6, "fitted": fitted}, tensors
 
 
+def _from_format_6(config: dict, tensors: dict) -> tuple[dict, dict]:
+    """Format 6 to 7: a forecasting model saved before the scale gate forecasts without it (its layout's
+    ``scale_gate`` False), and its stream state's statistics gain the recent scale's sums, which such a
+    layout never reads, at zero (the last observation's time too, in the panel's time dtype)."""
+    fitted, tensors = dict(config["fitted"]), dict(tensors)
+    state = fitted.get("forecast_state_")
+    if isinstance(state, dict) and isinstance(state.get("layout"), dict):
+        fitted["forecast_state_"] = {**state, "layout": {**state["layout"], "scale_gate": False}}
+    count = tensors.get("forecast_state_.stream.stats.count")
+    if count is not None:
+        time = tensors.get("forecast_state_.panel.time")
+        tensors["forecast_state_.stream.stats.recent_sum"] = torch.zeros(count.shape, dtype=torch.float64)
+        tensors["forecast_state_.stream.stats.recent_weight"] = torch.zeros(count.shape, dtype=torch.float64)
+        tensors["forecast_state_.stream.stats.last_time"] = torch.zeros(
+            count.shape, dtype=torch.float64 if time is None else time.dtype)
+    return {**config, "format": 7, "fitted": fitted}, tensors
+
+
 # Format -> the step that brings a save of it to the next format.
-MIGRATIONS = {1: _from_format_1, 2: _from_format_2, 3: _from_format_3, 4: _from_format_4, 5: _from_format_5}
+MIGRATIONS = {1: _from_format_1, 2: _from_format_2, 3: _from_format_3, 4: _from_format_4, 5: _from_format_5,
+              6: _from_format_6}
 
 
 def _check_version(state: dict, config: Path) -> None:

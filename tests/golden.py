@@ -27,7 +27,7 @@ GOLDEN = Path(__file__).parent / "data" / "golden_predictions.npz"
 CASES = [
     ("s5_gaussian", dict(backbone="s5", loss="gaussian", epochs=10)),
     ("s5_smr", dict(backbone="s5", smr=True, epochs=10)),
-    ("s6_smr", dict(backbone="s6", smr=True)),
+    ("s6_smr", dict(backbone="s6", smr=True, epochs=10)),
     ("gru_dt", dict(backbone="gru_dt", epochs=10)),
 ]
 # The file holds CPU numerics: on a CUDA machine "auto" would compare another set of kernels. It pins the

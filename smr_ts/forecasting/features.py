@@ -17,6 +17,11 @@ training cut sees no more than a forecast would (:func:`causal_statistics`):
 - **scale** at a row: the mean absolute change between consecutive observations of the series up
   to that row (what the scaled MAE divides by), in float64, with the training series' median
   scale as a prior and a relative floor;
+- **recent scale** at a row (models fitted since it, ``layout.scale_gate``): the same changes' mean with
+  exponential weights in time, ``RECENT_HORIZONS`` horizons' time constant, and the scale above as one
+  prior change: how variable the series is lately. The head's output is multiplied by a learned power
+  of its ratio to the scale (:class:`smr_ts.model.ForecastNetwork`), so a series whose swings grew or
+  shrank is forecast in the units it moves in now;
 - **inputs** at an observed row: the value's level ``(x - mean) / scale`` and its change since the
   previous observation ``(x - x_prev) / scale`` per value column, an observed flag, the log gap,
   and calendar features of the row's time.
@@ -41,11 +46,14 @@ from smr_ts.forecasting.covariates import FutureTrack, future_track, static_widt
 if TYPE_CHECKING:  # the layout module imports this one
     from smr_ts.forecasting.layout import ForecastLayout
 
-__all__ = ["ForecastTensors", "RowStatistics", "RunningStatistics", "causal_statistics", "fallback_scales",
+__all__ = ["RECENT_HORIZONS", "ForecastTensors", "RowStatistics", "RunningStatistics", "causal_statistics", "fallback_scales",
            "forecast_tensors", "phase_features", "row_inputs", "since_origin"]
 
 
 _EPS_REL = 1e-10  # a scale below this fraction of the level is rounding noise, not variation
+# The recent scale's time constant in horizons: long enough to average several changes at the horizon's
+# reach, short enough to follow a season that grows with its level (docs/results/forecasting_design.md).
+RECENT_HORIZONS = 1.0
 
 
 def phase_features(time: np.ndarray, periods: list[float]) -> np.ndarray:
@@ -114,6 +122,7 @@ class ForecastTensors:
     anchor_time: np.ndarray  # (S, L, T) float64 its time, NaN if none
     mean: np.ndarray  # (S, L, T) float64 target mean of the observations up to each row
     scale: np.ndarray  # (S, L, T) float64 target scale of the observations up to each row
+    recent: np.ndarray  # (S, L, T) float64 target recent scale at each row (the scale where the layout has none)
     track: FutureTrack | None = None  # the future-known columns' known rows (None without any)
     static: np.ndarray | None = None  # (S, W) float32 static encodings (None without any)
     statistics: RunningStatistics | None = None  # where each series' statistics stand after its last row
@@ -128,14 +137,19 @@ class ForecastTensors:
 @dataclass(frozen=True)
 class RunningStatistics:
     """Where the causal statistics of each series and value column (S, F) stand after its last row: the
-    observations, their total, the last observed value (0 before any), and the sum and number of
-    absolute changes between consecutive observations (float64; int64 counts)."""
+    observations, their total, the last observed value (0 before any), the sum and number of
+    absolute changes between consecutive observations (float64; int64 counts), the recent scale's
+    sums of exponentially weighted absolute changes and of their weights, as of the last observation,
+    and that observation's raw time (in the panel's time dtype; 0 before any)."""
 
     count: np.ndarray
     total: np.ndarray
     last: np.ndarray
     abs_change: np.ndarray
     n_change: np.ndarray
+    recent_sum: np.ndarray
+    recent_weight: np.ndarray
+    last_time: np.ndarray
 
     def take(self, idx) -> "RunningStatistics":
         """The series ``idx``."""
@@ -148,6 +162,7 @@ class RowStatistics:
 
     mean: np.ndarray  # running mean of the observations up to the row (0 before the first)
     scale: np.ndarray  # running mean absolute change, with the fallback as one prior change, floored
+    recent: np.ndarray  # exponentially weighted in time, with ``scale`` as one prior change, floored alike
     change: np.ndarray  # each observation's change since the previous one (0 elsewhere)
     latest: np.ndarray  # int: the latest observed row at or before the row (-1 if none among these rows)
     after: RunningStatistics
@@ -161,8 +176,40 @@ def _cumsum(x: np.ndarray, carry: np.ndarray | None) -> np.ndarray:
     return np.cumsum(np.concatenate([carry[:, None], x], axis=1), axis=1)[:, 1:]
 
 
+def _recent_sums(time: np.ndarray, observed: np.ndarray, has_prev: np.ndarray, change: np.ndarray, tau: float | None,
+                 carry: RunningStatistics | None):
+    """(S, L, F) the recent scale's sums at each row, weighted change and weight, and the time of each column's
+    latest observation at or before each row (raw; the carried one, or 0, before any among these rows).
+
+    At each observation with an earlier one, both sums decay by ``exp(-gap / tau)`` over the time since
+    that earlier observation and gain its absolute change and 1; elsewhere they stay. A recursion, not a
+    closed form: the decay over a long series underflows, and continued from ``carry`` it is the whole
+    history's recursion, bit for bit. With ``tau`` None (a layout without the recent scale) they stay at
+    the carried sums."""
+    shape = observed.shape
+    t = np.broadcast_to(time[:, :, None], shape)
+    latest = _last_observed_index(observed)
+    before = np.zeros(shape[::2], time.dtype) if carry is None else carry.last_time.astype(time.dtype)
+    t_latest = np.where(latest >= 0, np.take_along_axis(t, np.maximum(latest, 0), axis=1), before[:, None])
+    start_s = np.zeros(shape[::2]) if carry is None else carry.recent_sum
+    start_w = np.zeros(shape[::2]) if carry is None else carry.recent_weight
+    if tau is None:
+        return np.broadcast_to(start_s[:, None], shape), np.broadcast_to(start_w[:, None], shape), t_latest
+    t_prev = np.concatenate([before[:, None], t_latest[:, :-1]], axis=1)
+    decay = np.where(has_prev, np.exp(-np.maximum(time_difference(t, t_prev), 0.0) / tau), 1.0)
+    step, add = np.abs(change), has_prev.astype(np.float64)
+    sums, weights = np.empty(shape), np.empty(shape)
+    s, w = start_s, start_w
+    for j in range(shape[1]):
+        s = decay[:, j] * s + step[:, j]
+        w = decay[:, j] * w + add[:, j]
+        sums[:, j], weights[:, j] = s, w
+    return sums, weights, t_latest
+
+
 def causal_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray,
-                      carry: RunningStatistics | None = None) -> RowStatistics:
+                      carry: RunningStatistics | None = None, time: np.ndarray | None = None,
+                      tau: float | None = None) -> RowStatistics:
     """Per row, the statistics of each column over the series' observations up to that row.
 
     Causal, so a training cut never sees the values after it, and at a series' last row they are
@@ -171,7 +218,10 @@ def causal_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray,
     with the fallback scale counted as one prior change (so a series with one or two observations
     leans on the training series' typical scale) and floored at ``1e-3 * fallback``. With
     ``carry``, the rows ``x`` (S, L, F, 0 where not observed) continue histories whose statistics
-    stood there, and the result is what the whole histories would give at these rows.
+    stood there, and the result is what the whole histories would give at these rows. ``recent`` is the
+    recent scale with time constant ``tau`` (raw units) at the rows' raw ``time`` (S, L) (:func:`_recent_sums`):
+    the exponentially weighted mean absolute change with ``scale`` as one prior change, so it is ``scale``
+    before a series' first change; with ``tau`` None it is ``scale``.
     """
     latest, has_prev, change = _changes(x, observed, carry)
     count = _cumsum(observed, None if carry is None else carry.count)
@@ -180,14 +230,20 @@ def causal_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray,
     n_change = _cumsum(has_prev, None if carry is None else carry.n_change)
     mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
     scale = (abs_change + fallback) / (n_change + 1)
-    scale = np.maximum(scale, np.maximum(1e-3 * fallback, _EPS_REL * np.abs(mean)))
+    floor = np.maximum(1e-3 * fallback, _EPS_REL * np.abs(mean))
+    scale = np.maximum(scale, floor)
+    if time is None:
+        time = np.zeros(x.shape[:2])
+    recent_sum, recent_weight, last_time = _recent_sums(time, observed, has_prev, change, tau, carry)
+    recent = scale if tau is None else np.maximum((recent_sum + scale) / (recent_weight + 1), floor)
     last = latest[:, -1]
     before = 0.0 if carry is None else carry.last
     after = RunningStatistics(  # copies: a view would keep the (S, L, F) sums alive
         count=count[:, -1].copy(), total=total[:, -1].copy(), abs_change=abs_change[:, -1].copy(),
-        n_change=n_change[:, -1].copy(),
+        n_change=n_change[:, -1].copy(), recent_sum=recent_sum[:, -1].copy(),
+        recent_weight=recent_weight[:, -1].copy(), last_time=last_time[:, -1].copy(),
         last=np.where(last >= 0, np.take_along_axis(x, np.maximum(last, 0)[:, None], axis=1)[:, 0], before))
-    return RowStatistics(mean=mean, scale=scale, change=change, latest=latest, after=after)
+    return RowStatistics(mean=mean, scale=scale, recent=recent, change=change, latest=latest, after=after)
 
 
 def row_inputs(x: np.ndarray, observed: np.ndarray, valid: np.ndarray, time: np.ndarray, dt: np.ndarray, layout,
@@ -196,7 +252,8 @@ def row_inputs(x: np.ndarray, observed: np.ndarray, valid: np.ndarray, time: np.
     it came from (:func:`causal_statistics`, continued from ``carry``): per value column the level
     ``(x - mean) / scale`` and the change since the previous observation over the scale, the observed
     flags, the calendar phases of the row's raw ``time`` and the log of its gap ``dt`` (time units)."""
-    stats = causal_statistics(x, observed, np.asarray(layout.fallback, np.float64), carry)
+    tau = RECENT_HORIZONS * layout.horizon if layout.scale_gate else None
+    stats = causal_statistics(x, observed, np.asarray(layout.fallback, np.float64), carry, time, tau)
     level = np.where(observed, (x - stats.mean) / stats.scale, 0.0)
     calendar = phase_features(time.astype(np.float64), layout.periods)
     inputs = np.concatenate([level, stats.change / stats.scale, observed, calendar, np.log1p(dt)[..., None]], -1)
@@ -260,7 +317,7 @@ def forecast_tensors(panel: SeriesPanel, layout: ForecastLayout, first_gap: floa
     return ForecastTensors(
         inputs=inputs, dt=dt.astype(np.float32), mask=obs.any(-1), valid=panel.valid, lengths=panel.lengths,
         time=time, origin=origin, target=target, anchor=anchor, anchor_time=anchor_time,
-        mean=stats.mean[..., ti], scale=stats.scale[..., ti], statistics=stats.after,
+        mean=stats.mean[..., ti], scale=stats.scale[..., ti], recent=stats.recent[..., ti], statistics=stats.after,
         track=_track(panel, layout, origin, future_rows) if layout.future_index else None,
         static=(np.zeros((len(panel.ids), static_width(layout.static_spec)), np.float32) if static is None else
                 np.asarray(static, np.float32)) if layout.static_spec else None,

@@ -169,6 +169,9 @@ class ForecastLayout:
     period_names: list = field(default_factory=list)
     # the seasonal profile's change per period and target among the query features (False: saved before it)
     profile_changes: bool = False
+    # the head's output scaled by a learned power of the recent scale over the scale, whose log is the first
+    # query feature per target (smr_ts.forecasting.features; False: saved before it)
+    scale_gate: bool = False
 
     @property
     def n_targets(self) -> int:
@@ -187,7 +190,7 @@ class ForecastLayout:
     @property
     def n_query_features(self) -> int:
         per_period = 3 if self.profile_changes else 2  # seasonal lags and their share found, the profile's change
-        return (2 * len(self.periods) + 2 + 2 * len(AHEAD_PERIODS)
+        return (self.n_targets * self.scale_gate + 2 * len(self.periods) + 2 + 2 * len(AHEAD_PERIODS)
                 + (2 + per_period * len(self.periods)) * self.n_targets + self.n_covariate_features)
 
 
@@ -248,7 +251,7 @@ def fit_layout(panel: SeriesPanel, target_index: list, time_unit: float, horizon
                           future_index=fi, future_center=center, future_spread=spread, future_rms=rms,
                           static_spec=[list(s) for s in static_spec],
                           target_moments=_moments(panel, target_index[0]) if fi and len(panel.ids) > 1 else [],
-                          future_changes=bool(fi), profile_changes=True)
+                          future_changes=bool(fi), profile_changes=True, scale_gate=True)
 
 
 def _moments(panel: SeriesPanel, column: int) -> list:

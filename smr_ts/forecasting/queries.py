@@ -28,6 +28,7 @@ __all__ = ["check_query_times", "history_rows", "horizon_queries", "never_observ
 
 
 _SEASONS = 3  # seasons averaged in the seasonal-lag features
+_MAX_LOG_RATIO = 3.0  # the recent scale's log ratio to the scale is clipped to this (a factor of 20)
 
 
 def _latest_at(data: ForecastTensors, series, t) -> np.ndarray:
@@ -86,7 +87,8 @@ def _level_features(data: ForecastTensors, layout: ForecastLayout, series, k, ra
 def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.ndarray, k: np.ndarray,
                    t_query: np.ndarray) -> np.ndarray:
     """(P, n_qf) features of queries at relative times ``t_query`` continued from rows ``k`` of ``series``:
-    the query's calendar phases, how far ahead it is, how long since each anchor, the gap from the
+    the log of the recent scale over the scale at the cut, clipped to +-3 (layouts with the scale gate: first, per
+    target, for the gate of :class:`~smr_ts.model.ForecastNetwork`), the query's calendar phases, how far ahead it is, how long since each anchor, the gap from the
     anchor to the series' mean, the season-ago values (:func:`_seasonal_lags`), the seasonal profile's change
     from the anchor (:mod:`smr_ts.forecasting.profile`; layouts fitted since it), and the covariates
     (:mod:`smr_ts.forecasting.covariates`)."""
@@ -94,7 +96,9 @@ def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.nda
     since_anchor = t_query[:, None] - data.anchor_time[series, k]
     gap_to_mean = (data.mean[series, k] - data.anchor[series, k]) / data.scale[series, k]
     seasons = _season_times(data, layout, series, k, t_query)
-    parts = [
+    parts = [np.clip(np.log(data.recent[series, k] / data.scale[series, k]), -_MAX_LOG_RATIO, _MAX_LOG_RATIO)
+             if layout.scale_gate else np.zeros((len(series), 0))]
+    parts += [
         phase_features(t_query + data.origin, layout.periods),
         np.log1p(np.maximum(ahead, 0) / layout.time_unit)[:, None],
         (ahead / layout.horizon)[:, None],

@@ -59,17 +59,20 @@ def test_statistics_continued_from_the_carried_state_equal_those_of_the_whole_hi
     """Cut a history anywhere: the statistics of the later rows, continued from where the earlier rows left them
     (the state update carries), equal those of the whole history at those rows, bit for bit, and so does the state
     after the last row. Fails if the carried sums are added after the cumulative sums instead of seeding them
-    (tried: a float rounding apart), or if the first later observation's change ignores the carried last value."""
+    (tried: a float rounding apart), or if the first later observation's change ignores the carried last value.
+    The recent scale too, on datetimes' int64 nanoseconds (its decay reads the carried last observation's time)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n_series, n_rows, n_columns)) * 10.0 ** rng.uniform(-3, 3) + rng.normal() * 1e3
     observed = rng.random(x.shape) < 0.7
     x = np.where(observed, x, 0.0)
     fallback = rng.uniform(0.1, 2.0, n_columns)
     cut = data.draw(st.integers(1, n_rows - 1))
-    whole = causal_statistics(x, observed, fallback)
-    first = causal_statistics(x[:, :cut], observed[:, :cut], fallback)
-    later = causal_statistics(x[:, cut:], observed[:, cut:], fallback, carry=first.after)
-    for name in ("mean", "scale", "change"):
+    time = 1_700_000_000 * 10**9 + np.cumsum(rng.integers(1, 10**12, (n_series, n_rows)), axis=1)
+    tau = float(rng.uniform(1e11, 1e13))
+    whole = causal_statistics(x, observed, fallback, time=time, tau=tau)
+    first = causal_statistics(x[:, :cut], observed[:, :cut], fallback, time=time[:, :cut], tau=tau)
+    later = causal_statistics(x[:, cut:], observed[:, cut:], fallback, carry=first.after, time=time[:, cut:], tau=tau)
+    for name in ("mean", "scale", "recent", "change"):
         np.testing.assert_array_equal(getattr(later, name), getattr(whole, name)[:, cut:], err_msg=name)
     for name, value in vars(whole.after).items():
         np.testing.assert_array_equal(getattr(later.after, name), value, err_msg=name)

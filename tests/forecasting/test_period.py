@@ -132,7 +132,8 @@ def test_a_model_with_a_detected_period_weighs_its_seasonal_naive_and_saves_it(t
 def test_a_save_of_format_4_loads_with_its_calendar_periods_named_by_their_length(tmp_path, monkeypatch):
     """Layouts saved before detected periods (format 4) had no ``period_names``: their periods were the
     calendar's, and keep the calendar's names."""
-    before_profiles = lambda *a, **k: dataclasses.replace(fit_layout(*a, **k), profile_changes=False)  # noqa: E731
+    before_profiles = lambda *a, **k: dataclasses.replace(fit_layout(*a, **k), profile_changes=False,  # noqa: E731
+                                                          scale_gate=False)
     monkeypatch.setattr(forecasting_fit, "fit_layout", before_profiles)  # as format 4 fitted
     rng = np.random.default_rng(3)
     times = pd.date_range("2024-01-01", periods=24 * 20, freq="h")
@@ -144,6 +145,7 @@ def test_a_save_of_format_4_loads_with_its_calendar_periods_named_by_their_lengt
     config["format"] = 4
     del config["fitted"]["forecast_state_"]["layout"]["period_names"]
     del config["fitted"]["forecast_state_"]["layout"]["profile_changes"]
+    del config["fitted"]["forecast_state_"]["layout"]["scale_gate"]
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     loaded = SMRForecaster.load(tmp_path / "m")
     assert loaded.layout_.period_names == [] and candidates(loaded.layout_) == candidates(model.layout_)

@@ -17,7 +17,8 @@ def stream(n, seed=0):
     rng = np.random.default_rng(seed)
     stats = RunningStatistics(count=rng.integers(0, 9, (n, 2)), total=rng.normal(size=(n, 2)),
                               last=rng.normal(size=(n, 2)), abs_change=rng.random((n, 2)),
-                              n_change=rng.integers(0, 9, (n, 2)))
+                              n_change=rng.integers(0, 9, (n, 2)), recent_sum=rng.random((n, 2)),
+                              recent_weight=rng.random((n, 2)), last_time=rng.integers(0, 10**18, (n, 2)))
     return StreamState({"layer0.x": torch.randn(n, 3, generator=torch.Generator().manual_seed(seed))},
                        torch.randn(n, 4, generator=torch.Generator().manual_seed(seed + 1)), stats)
 
