@@ -12,7 +12,8 @@ three current without re-running the history:
 - the rows are appended to the state's panel (:func:`~smr_ts.data.panel.append_rows`, in place, with
   spare room);
 - the statistics are running sums per series and value column (count, total, last value, sum and
-  number of absolute changes), continued over the new rows by
+  number of absolute changes, and the recent scale's exponentially weighted sums with the last
+  observation's time), continued over the new rows by
   :func:`smr_ts.forecasting.features.row_inputs`, the one function that computes them for a fit and
   a forecast too (a cumulative sum seeded with the carried total is the whole history's cumulative
   sum, bit for bit);
