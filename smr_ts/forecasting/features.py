@@ -18,8 +18,8 @@ training cut sees no more than a forecast would (:func:`causal_statistics`):
   to that row (what the scaled MAE divides by), in float64, with the training series' median
   scale as a prior and a relative floor;
 - **recent scale** at a row (models fitted since it, ``layout.scale_gate``): the same changes' mean with
-  exponential weights in time, ``RECENT_HORIZONS`` horizons' time constant, and the scale above as one
-  prior change: how variable the series is lately. The head's output is multiplied by a learned power
+  exponential weights in time, ``RECENT_HORIZONS`` horizons' time constant, and the training series'
+  median scale as one prior change, as above: how variable the series is lately. The head's output is multiplied by a learned power
   of its ratio to the scale (:class:`smr_ts.model.ForecastNetwork`), so a series whose swings grew or
   shrank is forecast in the units it moves in now;
 - **inputs** at an observed row: the value's level ``(x - mean) / scale`` and its change since the
@@ -162,7 +162,7 @@ class RowStatistics:
 
     mean: np.ndarray  # running mean of the observations up to the row (0 before the first)
     scale: np.ndarray  # running mean absolute change, with the fallback as one prior change, floored
-    recent: np.ndarray  # exponentially weighted in time, with ``scale`` as one prior change, floored alike
+    recent: np.ndarray  # exponentially weighted in time, with the fallback as one prior change, floored alike
     change: np.ndarray  # each observation's change since the previous one (0 elsewhere)
     latest: np.ndarray  # int: the latest observed row at or before the row (-1 if none among these rows)
     after: RunningStatistics
@@ -220,8 +220,8 @@ def causal_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray,
     ``carry``, the rows ``x`` (S, L, F, 0 where not observed) continue histories whose statistics
     stood there, and the result is what the whole histories would give at these rows. ``recent`` is the
     recent scale with time constant ``tau`` (raw units) at the rows' raw ``time`` (S, L) (:func:`_recent_sums`):
-    the exponentially weighted mean absolute change with ``scale`` as one prior change, so it is ``scale``
-    before a series' first change; with ``tau`` None it is ``scale``.
+    the exponentially weighted mean absolute change with the fallback counted as one prior change, as in
+    ``scale`` (so it is ``scale`` before a series' first change); with ``tau`` None it is ``scale``.
     """
     latest, has_prev, change = _changes(x, observed, carry)
     count = _cumsum(observed, None if carry is None else carry.count)
@@ -235,7 +235,7 @@ def causal_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray,
     if time is None:
         time = np.zeros(x.shape[:2])
     recent_sum, recent_weight, last_time = _recent_sums(time, observed, has_prev, change, tau, carry)
-    recent = scale if tau is None else np.maximum((recent_sum + scale) / (recent_weight + 1), floor)
+    recent = scale if tau is None else np.maximum((recent_sum + fallback) / (recent_weight + 1), floor)
     last = latest[:, -1]
     before = 0.0 if carry is None else carry.last
     after = RunningStatistics(  # copies: a view would keep the (S, L, F) sums alive

@@ -23,7 +23,7 @@ from ._data import FAST, poisson_frame
 def reference_recent(time, x, observed, fallback, tau):
     """The recent scale row by row, one series and column at a time: the expanding scale (mean absolute change,
     the fallback as one prior change, floored), and the exponentially weighted mean of the changes, in time,
-    with the expanding scale as one prior change."""
+    with the fallback as one prior change, as the expanding scale has it."""
     n_series, n_rows, n_columns = x.shape
     out = np.zeros(x.shape)
     for s in range(n_series):
@@ -45,7 +45,7 @@ def reference_recent(time, x, observed, fallback, tau):
                 mean = total / count if count else 0.0
                 floor = max(1e-3 * fallback[j], 1e-10 * abs(mean))
                 scale = max((abs_sum + fallback[j]) / (n_change + 1), floor)
-                out[s, r, j] = max((weighted + scale) / (weight + 1), floor)
+                out[s, r, j] = max((weighted + fallback[j]) / (weight + 1), floor)
     return out
 
 
