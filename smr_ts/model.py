@@ -21,11 +21,10 @@ __all__ = ["ENCODERS", "ForecastNetwork", "ImageEncoder", "SequenceModel", "buil
 
 ENCODERS = ("linear", "mlp", "cnn")
 _VARIANCE_FLOOR = 1e-4
-# How much faster than its weight the scale gate's power moves (ForecastNetwork's scale_gate): 10 and 30
-# were measured on the real-data suite (docs/results/forecasting_design.md).
+# The scale gate's power moves this much faster than its weight: Adam moves a scalar about the learning rate a step,
+# too slowly for a short fit (ForecastNetwork's scale_gate; the speeds tried: docs/results/forecasting_design.md).
 GATE_SPEED = 10.0
-# |g| is clipped to this: with the log ratio clipped to +-3 a wild step cannot overflow the output, and no fit on the
-# suite came near it (a bound of 1, through a tanh, was worse: docs/results/forecasting_design.md)
+# |g| is clipped to this, well past where fits take it, so that a wild step cannot overflow the output.
 GATE_BOUND = 5.0
 
 

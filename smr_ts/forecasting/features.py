@@ -19,9 +19,9 @@ training cut sees no more than a forecast would (:func:`causal_statistics`):
   scale as a prior and a relative floor;
 - **recent scale** at a row (models fitted since it, ``layout.scale_gate``): the same changes' mean with
   exponential weights in time, ``RECENT_HORIZONS`` horizons' time constant, and the training series'
-  median scale as one prior change, as above: how variable the series is lately. The head's output is multiplied by a learned power
-  of its ratio to the scale (:class:`smr_ts.model.ForecastNetwork`), so a series whose swings grew or
-  shrank is forecast in the units it moves in now;
+  median scale as one prior change, as above: how variable the series is lately. The head's output is
+  multiplied by a learned power of its ratio to the scale (:class:`smr_ts.model.ForecastNetwork`), so a
+  series whose swings grew or shrank is forecast in the units it moves in now;
 - **inputs** at an observed row: the value's level ``(x - mean) / scale`` and its change since the
   previous observation ``(x - x_prev) / scale`` per value column, an observed flag, the log gap,
   and calendar features of the row's time.
@@ -46,8 +46,8 @@ from smr_ts.forecasting.covariates import FutureTrack, future_track, static_widt
 if TYPE_CHECKING:  # the layout module imports this one
     from smr_ts.forecasting.layout import ForecastLayout
 
-__all__ = ["RECENT_HORIZONS", "ForecastTensors", "RowStatistics", "RunningStatistics", "causal_statistics", "fallback_scales",
-           "forecast_tensors", "phase_features", "row_inputs", "since_origin"]
+__all__ = ["RECENT_HORIZONS", "ForecastTensors", "RowStatistics", "RunningStatistics", "causal_statistics",
+           "fallback_scales", "forecast_tensors", "phase_features", "row_inputs", "since_origin"]
 
 
 _EPS_REL = 1e-10  # a scale below this fraction of the level is rounding noise, not variation
@@ -176,19 +176,19 @@ def _cumsum(x: np.ndarray, carry: np.ndarray | None) -> np.ndarray:
     return np.cumsum(np.concatenate([carry[:, None], x], axis=1), axis=1)[:, 1:]
 
 
-def _recent_sums(time: np.ndarray, observed: np.ndarray, has_prev: np.ndarray, change: np.ndarray, tau: float | None,
+def _recent_sums(time: np.ndarray, latest: np.ndarray, has_prev: np.ndarray, change: np.ndarray, tau: float | None,
                  carry: RunningStatistics | None):
     """(S, L, F) the recent scale's sums at each row, weighted change and weight, and the time of each column's
-    latest observation at or before each row (raw; the carried one, or 0, before any among these rows).
+    latest observation at or before each row (raw; the carried one, or 0, before any among these rows), from
+    :func:`_changes`' ``latest``, ``has_prev`` and ``change``.
 
     At each observation with an earlier one, both sums decay by ``exp(-gap / tau)`` over the time since
     that earlier observation and gain its absolute change and 1; elsewhere they stay. A recursion, not a
     closed form: the decay over a long series underflows, and continued from ``carry`` it is the whole
     history's recursion, bit for bit. With ``tau`` None (a layout without the recent scale) they stay at
     the carried sums."""
-    shape = observed.shape
+    shape = latest.shape
     t = np.broadcast_to(time[:, :, None], shape)
-    latest = _last_observed_index(observed)
     before = np.zeros(shape[::2], time.dtype) if carry is None else carry.last_time.astype(time.dtype)
     t_latest = np.where(latest >= 0, np.take_along_axis(t, np.maximum(latest, 0), axis=1), before[:, None])
     start_s = np.zeros(shape[::2]) if carry is None else carry.recent_sum
@@ -234,7 +234,7 @@ def causal_statistics(x: np.ndarray, observed: np.ndarray, fallback: np.ndarray,
     scale = np.maximum(scale, floor)
     if time is None:
         time = np.zeros(x.shape[:2])
-    recent_sum, recent_weight, last_time = _recent_sums(time, observed, has_prev, change, tau, carry)
+    recent_sum, recent_weight, last_time = _recent_sums(time, latest, has_prev, change, tau, carry)
     recent = scale if tau is None else np.maximum((recent_sum + fallback) / (recent_weight + 1), floor)
     last = latest[:, -1]
     before = 0.0 if carry is None else carry.last

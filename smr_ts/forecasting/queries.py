@@ -87,9 +87,9 @@ def _level_features(data: ForecastTensors, layout: ForecastLayout, series, k, ra
 def query_features(data: ForecastTensors, layout: ForecastLayout, series: np.ndarray, k: np.ndarray,
                    t_query: np.ndarray) -> np.ndarray:
     """(P, n_qf) features of queries at relative times ``t_query`` continued from rows ``k`` of ``series``:
-    the log of the recent scale over the scale at the cut, clipped to +-3 (layouts with the scale gate: first, per
-    target, for the gate of :class:`~smr_ts.model.ForecastNetwork`), the query's calendar phases, how far ahead it is, how long since each anchor, the gap from the
-    anchor to the series' mean, the season-ago values (:func:`_seasonal_lags`), the seasonal profile's change
+    the log of the recent scale over the scale at the cut, clipped to +-3 (layouts with the scale gate: first,
+    per target, for the gate of :class:`~smr_ts.model.ForecastNetwork`), the query's calendar phases, how far
+    ahead it is, how long since each anchor, the gap from the anchor to the series' mean, the season-ago values (:func:`_seasonal_lags`), the seasonal profile's change
     from the anchor (:mod:`smr_ts.forecasting.profile`; layouts fitted since it), and the covariates
     (:mod:`smr_ts.forecasting.covariates`)."""
     ahead = t_query - data.time[series, k]
